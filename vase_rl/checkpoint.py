@@ -1,0 +1,94 @@
+"""Atomic, validated checkpoints."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import torch
+
+from .config import VASEConfig
+
+FORMAT = "vase-rl-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, truncated, or was written for another configuration."""
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``: readers and a crash
+    mid-write only ever see the previous complete file or the new complete file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str, config: VASEConfig, state: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Write ``{format, version, config, state, extra}`` atomically to ``path``."""
+    atomic_torch_save(
+        {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state": state, "extra": extra}, path
+    )
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{key}.")
+        elif (list(va) if isinstance(va, (tuple, list)) else va) != (
+            list(vb) if isinstance(vb, (tuple, list)) else vb
+        ):
+            out.append(f"{prefix}{key}: checkpoint={va!r} expected={vb!r}")
+    return out
+
+
+def load_checkpoint(
+    path: str, expect: VASEConfig | None = None, ignore: tuple[str, ...] = ("steps_per_env", "preset")
+) -> tuple[VASEConfig, dict[str, Any], dict[str, Any]]:
+    """Read and validate a checkpoint; returns (config, state, extra).
+
+    Raises :class:`CheckpointError` naming the file when it is missing, unreadable (corrupt or
+    truncated), not a vase-rl checkpoint, of an unknown version, or -- when ``expect`` is given --
+    written with a different configuration (the differing fields are listed; fields in ``ignore`` may
+    differ). Nothing is loaded into a model unless every check passes.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/corrupt zip archives
+        raise CheckpointError(
+            f"checkpoint {path!r} is corrupt or truncated and cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is not a vase-rl checkpoint (missing format tag {FORMAT!r})")
+    if blob.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {path!r} has version {blob.get('version')}, expected {VERSION}")
+    try:
+        config = VASEConfig.from_dict(blob["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path!r} holds an invalid config: {exc}") from exc
+    if expect is not None:
+        a = {k: v for k, v in config.to_dict().items() if k not in ignore}
+        b = {k: v for k, v in expect.to_dict().items() if k not in ignore}
+        diffs = _diff(a, b)
+        if diffs:
+            raise CheckpointError(
+                f"checkpoint {path!r} was written with another configuration; refusing to load. "
+                "Differences: " + "; ".join(diffs)
+            )
+    return config, blob["state"], blob.get("extra", {})

@@ -1,0 +1,84 @@
+"""Dreaming feedback (section 3.5, eq. 7 and the weighted form of eq. 9)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from .config import DreamConfig, ModelConfig
+from .losses import decoder_proximity, wasserstein_encoder_proximity
+from .model import VASEModel
+
+
+class Snapshot:
+    """The frozen copy (phi', theta') of the model that dreams; synced every tau steps."""
+
+    def __init__(self, model: VASEModel) -> None:
+        self.model = copy.deepcopy(model).requires_grad_(False).eval()
+
+    def sync(self, model: VASEModel) -> None:
+        """phi' <- phi, theta' <- theta."""
+        self.model.load_state_dict(model.state_dict())
+
+
+@dataclass
+class Dream:
+    """A batch hallucinated by the snapshot.
+
+    z: (B, N) from the prior p(z); env: (B,) int64 past environments s'; output_old: (B, C, H, W)
+    snapshot decoder output (logits or means) p_theta'(x|z,s'); x: (B, C, H, W) in [0,1], its mean x'.
+    """
+
+    z: torch.Tensor
+    env: torch.Tensor
+    output_old: torch.Tensor
+    x: torch.Tensor
+
+
+@torch.no_grad()
+def sample_dream(
+    snapshot: Snapshot, envs: list[int], batch_size: int, latent_dim: int, generator: torch.Generator
+) -> Dream:
+    """Monte-Carlo sample of eq. 7's expectation: z ~ N(0, I), s' uniform over ``envs``, x' from the snapshot.
+
+    x' is the mean of the snapshot decoder's distribution (Bernoulli probabilities / Gaussian means).
+    """
+    device = next(snapshot.model.parameters()).device
+    z = torch.randn(batch_size, latent_dim, device=device, generator=generator)
+    choice = torch.randint(len(envs), (batch_size,), device=device, generator=generator)
+    env = torch.as_tensor(envs, device=device, dtype=torch.long)[choice]
+    output_old = snapshot.model.decoder(z, env)
+    if snapshot.model.cfg.likelihood == "bernoulli":
+        x = torch.sigmoid(output_old)
+    else:
+        x = output_old.clamp(0.0, 1.0)
+    return Dream(z=z, env=env, output_old=output_old, x=x)
+
+
+def dreaming_loss(
+    model: VASEModel, snapshot: Snapshot, dream: Dream, cfg: DreamConfig, model_cfg: ModelConfig
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """The "dreaming" feedback of eq. 9 on one dream batch.
+
+    ``alpha * W[q_phi(z|x'), q_phi'(z|x')] + beta * KL[p_theta'(x|z,s') || p_theta(x|z,s')]``,
+    each averaged over the dream batch (encoder term: Wasserstein over latents; decoder term summed over
+    pixels; see :mod:`vase_rl.losses`). With ``cfg.decoder_proximity=False`` (SD-[41]) only the encoder
+    term is used.
+
+    Returns (loss, scalars, hidden) where ``hidden`` (B, hidden_dim) is the current encoder's last hidden
+    layer on x', reused by the environment classifier's loss on dreamed data (A.1).
+    """
+    mu, logvar, hidden = model.encoder(dream.x)
+    with torch.no_grad():
+        mu_old, logvar_old, _ = snapshot.model.encoder(dream.x)
+    enc = wasserstein_encoder_proximity(mu, logvar, mu_old, logvar_old).mean()
+    loss = cfg.alpha * enc
+    scalars = {"dream/encoder_w": float(enc)}
+    if cfg.decoder_proximity:
+        out = model.decoder(dream.z, dream.env)
+        dec = decoder_proximity(out, dream.output_old, model_cfg.likelihood, model_cfg.gaussian_std).mean()
+        loss = loss + cfg.beta * dec
+        scalars["dream/decoder_kl"] = float(dec)
+    return loss, scalars, hidden

@@ -1,0 +1,355 @@
+"""ContinualLearner: one VASE training step combining eq. 2-9 and Algorithm 1, plus encode/save/load."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import VASEConfig
+from .dreaming import Snapshot, dreaming_loss, sample_dream
+from .inference import EnvironmentMemory, EnvironmentOverflowError, environment_check
+from .latents import atypicality, hysteresis_mask, noise_tolerance, used_latents
+from .losses import (
+    capacity_loss,
+    capacity_schedule,
+    environment_classifier_loss,
+    gaussian_kl,
+    reconstruction_nll,
+)
+from .model import VASEModel
+from .preprocess import to_model_input
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+    return dev
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss; the update was not applied."""
+
+
+class ContinualLearner:
+    """VASE trained continually from batches of images, with no task labels.
+
+    ``train_step(x)`` infers the environment of the batch (eq. 6), masks atypical latents (eq. 4-5),
+    minimises the MDL objective (eq. 3) plus the dreaming feedback (eq. 7/9) and the environment
+    classifier loss (A.1). ``encode(x)`` returns the latent means for consumers (RL agents, probes).
+
+    Example::
+
+        >>> from vase_rl.config import get_preset
+        >>> learner = ContinualLearner(get_preset("cpu"), device="cpu")
+        >>> import torch; out = learner.train_step(torch.rand(8, 1, 32, 32))
+        >>> out["env"], learner.encode(torch.rand(2, 1, 32, 32)).shape
+        (0, torch.Size([2, 16]))
+    """
+
+    def __init__(self, config: VASEConfig, device: str | torch.device = "auto") -> None:
+        self.config = config
+        self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            torch.set_flush_denormal(True)  # denormals slowed CPU steps ~18x after a few dozen steps
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = VASEModel(config.model).to(self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.snapshot = Snapshot(self.model)
+        mc = config.model
+        self.memory = EnvironmentMemory.empty(mc.max_environments, mc.latent_dim)
+        self.step = 0
+        self.current_env = -1
+        self.fail_streak = 0
+        self.last_allocation = -(10**9)
+        self.frozen = False
+
+    # ------------------------------------------------------------------ consumers
+    def preprocess(self, x: Any, batched: bool = True) -> torch.Tensor:
+        """Validate and convert images to (B, C, H, W) float on the learner's device (see preprocess)."""
+        mc = self.config.model
+        return to_model_input(x, mc.image_size, mc.channels, self.device, batched=batched)
+
+    @torch.no_grad()
+    def encode(self, x: Any, return_logvar: bool = False) -> Any:
+        """Latent means mu(x) (B, N) float32 (and log-variances if ``return_logvar``). Never trains."""
+        mu, logvar, _ = self.model.encoder(self.preprocess(x))
+        return (mu, logvar) if return_logvar else mu
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, env: int | torch.Tensor) -> torch.Tensor:
+        """Mean image of p(x|z, s) (B, C, H, W) in [0, 1] for latents z (B, N) and environment(s) ``env``."""
+        z = z.to(self.device)
+        envs = torch.as_tensor(env, device=self.device, dtype=torch.long).expand(z.shape[0])
+        return self.model.decoder.mean(z, envs)
+
+    @torch.no_grad()
+    def environment_probabilities(self, x: Any) -> torch.Tensor:
+        """q(s|x) of the auxiliary classifier averaged over the batch: (max_environments,)."""
+        _, _, hidden = self.model.encoder(self.preprocess(x))
+        n = max(self.memory.n_seen, 1)
+        return torch.softmax(self.model.classifier(hidden, n), dim=1).mean(0)
+
+    def freeze(self) -> None:
+        """Stop learning: ``train_step`` raises until ``unfreeze()``."""
+        self.frozen = True
+
+    def unfreeze(self) -> None:
+        self.frozen = False
+
+    @property
+    def capacity(self) -> float:
+        lc = self.config.loss
+        return capacity_schedule(self.step, lc.c_max, lc.delta_c)
+
+    # ------------------------------------------------------------------ pieces of a step
+    def _sample_z(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        eps = torch.randn(mu.shape, device=mu.device, generator=self.generator)
+        return mu + (0.5 * logvar).exp() * eps
+
+    def _masked(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """z^s of eq. 2: active latents keep the posterior sample, masked ones are drawn from N(0, I)."""
+        prior = torch.randn(z.shape, device=z.device, generator=self.generator)
+        m = mask.to(z.device).to(z.dtype)
+        return m * z + (1 - m) * prior
+
+    def _recon(self, z: torch.Tensor, env: int, x: torch.Tensor) -> torch.Tensor:
+        mc = self.config.model
+        envs = torch.full((z.shape[0],), env, device=self.device, dtype=torch.long)
+        return reconstruction_nll(self.model.decoder(z, envs), x, mc.likelihood, mc.gaussian_std)
+
+    def _batch_mask(self, alpha: torch.Tensor, env: int | None) -> torch.Tensor:
+        mc, mk = self.config.model, self.config.mask
+        if not self.config.ablation.mask:
+            return torch.ones(mc.latent_dim, dtype=torch.bool, device=self.device)
+        prev = (
+            self.memory.masks[env].to(self.device)
+            if env is not None
+            else torch.ones(mc.latent_dim, dtype=torch.bool, device=self.device)
+        )
+        return hysteresis_mask(alpha, prev, mk.lambda0, mk.lambda1)
+
+    def _infer(
+        self, z: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, recon_cur: float
+    ) -> tuple[int, bool, str]:
+        """Algorithm 1 / eq. 6 for this batch; returns (env, allocated_new, reason)."""
+        ic, mem = self.config.inference, self.memory
+        if mem.n_seen == 0:
+            return self._allocate(alpha, recon_cur), True, "first"
+        if not self.config.ablation.infer_env or self.step - self.last_allocation < ic.grace_steps:
+            return self.current_env, False, "kept"
+        with torch.no_grad():
+            probs = torch.softmax(self.model.classifier(hidden, mem.n_seen), dim=1).mean(0)
+            s_hat = int(probs.argmax())
+            candidates = [s_hat] + ([self.current_env] if self.current_env != s_hat else [])
+            reasons, recons = [], {}
+            for cand in candidates:
+                if cand == self.current_env:
+                    recon = recon_cur
+                else:
+                    zm = self._masked(z, mem.masks[cand]) if self.config.ablation.mask else z
+                    recon = float(self._recon(zm, cand, x).mean())
+                recons[cand] = recon
+                batch_mask = self._batch_mask(alpha, cand) if self.config.ablation.mask else None
+                why = environment_check(
+                    recon, float(mem.recon_avg[cand]), ic.kappa, batch_mask, mem.masks[cand], mem.used[cand]
+                )
+                if why is None:
+                    self.fail_streak = 0
+                    return cand, False, "matched"
+                reasons.append(why)
+        self.fail_streak += 1
+        if self.fail_streak < ic.patience:
+            return self.current_env, False, "pending-" + reasons[0]
+        self.fail_streak = 0
+        try:
+            return self._allocate(alpha, recon_cur), True, reasons[0]
+        except EnvironmentOverflowError:
+            if ic.on_overflow != "merge":
+                raise
+            best = min(recons, key=lambda c: recons[c] / float(mem.recon_avg[c]))
+            return best, False, "merged"
+
+    def _allocate(self, alpha: torch.Tensor, recon: float) -> int:
+        s = self.memory.allocate(self._batch_mask(alpha, None).cpu(), math.inf)
+        self.last_allocation = self.step
+        return s
+
+    def _update_used(self, x: torch.Tensor, mu: torch.Tensor, env: int) -> None:
+        """Refresh u_s of environment ``env`` by the noise-tolerance test (A.2) on this batch."""
+        mask = self.memory.masks[env]
+
+        def nll(z: torch.Tensor) -> torch.Tensor:
+            zm = self._masked(z, mask) if self.config.ablation.mask else z
+            return self._recon(zm, env, x)
+
+        sigma = noise_tolerance(nll, mu, self.config.mask, self.generator)
+        self.memory.used[env] = used_latents(sigma, self.config.mask.used_threshold).cpu()
+        self.model.zero_grad(set_to_none=True)
+
+    def _dream_envs(self, env: int) -> list[int]:
+        if not self.config.ablation.infer_env:
+            return [0] if self.step > 0 else []
+        return [e for e in range(self.memory.n_seen) if e != env]
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, x: Any) -> dict[str, Any]:
+        """One VASE update on a batch of images from the (unknown) current environment.
+
+        x: images accepted by :meth:`preprocess`, batch size >= 2. Returns named scalars: ``loss``,
+        ``recon``, ``kl``, ``C``, ``env`` (inferred index), ``new_env`` (allocated this step),
+        ``n_envs``, ``reason`` (inference outcome), ``atypicality`` and ``mask`` (lists per latent),
+        ``used`` (used latents of ``env``), dreaming and classifier terms when active.
+        """
+        if self.frozen:
+            raise RuntimeError("learner is frozen (freeze() was called); call unfreeze() to train")
+        cfg, mc, lc = self.config, self.config.model, self.config.loss
+        x = self.preprocess(x)
+        if x.shape[0] < 2:
+            raise ValueError(
+                f"train_step needs a batch of at least 2 images (atypicality fits a Gaussian to the batch), "
+                f"got {x.shape[0]}"
+            )
+        self.model.train()
+        mu, logvar, hidden = self.model.encoder(x)
+        z = self._sample_z(mu, logvar)
+        alpha = atypicality(z.detach())
+
+        env_prev = self.current_env if self.current_env >= 0 else None
+        mask = self._batch_mask(alpha, env_prev) if env_prev is not None else None
+        stored = self.memory.masks[env_prev].to(self.device) if env_prev is not None else None
+        zm = self._masked(z, stored) if (stored is not None and cfg.ablation.mask) else z
+        recon_vec = self._recon(zm, max(env_prev or 0, 0), x)
+        env, new_env, reason = self._infer(z.detach(), hidden, x, alpha, float(recon_vec.detach().mean()))
+        if env != env_prev:  # switched or allocated: redo the forward under the inferred environment
+            stored = self.memory.masks[env].to(self.device)
+            zm = self._masked(z, stored) if cfg.ablation.mask else z
+            recon_vec = self._recon(zm, env, x)
+        self.current_env = env
+        mask = self._batch_mask(alpha, env)
+        active = stored if (cfg.ablation.mask and stored is not None) else torch.ones_like(mask)
+
+        kl_units = gaussian_kl(mu, logvar) * active.to(mu.dtype)
+        kl = kl_units.sum(1)
+        recon = recon_vec.mean()
+        C = self.capacity
+        if lc.entangled:
+            reg = lc.beta_vae * kl.mean()
+        else:
+            reg = capacity_loss(kl, C, lc.gamma)
+        loss = recon + reg
+        out: dict[str, Any] = {}
+
+        envs_t = torch.full((x.shape[0],), env, device=self.device, dtype=torch.long)
+        cls_loss = environment_classifier_loss(self.model.classifier(hidden, self.memory.n_seen), envs_t)
+        dream_envs = self._dream_envs(env)
+        if dream_envs and (cfg.ablation.dream or cfg.ablation.infer_env):
+            dream = sample_dream(self.snapshot, dream_envs, cfg.dream.batch_size, mc.latent_dim, self.generator)
+            if cfg.ablation.dream:
+                d_loss, d_scalars, d_hidden = dreaming_loss(self.model, self.snapshot, dream, cfg.dream, mc)
+                loss = loss + d_loss
+                out.update(d_scalars)
+                out["dream/loss"] = float(d_loss)
+            else:
+                with torch.no_grad():
+                    _, _, d_hidden = self.model.encoder(dream.x)
+            if cfg.ablation.infer_env:
+                d_logits = self.model.classifier(d_hidden, self.memory.n_seen)
+                cls_loss = cls_loss + environment_classifier_loss(d_logits, dream.env)
+        if cfg.ablation.infer_env:
+            loss = loss + cls_loss
+
+        if not bool(torch.isfinite(loss)):
+            raise NonFiniteLossError(
+                f"non-finite loss at step {self.step} (recon={float(recon):.4g}, kl={float(kl.mean()):.4g}); "
+                "the update was not applied -- the last saved checkpoint is intact. Lower the learning rate "
+                "or gamma, or check the input data."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+        recon_f = float(recon.detach())
+        self.memory.update(env, mask.cpu(), recon_f, self._recon_decay(env))
+        steps_in_env = int(self.memory.steps[env])
+        if cfg.ablation.infer_env and cfg.ablation.mask and (
+            steps_in_env == cfg.inference.grace_steps or steps_in_env % cfg.mask.used_every == 0
+        ):
+            self._update_used(x, mu.detach(), env)
+        self.step += 1
+        if self.step % cfg.dream.tau == 0:
+            self.snapshot.sync(self.model)
+        out.update(
+            loss=float(loss.detach()),
+            recon=recon_f,
+            kl=float(kl.detach().mean()),
+            C=C,
+            capacity_loss=float(reg.detach()),
+            classifier_loss=float(cls_loss.detach()),
+            env=env,
+            new_env=new_env,
+            reason=reason,
+            n_envs=self.memory.n_seen,
+            atypicality=alpha.tolist(),
+            mask=mask.int().tolist(),
+            used=self.memory.used[env].int().tolist(),
+            step=self.step,
+        )
+        return out
+
+    def _recon_decay(self, env: int) -> float:
+        """EMA decay for L~_s: a cumulative mean over an environment's first steps, then the EMA."""
+        n = int(self.memory.steps[env]) + 1
+        return min(self.config.inference.recon_ema, 1.0 - 1.0 / n)
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "snapshot": self.snapshot.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "memory": self.memory.state_dict(),
+            "step": self.step,
+            "current_env": self.current_env,
+            "fail_streak": self.fail_streak,
+            "last_allocation": self.last_allocation,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.snapshot.model.load_state_dict(state["snapshot"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.memory.load_state_dict(state["memory"])
+        self.step = int(state["step"])
+        self.current_env = int(state["current_env"])
+        self.fail_streak = int(state["fail_streak"])
+        self.last_allocation = int(state["last_allocation"])
+        self.generator.set_state(state["generator"].cpu() if self.device.type == "cpu" else state["generator"])
+
+    def save(self, path: str, extra: dict[str, Any] | None = None) -> None:
+        """Write an atomic checkpoint (temp file + os.replace) that resumes bit-for-bit."""
+        save_checkpoint(path, self.config, self.state_dict(), extra or {})
+
+    @classmethod
+    def load(cls, path: str, device: str | torch.device = "auto") -> "ContinualLearner":
+        """Build a learner from a checkpoint (its config is stored in it)."""
+        config, state, _ = load_checkpoint(path)
+        learner = cls(config, device=device)
+        learner.load_state_dict(state)
+        return learner
+
+    def load_into(self, path: str) -> dict[str, Any]:
+        """Restore this learner from ``path``; refuses a checkpoint written with another config."""
+        _, state, extra = load_checkpoint(path, expect=self.config)
+        self.load_state_dict(state)
+        return extra

@@ -1,0 +1,103 @@
+"""Loss terms of VASE, one function per equation.
+
+Units: every reconstruction log-likelihood and KL is *summed* over pixels / latents of one image and
+*averaged* over the batch, so gamma, C and the dreaming weights are in nats per image as in the paper
+(a common bug in public beta-VAE code is to average over pixels, which silently rescales gamma and C).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .config import Likelihood
+
+
+def capacity_schedule(step: int, c_max: float, delta_c: float) -> float:
+    """Capacity target C at training ``step`` (appendix A.3).
+
+    C starts at 0 and grows linearly by ``delta_c * c_max`` per step until it reaches ``c_max``,
+    where it stays: ``C(step) = min(c_max, step * delta_c * c_max)``.
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    return float(min(c_max, step * delta_c * c_max))
+
+
+def reconstruction_nll(
+    output: torch.Tensor, x: torch.Tensor, likelihood: Likelihood, gaussian_std: float = 0.1
+) -> torch.Tensor:
+    """-log p_theta(x|z,s) per image, summed over pixels (first term of eq. 3).
+
+    output: (B, C, H, W) decoder logits (Bernoulli) or means (Gaussian); x: (B, C, H, W) in [0, 1].
+    Returns (B,) nats. The Bernoulli NLL is the binary cross-entropy with soft targets (grey pixels
+    are allowed, as in the paper's use of a Bernoulli decoder on grey-level images).
+    """
+    if likelihood == "bernoulli":
+        nll = F.binary_cross_entropy_with_logits(output, x, reduction="none")
+    else:
+        var = gaussian_std**2
+        nll = 0.5 * (output - x) ** 2 / var + 0.5 * math.log(2 * math.pi * var)
+    return nll.flatten(1).sum(1)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) per latent unit, closed form (second term of eq. 3).
+
+    mu, logvar: (B, N). Returns (B, N) nats; sum over units for the per-image KL.
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def capacity_loss(kl: torch.Tensor, capacity: float, gamma: float) -> torch.Tensor:
+    """MDL capacity constraint of eq. 3 / eq. 9: ``gamma * |KL - C|^2``.
+
+    kl: (B,) per-image KL in nats (already masked, see eq. 2); the batch mean is compared with C.
+    """
+    return gamma * (kl.mean() - capacity) ** 2
+
+
+def wasserstein_encoder_proximity(
+    mu: torch.Tensor, logvar: torch.Tensor, mu_old: torch.Tensor, logvar_old: torch.Tensor
+) -> torch.Tensor:
+    """Encoder proximity of eq. 7: squared 2-Wasserstein distance between diagonal Gaussians.
+
+    ``W = ||mu - mu'||^2 + ||Sigma^{1/2} - Sigma'^{1/2}||^2`` with Sigma^{1/2} = diag(sigma).
+    All inputs (B, N). Returns (B,) summed over latents.
+    """
+    sigma = (0.5 * logvar).exp()
+    sigma_old = (0.5 * logvar_old).exp()
+    return ((mu - mu_old) ** 2 + (sigma - sigma_old) ** 2).sum(1)
+
+
+def decoder_proximity(
+    output: torch.Tensor, output_old: torch.Tensor, likelihood: Likelihood, gaussian_std: float = 0.1
+) -> torch.Tensor:
+    """Decoder proximity of eq. 7: KL(p_theta'(x|z,s') || p_theta(x|z,s')) per image.
+
+    Bernoulli: sum over pixels of KL(Bern(p_old) || Bern(p_new)) from logits (B, C, H, W).
+    Gaussian with fixed variance: ``||m_old - m||^2 / (2 sigma^2)`` summed over pixels.
+    The snapshot (old) distribution is the target. Returns (B,).
+    """
+    if likelihood == "bernoulli":
+        p_old = torch.sigmoid(output_old)
+        # KL(p_old || p) = sum p_old log p_old/p + (1-p_old) log (1-p_old)/(1-p)
+        #               = BCE(p, target=p_old) - H(p_old)
+        cross = F.binary_cross_entropy_with_logits(output, p_old, reduction="none")
+        entropy = F.binary_cross_entropy_with_logits(output_old, p_old, reduction="none")
+        kl = cross - entropy
+    else:
+        kl = 0.5 * (output - output_old) ** 2 / gaussian_std**2
+    return kl.flatten(1).sum(1)
+
+
+def environment_classifier_loss(logits: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
+    """L_env of appendix A.1 (one of its two terms): -log q_psi(s|x), averaged over the batch.
+
+    logits: (B, max_environments) with unseen environments at -inf; env: (B,) int64 targets.
+    The learner adds the term on current data (target = putative index s-hat) and the term on
+    dreamed data x' (target = the dreamed environment s').
+    """
+    return F.cross_entropy(logits, env)

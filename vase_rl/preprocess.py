@@ -1,0 +1,84 @@
+"""Input validation and conversion of images to the model's input tensor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_FLOAT_TOL = 1e-3
+
+
+def to_model_input(
+    x: Any, image_size: int, channels: int, device: torch.device | str = "cpu", batched: bool = True
+) -> torch.Tensor:
+    """Convert images to a float tensor (B, C, image_size, image_size) in [0, 1] on ``device``.
+
+    Accepted: numpy arrays or torch tensors, uint8 in [0, 255] or float in [0, 1], laid out as
+    (B, H, W), (B, H, W, C) or (B, C, H, W) with C in {1, 3} (with ``batched=False`` the same without B).
+    Other sizes are resized to ``image_size`` (area averaging when shrinking, bilinear when growing).
+
+    Raises TypeError for a non-array or a dtype other than uint8/float, ValueError for a wrong rank,
+    a channel count different from ``channels``, NaN/inf, or floats outside [0, 1]; each message names
+    what was received and what was expected.
+    """
+    if isinstance(x, np.ndarray):
+        if x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating):
+            t = torch.from_numpy(np.ascontiguousarray(x))
+        else:
+            raise TypeError(f"images must be uint8 or float, got numpy dtype {x.dtype}")
+    elif isinstance(x, torch.Tensor):
+        t = x
+        if not (t.dtype == torch.uint8 or t.is_floating_point()):
+            raise TypeError(f"images must be uint8 or float, got torch dtype {t.dtype}")
+    else:
+        raise TypeError(f"images must be a numpy array or torch tensor, got {type(x).__name__}")
+
+    expected = "(B, H, W), (B, H, W, C) or (B, C, H, W)" if batched else "(H, W), (H, W, C) or (C, H, W)"
+    if not batched:
+        t = t.unsqueeze(0)
+    if t.dim() == 3:
+        t = t.unsqueeze(1)
+    elif t.dim() == 4:
+        if t.shape[1] in (1, 3) and t.shape[-1] not in (1, 3):
+            pass  # channels-first
+        elif t.shape[-1] in (1, 3):
+            t = t.permute(0, 3, 1, 2)
+        else:
+            raise ValueError(
+                f"cannot find the channel axis of images with shape {tuple(x.shape)}: expected {expected} "
+                f"with C in (1, 3)"
+            )
+    else:
+        raise ValueError(f"images must have shape {expected}, got shape {tuple(x.shape)}")
+    if t.shape[0] == 0:
+        raise ValueError("received an empty batch of images")
+    if t.shape[1] != channels:
+        raise ValueError(
+            f"images have {t.shape[1]} channel(s) (shape {tuple(x.shape)}) but the model expects {channels}"
+        )
+    if min(t.shape[-2:]) < 2:
+        raise ValueError(f"images of shape {tuple(x.shape)} are too small to be resized to {image_size}")
+
+    t = t.to(device)
+    if t.dtype == torch.uint8:
+        t = t.float().div_(255.0)
+    else:
+        t = t.float()
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"images contain NaN or inf values (shape {tuple(x.shape)})")
+        lo, hi = float(t.min()), float(t.max())
+        if lo < -_FLOAT_TOL or hi > 1.0 + _FLOAT_TOL:
+            raise ValueError(
+                f"float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
+                "pass uint8 images in [0, 255] or divide by 255"
+            )
+        t = t.clamp(0.0, 1.0)
+    if tuple(t.shape[-2:]) != (image_size, image_size):
+        grow = t.shape[-1] < image_size or t.shape[-2] < image_size
+        mode = "bilinear" if grow else "area"
+        kwargs = {"align_corners": False} if grow else {}
+        t = F.interpolate(t, size=(image_size, image_size), mode=mode, **kwargs)
+    return t.contiguous()
