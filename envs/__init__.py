@@ -1,0 +1,54 @@
+"""Gymnasium environments of vase-rl, registered under the ``vase_rl/`` namespace on import.
+
+Registration only records entry points; data is loaded when an env is constructed. ``SpriteCanvas``,
+``SpriteSampler`` and ``parse_dataset`` are importable from here (loaded on first access):
+
+>>> import gymnasium as gym, vase_rl.envs
+>>> "vase_rl/MovingMNIST-v0" in gym.registry
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import gymnasium as gym
+
+SPRITE_ENV_IDS: dict[str, dict[str, Any]] = {
+    "vase_rl/SpriteCanvas-v0": {},
+    "vase_rl/MNIST-v0": {"dataset": "mnist"},
+    "vase_rl/MovingMNIST-v0": {"dataset": "moving-mnist"},
+    "vase_rl/Fashion-v0": {"dataset": "fashion"},
+    "vase_rl/MovingFashion-v0": {"dataset": "moving-fashion"},
+    "vase_rl/InverseFashion-v0": {"dataset": "inverse-fashion"},
+    "vase_rl/MovingInverseFashion-v0": {"dataset": "moving-inverse-fashion"},
+    "vase_rl/Faces-v0": {"dataset": "faces"},
+    "vase_rl/Shapes-v0": {"dataset": "shapes"},
+    "vase_rl/MovingShapes-v0": {"dataset": "moving-shapes"},
+}
+"""Registered sprite env ids -> default kwargs (``SpriteCanvas-v0`` takes ``source``/``moving``/...)."""
+
+_LAZY = {
+    "SpriteCanvas": "vase_rl.envs.sprites",
+    "SpriteSampler": "vase_rl.envs.sampler",
+    "SpriteRenderer": "vase_rl.envs.sampler",
+    "parse_dataset": "vase_rl.envs.sampler",
+    "DATASETS": "vase_rl.envs.sampler",
+}
+
+
+def register_envs() -> None:
+    """Register every id in :data:`SPRITE_ENV_IDS` (idempotent)."""
+    for env_id, kwargs in SPRITE_ENV_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="vase_rl.envs.sprites:SpriteCanvas", kwargs=kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+register_envs()

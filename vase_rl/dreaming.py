@@ -75,10 +75,10 @@ def dreaming_loss(
         mu_old, logvar_old, _ = snapshot.model.encoder(dream.x)
     enc = wasserstein_encoder_proximity(mu, logvar, mu_old, logvar_old).mean()
     loss = cfg.alpha * enc
-    scalars = {"dream/encoder_w": float(enc)}
+    scalars = {"dream/encoder_w": float(enc.detach())}
     if cfg.decoder_proximity:
         out = model.decoder(dream.z, dream.env)
         dec = decoder_proximity(out, dream.output_old, model_cfg.likelihood, model_cfg.gaussian_std).mean()
         loss = loss + cfg.beta * dec
-        scalars["dream/decoder_kl"] = float(dec)
+        scalars["dream/decoder_kl"] = float(dec.detach())
     return loss, scalars, hidden

@@ -128,15 +128,36 @@ class ContinualLearner:
         return reconstruction_nll(self.model.decoder(z, envs), x, mc.likelihood, mc.gaussian_std)
 
     def _batch_mask(self, alpha: torch.Tensor, env: int | None) -> torch.Tensor:
+        """Filtered atypicality mask of this batch (eq. 5 + A.2 hysteresis), relative to ``env``'s stored mask.
+
+        This is the mask eq. 6 compares; it is all-active when the A ablation is off.
+        """
         mc, mk = self.config.model, self.config.mask
+        ones = torch.ones(mc.latent_dim, dtype=torch.bool, device=self.device)
         if not self.config.ablation.mask:
-            return torch.ones(mc.latent_dim, dtype=torch.bool, device=self.device)
-        prev = (
-            self.memory.masks[env].to(self.device)
-            if env is not None
-            else torch.ones(mc.latent_dim, dtype=torch.bool, device=self.device)
-        )
+            return ones
+        prev = self.memory.masks[env].to(self.device) if env is not None else ones
         return hysteresis_mask(alpha, prev, mk.lambda0, mk.lambda1)
+
+    def applied_mask(self, env: int) -> torch.Tensor:
+        """The mask a^s applied in eq. 2 for environment ``env``: (N,) bool, True = active.
+
+        A latent is masked when it is atypical *and* some other environment uses it. Latents that no
+        other environment uses are the spare capacity of section 3.3 ("automatically unmasked"): the
+        paper relies on their atypicality staying ~0; at CPU step counts spare latents are only
+        approximately prior-like, drift on new data, and -- once masked, receiving no gradient -- would
+        never return, so the learner enforces the intent explicitly (see README, "Masking"). With the S
+        ablation off there is one environment, and the latents it uses itself are the maskable ones.
+        """
+        raw = self.memory.masks[env].to(self.device)
+        if not self.config.ablation.mask:
+            return torch.ones_like(raw)
+        # with S off there is a single environment: what it uses itself can be masked (A-only ablation)
+        others = [e for e in range(self.memory.n_seen) if e != env] if self.config.ablation.infer_env else [env]
+        if not others:
+            return torch.ones_like(raw)
+        used_elsewhere = self.memory.used[others].any(0).to(self.device)
+        return raw | ~used_elsewhere
 
     def _infer(
         self, z: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, recon_cur: float
@@ -156,7 +177,7 @@ class ContinualLearner:
                 if cand == self.current_env:
                     recon = recon_cur
                 else:
-                    zm = self._masked(z, mem.masks[cand]) if self.config.ablation.mask else z
+                    zm = self._masked(z, self.applied_mask(cand))
                     recon = float(self._recon(zm, cand, x).mean())
                 recons[cand] = recon
                 batch_mask = self._batch_mask(alpha, cand) if self.config.ablation.mask else None
@@ -186,11 +207,10 @@ class ContinualLearner:
 
     def _update_used(self, x: torch.Tensor, mu: torch.Tensor, env: int) -> None:
         """Refresh u_s of environment ``env`` by the noise-tolerance test (A.2) on this batch."""
-        mask = self.memory.masks[env]
+        mask = self.applied_mask(env)
 
         def nll(z: torch.Tensor) -> torch.Tensor:
-            zm = self._masked(z, mask) if self.config.ablation.mask else z
-            return self._recon(zm, env, x)
+            return self._recon(self._masked(z, mask), env, x)
 
         sigma = noise_tolerance(nll, mu, self.config.mask, self.generator)
         self.memory.used[env] = used_latents(sigma, self.config.mask.used_threshold).cpu()
@@ -225,18 +245,14 @@ class ContinualLearner:
         alpha = atypicality(z.detach())
 
         env_prev = self.current_env if self.current_env >= 0 else None
-        mask = self._batch_mask(alpha, env_prev) if env_prev is not None else None
-        stored = self.memory.masks[env_prev].to(self.device) if env_prev is not None else None
-        zm = self._masked(z, stored) if (stored is not None and cfg.ablation.mask) else z
-        recon_vec = self._recon(zm, max(env_prev or 0, 0), x)
+        active = self.applied_mask(env_prev) if env_prev is not None else torch.ones_like(alpha, dtype=torch.bool)
+        recon_vec = self._recon(self._masked(z, active), max(self.current_env, 0), x)
         env, new_env, reason = self._infer(z.detach(), hidden, x, alpha, float(recon_vec.detach().mean()))
         if env != env_prev:  # switched or allocated: redo the forward under the inferred environment
-            stored = self.memory.masks[env].to(self.device)
-            zm = self._masked(z, stored) if cfg.ablation.mask else z
-            recon_vec = self._recon(zm, env, x)
+            active = self.applied_mask(env)
+            recon_vec = self._recon(self._masked(z, active), env, x)
         self.current_env = env
         mask = self._batch_mask(alpha, env)
-        active = stored if (cfg.ablation.mask and stored is not None) else torch.ones_like(mask)
 
         kl_units = gaussian_kl(mu, logvar) * active.to(mu.dtype)
         kl = kl_units.sum(1)
@@ -245,7 +261,7 @@ class ContinualLearner:
         if lc.entangled:
             reg = lc.beta_vae * kl.mean()
         else:
-            reg = capacity_loss(kl, C, lc.gamma)
+            reg = capacity_loss(kl, C, lc.gamma, lc.capacity_mode)
         loss = recon + reg
         out: dict[str, Any] = {}
 
@@ -258,7 +274,7 @@ class ContinualLearner:
                 d_loss, d_scalars, d_hidden = dreaming_loss(self.model, self.snapshot, dream, cfg.dream, mc)
                 loss = loss + d_loss
                 out.update(d_scalars)
-                out["dream/loss"] = float(d_loss)
+                out["dream/loss"] = float(d_loss.detach())
             else:
                 with torch.no_grad():
                     _, _, d_hidden = self.model.encoder(dream.x)
@@ -270,7 +286,7 @@ class ContinualLearner:
 
         if not bool(torch.isfinite(loss)):
             raise NonFiniteLossError(
-                f"non-finite loss at step {self.step} (recon={float(recon):.4g}, kl={float(kl.mean()):.4g}); "
+                f"non-finite loss at step {self.step} (recon={float(recon.detach()):.4g}, kl={float(kl.detach().mean()):.4g}); "
                 "the update was not applied -- the last saved checkpoint is intact. Lower the learning rate "
                 "or gamma, or check the input data."
             )
@@ -279,9 +295,10 @@ class ContinualLearner:
         self.optimizer.step()
 
         recon_f = float(recon.detach())
-        self.memory.update(env, mask.cpu(), recon_f, self._recon_decay(env))
+        if self.fail_streak == 0:  # while a change of environment is pending, keep its memory as it was
+            self.memory.update(env, mask.cpu(), recon_f, self._recon_decay(env))
         steps_in_env = int(self.memory.steps[env])
-        if cfg.ablation.infer_env and cfg.ablation.mask and (
+        if cfg.ablation.mask and self.fail_streak == 0 and (
             steps_in_env == cfg.inference.grace_steps or steps_in_env % cfg.mask.used_every == 0
         ):
             self._update_used(x, mu.detach(), env)
@@ -300,7 +317,8 @@ class ContinualLearner:
             reason=reason,
             n_envs=self.memory.n_seen,
             atypicality=alpha.tolist(),
-            mask=mask.int().tolist(),
+            mask=active.int().tolist(),
+            raw_mask=mask.int().tolist(),
             used=self.memory.used[env].int().tolist(),
             step=self.step,
         )

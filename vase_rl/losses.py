@@ -51,12 +51,18 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-def capacity_loss(kl: torch.Tensor, capacity: float, gamma: float) -> torch.Tensor:
+def capacity_loss(kl: torch.Tensor, capacity: float, gamma: float, mode: str = "two-sided") -> torch.Tensor:
     """MDL capacity constraint of eq. 3 / eq. 9: ``gamma * |KL - C|^2``.
 
     kl: (B,) per-image KL in nats (already masked, see eq. 2); the batch mean is compared with C.
+    ``mode="upper"`` penalises only KL above C: ``gamma * max(0, KL - C)^2`` (see LossConfig).
     """
-    return gamma * (kl.mean() - capacity) ** 2
+    gap = kl.mean() - capacity
+    if mode == "upper":
+        gap = gap.clamp_min(0.0)
+    elif mode != "two-sided":
+        raise ValueError(f"capacity mode must be 'two-sided' or 'upper', got {mode!r}")
+    return gamma * gap**2
 
 
 def wasserstein_encoder_proximity(

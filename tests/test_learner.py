@@ -1,0 +1,164 @@
+"""ContinualLearner: capacity tracking (eq. 3), resume, bad input and failure handling."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from vase_rl.checkpoint import CheckpointError
+from vase_rl.config import Ablation
+from vase_rl.inference import EnvironmentOverflowError
+from vase_rl.learner import ContinualLearner, NonFiniteLossError
+
+from helpers import shapes_batches, tiny_config
+
+
+def _params(learner: ContinualLearner) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in learner.model.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_kl_tracks_capacity_target_and_c_changes_the_loss():
+    torch.manual_seed(0)
+    batches = shapes_batches(300, 32, seed=1)
+    # C ramps to 4 nats in 100 steps, then stays; two-sided eq. 3 with a strong gamma
+    cfg = tiny_config(loss={"gamma": 50.0, "c_max": 4.0, "delta_c": 0.01, "capacity_mode": "two-sided"},
+                      ablation=Ablation(False, False, False), batch_size=32)
+    learner = ContinualLearner(cfg, device="cpu")
+    kls = [learner.train_step(b)["kl"] for b in batches]
+    assert learner.capacity == 4.0
+    final_kl = sum(kls[-50:]) / 50
+    assert abs(final_kl - 4.0) < 1.0, final_kl
+    # the same batch under a different C gives a different loss
+    other = ContinualLearner(cfg.with_overrides(loss={"c_max": 8.0}), device="cpu")
+    other.load_state_dict(learner.state_dict())
+    a = ContinualLearner(cfg, device="cpu")
+    a.load_state_dict(learner.state_dict())
+    assert a.train_step(batches[0])["loss"] != pytest.approx(other.train_step(batches[0])["loss"], rel=1e-3)
+
+
+def test_resume_after_n_steps_equals_training_straight_through(tmp_path):
+    batches = shapes_batches(40, 16, seed=2)
+    cfg = tiny_config()
+    straight = ContinualLearner(cfg, device="cpu")
+    for b in batches:
+        straight.train_step(b)
+    first = ContinualLearner(cfg, device="cpu")
+    for b in batches[:25]:
+        first.train_step(b)
+    path = os.path.join(tmp_path, "ckpt.pt")
+    first.save(path)
+    resumed = ContinualLearner.load(path, device="cpu")
+    for b in batches[25:]:
+        resumed.train_step(b)
+    assert resumed.step == straight.step == 40
+    assert _same(_params(resumed), _params(straight))  # bit-for-bit
+    assert _same(list(resumed.snapshot.model.parameters()), list(straight.snapshot.model.parameters()))
+    assert torch.equal(resumed.memory.masks, straight.memory.masks)
+
+
+def test_encode_is_deterministic_and_never_trains():
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    x = shapes_batches(1, 8)[0]
+    before = _params(learner)
+    a, b = learner.encode(x), learner.encode(x)
+    assert a.shape == (8, 6) and a.dtype == torch.float32
+    assert torch.equal(a, b) and _same(before, _params(learner))
+
+
+@pytest.mark.parametrize(
+    "bad, err, match",
+    [
+        (torch.rand(4, 2, 16, 16), ValueError, "channel"),
+        (torch.rand(16, 16), ValueError, "shape"),
+        (torch.full((4, 1, 16, 16), float("nan")), ValueError, "NaN"),
+        (torch.rand(4, 1, 16, 16) * 3, ValueError, r"\[0, 1\]"),
+        (torch.zeros(4, 16, 16, dtype=torch.int64), TypeError, "uint8 or float"),
+        ([[0.0]], TypeError, "numpy array or torch tensor"),
+        (torch.rand(1, 1, 16, 16), ValueError, "at least 2"),
+    ],
+)
+def test_bad_input_raises_clear_error(bad, err, match):
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    with pytest.raises(err, match=match):
+        learner.train_step(bad)
+
+
+def test_other_sizes_and_layouts_are_resized():
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    hwc = torch.randint(0, 255, (3, 40, 40, 1), dtype=torch.uint8).numpy()
+    assert learner.encode(hwc).shape == (3, 6)
+    assert learner.encode(torch.rand(3, 28, 28)).shape == (3, 6)
+
+
+def test_nan_loss_stops_training_without_applying_the_update(monkeypatch):
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    batch = shapes_batches(1, 8)[0]
+    learner.train_step(batch)
+    before = _params(learner)
+    monkeypatch.setattr(learner, "_recon", lambda z, env, x: torch.full((z.shape[0],), float("nan")))
+    with pytest.raises(NonFiniteLossError, match="not applied"):
+        learner.train_step(batch)
+    assert _same(before, _params(learner))
+
+
+def test_frozen_learner_refuses_to_train():
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    learner.freeze()
+    with pytest.raises(RuntimeError, match="frozen"):
+        learner.train_step(shapes_batches(1, 8)[0])
+    learner.unfreeze()
+    learner.train_step(shapes_batches(1, 8)[0])
+
+
+def test_more_environments_than_max_raises_or_merges():
+    learner = ContinualLearner(tiny_config(model={"max_environments": 2}), device="cpu")
+    mask = torch.ones(6, dtype=torch.bool)
+    learner.memory.allocate(mask, 1.0)
+    learner.memory.allocate(mask, 1.0)
+    with pytest.raises(EnvironmentOverflowError, match="max_environments=2"):
+        learner.memory.allocate(mask, 1.0)
+
+
+def test_corrupt_truncated_and_mismatched_checkpoints_are_refused(tmp_path):
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    learner.train_step(shapes_batches(1, 8)[0])
+    path = str(tmp_path / "ok.pt")
+    learner.save(path)
+    data = open(path, "rb").read()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt.*corrupt or truncated"):
+        ContinualLearner.load(str(truncated), device="cpu")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="garbage.pt"):
+        ContinualLearner.load(str(garbage), device="cpu")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        ContinualLearner.load(str(tmp_path / "missing.pt"), device="cpu")
+    other = ContinualLearner(tiny_config(model={"latent_dim": 8}), device="cpu")
+    before = _params(other)
+    with pytest.raises(CheckpointError, match="model.latent_dim: checkpoint=6 expected=8"):
+        other.load_into(path)
+    assert _same(before, _params(other))  # refused, not half-loaded
+
+
+def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    path = str(tmp_path / "ckpt.pt")
+    learner.save(path)
+    good = open(path, "rb").read()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        learner.save(path)
+    assert open(path, "rb").read() == good
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []

@@ -1,0 +1,133 @@
+"""Command line: ``vase-rl train | report | evaluate | download-data | envs``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Sequence
+
+from .config import Ablation, get_preset
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train VASE on a sequence of datasets (checkpoints, TensorBoard, probes)")
+    p.add_argument("--sequence", default="moving-fashion,mnist,moving-mnist",
+                   help="comma-separated dataset names, trained one after another")
+    p.add_argument("--preset", default="cpu", help="'cpu' (2-core scale) or 'paper' (appendix Table 2; GPU)")
+    p.add_argument("--steps-per-env", type=int, default=None, help="training steps per dataset (preset default)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--ablation", default="SDA",
+                   help="components on: any of S (env inference), D (dreaming), A (mask); '-' for none; "
+                        "'SD-[41]' = SD without decoder proximity")
+    p.add_argument("--entangled", action="store_true", help="entangled baseline: beta=1 ELBO, no capacity target")
+    p.add_argument("--imagination", action="store_true", help="imagination-driven exploration (A.4)")
+    p.add_argument("--no-probes", action="store_true", help="do not train the A.6 probes alongside")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--probe-eval-every", type=int, default=250)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--report", action="store_true", help="write the report when training finishes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_config(args: argparse.Namespace):  # -> VASEConfig
+    cfg = get_preset(args.preset)
+    code = args.ablation
+    ablation = Ablation.parse(code)
+    overrides: dict = {"ablation": ablation, "seed": args.seed}
+    if "-[41]" in code.upper():
+        overrides["dream"] = {"decoder_proximity": False}
+    if args.entangled:
+        overrides["loss"] = {"entangled": True}
+    if args.steps_per_env is not None:
+        overrides["steps_per_env"] = args.steps_per_env
+    return cfg.with_overrides(**overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .training import RunSettings, SequenceTrainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = build_config(args)
+    settings = RunSettings(
+        sequence=tuple(s.strip() for s in args.sequence.split(",") if s.strip()),
+        steps_per_env=cfg.steps_per_env,
+        probes=not args.no_probes,
+        probe_eval_every=args.probe_eval_every,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+    )
+    hook = None
+    trainer = SequenceTrainer(cfg, settings, args.out, device=args.device, resume=args.resume)
+    if args.imagination:
+        from vase_rl.agents.translation import ImaginationConfig, make_imagination_hook
+
+        hook = make_imagination_hook(trainer.learner, ImaginationConfig(enabled=True))
+        trainer.batch_hook = hook
+    t0 = time.time()
+    trainer.run(progress=not args.quiet)
+    elapsed = time.time() - t0
+    with open(os.path.join(args.out, "timing.json"), "w") as f:
+        json.dump({"train_seconds": elapsed, "steps": trainer.global_step, "device": str(trainer.learner.device),
+                   "threads": torch.get_num_threads()}, f)
+    print(f"trained {trainer.global_step} steps in {elapsed:.0f}s -> {args.out}")
+    if args.report:
+        from .report import write_report
+
+        print("report:", write_report(args.out))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .data import download
+
+    for ds in args.datasets:
+        print(download(ds, data_dir=args.data_dir))
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import vase_rl.envs  # noqa: F401  (registers the ids)
+
+    for env_id in sorted(k for k in gym.registry if k.startswith("vase_rl/")):
+        print(env_id)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vase-rl",
+        description="VASE: life-long disentangled representations (Achille et al. 2018) for RL agents.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    p = sub.add_parser("report", help="write RUN_DIR/report.md with figures and a metrics table")
+    p.add_argument("run_dir")
+    p = sub.add_parser("download-data", help="download MNIST / Fashion-MNIST with checksum verification")
+    p.add_argument("datasets", nargs="+", choices=["mnist", "fashion_mnist"])
+    p.add_argument("--data-dir", default=None, help="target folder (default: $VASE_DATA_DIR or the user cache)")
+    sub.add_parser("envs", help="list the registered gymnasium ids")
+    args = parser.parse_args(argv)
+    handlers = {"train": cmd_train, "report": cmd_report, "download-data": cmd_download, "envs": cmd_envs}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
