@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from .config import Ablation, get_preset
 
@@ -74,11 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.batch_hook = hook
     t0 = time.time()
     trainer.run(progress=not args.quiet)
-    elapsed = time.time() - t0
-    with open(os.path.join(args.out, "timing.json"), "w") as f:
-        json.dump({"train_seconds": elapsed, "steps": trainer.global_step, "device": str(trainer.learner.device),
-                   "threads": torch.get_num_threads()}, f)
-    print(f"trained {trainer.global_step} steps in {elapsed:.0f}s -> {args.out}")
+    print(f"trained to step {trainer.global_step} in {time.time() - t0:.0f}s -> {args.out}")
     if args.report:
         from .report import write_report
 
@@ -90,6 +85,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     print(write_report(args.run_dir))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_run
+
+    result = evaluate_run(args.run_dir)
+    print(json.dumps(result, indent=2, default=str)[:4000])
     return 0
 
 
@@ -120,12 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_train(sub)
     p = sub.add_parser("report", help="write RUN_DIR/report.md with figures and a metrics table")
     p.add_argument("run_dir")
+    p = sub.add_parser("evaluate", help="evaluate a trained run (writes RUN_DIR/evaluation.json)")
+    p.add_argument("run_dir")
     p = sub.add_parser("download-data", help="download MNIST / Fashion-MNIST with checksum verification")
     p.add_argument("datasets", nargs="+", choices=["mnist", "fashion_mnist"])
     p.add_argument("--data-dir", default=None, help="target folder (default: $VASE_DATA_DIR or the user cache)")
     sub.add_parser("envs", help="list the registered gymnasium ids")
     args = parser.parse_args(argv)
-    handlers = {"train": cmd_train, "report": cmd_report, "download-data": cmd_download, "envs": cmd_envs}
+    handlers = {"train": cmd_train, "report": cmd_report, "evaluate": cmd_evaluate, "download-data": cmd_download, "envs": cmd_envs}
     return handlers[args.command](args)
 
 

@@ -128,6 +128,17 @@ class InferenceConfig:
     patience: int = 3
     """Consecutive failing batches needed before a new environment is allocated (1 = paper;
     >1 filters single noisy batches)."""
+    scan_every: int = 10
+    """Every this many steps the test of eq. 6 runs on every known environment, not only on the
+    classifier's candidate and the current one (Algorithm 1 picks s-hat as the best-reconstructing
+    environment; a full scan costs one decoder pass per environment). 0 = never (classifier only).
+    A full scan also runs before any allocation."""
+    jump_ratio: float = 0.0
+    """For the *current* environment, a latent's switch to atypical counts in eq. 6's mask test only
+    if its atypicality also exceeds ``jump_ratio`` times its running average in that environment --
+    the "sharp changes in alpha_n at dataset boundaries" of section 3.3 -- so that latents still being
+    learnt, whose atypicality drifts slowly across lambda1, do not allocate spurious environments.
+    0 = the paper's plain test."""
     on_overflow: Literal["error", "merge"] = "error"
     """What to do when a new environment would exceed max_environments: raise, or reuse the
     closest (lowest reconstruction loss) existing environment."""
@@ -158,7 +169,7 @@ class Ablation:
     mask: bool = True
 
     @classmethod
-    def parse(cls, code: str) -> "Ablation":
+    def parse(cls, code: str) -> Ablation:
         """Parse a code like ``"SDA"``, ``"SD"``, ``"-"`` or ``"SD-[41]"`` (case-insensitive)."""
         raw = code.strip().upper()
         base = raw.replace("-[41]", "")
@@ -197,7 +208,7 @@ class VASEConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VASEConfig":
+    def from_dict(cls, d: dict[str, Any]) -> VASEConfig:
         m = dict(d["model"])
         m["conv_channels"] = tuple(m["conv_channels"])
         return cls(
@@ -210,7 +221,7 @@ class VASEConfig:
             **{k: d[k] for k in ("lr", "batch_size", "steps_per_env", "seed", "preset")},
         )
 
-    def with_overrides(self, **sections: Any) -> "VASEConfig":
+    def with_overrides(self, **sections: Any) -> VASEConfig:
         """Return a copy with fields replaced, e.g. ``cfg.with_overrides(loss={"gamma": 1.0}, seed=3)``."""
         kw: dict[str, Any] = {}
         for name, value in sections.items():
@@ -238,8 +249,8 @@ def cpu_preset() -> VASEConfig:
     return VASEConfig(
         model=ModelConfig(image_size=32, conv_channels=(32, 32, 64, 64), latent_dim=24),
         loss=LossConfig(gamma=10.0, c_max=25.0, delta_c=1.0 / 1500, capacity_mode="upper"),
-        mask=MaskConfig(used_every=250, used_steps=20),
-        inference=InferenceConfig(grace_steps=100),
+        mask=MaskConfig(lambda0=0.5, lambda1=1.0, used_every=250, used_steps=20),
+        inference=InferenceConfig(grace_steps=200, patience=10, jump_ratio=2.0),
         dream=DreamConfig(tau=250),
         steps_per_env=2500,
         preset="cpu",

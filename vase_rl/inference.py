@@ -20,6 +20,7 @@ class EnvironmentMemory:
     used: (max_environments, N) bool, the used latents u^s (A.2);
     recon_avg: (max_environments,) float, the running average reconstruction loss L~_s (nats/image);
     steps: (max_environments,) int, training steps spent in each environment;
+    alpha_avg: (max_environments, N) float, running average of each latent's atypicality;
     n_seen: m, the number of environments allocated so far.
     """
 
@@ -27,22 +28,24 @@ class EnvironmentMemory:
     used: torch.Tensor
     recon_avg: torch.Tensor
     steps: torch.Tensor
+    alpha_avg: torch.Tensor
     n_seen: int = 0
 
     @classmethod
-    def empty(cls, max_environments: int, latent_dim: int) -> "EnvironmentMemory":
+    def empty(cls, max_environments: int, latent_dim: int) -> EnvironmentMemory:
         return cls(
             masks=torch.ones(max_environments, latent_dim, dtype=torch.bool),
             used=torch.ones(max_environments, latent_dim, dtype=torch.bool),
             recon_avg=torch.full((max_environments,), float("inf")),
             steps=torch.zeros(max_environments, dtype=torch.long),
+            alpha_avg=torch.zeros(max_environments, latent_dim),
         )
 
     @property
     def max_environments(self) -> int:
         return int(self.masks.shape[0])
 
-    def allocate(self, mask: torch.Tensor, recon: float) -> int:
+    def allocate(self, mask: torch.Tensor, recon: float, alpha: torch.Tensor | None = None) -> int:
         """Allocate environment m+1 (index ``n_seen``) with an initial mask and L~; return its index."""
         if self.n_seen >= self.max_environments:
             raise EnvironmentOverflowError(
@@ -56,12 +59,17 @@ class EnvironmentMemory:
         self.used[s] = True
         self.recon_avg[s] = recon
         self.steps[s] = 0
+        self.alpha_avg[s] = alpha.cpu() if alpha is not None else 0.0
         self.n_seen += 1
         return s
 
-    def update(self, env: int, mask: torch.Tensor, recon: float, ema: float) -> None:
-        """Store the current mask of ``env`` and fold ``recon`` into its running average L~_s."""
+    def update(
+        self, env: int, mask: torch.Tensor, recon: float, ema: float, alpha: torch.Tensor | None = None
+    ) -> None:
+        """Store the current mask of ``env``; fold ``recon`` into L~_s and ``alpha`` into its average."""
         self.masks[env] = mask.cpu()
+        if alpha is not None:
+            self.alpha_avg[env] = ema * self.alpha_avg[env] + (1 - ema) * alpha.cpu()
         old = float(self.recon_avg[env])
         self.recon_avg[env] = recon if not torch.isfinite(torch.tensor(old)) else ema * old + (1 - ema) * recon
         self.steps[env] += 1
@@ -72,11 +80,12 @@ class EnvironmentMemory:
             "used": self.used.clone(),
             "recon_avg": self.recon_avg.clone(),
             "steps": self.steps.clone(),
+            "alpha_avg": self.alpha_avg.clone(),
             "n_seen": self.n_seen,
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        for key in ("masks", "used", "recon_avg", "steps"):
+        for key in ("masks", "used", "recon_avg", "steps", "alpha_avg"):
             if d[key].shape != getattr(self, key).shape:
                 raise ValueError(
                     f"environment memory '{key}' has shape {tuple(d[key].shape)}, "

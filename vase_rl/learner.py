@@ -171,23 +171,21 @@ class ContinualLearner:
         with torch.no_grad():
             probs = torch.softmax(self.model.classifier(hidden, mem.n_seen), dim=1).mean(0)
             s_hat = int(probs.argmax())
-            candidates = [s_hat] + ([self.current_env] if self.current_env != s_hat else [])
-            reasons, recons = [], {}
-            for cand in candidates:
-                if cand == self.current_env:
-                    recon = recon_cur
-                else:
-                    zm = self._masked(z, self.applied_mask(cand))
-                    recon = float(self._recon(zm, cand, x).mean())
-                recons[cand] = recon
-                batch_mask = self._batch_mask(alpha, cand) if self.config.ablation.mask else None
-                why = environment_check(
-                    recon, float(mem.recon_avg[cand]), ic.kappa, batch_mask, mem.masks[cand], mem.used[cand]
-                )
-                if why is None:
-                    self.fail_streak = 0
-                    return cand, False, "matched"
-                reasons.append(why)
+            everyone = list(range(mem.n_seen))
+            scan = ic.scan_every > 0 and self.step % ic.scan_every == 0
+            first = everyone if scan else list(dict.fromkeys([s_hat, self.current_env]))
+            reasons: list[str] = []
+            recons: dict[int, float] = {}
+            passed = self._check_candidates(first, z, x, alpha, recon_cur, recons, reasons)
+            if not passed and not scan:  # before allocating, give every known environment its chance
+                rest = [e for e in everyone if e not in recons]
+                passed = self._check_candidates(rest, z, x, alpha, recon_cur, recons, reasons)
+        if passed:
+            # Algorithm 1's s-hat is the best-reconstructing environment: among the candidates that pass
+            # eq. 6, keep the one with the lowest reconstruction loss.
+            self.fail_streak = 0
+            best = min(passed, key=lambda c: recons[c])
+            return best, False, "matched" if best == self.current_env else "switched"
         self.fail_streak += 1
         if self.fail_streak < ic.patience:
             return self.current_env, False, "pending-" + reasons[0]
@@ -200,8 +198,40 @@ class ContinualLearner:
             best = min(recons, key=lambda c: recons[c] / float(mem.recon_avg[c]))
             return best, False, "merged"
 
+    def _check_candidates(
+        self,
+        candidates: list[int],
+        z: torch.Tensor,
+        x: torch.Tensor,
+        alpha: torch.Tensor,
+        recon_cur: float,
+        recons: dict[int, float],
+        reasons: list[str],
+    ) -> list[int]:
+        """Run eq. 6's test for each candidate; fill ``recons``/``reasons``; return those that pass."""
+        mem, ic = self.memory, self.config.inference
+        passed = []
+        for cand in candidates:
+            if cand == self.current_env:
+                recon = recon_cur
+            else:
+                recon = float(self._recon(self._masked(z, self.applied_mask(cand)), cand, x).mean())
+            recons[cand] = recon
+            batch_mask = self._batch_mask(alpha, cand) if self.config.ablation.mask else None
+            if batch_mask is not None and cand == self.current_env and ic.jump_ratio > 0:
+                gradual = alpha <= ic.jump_ratio * mem.alpha_avg[cand].to(alpha.device)
+                batch_mask = batch_mask | (gradual & mem.masks[cand].to(alpha.device))
+            why = environment_check(
+                recon, float(mem.recon_avg[cand]), ic.kappa, batch_mask, mem.masks[cand], mem.used[cand]
+            )
+            if why is None:
+                passed.append(cand)
+            else:
+                reasons.append(why)
+        return passed
+
     def _allocate(self, alpha: torch.Tensor, recon: float) -> int:
-        s = self.memory.allocate(self._batch_mask(alpha, None).cpu(), math.inf)
+        s = self.memory.allocate(self._batch_mask(alpha, None).cpu(), math.inf, alpha.detach())
         self.last_allocation = self.step
         return s
 
@@ -296,7 +326,7 @@ class ContinualLearner:
 
         recon_f = float(recon.detach())
         if self.fail_streak == 0:  # while a change of environment is pending, keep its memory as it was
-            self.memory.update(env, mask.cpu(), recon_f, self._recon_decay(env))
+            self.memory.update(env, mask.cpu(), recon_f, self._recon_decay(env), alpha.detach())
         steps_in_env = int(self.memory.steps[env])
         if cfg.ablation.mask and self.fail_streak == 0 and (
             steps_in_env == cfg.inference.grace_steps or steps_in_env % cfg.mask.used_every == 0
@@ -359,7 +389,7 @@ class ContinualLearner:
         save_checkpoint(path, self.config, self.state_dict(), extra or {})
 
     @classmethod
-    def load(cls, path: str, device: str | torch.device = "auto") -> "ContinualLearner":
+    def load(cls, path: str, device: str | torch.device = "auto") -> ContinualLearner:
         """Build a learner from a checkpoint (its config is stored in it)."""
         config, state, _ = load_checkpoint(path)
         learner = cls(config, device=device)

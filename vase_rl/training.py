@@ -16,8 +16,9 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -223,7 +224,7 @@ class SequenceTrainer:
                         self._probe_step(pname, self.learner.preprocess(p_imgs), p_fac)
                 self.global_step += 1
                 bar.update(1)
-                if self.global_step % s.log_every == 0 or self.global_step == total:
+                if self.global_step % s.log_every == 0 or self.global_step == total or out["new_env"]:
                     rec = {"step": self.global_step, "stage": stage, "dataset": name, **out}
                     log.write(json.dumps(rec, default=_json_default) + "\n")
                     log.flush()
@@ -256,12 +257,45 @@ class SequenceTrainer:
             writer.close()
             signal.signal(signal.SIGINT, old_handler)
         self.save()
+        self._write_timing(time.time() - t0, self.global_step - steps0)
         if self.global_step >= total:
             open(os.path.join(self.out_dir, "done"), "w").close()
+
+    def _write_timing(self, seconds: float, steps: int) -> None:
+        """Accumulate wall time over (resumed) sittings in ``timing.json``."""
+        path = os.path.join(self.out_dir, "timing.json")
+        prev = {"train_seconds": 0.0, "sittings": 0}
+        if os.path.exists(path):
+            with open(path) as f:
+                prev.update(json.load(f))
+        rec = {
+            "train_seconds": prev["train_seconds"] + seconds,
+            "sittings": prev["sittings"] + 1,
+            "steps": self.global_step,
+            "steps_this_sitting": steps,
+            "device": str(self.learner.device),
+            "threads": torch.get_num_threads(),
+            "cpu": _cpu_name(),
+        }
+        with open(path, "w") as f:
+            json.dump(rec, f, indent=2)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         self._stop = True
         print("\ninterrupted: saving a resumable checkpoint ...")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores visible)"
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def read_log(run_dir: str) -> list[dict[str, Any]]:
@@ -278,4 +312,4 @@ def read_run_config(run_dir: str) -> tuple[VASEConfig, RunSettings]:
     return VASEConfig.from_dict(d["vase"]), RunSettings(**run)
 
 
-__all__ = ["SequenceTrainer", "RunSettings", "read_log", "read_run_config", "make_sampler"]
+__all__ = ["RunSettings", "SequenceTrainer", "make_sampler", "read_log", "read_run_config"]
