@@ -35,6 +35,9 @@ _LAZY = {
     "SpriteRenderer": "vase_rl.envs.sampler",
     "parse_dataset": "vase_rl.envs.sampler",
     "DATASETS": "vase_rl.envs.sampler",
+    "LabEnv": "vase_rl.envs.lab",
+    "preprocess_frame": "vase_rl.envs.lab",
+    "WorldEnv": "vase_rl.envs.world",
 }
 
 
@@ -43,6 +46,11 @@ def register_envs() -> None:
     for env_id, kwargs in SPRITE_ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="vase_rl.envs.sprites:SpriteCanvas", kwargs=kwargs)
+    from vase_rl.envs.lab import register_lab_envs
+    from vase_rl.envs.world import register_world_envs
+
+    register_lab_envs()  # vase_rl/DMLab-NatLab-v0, vase_rl/DMLab-EDE-v0, vase_rl/DMLab-v0 (level=...)
+    register_world_envs()  # vase_rl/WorldOutdoor-v0, vase_rl/WorldIndoor-v0
 
 
 def __getattr__(name: str) -> Any:

@@ -250,7 +250,7 @@ def cpu_preset() -> VASEConfig:
         model=ModelConfig(image_size=32, conv_channels=(32, 32, 64, 64), latent_dim=24),
         loss=LossConfig(gamma=10.0, c_max=25.0, delta_c=1.0 / 1500, capacity_mode="upper"),
         mask=MaskConfig(lambda0=0.5, lambda1=1.0, used_every=250, used_steps=20),
-        inference=InferenceConfig(grace_steps=200, patience=10, jump_ratio=2.0),
+        inference=InferenceConfig(grace_steps=200, patience=10, jump_ratio=2.0, recon_ema=0.95),
         dream=DreamConfig(tau=250),
         steps_per_env=2500,
         preset="cpu",

@@ -3,7 +3,7 @@ used-latent test by noise tolerance (A.2)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -283,6 +283,12 @@ class ContinualLearner:
             recon_vec = self._recon(self._masked(z, active), env, x)
         self.current_env = env
         mask = self._batch_mask(alpha, env)
+        if reason.startswith("pending"):
+            # the batch may come from a new environment: do not train the current one on it (that would
+            # both forget the current environment and erase the evidence) until eq. 6 has decided.
+            self.step += 1
+            return self._outputs({}, None, float(recon_vec.detach().mean()), float("nan"), 0.0, 0.0,
+                                 env, new_env, reason, alpha, active, mask)
 
         kl_units = gaussian_kl(mu, logvar) * active.to(mu.dtype)
         kl = kl_units.sum(1)
@@ -325,39 +331,63 @@ class ContinualLearner:
         self.optimizer.step()
 
         recon_f = float(recon.detach())
-        if self.fail_streak == 0:  # while a change of environment is pending, keep its memory as it was
-            self.memory.update(env, mask.cpu(), recon_f, self._recon_decay(env), alpha.detach())
+        self.memory.update(env, mask.cpu(), recon_f, self._recon_decay(env), alpha.detach())
         steps_in_env = int(self.memory.steps[env])
-        if cfg.ablation.mask and self.fail_streak == 0 and (
+        if cfg.ablation.mask and (
             steps_in_env == cfg.inference.grace_steps or steps_in_env % cfg.mask.used_every == 0
         ):
             self._update_used(x, mu.detach(), env)
         self.step += 1
         if self.step % cfg.dream.tau == 0:
             self.snapshot.sync(self.model)
+        return self._outputs(out, loss, recon_f, float(kl.detach().mean()), float(reg.detach()),
+                             float(cls_loss.detach()), env, new_env, reason, alpha, active, mask)
+
+    def _outputs(
+        self,
+        out: dict[str, Any],
+        loss: torch.Tensor | None,
+        recon: float,
+        kl: float,
+        reg: float,
+        cls_loss: float,
+        env: int,
+        new_env: bool,
+        reason: str,
+        alpha: torch.Tensor,
+        active: torch.Tensor,
+        raw_mask: torch.Tensor,
+    ) -> dict[str, Any]:
         out.update(
-            loss=float(loss.detach()),
-            recon=recon_f,
-            kl=float(kl.detach().mean()),
-            C=C,
-            capacity_loss=float(reg.detach()),
-            classifier_loss=float(cls_loss.detach()),
+            loss=float(loss.detach()) if loss is not None else float("nan"),
+            recon=recon,
+            kl=kl,
+            C=self.capacity,
+            capacity_loss=reg,
+            classifier_loss=cls_loss,
             env=env,
             new_env=new_env,
             reason=reason,
             n_envs=self.memory.n_seen,
             atypicality=alpha.tolist(),
             mask=active.int().tolist(),
-            raw_mask=mask.int().tolist(),
+            raw_mask=raw_mask.int().tolist(),
             used=self.memory.used[env].int().tolist(),
             step=self.step,
+            updated=loss is not None,
         )
         return out
 
     def _recon_decay(self, env: int) -> float:
-        """EMA decay for L~_s: a cumulative mean over an environment's first steps, then the EMA."""
-        n = int(self.memory.steps[env]) + 1
-        return min(self.config.inference.recon_ema, 1.0 - 1.0 / n)
+        """EMA decay for L~_s and the atypicality average of ``env``.
+
+        While an environment is young (its first ``grace_steps``) its losses fall fast, so a short
+        horizon (decay 0.9, ~10 steps) keeps L~_s close to the current loss; afterwards the slower
+        ``recon_ema`` averages batch noise.
+        """
+        if int(self.memory.steps[env]) < self.config.inference.grace_steps:
+            return min(0.9, self.config.inference.recon_ema)
+        return self.config.inference.recon_ema
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
