@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from typing import Any
@@ -36,11 +37,42 @@ def atomic_torch_save(obj: Any, path: str) -> None:
         raise
 
 
+def state_digest(obj: Any) -> str:
+    """SHA-256 over every tensor's dtype, shape and bytes and every other value's repr, in a fixed order.
+
+    torch's zip container has no checksum over tensor data, so without this some corrupted bytes
+    would load silently as different weights.
+    """
+    h = hashlib.sha256()
+
+    def feed(o: Any) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(o, dict):
+            h.update(b"{")
+            for k in sorted(o, key=str):
+                h.update(repr(k).encode())
+                feed(o[k])
+            h.update(b"}")
+        elif isinstance(o, (list, tuple)):
+            h.update(b"[")
+            for v in o:
+                feed(v)
+            h.update(b"]")
+        else:
+            h.update(repr(o).encode())
+
+    feed(obj)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str, config: VASEConfig, state: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Write ``{format, version, config, state, extra}`` atomically to ``path``."""
-    atomic_torch_save(
-        {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state": state, "extra": extra}, path
-    )
+    """Write ``{format, version, config, state, extra, digest}`` atomically to ``path``."""
+    blob = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state": state, "extra": extra}
+    blob["digest"] = state_digest([blob["config"], state, extra])
+    atomic_torch_save(blob, path)
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
@@ -78,6 +110,11 @@ def load_checkpoint(
         raise CheckpointError(f"{path!r} is not a vase-rl checkpoint (missing format tag {FORMAT!r})")
     if blob.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path!r} has version {blob.get('version')}, expected {VERSION}")
+    if blob.get("digest") != state_digest([blob.get("config"), blob.get("state"), blob.get("extra", {})]):
+        raise CheckpointError(
+            f"checkpoint {path!r} is corrupt: the SHA-256 digest of its contents does not match the one "
+            "stored when it was written"
+        )
     try:
         config = VASEConfig.from_dict(blob["config"])
     except (KeyError, TypeError, ValueError) as exc:

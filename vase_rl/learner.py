@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import VASEConfig
 from .dreaming import Snapshot, dreaming_loss, sample_dream
 from .inference import EnvironmentMemory, EnvironmentOverflowError, environment_check
@@ -403,7 +403,30 @@ class ContinualLearner:
             "generator": self.generator.get_state(),
         }
 
+    def validate_state_dict(self, state: dict[str, Any]) -> None:
+        """Dry-run a load on fresh objects; raises ValueError/KeyError/RuntimeError and changes nothing."""
+        mc = self.config.model
+        trial = VASEModel(mc)
+        trial.load_state_dict(state["model"])
+        trial.load_state_dict(state["snapshot"])
+        params = list(trial.parameters())
+        opt = state["optimizer"]
+        if len(opt["param_groups"]) != 1 or len(opt["param_groups"][0]["params"]) != len(params):
+            raise ValueError("optimizer state does not match the model's parameters")
+        for i, p in enumerate(params):
+            for key in ("exp_avg", "exp_avg_sq"):
+                t = opt["state"].get(i, {}).get(key)
+                if t is not None and t.shape != p.shape:
+                    raise ValueError(f"optimizer state '{key}' of parameter {i} has shape {tuple(t.shape)}, "
+                                     f"expected {tuple(p.shape)}")
+        EnvironmentMemory.empty(mc.max_environments, mc.latent_dim).load_state_dict(state["memory"])
+        for key in ("step", "current_env", "fail_streak", "last_allocation", "generator"):
+            if key not in state:
+                raise KeyError(f"learner state lacks '{key}'")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore everything; the state is validated first, so a bad one leaves the learner untouched."""
+        self.validate_state_dict(state)
         self.model.load_state_dict(state["model"])
         self.snapshot.model.load_state_dict(state["snapshot"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -423,11 +446,19 @@ class ContinualLearner:
         """Build a learner from a checkpoint (its config is stored in it)."""
         config, state, _ = load_checkpoint(path)
         learner = cls(config, device=device)
-        learner.load_state_dict(state)
+        learner._load_checked(path, state)
         return learner
+
+    def _load_checked(self, path: str, state: dict[str, Any]) -> None:
+        try:
+            self.load_state_dict(state)
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path!r} holds a learner state that does not fit its configuration: {exc}"
+            ) from exc
 
     def load_into(self, path: str) -> dict[str, Any]:
         """Restore this learner from ``path``; refuses a checkpoint written with another config."""
         _, state, extra = load_checkpoint(path, expect=self.config)
-        self.load_state_dict(state)
+        self._load_checked(path, state)
         return extra
