@@ -23,6 +23,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "'SD-[41]' = SD without decoder proximity")
     p.add_argument("--entangled", action="store_true", help="entangled baseline: beta=1 ELBO, no capacity target")
     p.add_argument("--imagination", action="store_true", help="imagination-driven exploration (A.4)")
+    p.add_argument("--imagination-fraction", type=float, default=0.5,
+                   help="share of each batch replaced by imagined (translated) images")
+    p.add_argument("--imagination-start-step", type=int, default=0, help="first step that imagines")
     p.add_argument("--no-probes", action="store_true", help="do not train the A.6 probes alongside")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -64,13 +67,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )
-    hook = None
     trainer = SequenceTrainer(cfg, settings, args.out, device=args.device, resume=args.resume)
     if args.imagination:
         from vase_rl.agents.translation import ImaginationConfig, make_imagination_hook
 
-        hook = make_imagination_hook(trainer.learner, ImaginationConfig(enabled=True))
-        trainer.batch_hook = hook
+        icfg = ImaginationConfig(enabled=True, fraction=args.imagination_fraction,
+                                 start_step=args.imagination_start_step, seed=args.seed)
+        trainer.set_batch_hook(make_imagination_hook(trainer.learner, icfg))
     t0 = time.time()
     trainer.run(progress=not args.quiet)
     print(f"trained to step {trainer.global_step} in {time.time() - t0:.0f}s -> {args.out}")

@@ -103,6 +103,7 @@ class SequenceTrainer:
         self.probe_targets: dict[str, tuple[bool, bool]] = {}
         self.probes = self._make_probes() if settings.probes else None
         self.batch_hook = batch_hook
+        self._pending_hook_state: dict | None = None
         self.global_step = 0
         self.ckpt_path = os.path.join(out_dir, "checkpoint.pt")
         if resume and os.path.exists(self.ckpt_path):
@@ -111,6 +112,13 @@ class SequenceTrainer:
             self._write_config()
             open(os.path.join(out_dir, "log.jsonl"), "w").close()
         self._stop = False
+
+    def set_batch_hook(self, hook: BatchHook) -> None:
+        """Install a batch hook (e.g. imagination); a hook with ``state_dict`` is checkpointed and resumed."""
+        self.batch_hook = hook
+        state = self._pending_hook_state
+        if state is not None and hasattr(hook, "load_state_dict"):
+            hook.load_state_dict(state)
 
     # ------------------------------------------------------------------ set-up
     def _make_probes(self) -> Any:
@@ -143,6 +151,7 @@ class SequenceTrainer:
             self.samplers[name].load_state_dict(st)
         if self.probes is not None and extra.get("probes") is not None:
             self.probes.load_state_dict(extra["probes"])
+        self._pending_hook_state = extra.get("batch_hook")
         # drop log lines written after the checkpoint so the log matches the resumed state
         log = os.path.join(self.out_dir, "log.jsonl")
         if os.path.exists(log):
@@ -156,6 +165,7 @@ class SequenceTrainer:
             "global_step": self.global_step,
             "samplers": {k: s.state_dict() for k, s in self.samplers.items()},
             "probes": self.probes.state_dict() if self.probes is not None else None,
+            "batch_hook": self.batch_hook.state_dict() if hasattr(self.batch_hook, "state_dict") else None,
         }
         self.learner.save(self.ckpt_path, extra)
         if self.probes is not None:

@@ -1,0 +1,451 @@
+"""Imagination-driven exploration (Achille et al. 2018, appendix A.4): a translation policy and its explorer.
+
+The policy g(z*, x) looks at an image x and a target configuration z* ~ p(z) and outputs a 2-D
+translation; the translated image g . x is encoded by VASE and the policy minimises
+
+    L_agent = E_x E_{z*~p(z)} E_{z~q(z | g(z*, x) . x)} ||z* - z||^2            (A.4)
+
+through a spatial transformer, so the whole operation is differentiable. Only the policy's weights
+are updated: the VASE encoder is evaluated with detached parameters (:func:`frozen_encoder_forward`).
+:class:`ImaginationExplorer` trains the policy alongside the learner and replaces a fraction of each
+training batch with imagined images x* = g . x ("moving" a static object before ever seeing it move).
+
+Translation convention (used by :func:`translate`, the policy and :meth:`ImaginationExplorer.act_in_env`)
+------------------------------------------------------------------------------------------------------
+``t = (t_x, t_y)`` in ``[-1, 1]^2`` is measured in normalised image coordinates, where the image spans
+``[-1, 1]`` along each axis (``F.affine_grid`` with ``align_corners=False``: pixel centres sit at
+``(2 j + 1) / W - 1``). Positive ``t_x`` moves the content **right** (towards larger column index),
+positive ``t_y`` moves it **down** (towards larger row index). The shift in pixels is
+``t * W / 2`` (``t * H / 2`` vertically): ``t = 1`` moves content by half the image, and
+``t = 2 k / W`` moves it by exactly ``k`` pixels (:func:`pixels_to_translation`); for power-of-two sizes
+the resampling grid then falls exactly on pixel centres and bilinear sampling copies pixels exactly.
+Content moved out of the frame is cropped; uncovered pixels are filled with zeros (``padding_mode="zeros"``).
+
+Acting in the world vs. in the graph: the STN (:func:`translate`) works on any image but crops at the
+borders and interpolates fractional shifts; :meth:`ImaginationExplorer.act_in_env` instead sends the
+translation as the continuous action of a ``SpriteCanvas`` env, which re-renders the sprite exactly
+(no blur) and clips its position at the canvas edge (the sprite is never cut off); one env step
+shifts the sprite by at most ``free / 2`` pixels per axis (:func:`translation_to_env_action`).
+
+Wiring into training::
+
+    >>> from vase_rl.config import get_preset
+    >>> from vase_rl.learner import ContinualLearner
+    >>> learner = ContinualLearner(get_preset("cpu"), device="cpu")
+    >>> hook = make_imagination_hook(learner, ImaginationConfig(enabled=True, fraction=0.5))
+    >>> x = torch.rand(8, 1, 32, 32)
+    >>> hook(0, "mnist", x).shape            # half of the batch is now imagined x* = g . x
+    torch.Size([8, 1, 32, 32])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vase_rl.training import BatchHook
+
+__all__ = [
+    "ImaginationConfig", "ImaginationExplorer", "TranslationPolicy", "agent_loss", "check_targets",
+    "frozen_encoder_forward", "make_imagination_hook", "pixels_to_translation", "translate",
+    "translation_grid", "translation_theta", "translation_to_env_action", "translation_to_pixels",
+]
+
+TargetLatents = Literal["all", "used"]
+
+
+# ---------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class ImaginationConfig:
+    """Imagination-driven exploration (A.4). ``enabled=False`` makes the hook a no-op."""
+
+    enabled: bool = False
+    """Turn imagination on: train the policy and add imagined images to the training batches."""
+    fraction: float = 0.5
+    """Fraction of each training batch replaced by imagined images x* = g . x (rounded, in [0, 1])."""
+    lr: float = 6e-4
+    """Adam learning rate of the policy (A.1's rate; one step per training batch)."""
+    hidden: int = 256
+    """Units of the policy's single fully connected hidden layer (A.4 does not give the width)."""
+    filters: int = 16
+    """Filters of each of the policy's four 4x4 stride-2 conv layers (A.4: 16)."""
+    start_step: int = 0
+    """Global step from which imagined images enter the batches; the policy trains from step 0."""
+    max_translation: float = 1.0
+    """Scale of the tanh output: translations lie in [-max_translation, max_translation]^2."""
+    target_latents: TargetLatents = "all"
+    """Latents in L_agent: ``"all"`` (the paper) or ``"used"``: only latents that some environment seen
+    so far uses (union of ``learner.memory.used``). A translation can only change position latents, so
+    the other terms are constant w.r.t. the policy (harmless but noisy). The union -- not the current
+    environment's used set -- is taken because in a static environment (e.g. MNIST) the position
+    latents are exactly the ones the current environment does *not* use."""
+    seed: int = 0
+    """Seed of the policy's initialisation and of the z* / reparameterisation noise."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError(f"ImaginationConfig.fraction must be in [0, 1], got {self.fraction}")
+        if self.lr <= 0 or self.max_translation <= 0:
+            raise ValueError(f"lr and max_translation must be > 0, got {self.lr}, {self.max_translation}")
+        if self.hidden < 1 or self.filters < 1 or self.start_step < 0:
+            raise ValueError("hidden and filters must be >= 1 and start_step >= 0")
+        if self.target_latents not in ("all", "used"):
+            raise ValueError(f"target_latents must be 'all' or 'used', got {self.target_latents!r}")
+
+
+# ------------------------------------------------------------------------------------ geometry
+TranslationLike = torch.Tensor | np.ndarray | tuple[float, float]
+
+
+def _as_translation(t: TranslationLike, batch: int, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a translation (2,) or (B, 2) to (B, 2) with ``like``'s dtype/device; check it."""
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    if t.dim() == 1:
+        t = t.expand(batch, -1)
+    if tuple(t.shape) != (batch, 2):
+        raise ValueError(f"translation must have shape (2,) or ({batch}, 2), got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError("translation contains NaN or inf")
+    return t
+
+
+def translation_theta(t: torch.Tensor) -> torch.Tensor:
+    """Affine matrices (B, 2, 3) of ``F.affine_grid`` that move content by t (B, 2) (see module doc).
+
+    affine_grid maps each *output* location p to the *input* location theta @ [p, 1] it samples,
+    so moving content by +t samples at p - t: theta = [[1, 0, -t_x], [0, 1, -t_y]].
+    """
+    eye = torch.eye(2, dtype=t.dtype, device=t.device).expand(t.shape[0], 2, 2)
+    return torch.cat([eye, -t.unsqueeze(2)], dim=2)
+
+
+def translation_grid(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``F.affine_grid(translation_theta(t), (B, C, H, W), align_corners=False)``, computed exactly.
+
+    affine_grid builds its base grid as ``linspace(-1, 1, W) * (W - 1) / W``, which is off by
+    ~1e-7 for W = 64 and makes an integer-pixel shift leak ~2e-6 into neighbouring pixels. Here the
+    pixel centres ``(2 j + 1) / W - 1`` are formed in float64 and the translation subtracted, so for
+    power-of-two sizes every coordinate is exact in float32 and bilinear sampling at an integer-pixel
+    shift copies pixels bit for bit. Same transform, same gradient w.r.t. t.
+
+    Returns: grid (B, H, W, 2) of (x, y) sampling locations in normalised coordinates.
+    """
+    def centres(n: int) -> torch.Tensor:
+        return ((2 * torch.arange(n, dtype=torch.float64) + 1) / n - 1).to(t.device, t.dtype)
+
+    gy, gx = torch.meshgrid(centres(height), centres(width), indexing="ij")
+    base = torch.stack([gx, gy], dim=-1)  # (H, W, 2)
+    return base.unsqueeze(0) - t[:, None, None, :]
+
+
+def translate(x: torch.Tensor, t: TranslationLike, mode: str = "bilinear") -> torch.Tensor:
+    """Spatial-transformer translation g . x (``F.grid_sample``), differentiable in x and t.
+
+    Args:
+        x: (B, C, H, W) float images.
+        t: (2,) or (B, 2) translations in normalised coordinates (module doc: +x right, +y down,
+            ``t = 2 k / W`` is ``k`` pixels, bit-exact for power-of-two sizes, see :func:`translation_grid`).
+        mode: ``"bilinear"`` (differentiable in t) or ``"nearest"``.
+    Returns:
+        (B, C, H, W) translated images; content leaving the frame is cropped, uncovered pixels are 0.
+    """
+    if x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"x must be float (B, C, H, W), got {tuple(x.shape)} {x.dtype}")
+    t = _as_translation(t, x.shape[0], x)
+    grid = translation_grid(t, x.shape[2], x.shape[3])
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def pixels_to_translation(
+    dx: float | np.ndarray, dy: float | np.ndarray, width: int, height: int | None = None
+) -> np.ndarray:
+    """Pixel shifts (dx right, dy down) -> normalised translation t = (2 dx / W, 2 dy / H), shape (..., 2)."""
+    h = width if height is None else height
+    return np.stack([2.0 * np.asarray(dx, np.float64) / width, 2.0 * np.asarray(dy, np.float64) / h], -1)
+
+
+def translation_to_pixels(t: torch.Tensor | np.ndarray, width: int, height: int | None = None) -> np.ndarray:
+    """Normalised translation (..., 2) -> pixel shifts (..., 2) = (t_x W / 2, t_y H / 2)."""
+    h = width if height is None else height
+    t = np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
+    return t * np.array([width / 2.0, h / 2.0])
+
+
+def translation_to_env_action(env: Any, t: np.ndarray) -> np.ndarray:
+    """Normalised translation t (2,) -> the continuous action of a ``SpriteCanvas`` env, float32 (2,).
+
+    The env moves the sprite's corner by ``rint(a * free / 2)`` pixels (``free = canvas - sprite``),
+    while t moves content by ``t * canvas / 2`` pixels; so ``a = t * canvas / free``, clipped to
+    [-1, 1]. The env's action therefore spans shifts of at most ``free / 2`` pixels per step
+    (``|t| <= free / canvas``); larger translations are clipped, and the env also clips the final
+    position at the canvas edge.
+    """
+    base = getattr(env, "unwrapped", env)
+    if getattr(base, "action_type", None) != "continuous" or not hasattr(base, "renderer"):
+        raise ValueError(
+            f"act_in_env needs a SpriteCanvas with action_type='continuous', got {type(base).__name__} "
+            f"with action_type={getattr(base, 'action_type', None)!r}"
+        )
+    t = np.asarray(t, dtype=np.float64).reshape(-1)
+    if t.shape != (2,) or not np.all(np.isfinite(t)):
+        raise ValueError(f"translation must be 2 finite floats, got {t!r}")
+    free = base.renderer.free
+    if free == 0:
+        return np.zeros(2, dtype=np.float32)
+    return np.clip(t * base.renderer.canvas_size / free, -1.0, 1.0).astype(np.float32)
+
+
+# -------------------------------------------------------------------------------------- policy
+class TranslationPolicy(nn.Module):
+    """g(z*, x) of A.4: four 4x4 stride-2 ReLU convs (16 filters) -> flatten ++ z* -> fc ReLU -> tanh (2,).
+
+    ``forward(x, z_star)``: x (B, C, S, S) float in [0, 1] with S a multiple of 16, z_star (B, N)
+    -> translation t (B, 2) in [-max_translation, max_translation]^2 (convention: module doc).
+    """
+
+    def __init__(
+        self, image_size: int, channels: int, latent_dim: int, hidden: int = 256, filters: int = 16,
+        max_translation: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if image_size % 16 != 0 or image_size < 16:
+            raise ValueError(f"image_size must be a multiple of 16 (halved 4 times), got {image_size}")
+        layers: list[nn.Module] = []
+        c_in = channels
+        for _ in range(4):
+            layers += [nn.Conv2d(c_in, filters, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+            c_in = filters
+        self.convs = nn.Sequential(*layers)
+        self.fc = nn.Sequential(
+            nn.Linear(filters * (image_size // 16) ** 2 + latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2)
+        )
+        self.image_size, self.channels, self.latent_dim = image_size, channels, latent_dim
+        self.max_translation = max_translation
+
+    def forward(self, x: torch.Tensor, z_star: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([self.convs(x).flatten(1), z_star], dim=1)
+        return self.max_translation * torch.tanh(self.fc(h))
+
+
+# ------------------------------------------------------------------------------------ the loss
+def frozen_encoder_forward(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``encoder(x)`` with detached parameters: gradients flow to x only, never into the encoder.
+
+    Nothing is written to the encoder's ``.grad`` fields, so the policy step cannot disturb the
+    learner's own optimisation (and works while another thread or step owns the encoder).
+    """
+    params = {k: v.detach() for k, v in encoder.named_parameters()}
+    params.update(dict(encoder.named_buffers()))
+    return torch.func.functional_call(encoder, params, (x,))
+
+
+def check_targets(z_star: Any, batch: int, latent_dim: int) -> torch.Tensor:
+    """Validate targets z* and return them as a float tensor (batch, latent_dim); ValueError otherwise."""
+    if not isinstance(z_star, torch.Tensor):
+        z_star = torch.as_tensor(np.asarray(z_star, dtype=np.float32))
+    if not z_star.is_floating_point():
+        raise ValueError(f"z_star must be a float tensor, got dtype {z_star.dtype}")
+    if tuple(z_star.shape) != (batch, latent_dim):
+        raise ValueError(
+            f"z_star must have shape (batch={batch}, latent_dim={latent_dim}), got {tuple(z_star.shape)}"
+        )
+    if not bool(torch.isfinite(z_star).all()):
+        raise ValueError("z_star contains NaN or inf; targets must be finite samples of p(z)")
+    return z_star
+
+
+def agent_loss(
+    encoder: nn.Module,
+    x_star: torch.Tensor,
+    z_star: torch.Tensor,
+    latent_mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """L_agent of A.4: mean over the batch of ||z* - z||^2, z ~ q(z | x*) by reparameterisation.
+
+    Args:
+        encoder: the VASE encoder, x -> (mu, logvar, ...); run with frozen parameters.
+        x_star: (B, C, H, W) translated images g(z*, x) . x (carrying the graph back to the policy).
+        z_star: (B, N) targets.
+        latent_mask: optional (N,) bool; only these latents enter the squared distance.
+        generator: noise generator for z = mu + sigma * eps.
+    Returns:
+        scalar loss.
+    """
+    mu, logvar = frozen_encoder_forward(encoder, x_star)[:2]
+    eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+    sq = (z_star - (mu + (0.5 * logvar).exp() * eps)) ** 2
+    if latent_mask is not None:
+        sq = sq * latent_mask.to(sq.device, sq.dtype)
+    return sq.sum(1).mean()
+
+
+# ------------------------------------------------------------------------------------ explorer
+class LearnerLike(Protocol):
+    """What the explorer reads from a :class:`vase_rl.learner.ContinualLearner`."""
+
+    model: Any  # .encoder: x (B, C, H, W) -> (mu, logvar, hidden)
+    config: Any  # .model.image_size, .model.channels, .model.latent_dim
+    device: torch.device
+    memory: Any  # .used (max_envs, N) bool and .n_seen, for target_latents="used"
+
+    def preprocess(self, x: Any, batched: bool = True) -> torch.Tensor: ...
+
+
+class ImaginationExplorer:
+    """Trains the A.4 policy next to a learner and imagines x* = g(z*, x) . x for its training data.
+
+    Each hook call (``explorer(step, dataset, x)``) does one Adam step of the policy on the batch and,
+    from ``start_step`` on, replaces the first ``round(fraction * B)`` images of the batch (an i.i.d.
+    batch, so which rows does not matter) with imagined images for fresh targets z* ~ N(0, I).
+    With ``enabled=False`` the hook returns the batch untouched and trains nothing.
+
+    Args:
+        learner: a ContinualLearner (see :class:`LearnerLike` for the attributes used).
+        config: :class:`ImaginationConfig`.
+    """
+
+    def __init__(self, learner: LearnerLike, config: ImaginationConfig | None = None) -> None:
+        self.learner = learner
+        self.config = config or ImaginationConfig(enabled=True)
+        mc = learner.config.model
+        self.device = torch.device(learner.device)
+        self.latent_dim = int(mc.latent_dim)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self.policy = TranslationPolicy(
+                mc.image_size, mc.channels, mc.latent_dim, self.config.hidden, self.config.filters,
+                self.config.max_translation,
+            ).to(self.device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.lr)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.config.seed)
+        self.policy_steps = 0
+        self.imagined = 0
+        self.last: dict[str, float] = {}
+
+    # -------------------------------------------------------------------------------- pieces
+    def sample_targets(self, n: int) -> torch.Tensor:
+        """z* ~ p(z) = N(0, I): (n, N) on the learner's device."""
+        return torch.randn(n, self.latent_dim, device=self.device, generator=self.generator)
+
+    def target_mask(self) -> torch.Tensor | None:
+        """(N,) bool latents entering L_agent, or None for all (``target_latents="all"``)."""
+        if self.config.target_latents == "all":
+            return None
+        mem = self.learner.memory
+        if mem.n_seen == 0:
+            return None
+        return mem.used[: mem.n_seen].any(0).to(self.device)
+
+    def _targets(self, x: torch.Tensor, z_star: Any | None) -> torch.Tensor:
+        if z_star is None:
+            return self.sample_targets(x.shape[0])
+        return check_targets(z_star, x.shape[0], self.latent_dim).to(self.device, torch.float32)
+
+    def act(self, x: torch.Tensor, z_star: Any | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy action for images x (B, C, S, S): (t (B, 2) with graph, z* (B, N) used)."""
+        z = self._targets(x, z_star)
+        return self.policy(x, z), z
+
+    @torch.no_grad()
+    def imagine(self, x: Any, z_star: Any | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Imagined images in the graph (STN): x* (B, C, S, S), translations t (B, 2), targets z* (B, N).
+
+        x: images accepted by ``learner.preprocess`` (uint8 or float, any layout/size).
+        """
+        x = self.learner.preprocess(x)
+        t, z = self.act(x, z_star)
+        return translate(x, t), t, z
+
+    def policy_step(self, x: Any, z_star: Any | None = None) -> dict[str, float]:
+        """One Adam step of the policy on L_agent for images x (and targets z*, default z* ~ p(z)).
+
+        Returns ``{"agent_loss", "translation_abs"}`` (mean |t|). Only the policy's weights change.
+        """
+        x = self.learner.preprocess(x)
+        self.policy.train()
+        t, z = self.act(x, z_star)
+        loss = agent_loss(self.learner.model.encoder, translate(x, t), z, self.target_mask(), self.generator)
+        if not bool(torch.isfinite(loss)):
+            raise FloatingPointError(f"non-finite policy loss at policy step {self.policy_steps}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.policy_steps += 1
+        self.last = {"agent_loss": float(loss.detach()), "translation_abs": float(t.detach().abs().mean())}
+        return self.last
+
+    # ---------------------------------------------------------------------------------- hook
+    def n_imagined(self, batch: int) -> int:
+        """How many of a batch of ``batch`` images are replaced by imagined ones."""
+        return round(self.config.fraction * batch)
+
+    def __call__(self, step: int, dataset: str, x: torch.Tensor) -> torch.Tensor:
+        """Batch hook (``vase_rl.training.BatchHook``): x (B, C, S, S) float -> the batch to train on."""
+        if not self.config.enabled:
+            return x
+        self.policy_step(x)
+        k = self.n_imagined(x.shape[0])
+        if step < self.config.start_step or k == 0:
+            return x
+        x_star, _, _ = self.imagine(x[:k])
+        self.imagined += k
+        return torch.cat([x_star.to(x.dtype), x[k:]], dim=0)
+
+    def as_batch_hook(self) -> BatchHook:
+        """This explorer as the ``batch_hook`` of :class:`vase_rl.training.SequenceTrainer`."""
+        return self
+
+    # ------------------------------------------------------------------------------ the world
+    def act_in_env(self, env: Any, obs: Any, z_star: Any | None = None) -> tuple[Any, ...]:
+        """Act in the world: step a continuous-action ``SpriteCanvas`` with the policy's translation.
+
+        The env re-renders the moved sprite exactly (no interpolation) and clips its position at the
+        canvas edge, where the STN would crop it. See :func:`translation_to_env_action`.
+
+        Args:
+            env: a ``SpriteCanvas`` (possibly wrapped) made with ``action_type="continuous"``.
+            obs: its current observation (C, C, 1) uint8 (resized to the model's input if needed).
+            z_star: optional (N,) target; default z* ~ p(z).
+        Returns:
+            ``env.step(action)``'s 5-tuple (obs, reward, terminated, truncated, info).
+        """
+        x = self.learner.preprocess(obs, batched=False)
+        z = None if z_star is None else torch.as_tensor(np.asarray(z_star, dtype=np.float32)).reshape(1, -1)
+        with torch.no_grad():
+            t, _ = self.act(x, z)
+        return env.step(translation_to_env_action(env, t[0].cpu().numpy()))
+
+    # ------------------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Policy, optimiser, RNG and counters (checkpoint next to the learner's for resume)."""
+        return {
+            "config": dataclasses.asdict(self.config),
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "policy_steps": self.policy_steps,
+            "imagined": self.imagined,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.policy_steps, self.imagined = int(state["policy_steps"]), int(state["imagined"])
+
+
+def make_imagination_hook(learner: LearnerLike, config: ImaginationConfig) -> BatchHook:
+    """The training-loop switch: a batch hook that imagines when ``config.enabled``, else a no-op.
+
+    Pass the result as ``SequenceTrainer(..., batch_hook=...)``; the returned object is an
+    :class:`ImaginationExplorer` (use ``.state_dict()`` to checkpoint its policy).
+    """
+    return ImaginationExplorer(learner, config).as_batch_hook()

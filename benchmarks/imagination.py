@@ -1,0 +1,403 @@
+"""Imagination-driven exploration (Achille et al. 2018, Fig. 5B / appendix A.4) on CPU.
+
+Sequence moving Fashion -> MNIST -> moving MNIST. In the ``imagination`` condition a translation
+policy (``vase_rl.agents.translation``) is trained in parallel with VASE from step 0, and a fraction of
+every training batch is replaced by imagined images x* = g(z*, x) . x (z* ~ p(z)). In ``baseline`` VASE
+trains on the raw batches. Everything else -- learner init, data streams, probes -- is identical per
+seed. A.6 probes are trained on z for every dataset at every step; the number we look at is the
+accuracy of the *moving-MNIST* object classifier during the *static* MNIST stage (VASE has never seen
+a moving digit then), plus the moving-MNIST position-probe MSE.
+
+One JSON per (condition, seed) in ``benchmarks/results/imagination/``; runs whose JSON exists are
+skipped, so an interrupted benchmark resumes where it stopped (an unfinished run restarts). Each run
+is a subprocess (1 torch thread, ``--jobs`` at a time) importing a snapshot of the library taken at
+launch, so all runs of one invocation use the same code even while the tree is edited; the JSON
+records a fingerprint of that code. Spurious environment allocations must not crash a run, so the
+learner uses ``on_overflow="merge"`` (the allocations are reported). The trainer's run folders (log,
+probe history, TensorBoard) are kept under ``runs/``. ``--summarise`` writes ``results.md``,
+``curves.png`` and ``examples.png``.
+
+    VASE_DATA_DIR=/work/shared/data python benchmarks/imagination.py            # runs + summary
+    python benchmarks/imagination.py --summarise                                 # summary only
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
+from vase_rl.config import get_preset
+from vase_rl.training import RunSettings, SequenceTrainer, read_log
+
+OUT = Path(__file__).resolve().parent / "results" / "imagination"
+SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
+CONDITIONS = ("baseline", "imagination")
+
+
+@dataclass
+class Args:
+    preset: str = "cpu"
+    """Learner preset (``cpu``: 32x32 canvas, 16 latents)."""
+    steps_per_env: int = 1500
+    """Training steps per dataset (the cpu preset's default is 2,500; reduced to fit 40 min on 2 cores)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds; each seeds the learner, the data streams, the probes and the policy."""
+    fraction: float = 0.5
+    """Fraction of each batch replaced by imagined images (imagination condition)."""
+    policy_lr: float = 6e-4
+    """Adam learning rate of the translation policy."""
+    probe_eval_every: int = 100
+    """Evaluate the probes every this many steps."""
+    probe_eval_size: int = 500
+    """Held-out images per dataset for each probe evaluation."""
+    on_overflow: str = "merge"
+    """Learner's ``InferenceConfig.on_overflow``: "merge" keeps a run alive when spurious environment
+    allocations exhaust ``max_environments`` (the count is reported); "error" is the library default."""
+    jobs: int = 2
+    """Runs in parallel (one torch thread each)."""
+    out: str = str(OUT)
+    """Results folder."""
+    summarise: bool = False
+    """Only write the summary (table + PNGs) from existing JSON files."""
+    run: str = ""
+    """Internal: run one ``condition:seed`` in this process."""
+
+
+def parse_args() -> Args:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
+    for f in dataclasses.fields(Args):
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        elif isinstance(f.default, tuple):
+            parser.add_argument(flag, nargs="+", type=type(f.default[0]), default=f.default)
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default)
+    ns = vars(parser.parse_args())
+    return Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in ns.items()})
+
+
+def code_fingerprint() -> str:
+    """sha256 (12 hex) of the library sources this process imported (vase_rl, its envs, the policy)."""
+    import vase_rl
+    from vase_rl import envs
+    from vase_rl.agents import translation
+
+    sources = [*Path(vase_rl.__file__).parent.glob("*.py"), *Path(envs.__file__).parent.glob("*.py"),
+               Path(translation.__file__)]
+    digest = hashlib.sha256()
+    for path in sorted(sources, key=lambda p: (p.parent.name, p.name)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model, usable cores, load and versions, for the results header."""
+    model = platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
+            "python": platform.python_version(), "load_average": [round(v, 2) for v in os.getloadavg()]}
+
+
+def centre_spread(x: torch.Tensor) -> float:
+    """Std (pixels, mean over x and y) of the intensity centres of mass of images x (B, 1, H, W)."""
+    grid = torch.arange(x.shape[-1], dtype=x.dtype, device=x.device)
+    mass = x.sum((1, 2, 3)).clamp_min(1e-6)
+    com = torch.stack([(x.sum((1, 2)) * grid).sum(1), (x.sum((1, 3)) * grid).sum(1)], 1) / mass[:, None]
+    return float(com.std(0).mean())
+
+
+class RecordingHook:
+    """Wraps the explorer's batch hook: logs the policy loss, the mean |t| and the spread of object
+    positions in imagined vs. input images, and saves x -> x* pairs at ``example_step``."""
+
+    def __init__(self, explorer: ImaginationExplorer, example_step: int, example_path: Path, every: int = 25):
+        self.explorer, self.example_step, self.example_path = explorer, example_step, example_path
+        self.every = every
+        self.agent_loss: list[tuple[int, float, float, float, float]] = []
+
+    def __call__(self, step: int, dataset: str, x: torch.Tensor) -> torch.Tensor:
+        out = self.explorer(step, dataset, x)
+        k = self.explorer.n_imagined(x.shape[0])
+        if step % self.every == 0:
+            last = self.explorer.last
+            self.agent_loss.append((step, last["agent_loss"], last["translation_abs"],
+                                    centre_spread(out[:k]), centre_spread(x[:k])))
+        if step == self.example_step:  # the first k rows of ``out`` are the imagined versions of x's
+            np.savez_compressed(self.example_path, x=x[:8].cpu().numpy(),
+                                x_star=out[: min(8, k)].cpu().numpy(), step=step, dataset=dataset)
+        return out
+
+
+def run_name(condition: str, seed: int) -> str:
+    return f"{condition}_seed{seed}"
+
+
+def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
+    """Train one (condition, seed) through the sequence; return its record (curves, envs, timing)."""
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    n = args.steps_per_env
+    config = get_preset(args.preset).with_overrides(seed=seed, inference={"on_overflow": args.on_overflow})
+    settings = RunSettings(sequence=SEQUENCE, steps_per_env=n, probe_eval_every=args.probe_eval_every,
+                           probe_eval_size=args.probe_eval_size, checkpoint_every=10**9,
+                           tb_images_every=10**9, seed=seed)
+    trainer = SequenceTrainer(config, settings, str(out / "runs" / run_name(condition, seed)), device="cpu")
+    hook = None
+    if condition == "imagination":
+        im = ImaginationConfig(enabled=True, fraction=args.fraction, lr=args.policy_lr, seed=seed)
+        hook = RecordingHook(ImaginationExplorer(trainer.learner, im), int(1.5 * n),
+                             out / f"examples_seed{seed}.npz")
+        trainer.batch_hook = hook
+    code = code_fingerprint()
+    t0, c0 = time.time(), time.process_time()
+    trainer.run(progress=False)
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    os.remove(trainer.ckpt_path)  # the JSON is the result; keep the run folder small (log, probes, tb)
+    assert trainer.probes is not None
+    curves = {}
+    for ds in SEQUENCE:
+        for metric in ("accuracy", "position_mse"):
+            steps, values = trainer.probes.history.curve(ds, metric)
+            if len(steps):
+                curves[f"{ds}/{metric}"] = [steps.tolist(), values.tolist()]
+    log = read_log(trainer.out_dir)
+    envs = [sorted({r["env"] for r in log if r["stage"] == i}) for i in range(len(SEQUENCE))]
+    return {
+        "condition": condition, "seed": seed, "preset": args.preset, "steps_per_env": n,
+        "sequence": list(SEQUENCE), "fraction": args.fraction if hook else 0.0, "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "steps_per_s": round(n * len(SEQUENCE) / wall, 2), "hardware": hardware(), "torch_threads": 1,
+        "code": code, "on_overflow": args.on_overflow,
+        "curves": curves, "envs_per_stage": envs, "n_envs": log[-1]["n_envs"],
+        "agent_loss": hook.agent_loss if hook else [],
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
+
+
+def snapshot_library() -> str:
+    """Copy the imported library (vase_rl, vase_rl.envs, vase_rl.agents) to a temp folder for PYTHONPATH,
+    so that every run of this invocation uses the same code even while the working tree is edited."""
+    import vase_rl
+    from vase_rl import agents, envs
+
+    root = Path(tempfile.mkdtemp(prefix="vase_snapshot_"))
+    ignore = shutil.ignore_patterns("__pycache__", "envs", "agents")
+    shutil.copytree(Path(vase_rl.__file__).parent, root / "vase_rl", ignore=ignore)
+    for sub in (envs, agents):
+        shutil.copytree(Path(sub.__file__).parent, root / "vase_rl" / sub.__name__.split(".")[-1],
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return str(root)
+
+
+def run_all(args: Args) -> None:
+    """Launch every missing (condition, seed) as a subprocess, ``args.jobs`` at a time, on a snapshot
+    of the library (see :func:`snapshot_library`)."""
+    out = Path(args.out)
+    todo = [(c, s) for s in args.seeds for c in CONDITIONS if not (out / f"{run_name(c, s)}.json").exists()]
+    passthrough = [f"--steps-per-env={args.steps_per_env}", f"--fraction={args.fraction}",
+                   f"--policy-lr={args.policy_lr}", f"--probe-eval-every={args.probe_eval_every}",
+                   f"--probe-eval-size={args.probe_eval_size}", f"--preset={args.preset}",
+                   f"--out={args.out}", f"--on-overflow={args.on_overflow}"]
+    snapshot = snapshot_library()
+    env = {**os.environ, "PYTHONPATH": snapshot}
+    running: list[subprocess.Popen] = []
+    try:
+        while todo or running:
+            while todo and len(running) < args.jobs:
+                c, s = todo.pop(0)
+                print(f"start {run_name(c, s)}", flush=True)
+                cmd = [sys.executable, __file__, f"--run={c}:{s}", *passthrough]
+                running.append(subprocess.Popen(cmd, env=env))
+            time.sleep(2)
+            for p in [p for p in running if p.poll() is not None]:
+                running.remove(p)
+                if p.returncode:
+                    print(f"run {p.args[2]} failed with exit code {p.returncode}", flush=True)
+    finally:
+        for p in running:
+            p.terminate()
+        shutil.rmtree(snapshot, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------- summary
+def at(curve: list[list[float]], step: float) -> float:
+    """Value of a recorded curve at the last evaluation <= step."""
+    steps, values = np.asarray(curve[0]), np.asarray(curve[1])
+    return float(values[steps <= step][-1])
+
+
+def stage_mean(curve: list[list[float]], lo: float, hi: float) -> float:
+    """Mean of a curve over evaluations in (lo, hi]."""
+    steps, values = np.asarray(curve[0]), np.asarray(curve[1])
+    return float(values[(steps > lo) & (steps <= hi)].mean())
+
+
+METRICS: list[tuple[str, str, Any]] = [
+    ("moving-MNIST acc. at end of MNIST stage (%)", "moving-mnist/accuracy", lambda c, n: at(c, 2 * n)),
+    ("moving-MNIST acc. mean over MNIST stage (%)", "moving-mnist/accuracy",
+     lambda c, n: stage_mean(c, n, 2 * n)),
+    ("moving-MNIST acc. at end of run (%)", "moving-mnist/accuracy", lambda c, n: at(c, 3 * n)),
+    ("moving-MNIST position MSE at end of MNIST stage", "moving-mnist/position_mse",
+     lambda c, n: at(c, 2 * n)),
+    ("moving-MNIST position MSE at end of run", "moving-mnist/position_mse", lambda c, n: at(c, 3 * n)),
+    ("MNIST acc. at end of MNIST stage (%)", "mnist/accuracy", lambda c, n: at(c, 2 * n)),
+    ("moving-Fashion acc. at end of run (%)", "moving-fashion/accuracy", lambda c, n: at(c, 3 * n)),
+]
+
+
+def summarise(args: Args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(args.out)
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*_seed*.json"))]
+    by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
+    if not records:
+        raise SystemExit(f"no results in {out}")
+    n = records[0]["steps_per_env"]
+    hw = records[0]["hardware"]
+    configs = {}
+    for r in records:  # the learner config each run actually used (the preset may change between commits)
+        run_dir = out / "runs" / run_name(r["condition"], r["seed"])
+        vase = json.loads((run_dir / "config.json").read_text())["vase"]
+        configs[run_name(r["condition"], r["seed"])] = {k: v for k, v in vase.items() if k != "seed"}
+    cfg = next(iter(configs.values()))
+    same = all(c == cfg for c in configs.values()) and len({r.get("code") for r in records}) == 1
+    cpu = [r["cpu_s"] for r in records if "cpu_s" in r]
+    lines = [
+        "# Imagination-driven exploration (Fig. 5B), CPU reproduction", "",
+        (f"Sequence {' -> '.join(records[0]['sequence'])}; preset `{records[0]['preset']}` as run: "
+         f"{cfg['model']['image_size']}x{cfg['model']['image_size']}, {cfg['model']['latent_dim']} latents, "
+         f"gamma {cfg['loss']['gamma']}, C_max {cfg['loss']['c_max']} "
+         f"({cfg['loss'].get('capacity_mode', 'eq. 3')}), batch {cfg['batch_size']}"
+         f"{'' if same else ' (WARNING: runs used different learner code/configs, see the JSON)'}; "
+         f"library code {records[0].get('code')}; on_overflow={cfg['inference']['on_overflow']}; "
+         f"{n} steps per dataset; imagination replaces {args.fraction:.0%} of each batch with x* "
+         f"(policy Adam {args.policy_lr}, trained from step 0). Probes (A.6) evaluated every "
+         f"{args.probe_eval_every} steps on {args.probe_eval_size} held-out images."),
+        (f"Hardware: {hw['cpu']}, {hw['cores']} cores, torch {hw['torch']}, 1 thread per run, "
+         f"{args.jobs} runs in parallel on a machine shared with other jobs (load average "
+         f"{hw['load_average'][0]}). Wall time per run: "
+         + ", ".join(f"{r['condition']}/{r['seed']} {r['wall_s'] / 60:.1f} min" for r in records) + "."
+         + (f" CPU time per run {np.mean(cpu) / 60:.1f} min, i.e. "
+            f"{len(CONDITIONS) * len(args.seeds) * np.mean(cpu) / 120:.0f} min for the whole benchmark "
+            "on 2 otherwise idle cores." if cpu else "")), "",
+        "| metric | " + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in CONDITIONS) + " | per seed |",
+        "|---|---|---|---|",
+    ]
+    for label, key, fn in METRICS:
+        cells, per_seed = [], []
+        for c in CONDITIONS:
+            vals = [fn(r["curves"][key], n) for r in by[c] if key in r["curves"]]
+            cells.append(f"{np.mean(vals):.3g} ± {np.std(vals):.2g}" if vals else "-")
+            per_seed.append(f"{c[:3]}: " + ", ".join(f"{v:.3g}" for v in vals))
+        lines.append(f"| {label} | " + " | ".join(cells) + " | " + "; ".join(per_seed) + " |")
+    lines += ["", "Environments inferred per stage (env indices seen in the log, per seed):", ""]
+    for r in records:
+        lines.append(f"- {r['condition']} seed {r['seed']}: {r['envs_per_stage']} ({r['n_envs']} allocated)")
+    losses = [r["agent_loss"] for r in by["imagination"] if r["agent_loss"]]
+    if losses:
+        end1 = [np.mean([row[1] for row in al if row[0] < n][-10:]) for al in losses]
+        start = [al[0][1] for al in losses]
+        lines += ["", (f"Policy loss L_agent (all {cfg['model']['latent_dim']} latents): "
+                       f"{np.mean(start):.1f} at step 0 -> "
+                       f"{np.mean(end1):.1f} at the end of the moving-Fashion stage (mean over seeds).")]
+        for lo, hi, name in ((0, n, "moving-Fashion"), (n, 2 * n, "MNIST"), (2 * n, 3 * n, "moving-MNIST")):
+            rows = np.array([row for al in losses for row in al if lo + n // 2 <= row[0] < hi]).reshape(-1, 5)
+            if not len(rows):
+                continue
+            lines.append(f"- second half of the {name} stage: mean |t| = {rows[:, 2].mean():.3f}; "
+                         f"spread (std, px) of object centres: imagined x* {rows[:, 3].mean():.2f} "
+                         f"vs input x {rows[:, 4].mean():.2f}")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    colours = {"baseline": "tab:gray", "imagination": "tab:red"}
+    for ax, key in zip(axes, ("moving-mnist/accuracy", "moving-mnist/position_mse")):
+        for c in CONDITIONS:
+            for i, r in enumerate(by[c]):
+                s, v = r["curves"][key]
+                ax.plot(s, v, color=colours[c], alpha=0.8, lw=1.2, label=c if i == 0 else None)
+    for i, al in enumerate(losses):
+        a = np.array(al)
+        axes[2].plot(a[:, 0], a[:, 3], color="tab:red", lw=1, label="imagined x*" if i == 0 else None)
+        axes[2].plot(a[:, 0], a[:, 4], color="tab:gray", lw=1, label="input x" if i == 0 else None)
+    axes[2].set_title("spread of object centres in the batch (std, px)", pad=18)
+    for ax in axes:
+        for k, name in enumerate(records[0]["sequence"]):
+            ax.axvspan(k * n, (k + 1) * n, color="tab:blue", alpha=0.06 * (k % 2 + 1))
+            ax.text((k + 0.5) * n, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom")
+        ax.set_xlabel("training step")
+        ax.legend()
+    axes[0].set_title("moving-MNIST object-ID probe accuracy (%)", pad=18)
+    axes[1].set_title("moving-MNIST position probe MSE (log scale)", pad=18)
+    axes[1].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
+    plt.close(fig)
+
+    examples = sorted(out.glob("examples_seed*.npz"))
+    if examples:
+        fig, axes = plt.subplots(2 * len(examples), 8, figsize=(8, 2.1 * len(examples)), squeeze=False)
+        for e, path in enumerate(examples):
+            d = np.load(path)
+            for j in range(8):
+                for row, key in enumerate(("x", "x_star")):
+                    ax = axes[2 * e + row, j]
+                    ax.axis("off")
+                    if j < len(d[key]):
+                        ax.imshow(d[key][j, 0], cmap="gray", vmin=0, vmax=1)
+                axes[2 * e, 0].set_title(f"{path.stem}: x ({d['dataset']}, step {int(d['step'])})",
+                                         fontsize=8, loc="left")
+                axes[2 * e + 1, 0].set_title("x* = g(z*, x) . x", fontsize=8, loc="left")
+        fig.tight_layout()
+        fig.savefig(out / "examples.png", dpi=110)
+        plt.close(fig)
+
+
+def main() -> None:
+    args = parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.run:
+        condition, seed = args.run.split(":")
+        write_json(out / f"{run_name(condition, int(seed))}.json", run_one(args, condition, int(seed)))
+        return
+    if not args.summarise:
+        run_all(args)
+    summarise(args)
+
+
+if __name__ == "__main__":
+    main()
