@@ -137,8 +137,9 @@ class InferenceConfig:
     """For the *current* environment, a latent's switch to atypical counts in eq. 6's mask test only
     if its atypicality also exceeds ``jump_ratio`` times its running average in that environment --
     the "sharp changes in alpha_n at dataset boundaries" of section 3.3 -- so that latents still being
-    learnt, whose atypicality drifts slowly across lambda1, do not allocate spurious environments.
-    0 = the paper's plain test."""
+    learnt, whose atypicality drifts slowly across lambda1, do not allocate spurious environments;
+    with it on, a latent of the current environment settling back to typical is not a mismatch
+    either. 0 = the paper's plain test."""
     on_overflow: Literal["error", "merge"] = "error"
     """What to do when a new environment would exceed max_environments: raise, or reuse the
     closest (lowest reconstruction loss) existing environment."""

@@ -219,8 +219,11 @@ class ContinualLearner:
             recons[cand] = recon
             batch_mask = self._batch_mask(alpha, cand) if self.config.ablation.mask else None
             if batch_mask is not None and cand == self.current_env and ic.jump_ratio > 0:
+                # in the current environment only a sharp switch to atypical is evidence of a new one:
+                # gradual drift and latents settling back to typical are part of learning it
+                stored = mem.masks[cand].to(alpha.device)
                 gradual = alpha <= ic.jump_ratio * mem.alpha_avg[cand].to(alpha.device)
-                batch_mask = batch_mask | (gradual & mem.masks[cand].to(alpha.device))
+                batch_mask = stored & (batch_mask | gradual)
             why = environment_check(
                 recon, float(mem.recon_avg[cand]), ic.kappa, batch_mask, mem.masks[cand], mem.used[cand]
             )
