@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -52,6 +53,9 @@ def build_config(args: argparse.Namespace):  # -> VASEConfig
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    # idle OpenMP threads sleep instead of spinning (read when torch loads): on a loaded 2-core machine
+    # a 2-thread step otherwise took 3-7x the CPU time (benchmarks/speed.py)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from .training import RunSettings, SequenceTrainer

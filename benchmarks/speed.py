@@ -1,0 +1,561 @@
+"""Speed and memory of one VASE training step on CPU, paper preset (64x64, widths 64,64,128,128, 24 latents).
+
+In one run, at batch 64 and at 1 and 2 torch threads, three kinds of ``ContinualLearner.train_step``:
+
+- ``plain``: ablation "-", a plain CCI-VAE step (encoder, decoder, capacity loss, Adam);
+- ``vase``: the full VASE step (ablation SDA) with the paper's dream batch (64) and a full eq. 6 scan
+  every ``scan_every=10`` steps;
+- ``vase-cheap``: the cheapest VASE settings offered, ``dream.batch_size=16`` and ``scan_every=0``.
+
+The VASE steps are timed in the steady state of a run in its second environment: two environments
+allocated, past the grace period, the classifier proposing the current environment (eq. 6 tests one
+candidate per step, plus every other environment on scan steps) and dreaming of environment 0 (see
+:func:`steady_state`). Every timing starts from the same saved learner state, so each of the
+``steps`` timed steps does the same work in every repeat; rates use the best of ``repeats``, and
+time ratios the median over repeats of the ratio of back-to-back timings.
+
+Reported per kind: steps/s (wall clock and per CPU-second of this process), the FLOPs of a step
+(``torch.utils.flop_counter.FlopCounterMode`` around the same steps, forward + backward; it counts
+convolutions and matrix products, not element-wise ops), the VASE/plain time ratio against the FLOP
+ratio, and the achieved GFLOP/s against a practical peak measured in the same run: a large fp32
+``torch.mm`` (MKL) and, because MKL runs AVX2 code on AMD CPUs while oneDNN runs AVX-512, a large 3x3
+convolution (oneDNN). Both layouts are measured: the library's (contiguous NCHW) and channels-last
+parameters (``model.to(memory_format=torch.channels_last)`` applied from outside, the candidate
+optimisation). Peak RSS is measured in a fresh subprocess that trains the paper preset in that steady
+state for ``rss_steps`` steps. ``--explore`` adds the measurements of what did not pay (torch.compile,
+GEMM forms of the single-channel layers, batch size per image) and 2 threads under the default OpenMP
+wait policy (the run itself uses ``OMP_WAIT_POLICY=PASSIVE``, see ``Args.omp_wait_policy``).
+
+The reference machine is shared (load average recorded before and after): wall-clock rates understate
+what dedicated cores deliver; rates per CPU-second are what the process got while it ran, and the
+ratios use them. Writes ``benchmarks/results/speed.{json,md}``.
+
+    python benchmarks/speed.py [--threads 1 2 --steps 10 --repeats 2 --no-explore]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from vase_rl.config import Ablation, VASEConfig, get_preset
+from vase_rl.envs.sampler import SpriteSampler
+from vase_rl.learner import ContinualLearner
+
+RESULTS = Path(__file__).resolve().parent / "results"
+KINDS = ("plain", "vase", "vase-cheap")
+LAYOUTS = ("contiguous", "channels_last")
+
+
+@dataclass
+class Args:
+    threads: tuple[int, ...] = (1, 2)
+    """torch thread counts to time (the reference machine has 2 cores)."""
+    steps: int = 10
+    """Timed train steps per timing; a multiple of scan_every (10) so each window holds one full scan."""
+    repeats: int = 3
+    """Timings per cell: rates use the best (wall and CPU separately); VASE/plain time ratios are paired
+    within a repeat (back-to-back timings) and the median over repeats is reported."""
+    warmup: int = 2
+    """Untimed steps after reaching the steady state (oneDNN primitive cache, allocator)."""
+    cheap_dream_batch: int = 16
+    """Dream batch of the ``vase-cheap`` step."""
+    layouts: tuple[str, ...] = LAYOUTS
+    """Parameter layouts to time."""
+    rss_steps: int = 50
+    """Train steps of the peak-RSS subprocess."""
+    rss_limit_gib: float = 2.0
+    """Target: peak RSS of paper-preset training."""
+    ratio_tolerance: float = 0.15
+    """Target: VASE/plain time ratio within this fraction of the FLOP ratio."""
+    efficiency_target: float = 0.35
+    """Target: achieved GFLOP/s >= this fraction of the matmul peak, at the most threads."""
+    peak_size: int = 2048
+    """Side of the square fp32 matmul that measures the practical peak."""
+    omp_wait_policy: str = "PASSIVE"
+    """OMP_WAIT_POLICY for the run ("" = the OpenMP default). libgomp reads it when torch loads, so the
+    script re-executes itself with it set. PASSIVE: waiting threads sleep instead of spinning, which on a
+    loaded machine halves the CPU time of a 2-thread step (see ``--explore``); no effect at 1 thread."""
+    explore: bool = True
+    """Also measure the alternatives that did not pay, and 2 threads under the default wait policy."""
+    seed: int = 0
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Args, str | None]:
+    """Args from the command line, and which child process this is (None in the main process)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for f in dataclasses.fields(Args):
+        default = f.default
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, nargs="+", default=default, type=type(default[0]))
+        else:
+            parser.add_argument(flag, default=default, type=type(default))
+    parser.add_argument("--child", choices=("rss", "threads"), default=None, help=argparse.SUPPRESS)
+    ns = vars(parser.parse_args(argv))
+    child = ns.pop("child")
+    return Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in ns.items()}), child
+
+
+# ---------------------------------------------------------------------------------------- setup
+def step_config(kind: str, args: Args) -> VASEConfig:
+    """The paper preset configured for one kind of step (see the module docstring)."""
+    cfg = get_preset("paper").with_overrides(seed=args.seed)
+    if kind == "plain":
+        return cfg.with_overrides(ablation=Ablation.parse("-"))
+    if kind == "vase-cheap":
+        return cfg.with_overrides(dream={"batch_size": args.cheap_dream_batch}, inference={"scan_every": 0})
+    if kind != "vase":
+        raise ValueError(f"unknown step kind {kind!r}; choose one of {KINDS}")
+    return cfg
+
+
+def image_pool(n_batches: int, batch: int, seed: int) -> list[torch.Tensor]:
+    """``n_batches`` batches (batch, 1, 64, 64) float in [0, 1] of moving shapes, sampled before timing."""
+    images, _ = SpriteSampler("moving-shapes", canvas_size=64, seed=seed).sample(n_batches * batch)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0).contiguous()
+    return list(x.split(batch))
+
+
+def steady_state(learner: ContinualLearner, x: torch.Tensor) -> None:
+    """Train one step (allocates environment 0), then put a VASE learner where a long run would be.
+
+    Environment 1 is allocated and current, 1,001 steps into it (past ``grace_steps``, off the
+    ``used_every`` schedule); L~_0 is set low so that a scan rejects environment 0 (no switch), L~_1 is
+    left at inf (the first update sets it); the classifier's bias favours environment 1, as a trained
+    classifier would on data of environment 1. Dreams are then drawn from environment 0. A plain
+    (ablation "-") learner only takes the first step.
+    """
+    learner.train_step(x)
+    if not learner.config.ablation.infer_env:
+        return
+    mc = learner.config.model
+    mem = learner.memory
+    mem.allocate(torch.ones(mc.latent_dim, dtype=torch.bool), float("inf"), torch.zeros(mc.latent_dim))
+    mem.recon_avg[0] = 1.0
+    mem.steps[1] = 1001
+    learner.current_env = 1
+    learner.last_allocation = -(10**9)
+    with torch.no_grad():
+        learner.model.classifier.linear.bias[1] += 10.0
+
+
+def apply_layout(learner: ContinualLearner, layout: str) -> None:
+    """Lay out the parameters of the model and the snapshot as ``layout`` (before any step: no optimizer
+    state yet). Explicit both ways, so the rows stay what they say whatever the learner's own default."""
+    formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+    if layout not in formats:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
+    learner.model.to(memory_format=formats[layout])
+    learner.snapshot.model.to(memory_format=formats[layout])
+
+
+def build(kind: str, layout: str, args: Args, pool: list[torch.Tensor]) -> tuple[ContinualLearner, dict]:
+    """A warmed learner in the steady state and a copy of its state to restore before each timing."""
+    learner = ContinualLearner(step_config(kind, args), device="cpu")
+    apply_layout(learner, layout)
+    steady_state(learner, pool[0])
+    for i in range(args.warmup):
+        learner.train_step(pool[i % len(pool)])
+    return learner, copy.deepcopy(learner.state_dict())
+
+
+def restore(learner: ContinualLearner, state: dict) -> None:
+    learner.load_state_dict(copy.deepcopy(state))  # deep: Adam would otherwise update the saved tensors
+
+
+def run_steps(learner: ContinualLearner, pool: list[torch.Tensor], n: int) -> collections.Counter:
+    """``n`` train steps; returns how many ended with each eq. 6 outcome (and how many dreamed)."""
+    outcomes: collections.Counter = collections.Counter()
+    for i in range(n):
+        out = learner.train_step(pool[i % len(pool)])
+        outcomes[out["reason"]] += 1
+        outcomes["dreamed"] += "dream/loss" in out
+    return outcomes
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process, result) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+# ---------------------------------------------------------------------------------------- measurements
+def count_flops(learner: ContinualLearner, state: dict, pool: list[torch.Tensor], n: int) -> dict[str, Any]:
+    """FLOPs per step (mean, min, max over the ``n`` timed steps) and the mean per aten op."""
+    restore(learner, state)
+    per_step, by_op = [], collections.Counter()
+    for i in range(n):
+        with FlopCounterMode(display=False) as counter:
+            learner.train_step(pool[i % len(pool)])
+        per_step.append(counter.get_total_flops())
+        by_op.update({str(k): v for k, v in counter.get_flop_counts()["Global"].items()})
+    return {"mean": sum(per_step) / n, "min": min(per_step), "max": max(per_step),
+            "by_op": {k: v / n for k, v in sorted(by_op.items())}}
+
+
+def peak(threads: int, size: int, repeats: int = 3) -> dict[str, float]:
+    """GFLOP/s (wall and per CPU-second) of a (size x size) fp32 matmul and of a 3x3 conv, best of repeats."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    x, w = torch.randn(1, 512, 64, 64), torch.randn(512, 512, 3, 3)
+    cases = {"matmul": (lambda: a @ b, 2.0 * size**3),
+             "conv3x3": (lambda: F.conv2d(x, w, padding=1), 2.0 * 64 * 64 * 512 * 512 * 9)}
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for name, (fn, flops) in cases.items():
+            fn()
+            best_wall, best_cpu = float("inf"), float("inf")
+            for _ in range(repeats):
+                wall, cpu, _ = timed(lambda fn=fn: [fn() for _ in range(3)])
+                best_wall, best_cpu = min(best_wall, wall), min(best_cpu, cpu)
+            out[f"{name}_gflops_wall"] = 3 * flops / best_wall / 1e9
+            out[f"{name}_gflops_cpu"] = 3 * flops / best_cpu / 1e9
+    return out
+
+
+def used_latent_cost(args: Args, pool: list[torch.Tensor]) -> dict[str, float]:
+    """Cost of one used-latent search (A.2, every ``used_every`` steps), 1 thread, and its share per step."""
+    torch.set_num_threads(1)
+    learner, _ = build("vase", "contiguous", args, pool)
+    x = learner.preprocess(pool[0])
+    with torch.no_grad():
+        mu = learner.model.encoder(x)[0]
+    with FlopCounterMode(display=False) as counter:
+        learner._update_used(x, mu, learner.current_env)
+    wall, cpu, _ = timed(lambda: learner._update_used(x, mu, learner.current_env))
+    every = learner.config.mask.used_every
+    return {"wall_s": wall, "cpu_s": cpu, "gflop": counter.get_total_flops() / 1e9, "every_steps": every,
+            "gflop_per_step": counter.get_total_flops() / 1e9 / every}
+
+
+def peak_rss_mib() -> float:
+    """High-water RSS of this process (VmHWM). Not ru_maxrss: after fork + exec, Linux carries the
+    parent's maximum into the child's ru_maxrss, so a child of a large parent would report the parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: KiB on most systems
+
+
+def rss_child(args: Args) -> None:
+    """In a fresh process: train the paper preset (full VASE, dreaming) for rss_steps; print peak RSS."""
+    torch.set_num_threads(max(args.threads))
+    pool = image_pool(4, 64, args.seed)
+    before = peak_rss_mib()
+    learner = ContinualLearner(step_config("vase", args), device="cpu")
+    steady_state(learner, pool[0])
+    outcomes = run_steps(learner, pool, args.rss_steps - 1)
+    x = learner.preprocess(pool[0])
+    learner._update_used(x, learner.encode(x), learner.current_env)  # the used-latent search too
+    print(json.dumps({"peak_rss_mib": peak_rss_mib(), "rss_before_learner_mib": before,
+                      "steps": args.rss_steps, "threads": max(args.threads), "outcomes": dict(outcomes)}))
+
+
+def run_child(kind: str, args: Args, wait_policy: str) -> dict[str, Any]:
+    """Run this script as a fresh ``--child kind`` process under ``wait_policy``; return its JSON line."""
+    cmd = [sys.executable, __file__, "--child", kind, "--rss-steps", str(args.rss_steps),
+           "--steps", str(args.steps), "--threads", *map(str, args.threads), "--seed", str(args.seed),
+           "--omp-wait-policy", wait_policy]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if wait_policy:
+        env["OMP_WAIT_POLICY"] = wait_policy
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def threads_child(args: Args) -> None:
+    """In a fresh process (under the wait policy it was started with): plain channels-last step, CPU and
+    wall ms per step at each thread count; prints one JSON line."""
+    pool = image_pool(4, 64, args.seed)
+    torch.set_num_threads(1)
+    learner, state = build("plain", "channels_last", args, pool)
+    out: dict[str, Any] = {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        restore(learner, state)
+        wall, cpu, _ = timed(lambda: run_steps(learner, pool, args.steps))
+        out[str(threads)] = {"ms_per_step_wall": wall / args.steps * 1e3,
+                             "ms_per_step_cpu": cpu / args.steps * 1e3}
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------------------------------- exploration
+def single_channel_gemm(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The decoder's last layer (ConvTranspose2d C->1, k4 s2 p1) as a matmul + col2im (same result)."""
+    n, c, side, _ = h.shape
+    cols = torch.matmul(h.permute(0, 2, 3, 1).reshape(n, side * side, c), w.reshape(c, -1))
+    return F.fold(cols.transpose(1, 2), (2 * side, 2 * side), 4, padding=1, stride=2) + b.view(1, -1, 1, 1)
+
+
+def best_cpu_ms(fn: Callable[[], Any], n: int = 5, repeats: int = 3) -> float:
+    fn()
+    return min(timed(lambda: [fn() for _ in range(n)])[1] for _ in range(repeats)) / n * 1e3
+
+
+def explore(args: Args, pool: list[torch.Tensor]) -> dict[str, Any]:
+    """CPU ms of the alternatives that were tried and did not pay (or paid too little), 1 thread."""
+    torch.set_num_threads(1)
+    out: dict[str, Any] = {}
+    # torch.compile (inductor) of encoder and decoder, plain step, channels-last
+    for compiled in (False, True):
+        learner, state = build("plain", "channels_last", args, pool)
+        if compiled:
+            learner.model.encoder.compile()  # in place: state_dict keys unchanged
+            learner.model.decoder.compile()
+            compile_wall, _, _ = timed(lambda learner=learner: run_steps(learner, pool, 2))
+            out["compile_wall_s"] = compile_wall
+        restore(learner, state)
+        cpu = min(timed(lambda learner=learner: run_steps(learner, pool, args.steps))[1]
+                  for _ in range(args.repeats))
+        out["plain_step_cpu_ms_" + ("compiled" if compiled else "eager")] = cpu / args.steps * 1e3
+    # thread wait policy: the plain step at 1 and 2 threads under the OpenMP default and under PASSIVE
+    out["wait_policy"] = {name or "default": run_child("threads", args, name) for name in ("", "PASSIVE")}
+    # the single-channel decoder layer (64 -> 1 channel, 32x32 -> 64x64) as oneDNN deconv vs GEMM + fold
+    layer = torch.nn.ConvTranspose2d(64, 1, 4, 2, 1).to(memory_format=torch.channels_last)
+    h = torch.randn(64, 64, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(64, 1, 64, 64)
+    for name, fn in (("onednn", lambda: layer(h)),
+                     ("gemm", lambda: single_channel_gemm(h, layer.weight, layer.bias))):
+        with torch.no_grad():
+            out[f"last_layer_fwd_ms_{name}"] = best_cpu_ms(fn)
+        out[f"last_layer_fwd_bwd_ms_{name}"] = best_cpu_ms(lambda fn=fn: fn().backward(grad))
+    with torch.no_grad():
+        diff = layer(h) - single_channel_gemm(h, layer.weight, layer.bias)
+        out["last_layer_max_abs_diff"] = float(diff.abs().max())
+    # batch size per image: one batch of 128 (e.g. current + dream batch concatenated) vs 64 vs 16
+    conv = torch.nn.Conv2d(64, 64, 4, 2, 1).to(memory_format=torch.channels_last)
+    for batch in (16, 64, 128):
+        x = torch.randn(batch, 64, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
+        ms = best_cpu_ms(lambda x=x: conv(x).sum().backward())
+        out[f"conv2_fwd_bwd_ms_per_image_b{batch}"] = ms / batch
+    return out
+
+
+# ---------------------------------------------------------------------------------------- main
+def hardware() -> dict[str, Any]:
+    """CPU model, family/model numbers, usable cores and software versions."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": info.get("model name", platform.processor()), "cpu_family": info.get("cpu family"),
+            "cpu_model": info.get("model"), "cores": cores, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def main() -> None:
+    args, child = parse_args()
+    if os.environ.get("OMP_WAIT_POLICY", "") != args.omp_wait_policy:  # read when torch loaded: re-exec
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if args.omp_wait_policy:
+            env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
+    if child == "rss":
+        rss_child(args)
+        return
+    if child == "threads":
+        threads_child(args)
+        return
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    rss = run_child("rss", args, args.omp_wait_policy)
+    print(f"peak RSS of {args.rss_steps} paper-preset VASE steps: {rss['peak_rss_mib']:.0f} MiB", flush=True)
+    pool = image_pool(8, 64, args.seed)
+    torch.set_num_threads(1)
+    learners = {(k, lay): build(k, lay, args, pool) for lay in args.layouts for k in KINDS}
+    print(f"built {len(learners)} learners in {time.perf_counter() - started:.0f} s", flush=True)
+
+    # timings, interleaved so that load changes hit every cell alike
+    times: dict[tuple[int, str, str], list[tuple[float, float]]] = collections.defaultdict(list)
+    outcomes: dict[str, dict[str, int]] = {}
+    for rep in range(args.repeats):
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for (kind, layout), (learner, state) in learners.items():
+                restore(learner, state)
+                wall, cpu, seen = timed(lambda learner=learner: run_steps(learner, pool, args.steps))
+                times[(threads, layout, kind)].append((wall, cpu))
+                outcomes[f"{kind}/{layout}"] = dict(seen)
+                print(f"repeat {rep} threads {threads} {layout:>13s} {kind:>10s}: "
+                      f"{wall / args.steps * 1e3:7.0f} ms wall {cpu / args.steps * 1e3:6.0f} ms CPU per step",
+                      flush=True)
+
+    torch.set_num_threads(1)
+    flops = {kind: count_flops(*learners[(kind, args.layouts[0])], pool, args.steps) for kind in KINDS}
+    peaks = {t: peak(t, args.peak_size) for t in args.threads}
+    used = used_latent_cost(args, pool)
+    explored = explore(args, pool) if args.explore else {}
+    del learners
+    load_after = os.getloadavg()
+
+    rows = []
+    for (threads, layout, kind), cell in times.items():
+        wall_step, cpu_step = min(w for w, _ in cell) / args.steps, min(c for _, c in cell) / args.steps
+        plain = times[(threads, layout, "plain")]
+        # ratios paired within a repeat (the two timings ran back to back), median over repeats
+        ratio_cpu = statistics.median(c / pc for (_, c), (_, pc) in zip(cell, plain, strict=True))
+        ratio_wall = statistics.median(w / pw for (w, _), (pw, _) in zip(cell, plain, strict=True))
+        f = flops[kind]["mean"]
+        flop_ratio = f / flops["plain"]["mean"]
+        pk = peaks[threads]
+        rows.append({
+            "threads": threads, "layout": layout, "kind": kind,
+            "ms_per_step_wall": wall_step * 1e3, "ms_per_step_cpu": cpu_step * 1e3,
+            "steps_per_s_wall": 1 / wall_step, "steps_per_cpu_s": 1 / cpu_step,
+            "gflop_per_step": f / 1e9,
+            "gflops_wall": f / wall_step / 1e9, "gflops_cpu": f / cpu_step / 1e9,
+            "fraction_of_matmul_peak_cpu": f / cpu_step / 1e9 / pk["matmul_gflops_cpu"],
+            "fraction_of_matmul_peak_wall": f / wall_step / 1e9 / pk["matmul_gflops_wall"],
+            "fraction_of_conv_peak_cpu": f / cpu_step / 1e9 / pk["conv3x3_gflops_cpu"],
+            "time_ratio_cpu": ratio_cpu, "time_ratio_wall": ratio_wall,
+            "flop_ratio": flop_ratio, "ratio_deviation_cpu": ratio_cpu / flop_ratio - 1,
+            "timings_wall_cpu_s": cell,
+        })
+    most = max(args.threads)
+    default = [r for r in rows if r["layout"] == args.layouts[0]]
+    targets = {
+        "ratio_within_tolerance_cpu": all(abs(r["ratio_deviation_cpu"]) <= args.ratio_tolerance
+                                          for r in default),
+        "ratio_no_overhead_cpu": all(r["ratio_deviation_cpu"] <= args.ratio_tolerance for r in default),
+        "efficiency_at_most_threads_cpu": all(r["fraction_of_matmul_peak_cpu"] >= args.efficiency_target
+                                              for r in default if r["threads"] == most),
+        "peak_rss": rss["peak_rss_mib"] <= args.rss_limit_gib * 1024,
+    }
+    result = {
+        "benchmark": "speed", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware(), "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in load_after], "args": dataclasses.asdict(args),
+        "targets_met": targets, "rows": rows, "flops": flops, "peaks": {str(t): p for t, p in peaks.items()},
+        "outcomes_last_repeat": outcomes, "used_latent_search": used, "peak_rss": rss, "explore": explored,
+        "runtime_s": time.perf_counter() - started,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "speed.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+def cores(rows: list[dict[str, Any]], threads: int) -> float:
+    """Mean CPU time / wall time of the rows at ``threads``: the cores this process actually got."""
+    return statistics.mean(x["ms_per_step_cpu"] / x["ms_per_step_wall"]
+                           for x in rows if x["threads"] == threads)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    a, hw = r["args"], r["hardware"]
+    yes = {True: "met", False: "NOT met"}
+    t = r["targets_met"]
+    lines = [
+        "# Training-step speed and memory (`benchmarks/speed.py`)",
+        "",
+        (f"- date: {r['date']}; {hw['cpu']} (family {hw['cpu_family']} model {hw['cpu_model']}), "
+         f"{hw['cores']} cores; "
+        f"torch {hw['torch']}, Python {hw['python']}"),
+        (f"- load average (1/5/15 min) before / after: {r['load_average_before']} / "
+         f"{r['load_average_after']} "
+        "(shared machine: wall-clock rates understate dedicated cores; ratios use CPU time)"),
+        (f"- paper preset, batch 64, 64x64; {a['repeats']} timings of {a['steps']} steps from the "
+         "same state per cell (ms and rates: best; time ratios: median of back-to-back pairs); "
+         f"`vase-cheap` = dream batch {a['cheap_dream_batch']}, scan_every=0; "
+         f"OMP_WAIT_POLICY={a['omp_wait_policy'] or '(default)'}; runtime {r['runtime_s']:.0f} s"),
+        (f"- targets: time ratio within {a['ratio_tolerance']:.0%} of FLOP ratio (CPU time, contiguous): "
+        f"{yes[t['ratio_within_tolerance_cpu']]} (no overhead above it: {yes[t['ratio_no_overhead_cpu']]}); "
+        f">= {a['efficiency_target']:.0%} of matmul peak at {max(a['threads'])} threads: "
+        f"{yes[t['efficiency_at_most_threads_cpu']]}; peak RSS <= {a['rss_limit_gib']} GiB: "
+         f"{yes[t['peak_rss']]}"),
+        ("- cores the process got (CPU time / wall time, mean over rows): "
+         + ", ".join(f"{th} thread(s) {cores(r['rows'], th):.2f}" for th in a["threads"])
+         + " (2 dedicated cores would give up to 2 at 2 threads)"),
+        "",
+        ("| threads | layout | step | ms/step wall | ms/step CPU | steps/s wall | steps/CPU-s | GFLOP/step | "
+        "GFLOP/s wall | GFLOP/CPU-s | % matmul peak (CPU) | % conv peak (CPU) | time ratio (CPU) | "
+        "FLOP ratio | deviation |"),
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in sorted(r["rows"], key=lambda x: (x["threads"], x["layout"], KINDS.index(x["kind"]))):
+        lines.append(
+            f"| {row['threads']} | {row['layout']} | {row['kind']} | {row['ms_per_step_wall']:.0f} | "
+            f"{row['ms_per_step_cpu']:.0f} | {row['steps_per_s_wall']:.2f} | {row['steps_per_cpu_s']:.2f} | "
+            f"{row['gflop_per_step']:.1f} | {row['gflops_wall']:.0f} | {row['gflops_cpu']:.0f} | "
+            f"{row['fraction_of_matmul_peak_cpu']:.0%} | {row['fraction_of_conv_peak_cpu']:.0%} | "
+            f"{row['time_ratio_cpu']:.2f} | {row['flop_ratio']:.2f} | {row['ratio_deviation_cpu']:+.0%} |")
+    lines += ["", "Practical peak, fp32, best of 3 (GFLOP/s wall / per CPU-second):", "",
+              "| threads | matmul (MKL) | 3x3 conv (oneDNN) |", "|---:|---:|---:|"]
+    for th, p in r["peaks"].items():
+        lines.append(f"| {th} | {p['matmul_gflops_wall']:.0f} / {p['matmul_gflops_cpu']:.0f} | "
+                     f"{p['conv3x3_gflops_wall']:.0f} / {p['conv3x3_gflops_cpu']:.0f} |")
+    u, s = r["used_latent_search"], r["peak_rss"]
+    fl = r["flops"]
+    lines += [
+        "",
+        "FLOPs per step (mean / min / max over the timed steps; the max of `vase` is its scan step): "
+        + "; ".join(f"{k} {v['mean'] / 1e9:.2f} / {v['min'] / 1e9:.2f} / {v['max'] / 1e9:.2f} G"
+                    for k, v in fl.items())
+        + ".",
+        f"Eq. 6 outcomes and dreaming in the last timed window: {r['outcomes_last_repeat']}.",
+        "",
+        (f"Used-latent search (A.2, every {u['every_steps']} steps, 1 thread, not in the timed steps): "
+        f"{u['wall_s']:.2f} s wall / {u['cpu_s']:.2f} s CPU, {u['gflop']:.1f} GFLOP = "
+        f"{u['gflop_per_step']:.2f} GFLOP per step amortised."),
+        "",
+        (f"Peak RSS (fresh process, full VASE with dreaming, {s['steps']} steps + one used-latent search, "
+        f"{s['threads']} threads): {s['peak_rss_mib']:.0f} MiB ({s['rss_before_learner_mib']:.0f} MiB after "
+        "imports and data, before the learner)."),
+    ]
+    e = r.get("explore") or {}
+    if e:
+        lines += [
+            "",
+            "## Tried (1 thread, CPU ms)",
+            "",
+            (f"- torch.compile (inductor) of encoder + decoder, plain step, channels-last: "
+            f"{e['plain_step_cpu_ms_compiled']:.0f} ms vs eager {e['plain_step_cpu_ms_eager']:.0f} ms "
+            f"(compile + 2 steps {e['compile_wall_s']:.0f} s wall)."),
+            (f"- decoder's single-channel last layer as GEMM + col2im instead of oneDNN deconv: forward "
+            f"{e['last_layer_fwd_ms_gemm']:.1f} vs {e['last_layer_fwd_ms_onednn']:.1f} ms, forward+backward "
+            f"{e['last_layer_fwd_bwd_ms_gemm']:.1f} vs {e['last_layer_fwd_bwd_ms_onednn']:.1f} ms "
+            f"(max abs diff {e['last_layer_max_abs_diff']:.1e})."),
+            "- OpenMP wait policy, plain channels-last step (fresh process each, ms per step wall / CPU): "
+            + "; ".join(f"{name}: " + ", ".join(
+                f"{th} thread(s) {v['ms_per_step_wall']:.0f} / {v['ms_per_step_cpu']:.0f}"
+                for th, v in pol.items() if th != "omp_wait_policy")
+                for name, pol in e["wait_policy"].items())
+            + ".",
+            "- batch size, conv 64->64 at 32x32 forward+backward, ms per image: "
+            + ", ".join(f"batch {b} {e[f'conv2_fwd_bwd_ms_per_image_b{b}']:.2f}" for b in (16, 64, 128))
+            + " (concatenating the current and dream batches would not pay).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

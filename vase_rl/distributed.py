@@ -1,0 +1,405 @@
+"""Data-parallel training of the VASE learner across processes: ``torchrun``, NCCL on GPUs, gloo on CPU.
+
+Each of W processes (ranks) trains on its own slice of b images of a global batch of B = W * b, and
+:class:`DistributedLearner` makes the step equal -- within float tolerance -- to one
+:class:`~vase_rl.learner.ContinualLearner` step on the combined batch (``tests/test_distributed.py``
+checks it with 2 gloo processes):
+
+* **Gradients** are averaged over ranks with one flattened ``all_reduce`` just before ``optimizer.step()``
+  (an optimizer step pre-hook). This is data parallelism without ``DistributedDataParallel``'s overlap
+  of communication and backward: a VASE step runs several forward passes through the encoder and
+  decoder *submodules* (data, dreams, candidates), which DDP's module wrapper does not see.
+* **Per-batch statistics** are computed over the combined batch: the atypicality alpha (eq. 4) from the
+  all-gathered latent samples, and the batch-mean KL of the capacity term (eq. 3) from the all-gathered
+  per-image KL, with a gradient that reaches each rank's own images (see :class:`_GatherBatch`). The
+  reconstruction and classifier terms are batch means, so averaging gradients already combines them;
+  the reconstruction loss folded into L~_s and the reported scalars are all-reduced.
+* **Random numbers**: every rank holds the same generator; posterior/prior noise is drawn for the global
+  batch and each rank keeps its rows, so the draws equal the single-process ones. Dreams (eq. 7) are the
+  same batch on every rank.
+* **Environment inference** (eq. 6 / Algorithm 1) and the **used-latent** test (A.2): rank 0 runs them on
+  the all-gathered batch and broadcasts the decision together with the environment memory, the
+  generator state and the inference counters, so masks, memories and snapshot syncs (every tau steps,
+  identical parameters) are the same on every rank. An exception on rank 0 (e.g.
+  ``EnvironmentOverflowError``) is re-raised on every rank.
+* **Checkpoints** are ordinary learner checkpoints written by rank 0 (all ranks hold the same state);
+  they load into a plain ``ContinualLearner``.
+
+Requirements: equal local batch sizes >= 2 (checked on every step). A non-finite loss is detected by
+the rank that computed it; if only some ranks see it the others stop at the collective timeout
+(``--timeout-s``). Command line (``docs/scaling.md``)::
+
+    torchrun --nproc_per_node=2 -m vase_rl.distributed --sequence moving-fashion,mnist --preset cpu --out runs/ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+
+from . import latents, losses
+from . import learner as learner_module
+from .config import VASEConfig, get_preset
+from .inference import EnvironmentMemory
+from .learner import ContinualLearner
+
+T = TypeVar("T")
+REDUCED_SCALARS = ("loss", "recon", "kl", "capacity_loss", "classifier_loss")
+"""Scalars of ``train_step``'s output that are per-rank batch means and are averaged over ranks."""
+
+
+def gather_batch(local: torch.Tensor) -> torch.Tensor:
+    """All ranks' ``local`` (b, ...) concatenated in rank order: (W * b, ...). No gradient."""
+    parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, local.detach().contiguous())
+    return torch.cat(parts)
+
+
+def mean_over_ranks(values: list[float]) -> list[float]:
+    """Element-wise mean of a list of floats over ranks (one ``all_reduce``)."""
+    t = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    return (t / dist.get_world_size()).tolist()
+
+
+def _collective_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+class _GatherBatch(torch.autograd.Function):
+    """All-gather along the batch with a gradient for the local rows.
+
+    Every rank evaluates the *same* loss L on the gathered (W * b, ...) tensor, so the gradient arriving
+    at this rank's rows is dL/d(local rows). It is multiplied by W because the gradients of all ranks are
+    then averaged (divided by W): the sum over ranks of each rank's own rows is the full dL/dtheta.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, local: torch.Tensor) -> torch.Tensor:
+        ctx.rows, ctx.rank, ctx.world = local.shape[0], dist.get_rank(), dist.get_world_size()
+        return gather_batch(local)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        start = ctx.rank * ctx.rows
+        return grad[start:start + ctx.rows] * ctx.world
+
+
+class ReducedMemory(EnvironmentMemory):
+    """Environment memory whose ``update`` folds the reconstruction loss of the *combined* batch into L~_s
+    (the learner passes its local batch mean; equal local batch sizes make the mean of means exact)."""
+
+    def update(
+        self, env: int, mask: torch.Tensor, recon: float, ema: float, alpha: torch.Tensor | None = None
+    ) -> None:
+        super().update(env, mask, mean_over_ranks([recon])[0], ema, alpha)
+
+
+class DistributedLearner(ContinualLearner):
+    """A :class:`ContinualLearner` whose ``train_step`` is one data-parallel step of the combined batch.
+
+    Needs an initialised default process group (``torch.distributed.init_process_group``; ``torchrun``
+    sets the environment). Construct it on every rank with the same config; parameters are broadcast
+    from rank 0. ``train_step(x)`` takes this rank's b images (same b on every rank) and returns the
+    scalars of the combined batch. See the module docstring for what is synchronised and how.
+    """
+
+    def __init__(self, config: VASEConfig, device: str | torch.device = "auto") -> None:
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError(
+                "DistributedLearner needs an initialised process group: launch with torchrun and call "
+                "torch.distributed.init_process_group(), or use ContinualLearner in a single process"
+            )
+        super().__init__(config, device)
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.memory = ReducedMemory(**self.memory.state_dict())
+        with torch.no_grad():
+            for tensor in self.model.state_dict().values():
+                dist.broadcast(tensor, src=0)
+        self.snapshot.sync(self.model)
+        self.optimizer.register_step_pre_hook(self._average_gradients)
+        self._rows: tuple[int, int] | None = None  # (offset of this rank's rows, global batch size)
+        self._gathered = False  # True while rank 0 runs a step part on the all-gathered batch
+
+    # ------------------------------------------------------------------ synchronisation
+    def _average_gradients(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """Optimizer step pre-hook: replace every gradient by its mean over ranks (one flat all_reduce).
+
+        Which parameters have a gradient is the same on every rank (same control flow, broadcast decisions).
+        """
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def _shared_state(self) -> dict[str, Any]:
+        """What rank 0's inference / used-latent updates change, to broadcast to the other ranks."""
+        return {
+            "memory": self.memory.state_dict(),
+            "generator": self.generator.get_state(),
+            "fail_streak": self.fail_streak,
+            "last_allocation": self.last_allocation,
+        }
+
+    def _load_shared_state(self, state: dict[str, Any]) -> None:
+        self.memory.load_state_dict(state["memory"])
+        self.generator.set_state(state["generator"])
+        self.fail_streak, self.last_allocation = state["fail_streak"], state["last_allocation"]
+
+    def on_rank0(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on rank 0 only (on all-gathered tensors), broadcast its result and the shared state.
+
+        ``fn`` must not call collectives. An exception raised by ``fn`` is raised on every rank.
+        """
+        box: list[Any] = [None]
+        if self.rank == 0:
+            self._gathered = True
+            try:
+                box[0] = ("ok", fn(), self._shared_state())
+            except Exception as exc:  # noqa: BLE001  (re-raised on every rank below)
+                box[0] = ("error", exc, None)
+            finally:
+                self._gathered = False
+        dist.broadcast_object_list(box, src=0)
+        kind, value, state = box[0]
+        if kind == "error":
+            raise value
+        if self.rank != 0:
+            self._load_shared_state(state)
+        return value
+
+    def _randn_local(self, like: torch.Tensor) -> torch.Tensor:
+        """N(0, I) noise for this rank's rows, drawn for the global batch so it equals one process's draw."""
+        if self._gathered or self._rows is None:
+            return torch.randn(like.shape, device=like.device, generator=self.generator)
+        offset, total = self._rows
+        full = torch.randn((total, *like.shape[1:]), device=like.device, generator=self.generator)
+        return full[offset:offset + like.shape[0]]
+
+    # ------------------------------------------------------------------ overridden pieces of a step
+    def _sample_z(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + (0.5 * logvar).exp() * self._randn_local(mu)
+
+    def _masked(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.to(z.device).to(z.dtype)
+        return m * z + (1 - m) * self._randn_local(z)
+
+    def _infer(
+        self, z: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, recon_cur: float
+    ) -> tuple[int, bool, str]:
+        """eq. 6 / Algorithm 1 decided by rank 0 on the combined batch, broadcast to every rank."""
+        zg, hg, xg = gather_batch(z), gather_batch(hidden), gather_batch(x)
+        recon_g = mean_over_ranks([recon_cur])[0]
+        return self.on_rank0(lambda: ContinualLearner._infer(self, zg, hg, xg, alpha, recon_g))
+
+    def _update_used(self, x: torch.Tensor, mu: torch.Tensor, env: int) -> None:
+        """Used latents (A.2) of the combined batch, computed by rank 0 and broadcast."""
+        xg, mg = gather_batch(x), gather_batch(mu)
+        self.on_rank0(lambda: ContinualLearner._update_used(self, xg, mg, env))
+
+    @contextlib.contextmanager
+    def _combined_batch_statistics(self) -> Iterator[None]:
+        """Route the learner's atypicality (eq. 4) and capacity term (eq. 3) through the combined batch.
+
+        ``learner.py`` calls these as module functions; they are swapped in its namespace for the
+        duration of one ``train_step`` (this process trains one learner at a time). A two-method hook in
+        the learner would replace this swap (docs/scaling.md, "Learner hook").
+        """
+
+        def atypicality(z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+            return latents.atypicality(gather_batch(z), eps)
+
+        def capacity_loss(kl: torch.Tensor, capacity: float, gamma: float, mode: str = "two-sided") -> torch.Tensor:
+            return losses.capacity_loss(_GatherBatch.apply(kl), capacity, gamma, mode)
+
+        saved = learner_module.atypicality, learner_module.capacity_loss
+        learner_module.atypicality, learner_module.capacity_loss = atypicality, capacity_loss  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            learner_module.atypicality, learner_module.capacity_loss = saved
+
+    def train_step(self, x: Any) -> dict[str, Any]:
+        """One data-parallel VASE update; ``x``: this rank's images (b >= 2, the same b on every rank).
+
+        Returns :meth:`ContinualLearner.train_step`'s scalars for the combined batch of W * b images.
+        """
+        local, rows, problem = None, 0, ""
+        try:  # validate before any collective, so that a bad batch on one rank cannot hang the others
+            local = self.preprocess(x)
+            rows = local.shape[0]
+        except (TypeError, ValueError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        sizes = gather_batch(torch.tensor([rows], device=self.device)).tolist()
+        if problem or len(set(sizes)) > 1 or min(sizes) < 2:
+            raise ValueError(
+                f"rank {self.rank}: every rank needs a valid batch of the same size b >= 2; "
+                f"local batch sizes by rank: {sizes} (0 = invalid input){'; ' + problem if problem else ''}"
+            )
+        assert local is not None
+        self._rows = (self.rank * rows, self.world_size * rows)
+        try:
+            with self._combined_batch_statistics():
+                out = super().train_step(local)
+        finally:
+            self._rows = None
+        for key, value in zip(REDUCED_SCALARS, mean_over_ranks([float(out[k]) for k in REDUCED_SCALARS])):
+            out[key] = value
+        return out
+
+    def save(self, path: str, extra: dict[str, Any] | None = None) -> None:
+        """Rank 0 writes the (rank-identical) checkpoint atomically; every rank waits for it."""
+        if self.rank == 0:
+            super().save(path, extra)
+        dist.barrier()
+
+    def parameters_in_sync(self) -> bool:
+        """True when every rank holds bit-identical parameters (a checksum all-gather; for tests/debug)."""
+        flat = torch.cat([p.detach().reshape(-1).double() for p in self.model.parameters()])
+        mine = torch.stack([flat.sum(), (flat * torch.arange(len(flat), device=flat.device)).sum()])
+        return bool((gather_batch(mine[None]) == mine).all())
+
+
+# ---------------------------------------------------------------------- entry point (torchrun)
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m vase_rl.distributed",
+        description="Data-parallel VASE training on a sequence of datasets; run under "
+                    "`torchrun --nproc_per_node=N` (without torchrun: one process).",
+    )
+    p.add_argument("--sequence", default="moving-fashion,mnist,moving-mnist", help="comma-separated datasets")
+    p.add_argument("--preset", default="cpu", help="'cpu' or 'paper'")
+    p.add_argument("--out", required=True, help="run directory (checkpoint.pt, log.jsonl, config.json)")
+    p.add_argument("--steps-per-env", type=int, default=None, help="steps per dataset (preset default)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="GLOBAL batch (preset default), split evenly over the ranks")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="auto", choices=("auto", "nccl", "gloo"), help="auto: nccl with CUDA")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--timeout-s", type=float, default=600.0, help="collective timeout")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def init_from_env(backend: str = "auto", timeout_s: float = 600.0) -> torch.device:
+    """Initialise the default process group from torchrun's variables (or as a world of one without
+    them) and return this rank's device: ``cuda:LOCAL_RANK`` with NCCL, else CPU."""
+    if backend == "auto":
+        backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+    timeout = datetime.timedelta(seconds=timeout_s)
+    if "RANK" in os.environ:
+        dist.init_process_group(backend, timeout=timeout)
+    else:
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
+    if backend == "nccl":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def run(args: argparse.Namespace, device: torch.device) -> int:
+    """The training loop of the entry point (process group initialised); returns the final step."""
+    from tqdm.auto import tqdm
+
+    from .training import RunSettings, make_sampler  # make_sampler imports the envs package lazily
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    overrides: dict[str, Any] = {"seed": args.seed}
+    for name in ("steps_per_env", "batch_size"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    config = get_preset(args.preset).with_overrides(**overrides)
+    if config.batch_size % world or config.batch_size // world < 2:
+        raise ValueError(f"global batch {config.batch_size} must split into {world} equal local batches >= 2")
+    local = config.batch_size // world
+    sequence = [s.strip() for s in args.sequence.split(",") if s.strip()]
+    learner = DistributedLearner(config, device=device)
+    # the same seeds as `vase-rl train`; every rank draws the global batch and keeps its rows
+    samplers = {n: make_sampler(n, config.model.image_size, "train", args.seed * 1000 + i)
+                for i, n in enumerate(dict.fromkeys(sequence))}
+    os.makedirs(args.out, exist_ok=True)
+    ckpt, log_path = os.path.join(args.out, "checkpoint.pt"), os.path.join(args.out, "log.jsonl")
+    step = 0
+    if args.resume and os.path.exists(ckpt):
+        extra = learner.load_into(ckpt)
+        step = int(extra["global_step"])
+        for name, state in extra["samplers"].items():
+            samplers[name].load_state_dict(state)
+    elif rank == 0:  # the layout of `vase-rl train`, so that `vase-rl evaluate/report OUT` read it
+        settings = RunSettings(sequence=tuple(sequence), steps_per_env=config.steps_per_env, probes=False,
+                               log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
+        with open(os.path.join(args.out, "config.json"), "w") as f:
+            json.dump({"vase": config.to_dict(), "run": dataclasses.asdict(settings), "world_size": world}, f,
+                      indent=2)
+        open(log_path, "w").close()
+
+    def save() -> None:
+        extra = {"global_step": step, "world_size": world, "samplers": {k: s.state_dict() for k, s in samplers.items()}}
+        learner.save(ckpt, extra)
+
+    total = config.steps_per_env * len(sequence)
+    bar = tqdm(total=total, initial=step, disable=args.quiet or rank != 0, desc=f"VASE x{world}", unit="step")
+    t0, step0 = time.perf_counter(), step
+    with contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
+        log = stack.enter_context(open(log_path, "a")) if rank == 0 else None
+        while step < total:
+            stage = min(step // config.steps_per_env, len(sequence) - 1)
+            name = sequence[stage]
+            images = samplers[name].sample(config.batch_size)[0]
+            out = learner.train_step(images[rank * local:(rank + 1) * local])
+            step += 1
+            bar.update(1)
+            if log is not None and (step % args.log_every == 0 or out["new_env"] or step == total):
+                log.write(json.dumps({"step": step, "stage": stage, "dataset": name, **out}) + "\n")
+                log.flush()
+            if step % args.checkpoint_every == 0:
+                save()
+    save()
+    seconds = time.perf_counter() - t0
+    if rank == 0:
+        with open(os.path.join(args.out, "timing.json"), "w") as f:
+            json.dump({"world_size": world, "device": str(device), "backend": dist.get_backend(),
+                       "steps": step - step0, "seconds": seconds,
+                       "images_per_s": (step - step0) * config.batch_size / max(seconds, 1e-9)}, f, indent=2)
+        open(os.path.join(args.out, "done"), "w").close()
+    return step
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = init_from_env(args.backend, args.timeout_s)
+    try:
+        step = run(args, device)
+        if dist.get_rank() == 0:
+            print(f"trained to step {step} on {dist.get_world_size()} process(es) -> {args.out}")
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
