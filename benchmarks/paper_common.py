@@ -1,0 +1,406 @@
+"""Shared runner and summariser of the paper-reproduction benchmarks (Achille et al. 2018).
+
+Used by ``ablation_table1.py``, ``ablation_table3.py``, ``five_datasets.py`` and ``ambiguity.py``.
+Each experiment is a list of :class:`RunSpec` (one per ablation row x disentangled/entangled x seed).
+:func:`run_all` trains the specs that have no result JSON yet (``jobs`` processes, one torch thread
+each), evaluates every finished run with :func:`vase_rl.evaluation.evaluate_run` and writes
+``benchmarks/results/paper/<experiment>/runs/<key>.json``. Run directories (checkpoints, logs,
+TensorBoard) live outside the repository, under ``--runs-dir`` (default ``/tmp/vase_runs/paper``);
+their ``tb/`` folder is deleted after a run and the checkpoint is kept there for figures. An
+interrupted run resumes from its checkpoint the next time the script is started.
+
+:func:`summarise_table` turns the JSONs into mean +- std tables with the paper's numbers side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "paper"
+DEFAULT_RUNS_DIR = "/tmp/vase_runs/paper"
+ALL_ROWS = ("-", "S", "D", "A", "SA", "DA", "SD", "SD-[41]", "SDA")
+"""Table 1/3 ablation rows (S: environment inference, D: dreaming, A: atypicality mask)."""
+MODES = ("dis", "ent")
+"""dis: capacity objective of eq. 3; ent: entangled VAE baseline (beta = 1)."""
+
+Extra = Callable[[str, "RunSpec"], dict[str, Any]]
+"""(run dir, spec) -> experiment-specific results stored in the run's JSON under "extra"."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: an ablation row, disentangled or entangled, one seed, one dataset sequence."""
+
+    experiment: str
+    """Folder under benchmarks/results/paper/ (e.g. "table1")."""
+    row: str
+    """Ablation code as in the paper's tables: "-", "S", ..., "SD-[41]", "SDA"."""
+    mode: str
+    """"dis" (eq. 3 capacity objective) or "ent" (entangled beta=1 VAE)."""
+    seed: int
+    sequence: tuple[str, ...]
+    steps_per_env: int
+    preset: str = "cpu"
+    overrides: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    """Config overrides per section, e.g. (("loss", (("gamma", 200.0),)),) -- hashable form of a dict."""
+    probe_eval_every: int = 100
+
+    @property
+    def key(self) -> str:
+        row = {"-": "none", "SD-[41]": "SD-41"}.get(self.row, self.row)
+        return f"{row}_{self.mode}_s{self.seed}"
+
+    def overrides_dict(self) -> dict[str, dict[str, Any]]:
+        return {section: dict(items) for section, items in self.overrides}
+
+
+def freeze_overrides(d: Mapping[str, Mapping[str, Any]]) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """Hashable form of ``{"loss": {"gamma": 200.0}, ...}`` for :attr:`RunSpec.overrides`."""
+    return tuple((s, tuple(sorted(v.items()))) for s, v in sorted(d.items()))
+
+
+def build_config(spec: RunSpec) -> Any:
+    """VASEConfig of a spec: the CLI's mapping of row/entangled (``vase_rl.cli.build_config``) + overrides.
+
+    Every run uses ``InferenceConfig.on_overflow="merge"`` so that spurious environment allocations past
+    ``max_environments`` do not kill a run; the number of allocated environments is reported.
+    """
+    from vase_rl.cli import build_config as cli_build_config
+
+    ns = argparse.Namespace(preset=spec.preset, ablation=spec.row, entangled=spec.mode == "ent",
+                            seed=spec.seed, steps_per_env=None)
+    cfg = cli_build_config(ns)
+    extra = {"inference": {"on_overflow": "merge"}, **scaled_schedule(cfg, spec.steps_per_env)}
+    for section, values in spec.overrides_dict().items():
+        extra[section] = {**extra.get(section, {}), **values}
+    return cfg.with_overrides(steps_per_env=spec.steps_per_env, **extra)
+
+
+def scaled_schedule(cfg: Any, steps_per_env: int) -> dict[str, dict[str, Any]]:
+    """Step-dependent values of a preset compressed to ``steps_per_env`` (ratio r = steps / preset steps).
+
+    The capacity ramp (C reaches C_max after 1 / delta_C steps) and the snapshot period tau keep the same
+    length *relative to a dataset* as in the preset: delta_C / r and tau * r. Everything else is the
+    preset's. Experiment-specific overrides (RunSpec.overrides) are applied on top.
+    """
+    r = steps_per_env / cfg.steps_per_env
+    if r == 1:
+        return {}
+    return {"loss": {"delta_c": cfg.loss.delta_c / r}, "dream": {"tau": max(1, round(cfg.dream.tau * r))}}
+
+
+def spec_from_record(record: Mapping[str, Any]) -> RunSpec:
+    """The :class:`RunSpec` stored in a result JSON (lists turned back into tuples)."""
+    d = dict(record["spec"])
+    d["sequence"] = tuple(d["sequence"])
+    d["overrides"] = tuple((s, tuple(tuple(kv) for kv in items)) for s, items in d["overrides"])
+    return RunSpec(**d)
+
+
+def needs_figures(record: Mapping[str, Any], folder: Path) -> bool:
+    """True when a run's figure folder is missing but its checkpoint is still there to draw them."""
+    return not folder.exists() and os.path.exists(os.path.join(record["run_dir"], "checkpoint.pt"))
+
+
+def result_path(spec: RunSpec) -> Path:
+    return RESULTS / spec.experiment / "runs" / f"{spec.key}.json"
+
+
+def run_dir(spec: RunSpec, runs_dir: str) -> str:
+    return os.path.join(runs_dir, spec.experiment, spec.key)
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model, visible cores, python/torch versions (stored in every result)."""
+    import torch
+
+    from vase_rl.training import _cpu_name
+
+    return {"cpu": _cpu_name(), "torch": torch.__version__, "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def stage_envs(log: Sequence[Mapping[str, Any]], n_stages: int) -> list[int | None]:
+    """Majority inferred environment of each stage of the sequence (stage i, not dataset name)."""
+    out: list[int | None] = []
+    for i in range(n_stages):
+        envs = [int(r["env"]) for r in log if r["stage"] == i]
+        out.append(max(set(envs), key=envs.count) if envs else None)
+    return out
+
+
+def _write_json(path: Path, record: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def run_one(spec: RunSpec, runs_dir: str, extra: Extra | None = None) -> dict[str, Any]:
+    """Train (or resume) one spec, evaluate it and write its result JSON; returns the record."""
+    import torch
+
+    from vase_rl.evaluation import evaluate_run
+    from vase_rl.training import RunSettings, SequenceTrainer, read_log
+
+    torch.set_num_threads(1)
+    out = run_dir(spec, runs_dir)
+    if not claim(out):
+        return {"skipped": f"{out} is being trained by another process"}
+    cfg = build_config(spec)
+    settings = RunSettings(sequence=spec.sequence, steps_per_env=spec.steps_per_env, probes=True,
+                           probe_eval_every=spec.probe_eval_every, seed=spec.seed)
+    t0 = time.time()
+    if not os.path.exists(os.path.join(out, "done")):
+        trainer = SequenceTrainer(cfg, settings, out, device="cpu", resume=True)
+        trainer.run(progress=False)
+    train_wall = time.time() - t0
+    if not os.path.exists(os.path.join(out, "done")):  # interrupted (SIGINT): checkpoint saved, no result
+        os.remove(os.path.join(out, "claimed"))
+        raise RuntimeError(f"{spec.key} was interrupted at a checkpoint; re-run the script to resume it")
+    evaluation = evaluate_run(out)
+    with open(os.path.join(out, "probes.json")) as f:
+        probes = json.load(f)
+    with open(os.path.join(out, "timing.json")) as f:
+        timing = json.load(f)
+    log = read_log(out)
+    record = {
+        "spec": dataclasses.asdict(spec),
+        "config": cfg.to_dict(),
+        "timing": {**timing, "wall_this_sitting_s": train_wall, "eval_s": time.time() - t0 - train_wall},
+        "hardware": hardware(),
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        "evaluation": evaluation,
+        "probes": probes,
+        "stage_envs": stage_envs(log, len(spec.sequence)),
+        "n_envs": int(log[-1]["n_envs"]) if log else 0,
+        "extra": extra(out, spec) if extra is not None else {},
+        "run_dir": out,
+    }
+    _write_json(result_path(spec), record)
+    shutil.rmtree(os.path.join(out, "tb"), ignore_errors=True)
+    os.remove(os.path.join(out, "claimed"))
+    return record
+
+
+def claim(out: str) -> bool:
+    """Mark run dir ``out`` as ours (file ``claimed`` holding our pid); False if a live process holds it.
+
+    Lets several invocations of a script (e.g. two shells) share one queue of runs without doubling up.
+    """
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "claimed")
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(Path(path).read_text() or "0")
+            os.kill(pid, 0)
+            return False  # alive
+        except (ValueError, ProcessLookupError):
+            Path(path).write_text(str(os.getpid()))  # stale claim of a dead process: take over
+            return True
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def _worker(spec: RunSpec, runs_dir: str, extra: Extra | None) -> tuple[str, float, str | None]:
+    t0 = time.time()
+    try:
+        rec = run_one(spec, runs_dir, extra)
+        return spec.key, time.time() - t0, rec.get("skipped")
+    except Exception:  # noqa: BLE001 - reported and the next run goes on
+        return spec.key, time.time() - t0, traceback.format_exc()
+
+
+def run_all(specs: Sequence[RunSpec], runs_dir: str, jobs: int = 2, extra: Extra | None = None) -> None:
+    """Run every spec without a result JSON, ``jobs`` at a time (spawned processes, 1 thread each)."""
+    todo = [s for s in specs if not result_path(s).exists()]
+    print(f"{len(specs) - len(todo)} of {len(specs)} runs already done; {len(todo)} to run", flush=True)
+    if not todo:
+        return
+    t0 = time.time()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_worker, s, runs_dir, extra) for s in todo]
+        for i, fut in enumerate(as_completed(futures), 1):
+            key, secs, err = fut.result()
+            status = "ok" if err is None else ("SKIPPED: " if "claimed" in err or "another" in err else "FAILED\n") + err
+            print(f"[{i}/{len(todo)}] {key}: {secs / 60:.1f} min ({(time.time() - t0) / 60:.1f} min total) "
+                  f"{status}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def base_parser(description: str, steps_per_env: int, seeds: int, rows: Sequence[str] = ALL_ROWS,
+                modes: Sequence[str] = MODES) -> argparse.ArgumentParser:
+    """Options shared by every experiment script (defaults = the complete experiment)."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="cpu", help="learner preset ('cpu' on CPU; 'paper' on a GPU)")
+    p.add_argument("--steps-per-env", type=int, default=steps_per_env, help="training steps per dataset")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(seeds)), help="seeds to run")
+    p.add_argument("--rows", nargs="+", default=list(rows), help=f"ablation rows, of {' '.join(ALL_ROWS)}")
+    p.add_argument("--modes", nargs="+", default=list(modes), choices=MODES, help="dis and/or ent")
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
+    p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, help="where run directories go (outside git)")
+    p.add_argument("--probe-eval-every", type=int, default=100, help="probe evaluation period (steps)")
+    p.add_argument("--summarise", action="store_true", help="only rebuild tables/PNGs from the JSONs")
+    return p
+
+
+def make_specs(experiment: str, args: argparse.Namespace, sequence: Sequence[str],
+               overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[RunSpec]:
+    """Specs seed-major (every row of seed 0 first), so a cut-short session has all rows at >= 1 seed."""
+    frozen = freeze_overrides(overrides or {})
+    return [RunSpec(experiment, row, mode, seed, tuple(sequence), args.steps_per_env, args.preset, frozen,
+                    args.probe_eval_every)
+            for seed in args.seeds for row in args.rows for mode in args.modes]
+
+
+# ------------------------------------------------------------------------------------------ summaries
+def load_results(experiment: str) -> list[dict[str, Any]]:
+    """Every result JSON of an experiment."""
+    folder = RESULTS / experiment / "runs"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def mean_std(values: Iterable[float | None], scale: float = 1.0, digits: int = 1) -> str:
+    """"m (+-s)" of the non-None values times ``scale``; "n/a" when there are none."""
+    v = np.array([x for x in values if x is not None], dtype=float) * scale
+    if v.size == 0:
+        return "n/a"
+    return f"{v.mean():.{digits}f} (±{v.std(ddof=1) if v.size > 1 else 0.0:.{digits}f})"
+
+
+def fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    """One number times ``scale`` with ``digits`` decimals; "-" for None."""
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def group(results: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Results keyed by (row, mode), rows in the paper's order."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in sorted(results, key=lambda r: (ALL_ROWS.index(r["spec"]["row"]), r["spec"]["seed"])):
+        out.setdefault((r["spec"]["row"], r["spec"]["mode"]), []).append(r)
+    return out
+
+
+def forgetting_value(r: Mapping[str, Any], metric: str, key: str) -> float | None:
+    """Table-1 average over datasets: ``key`` in mean_best_during / mean_change of probe ``metric``."""
+    return r["evaluation"]["forgetting"].get(metric, {}).get(key)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@dataclass
+class Column:
+    """One table column: a title and how to get a value from a run record (None = not applicable)."""
+
+    title: str
+    value: Callable[[Mapping[str, Any]], float | None]
+    scale: float = 1.0
+    digits: int = 1
+    paper: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """(row, mode) -> the paper's entry, shown as "ours / paper"."""
+
+
+def summarise_table(results: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+    """Markdown table, one line per (row, mode): mean (+-std) over seeds for each column, paper alongside."""
+    header = ["row", "objective", "seeds"] + [c.title + " (ours / paper)" for c in columns]
+    lines = []
+    for (row, mode), runs in group(results).items():
+        cells: list[Any] = [row if row != "SDA" else "VASE (SDA)", "disentangled" if mode == "dis" else "entangled",
+                            len(runs)]
+        for c in columns:
+            ours = mean_std((c.value(r) for r in runs), c.scale, c.digits)
+            cells.append(f"{ours} / {c.paper.get((row, mode), '-')}")
+        lines.append(cells)
+    return markdown_table(header, lines)
+
+
+def provenance(results: Sequence[dict[str, Any]]) -> str:
+    """Preset, steps per dataset, seeds, wall time and hardware of a set of runs (one markdown paragraph)."""
+    if not results:
+        return "_no finished runs_"
+    presets = sorted({r["spec"]["preset"] for r in results})
+    steps = sorted({r["spec"]["steps_per_env"] for r in results})
+    seeds = sorted({r["spec"]["seed"] for r in results})
+    walls = [r["timing"]["train_seconds"] for r in results]
+    cpus = sorted({r["hardware"]["cpu"] for r in results})
+    return (f"Preset `{', '.join(presets)}`, {', '.join(map(str, steps))} training steps per dataset, seeds "
+            f"{seeds}, {len(results)} runs; training wall time per run {np.mean(walls) / 60:.1f} min "
+            f"(min {min(walls) / 60:.1f}, max {max(walls) / 60:.1f}; 1 torch thread, 2 runs in parallel on a "
+            f"shared machine); hardware: {'; '.join(cpus)}, no GPU.")
+
+
+def shrink_pngs(folder: Path, colours: int = 128) -> None:
+    """Re-save every PNG in ``folder`` with a ``colours``-entry palette (2-3x smaller; keeps results/ small)."""
+    from PIL import Image
+
+    for path in Path(folder).glob("*.png"):
+        Image.open(path).convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(
+            path, optimize=True)
+
+
+def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """Probe accuracy / position MSE vs step, mean over seeds, one panel per (row, mode) group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = group(results)
+    metrics = ("accuracy", "position_mse")
+    fig, axes = plt.subplots(len(metrics), len(groups), figsize=(3.6 * len(groups) + 1, 6.5), squeeze=False,
+                             sharey="row")
+    for j, ((row, mode), runs) in enumerate(groups.items()):
+        spec = runs[0]["spec"]
+        names = list(dict.fromkeys(spec["sequence"]))
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            for k, name in enumerate(names):
+                curves = [[(rec[0], rec[3]) for rec in r["probes"] if rec[1] == name and rec[2] == metric]
+                          for r in runs]
+                curves = [c for c in curves if c]
+                if not curves:
+                    continue
+                n = min(len(c) for c in curves)
+                steps = np.array([s for s, _ in curves[0][:n]])
+                vals = np.array([[v for _, v in c[:n]] for c in curves])
+                ax.plot(steps, vals.mean(0), color=f"C{k}", label=name)
+                ax.fill_between(steps, vals.min(0), vals.max(0), color=f"C{k}", alpha=0.2)
+            for b in range(1, len(spec["sequence"])):
+                ax.axvline(b * spec["steps_per_env"], color="k", ls="--", lw=0.8)
+            ax.grid(alpha=0.3)
+            if i == 0:
+                ax.set_title(f"{row} {'disent.' if mode == 'dis' else 'entangled'} (n={len(runs)})", fontsize=9)
+            if j == 0:
+                ax.set_ylabel("object-ID accuracy (%)" if metric == "accuracy" else "position MSE")
+            if i == len(metrics) - 1:
+                ax.set_xlabel("training step")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title + " (line: mean over seeds, band: min-max; dashed: dataset switches)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    shrink_pngs(path.parent)
