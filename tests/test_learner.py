@@ -162,3 +162,13 @@ def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
         learner.save(path)
     assert open(path, "rb").read() == good
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []
+
+
+def test_an_environment_never_gets_every_latent_masked():
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    none = torch.zeros(6, dtype=torch.bool)
+    learner.memory.allocate(torch.ones(6, dtype=torch.bool), 1.0)  # env 0 uses every latent
+    learner.memory.allocate(none, 1.0)  # env 1: all latents atypical
+    assert learner.applied_mask(1).all()
+    learner.memory.masks[1, :3] = True  # some typical -> only the atypical ones used elsewhere are masked
+    assert learner.applied_mask(1).tolist() == [True, True, True, False, False, False]

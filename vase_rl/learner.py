@@ -157,7 +157,12 @@ class ContinualLearner:
         if not others:
             return torch.ones_like(raw)
         used_elsewhere = self.memory.used[others].any(0).to(self.device)
-        return raw | ~used_elsewhere
+        applied = raw | ~used_elsewhere
+        if not bool(applied.any()):
+            # no spare capacity left: an environment with every latent masked could never learn
+            # (masked latents get no gradient), so it shares all latents instead
+            return torch.ones_like(raw)
+        return applied
 
     def _infer(
         self, z: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, recon_cur: float
