@@ -392,7 +392,8 @@ def budget_text(by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -
             f"one every {a['train_every']} frames of a **uniform random policy** ({frames} frames of A, "
             f"episodes of {a['episode_steps']} steps). " + common.describe_configs(by_method)
             + f" Probes: {a['probe_episodes']} held-out paired episodes of {a['probe_episode_steps']} random "
-            f"steps, the last {a['test_episodes']} for testing; R^2 is the mean over a group's columns (heading: sin, cos; position: x, z; target and "
+            f"steps, the last {a['test_episodes']} for testing; R^2 is the mean over a group's columns "
+            "(heading: sin, cos; position: x, z; target and "
             "obstacle: image x and proximity exp(-d/3m) when in the view cone, else 0).")
 
 

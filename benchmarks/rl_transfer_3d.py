@@ -141,14 +141,14 @@ def evaluate(agent: Any, venv: Any, episodes: int, track_success: bool) -> dict[
 
 
 def curve_callback() -> Any:
-    """SB3 callback recording (env steps, mean return, success rate) of the last 100 training episodes at
-    every rollout end."""
+    """SB3 callback recording (env steps, mean return, success rate, episodes averaged) of the last 100
+    training episodes at every rollout end."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Curve(BaseCallback):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
-            self.points: list[tuple[int, float, float]] = []
+            self.points: list[tuple[int, float, float, int]] = []
             self.returns: deque[float] = deque(maxlen=100)
             self.success: deque[bool] = deque(maxlen=100)
 
@@ -162,7 +162,7 @@ def curve_callback() -> Any:
         def _on_rollout_end(self) -> None:
             if self.returns:
                 ret, success = float(np.mean(self.returns)), float(np.mean(self.success))
-                self.points.append((self.num_timesteps, ret, success))
+                self.points.append((self.num_timesteps, ret, success, len(self.returns)))
 
     return Curve()
 
@@ -296,16 +296,23 @@ def summarise(args: Args) -> str:
              f"{a['train_every']} frames, {a['image_size']}x{a['image_size']} inputs; evaluation: "
              f"{a['eval_episodes']} episodes of the stochastic policy on held-out layouts. Success = target "
              "reached before the 400-step limit. " + common.describe_configs(by_method))
+    note = ("Curves: mean training-episode return and success over the last 100 episodes at each rollout "
+            "end; an episode ends early only on success, so points that average few episodes (the first of "
+            "each phase in records without episode counts) overstate success.")
     md = "\n".join([f"# RL transfer across 3-D levels: {a['level_a']} (A) -> {a['level_b']} (B)", "",
                     common.provenance(records, "python benchmarks/rl_transfer_3d.py"), "", intro, "",
-                    common.markdown_table(header, rows), "", "![learning curves](rl_transfer.png)", ""])
+                    common.markdown_table(header, rows), "", "![learning curves](rl_transfer.png)", "", note,
+                    ""])
     plot_curves(by_method, str(folder / "rl_transfer.png"))
     (folder / "rl_transfer.md").write_text(md)
     return md
 
 
 def plot_curves(by_method: dict[str, list[dict[str, Any]]], path: str) -> None:
-    """Training return and success rate (last 100 episodes; mean ± std over seeds) in A and in B."""
+    """Training return and success rate (last 100 episodes; mean ± std over seeds) in A and in B.
+
+    Points averaging fewer than 16 episodes are left out when the records hold the count (the first episodes
+    to end are the successful ones: early points overstate success)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -317,7 +324,9 @@ def plot_curves(by_method: dict[str, list[dict[str, Any]]], path: str) -> None:
     for (col, (key, title)), (row, ylabel) in itertools.product(enumerate(panels), enumerate(ylabels)):
         ax = axes[row, col]
         for m, rs in by_method.items():
-            curves = [np.array(r[key]) for r in rs if r[key]]
+            raw = [np.array(r[key]) for r in rs if r[key]]
+            curves = [c[c[:, 3] >= 16] if c.shape[1] > 3 else c for c in raw]
+            curves = [c for c in curves if len(c)]
             if not curves:
                 continue
             n = min(len(c) for c in curves)

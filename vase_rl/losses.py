@@ -7,8 +7,6 @@ Units: every reconstruction log-likelihood and KL is *summed* over pixels / late
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -33,13 +31,15 @@ def reconstruction_nll(
 
     output: (B, C, H, W) decoder logits (Bernoulli) or means (Gaussian); x: (B, C, H, W) in [0, 1].
     Returns (B,) nats. The Bernoulli NLL is the binary cross-entropy with soft targets (grey pixels
-    are allowed, as in the paper's use of a Bernoulli decoder on grey-level images).
+    are allowed, as in the paper's use of a Bernoulli decoder on grey-level images); the Gaussian NLL
+    omits its additive constant so that it stays >= 0.
     """
     if likelihood == "bernoulli":
         nll = F.binary_cross_entropy_with_logits(output, x, reduction="none")
     else:
-        var = gaussian_std**2
-        nll = 0.5 * (output - x) ** 2 / var + 0.5 * math.log(2 * math.pi * var)
+        # the per-pixel constant 0.5*log(2*pi*sigma^2) is dropped: it carries no gradient, and with it
+        # the NLL of a small sigma is negative, which breaks eq. 6's ratio test L <= kappa * L~
+        nll = 0.5 * (output - x) ** 2 / gaussian_std**2
     return nll.flatten(1).sum(1)
 
 
