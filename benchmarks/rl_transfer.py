@@ -22,12 +22,8 @@ blow the budget). One JSON per finished (method, seed) in ``benchmarks/results/r
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
 import glob
-import inspect
-import itertools
 import json
 import os
 import platform
@@ -89,25 +85,9 @@ class Args:
 
 def parse_args() -> Args:
     """Command line from the fields of :class:`Args` (help = the docstring under each field)."""
-    tree = ast.parse(inspect.getsource(Args))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    helps = {
-        a.target.id: b.value.value
-        for a, b in itertools.pairwise(body)
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr)
-    }
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for f in dataclasses.fields(Args):
-        flag, default, kw = f"--{f.name.replace('_', '-')}", f.default, {"help": helps.get(f.name)}
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, **kw)
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, nargs="+", type=type(default[0]), default=default, **kw)
-        else:
-            parser.add_argument(flag, type=type(default), default=default, **kw)
-    return Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(parser.parse_args()).items()})
+    from bench3d_common import parse_args as dataclass_from_argv  # benchmarks/ is the script's folder
+
+    return dataclass_from_argv(Args, __doc__)
 
 
 def load_json(path: str) -> Any:
