@@ -18,6 +18,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -101,7 +102,7 @@ def run_one(name: str, loss_overrides: dict, args: Args) -> dict:
 
 
 def summarise() -> str:
-    rows = [json.load(open(os.path.join(OUT, f))) for f in sorted(os.listdir(OUT)) if f.endswith(".json")]
+    rows = [json.loads(Path(OUT, f).read_text()) for f in sorted(os.listdir(OUT)) if f.endswith(".json")]
     lines = [
         "# Capacity objective at CPU scale (moving MNIST, cpu-preset model, 1 seed)",
         "",

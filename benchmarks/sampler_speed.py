@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from vase_rl.envs.sampler import DATASETS, SpriteSampler
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from vase_rl.envs.world import THEMES, WorldEnv, check_gl
 
 

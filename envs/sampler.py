@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from vase_rl.envs import shapes
 
 from vase_rl import data
+from vase_rl.envs import shapes
 
 SOURCES: tuple[str, ...] = ("mnist", "fashion", "inverse-fashion", "faces", "shapes")
 """Sprite sources. ``inverse-fashion`` is Fashion through :func:`vase_rl.data.invert` (A.5)."""

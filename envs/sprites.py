@@ -40,6 +40,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from vase_rl.envs.sampler import REFERENCE_CANVAS, SpriteRenderer, parse_dataset
 
 DEFAULT_GOAL = (0.75, 0.25)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from helpers import shapes_batches, tiny_config
 
-from vase_rl.checkpoint import CheckpointError, save_checkpoint
+from vase_rl.checkpoint import CheckpointError, remove_stale_temps, save_checkpoint
 from vase_rl.learner import ContinualLearner
 
 TESTS = Path(__file__).resolve().parent
@@ -86,8 +86,22 @@ def test_sigkill_during_save_leaves_the_previous_checkpoint_loadable(tmp_path: P
     assert len(partial) == 1
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         ContinualLearner.load(str(tmp_path / partial[0]), device="cpu")
-    learner.save(str(path))  # a later save in the same folder succeeds
+    learner.save(str(path))  # a later save in the same folder succeeds and removes the dead writer's temp
     assert ContinualLearner.load(str(path), device="cpu").step == 2
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
+
+
+def test_stale_temp_cleanup_keeps_a_live_writers_file(tmp_path: Path) -> None:
+    target = tmp_path / "checkpoint.pt"
+    live = tmp_path / f".tmp-checkpoint.pt-{os.getppid()}-abc.pt"  # the parent process is alive
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    dead = tmp_path / f".tmp-checkpoint.pt-{dead_pid}-xyz.pt"
+    other = tmp_path / f".tmp-other.pt-{dead_pid}-xyz.pt"  # another checkpoint's temp: not ours to touch
+    for f in (live, dead, other):
+        f.write_bytes(b"partial")
+    assert remove_stale_temps(str(target)) == [dead.name]
+    assert live.exists() and other.exists() and not dead.exists()
 
 
 @pytest.mark.slow

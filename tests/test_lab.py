@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
 from vase_rl.envs.lab import (
     DEFAULT_ACTION_SET,
     EDE_LEVEL,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
+from helpers import shapes_batches, tiny_config
 
 from vase_rl.checkpoint import CheckpointError
 from vase_rl.config import Ablation
 from vase_rl.inference import EnvironmentOverflowError
 from vase_rl.learner import ContinualLearner, NonFiniteLossError
-
-from helpers import shapes_batches, tiny_config
 
 
 def _params(learner: ContinualLearner) -> list[torch.Tensor]:
@@ -130,7 +130,7 @@ def test_corrupt_truncated_and_mismatched_checkpoints_are_refused(tmp_path):
     learner.train_step(shapes_batches(1, 8)[0])
     path = str(tmp_path / "ok.pt")
     learner.save(path)
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated.pt.*corrupt or truncated"):
@@ -152,7 +152,7 @@ def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
     learner = ContinualLearner(tiny_config(), device="cpu")
     path = str(tmp_path / "ckpt.pt")
     learner.save(path)
-    good = open(path, "rb").read()
+    good = Path(path).read_bytes()
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
@@ -160,7 +160,7 @@ def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError):
         learner.save(path)
-    assert open(path, "rb").read() == good
+    assert Path(path).read_bytes() == good
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []
 
 
@@ -169,6 +169,18 @@ def test_an_environment_never_gets_every_latent_masked():
     none = torch.zeros(6, dtype=torch.bool)
     learner.memory.allocate(torch.ones(6, dtype=torch.bool), 1.0)  # env 0 uses every latent
     learner.memory.allocate(none, 1.0)  # env 1: all latents atypical
+    learner.memory.used[1] = none  # and uses none of them itself (its own latents would stay active)
     assert learner.applied_mask(1).all()
     learner.memory.masks[1, :3] = True  # some typical -> only the atypical ones used elsewhere are masked
     assert learner.applied_mask(1).tolist() == [True, True, True, False, False, False]
+
+
+def test_latents_an_environment_uses_itself_stay_active():
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    learner.memory.allocate(torch.ones(6, dtype=torch.bool), 1.0)
+    learner.memory.allocate(torch.ones(6, dtype=torch.bool), 1.0)
+    learner.memory.used[0] = torch.tensor([True, True, True, True, False, False])  # env 0 uses z0..z3
+    learner.memory.used[1] = torch.tensor([False, True, False, False, False, False])  # env 1 uses z1
+    learner.memory.masks[1] = torch.tensor([False, False, True, True, True, True])  # z0, z1 atypical in env 1
+    # z0: atypical and used only by env 0 -> masked; z1: atypical but env 1's own latent -> active
+    assert learner.applied_mask(1).tolist() == [False, True, True, True, True, True]

@@ -58,7 +58,7 @@ def test_wasserstein_matches_hand_computed_value():
 
 def test_bernoulli_kl_decoder_proximity_matches_hand_computed_value():
     p_new, p_old = 0.3, 0.8
-    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    logit = lambda p: math.log(p / (1 - p))
     out = torch.full((1, 1, 1, 2), logit(p_new))
     out_old = torch.full((1, 1, 1, 2), logit(p_old))
     kl_one = p_old * math.log(p_old / p_new) + (1 - p_old) * math.log((1 - p_old) / (1 - p_new))

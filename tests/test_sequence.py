@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import needs_data
 
 from vase_rl.config import Ablation, VASEConfig, get_preset
 from vase_rl.learner import ContinualLearner
-
-from helpers import needs_data
 
 pytestmark = needs_data
 

@@ -9,14 +9,14 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-import vase_rl.envs
 from gymnasium.utils.env_checker import check_env
+
+import vase_rl.envs
+from vase_rl import data
 from vase_rl.envs import sampler as sampler_mod
 from vase_rl.envs.sampler import DATASETS, SpriteRenderer, SpriteSampler, parse_dataset
 from vase_rl.envs.shapes import render_shape
 from vase_rl.envs.sprites import SpriteCanvas
-
-from vase_rl import data
 
 HAVE_DATA = (data.get_data_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
 needs_data = pytest.mark.skipif(

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
 from vase_rl.envs import world
 from vase_rl.envs.world import WORLD_ENV_IDS, WorldConfig, WorldEnv, generate_layout, register_world_envs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -19,12 +20,49 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, truncated, or was written for another configuration."""
 
 
+def _temp_prefix(path: str, pid: int | None = None) -> str:
+    """Name prefix of the temp files that :func:`atomic_torch_save` writes for ``path`` (by process ``pid``)."""
+    return f".tmp-{os.path.basename(path)}-" + ("" if pid is None else f"{pid}-")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Delete temp files of ``path`` left by writers that died mid-save (e.g. SIGKILL); returns their names.
+
+    Temp files are named ``.tmp-<file name>-<pid>-<random>.pt``; one whose pid is still alive is another
+    process's save in progress and is kept.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    prefix = _temp_prefix(path)
+    removed = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid))):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+            removed.append(name)
+    return removed
+
+
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save`` to a temp file in the same folder, fsync, then ``os.replace``: readers and a crash
-    mid-write only ever see the previous complete file or the new complete file."""
+    mid-write only ever see the previous complete file or the new complete file. Temp files that an
+    earlier, killed writer left behind for the same ``path`` are removed first."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path, os.getpid()), suffix=".pt", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)

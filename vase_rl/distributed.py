@@ -42,14 +42,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from . import latents, losses
-from . import learner as learner_module
 from .config import VASEConfig, get_preset
 from .inference import EnvironmentMemory
 from .learner import ContinualLearner
@@ -214,27 +213,14 @@ class DistributedLearner(ContinualLearner):
         xg, mg = gather_batch(x), gather_batch(mu)
         self.on_rank0(lambda: ContinualLearner._update_used(self, xg, mg, env))
 
-    @contextlib.contextmanager
-    def _combined_batch_statistics(self) -> Iterator[None]:
-        """Route the learner's atypicality (eq. 4) and capacity term (eq. 3) through the combined batch.
+    def _atypicality(self, z: torch.Tensor) -> torch.Tensor:
+        """eq. 4 over the combined batch: the samples of every rank (no gradient flows through alpha)."""
+        return latents.atypicality(gather_batch(z))
 
-        ``learner.py`` calls these as module functions; they are swapped in its namespace for the
-        duration of one ``train_step`` (this process trains one learner at a time). A two-method hook in
-        the learner would replace this swap (docs/scaling.md, "Learner hook").
-        """
-
-        def atypicality(z: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-            return latents.atypicality(gather_batch(z), eps)
-
-        def capacity_loss(kl: torch.Tensor, capacity: float, gamma: float, mode: str = "two-sided") -> torch.Tensor:
-            return losses.capacity_loss(_GatherBatch.apply(kl), capacity, gamma, mode)
-
-        saved = learner_module.atypicality, learner_module.capacity_loss
-        learner_module.atypicality, learner_module.capacity_loss = atypicality, capacity_loss  # type: ignore[assignment]
-        try:
-            yield
-        finally:
-            learner_module.atypicality, learner_module.capacity_loss = saved
+    def _capacity_loss(self, kl: torch.Tensor, capacity: float) -> torch.Tensor:
+        """eq. 3's capacity term on the batch-mean KL of the combined batch (gradient to this rank's rows)."""
+        lc = self.config.loss
+        return losses.capacity_loss(_GatherBatch.apply(kl), capacity, lc.gamma, lc.capacity_mode)
 
     def train_step(self, x: Any) -> dict[str, Any]:
         """One data-parallel VASE update; ``x``: this rank's images (b >= 2, the same b on every rank).
@@ -256,8 +242,7 @@ class DistributedLearner(ContinualLearner):
         assert local is not None
         self._rows = (self.rank * rows, self.world_size * rows)
         try:
-            with self._combined_batch_statistics():
-                out = super().train_step(local)
+            out = super().train_step(local)
         finally:
             self._rows = None
         for key, value in zip(REDUCED_SCALARS, mean_over_ranks([float(out[k]) for k in REDUCED_SCALARS])):

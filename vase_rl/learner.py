@@ -116,6 +116,15 @@ class ContinualLearner:
         eps = torch.randn(mu.shape, device=mu.device, generator=self.generator)
         return mu + (0.5 * logvar).exp() * eps
 
+    def _atypicality(self, z: torch.Tensor) -> torch.Tensor:
+        """eq. 4 on this step's batch of samples z (B, N); the data-parallel learner uses the global batch."""
+        return atypicality(z)
+
+    def _capacity_loss(self, kl: torch.Tensor, capacity: float) -> torch.Tensor:
+        """eq. 3's capacity term on the per-image KL (B,); the data-parallel learner uses the global batch."""
+        lc = self.config.loss
+        return capacity_loss(kl, capacity, lc.gamma, lc.capacity_mode)
+
     def _masked(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """z^s of eq. 2: active latents keep the posterior sample, masked ones are drawn from N(0, I)."""
         prior = torch.randn(z.shape, device=z.device, generator=self.generator)
@@ -142,12 +151,16 @@ class ContinualLearner:
     def applied_mask(self, env: int) -> torch.Tensor:
         """The mask a^s applied in eq. 2 for environment ``env``: (N,) bool, True = active.
 
-        A latent is masked when it is atypical *and* some other environment uses it. Latents that no
-        other environment uses are the spare capacity of section 3.3 ("automatically unmasked"): the
-        paper relies on their atypicality staying ~0; at CPU step counts spare latents are only
-        approximately prior-like, drift on new data, and -- once masked, receiving no gradient -- would
-        never return, so the learner enforces the intent explicitly (see README, "Masking"). With the S
-        ablation off there is one environment, and the latents it uses itself are the maskable ones.
+        A latent is masked when it is atypical, some other environment uses it, and ``env`` itself
+        does not. Latents that no other environment uses are the spare capacity of section 3.3
+        ("automatically unmasked"): the paper relies on their atypicality staying ~0; at CPU step counts
+        spare latents are only approximately prior-like, drift on new data, and -- once masked, receiving
+        no gradient -- would never return, so the learner enforces the intent explicitly. Latents that
+        ``env``'s own decoder relies on (A.2's noise-tolerance test) are a shared embedding: masking them
+        would replace what the environment reconstructs from by prior noise (measured in the demo: the
+        MNIST environment lost both of its latents this way and its reconstructions stopped depending on
+        the input). See README, "Masking". With the S ablation off there is one environment, and the
+        latents it uses itself are the maskable ones.
         """
         raw = self.memory.masks[env].to(self.device)
         if not self.config.ablation.mask:
@@ -158,6 +171,8 @@ class ContinualLearner:
             return torch.ones_like(raw)
         used_elsewhere = self.memory.used[others].any(0).to(self.device)
         applied = raw | ~used_elsewhere
+        if self.config.ablation.infer_env:
+            applied = applied | self.memory.used[env].to(self.device)
         if not bool(applied.any()):
             # no spare capacity left: an environment with every latent masked could never learn
             # (masked latents get no gradient), so it shares all latents instead
@@ -280,7 +295,7 @@ class ContinualLearner:
         self.model.train()
         mu, logvar, hidden = self.model.encoder(x)
         z = self._sample_z(mu, logvar)
-        alpha = atypicality(z.detach())
+        alpha = self._atypicality(z.detach())
 
         env_prev = self.current_env if self.current_env >= 0 else None
         active = self.applied_mask(env_prev) if env_prev is not None else torch.ones_like(alpha, dtype=torch.bool)
@@ -305,7 +320,7 @@ class ContinualLearner:
         if lc.entangled:
             reg = lc.beta_vae * kl.mean()
         else:
-            reg = capacity_loss(kl, C, lc.gamma, lc.capacity_mode)
+            reg = self._capacity_loss(kl, C)
         loss = recon + reg
         out: dict[str, Any] = {}
 

@@ -217,7 +217,7 @@ class SequenceTrainer:
         writer = SummaryWriter(os.path.join(self.out_dir, "tb"), purge_step=self.global_step)
         old_handler = signal.signal(signal.SIGINT, self._on_sigint)
         bar = tqdm(total=total, initial=self.global_step, disable=not progress, desc="VASE", unit="step")
-        log = open(os.path.join(self.out_dir, "log.jsonl"), "a")
+        log = open(os.path.join(self.out_dir, "log.jsonl"), "a")  # noqa: SIM115 - closed in the finally below
         t0, steps0 = time.time(), self.global_step
         try:
             while self.global_step < total and not self._stop:
@@ -248,7 +248,7 @@ class SequenceTrainer:
                         "train/steps_per_s", (self.global_step - steps0) / (time.time() - t0), self.global_step
                     )
                     bar.set_postfix(env=out["env"], n_envs=out["n_envs"], recon=f"{out['recon']:.1f}",
-                                    kl=f"{out['kl']:.1f}")
+                                    kl=f"{out['kl']:.1f}" if out["updated"] else out["reason"])
                 if self.probes is not None and (
                     self.global_step % s.probe_eval_every == 0 or self.global_step == total
                 ):
