@@ -82,7 +82,7 @@ def parse_args() -> Args:
     for f in fields(Args):
         default = getattr(Args, f.name)
         if isinstance(default, bool):
-            parser.add_argument(f"--{f.name}", action="store_true", default=default)
+            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default)
         elif isinstance(default, tuple):
             parser.add_argument(f"--{f.name}", type=lambda s: tuple(s.split(",")), default=default)
         else:
