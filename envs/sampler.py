@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from vase_rl import data
+from vase_rl import data, transforms
 from vase_rl.envs import shapes
 
 SOURCES: tuple[str, ...] = ("mnist", "fashion", "inverse-fashion", "faces", "shapes")
-"""Sprite sources. ``inverse-fashion`` is Fashion through :func:`vase_rl.data.invert` (A.5)."""
+"""Sprite sources. ``inverse-fashion`` is Fashion through :func:`vase_rl.transforms.invert` (A.5)."""
 DATASETS: tuple[str, ...] = tuple(f"{m}{s}" for s in SOURCES for m in ("", "moving-"))
 """Dataset names: a source (static, sprite centred) or ``moving-<source>`` (random position)."""
 REFERENCE_CANVAS = 64
@@ -49,7 +49,7 @@ def parse_dataset(name: str) -> tuple[str, bool]:
 def default_sprite_size(source: str, canvas_size: int) -> int:
     """Faces: ``min(32, canvas_size)``; others: ``round(28 * canvas_size / 64)`` (14 on 32, 28 on 64)."""
     if source == "faces":
-        return min(data.FACE_PATCH_SIZE, canvas_size)
+        return min(transforms.FACE_PATCH_SIZE, canvas_size)
     return max(1, round(DIGIT_SPRITE_SIZE * canvas_size / REFERENCE_CANVAS))
 
 
@@ -83,9 +83,9 @@ def sprite_bank(source: str, sprite_size: int, split: str, root: str | None) -> 
     else:
         raise ValueError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
     if sprites.shape[1:] != (sprite_size, sprite_size):
-        sprites = data.resize_area(sprites, sprite_size)
+        sprites = transforms.resize_area(sprites, sprite_size)
     if source == "inverse-fashion":
-        sprites = data.invert(sprites)
+        sprites = transforms.invert(sprites)
     sprites = np.ascontiguousarray(sprites)
     sprites.setflags(write=False)
     return SpriteBank(sprites, labels, BACKGROUND.get(source, 0), extra)
@@ -150,7 +150,7 @@ class SpriteRenderer:
     def render(self, index: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
         """Images uint8 (n, C, C, 1) of sprites ``index`` (n,) at top-left corners ``px``, ``py`` (n,)."""
         sprites = self.bank.sprites[np.asarray(index, dtype=np.int64)]
-        canvas = data.place_on_canvas(sprites, px, py, self.canvas_size, self.bank.background)
+        canvas = transforms.place_on_canvas(sprites, px, py, self.canvas_size, self.bank.background)
         return canvas[..., None]
 
     def factors(self, index: np.ndarray, px: np.ndarray, py: np.ndarray) -> dict[str, np.ndarray]:
