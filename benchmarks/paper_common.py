@@ -369,13 +369,20 @@ def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) 
     import matplotlib.pyplot as plt
 
     groups = group(results)
-    metrics = ("accuracy", "position_mse")
-    fig, axes = plt.subplots(len(metrics), len(groups), figsize=(3.6 * len(groups) + 1, 6.5), squeeze=False,
-                             sharey="row")
-    for j, ((row, mode), runs) in enumerate(groups.items()):
+    metrics = [m for m in ("accuracy", "position_mse") if any(rec[2] == m for r in results for rec in r["probes"])]
+    ncol = min(len(groups), 6)  # wrap: each band of len(metrics) rows shows up to 6 (row, mode) groups
+    bands = -(-len(groups) // ncol)
+    fig, axes = plt.subplots(len(metrics) * bands, ncol, figsize=(3.6 * ncol + 1, 3.2 * len(metrics) * bands),
+                             squeeze=False, sharey="row")
+    for g in range(len(groups), bands * ncol):  # empty slots of the last band
+        for m in range(len(metrics)):
+            axes[(g // ncol) * len(metrics) + m, g % ncol].set_visible(False)
+    for g, ((row, mode), runs) in enumerate(groups.items()):
         spec = runs[0]["spec"]
         names = list(dict.fromkeys(spec["sequence"]))
-        for i, metric in enumerate(metrics):
+        band, j = divmod(g, ncol)
+        for m, metric in enumerate(metrics):
+            i = band * len(metrics) + m
             ax = axes[i, j]
             for k, name in enumerate(names):
                 curves = [[(rec[0], rec[3]) for rec in r["probes"] if rec[1] == name and rec[2] == metric]
@@ -391,15 +398,15 @@ def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) 
             for b in range(1, len(spec["sequence"])):
                 ax.axvline(b * spec["steps_per_env"], color="k", ls="--", lw=0.8)
             ax.grid(alpha=0.3)
-            if i == 0:
+            if m == 0:
                 ax.set_title(f"{row} {'disent.' if mode == 'dis' else 'entangled'} (n={len(runs)})", fontsize=9)
             if j == 0:
                 ax.set_ylabel("object-ID accuracy (%)" if metric == "accuracy" else "position MSE")
-            if i == len(metrics) - 1:
+            if m == len(metrics) - 1:
                 ax.set_xlabel("training step")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title + " (line: mean over seeds, band: min-max; dashed: dataset switches)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
