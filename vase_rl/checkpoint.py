@@ -38,8 +38,8 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temps(path: str) -> list[str]:
     """Delete temp files of ``path`` left by writers that died mid-save (e.g. SIGKILL); returns their names.
 
-    Temp files are named ``.tmp-<file name>-<pid>-<random>.pt``; one whose pid is still alive is another
-    process's save in progress and is kept.
+    Temp files are named ``.tmp-<file name>-<pid>-<random>.pt``; one whose pid is still alive (this process
+    included: another thread may be saving) is a save in progress and is kept.
     """
     folder = os.path.dirname(os.path.abspath(path))
     prefix = _temp_prefix(path)
@@ -48,7 +48,7 @@ def remove_stale_temps(path: str) -> list[str]:
         if not name.startswith(prefix):
             continue
         pid = name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid))):
+        if pid.isdigit() and not _pid_alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, name))
             removed.append(name)
