@@ -34,15 +34,12 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, float]]]] = {
 
 def summarise() -> None:
     out = pc.RESULTS / EXPERIMENT
-    lines = []
-    for variant in VARIANTS:
-        for r in pc.load_results(f"{EXPERIMENT}/{variant}"):
-            lines.append([variant, r["spec"]["seed"]] + [pc.fmt(c.value(r), c.scale) for c in t1.COLUMNS[:4]])
-    done = [r for v in VARIANTS for r in pc.load_results(f"{EXPERIMENT}/{v}")]
+    done = [(v, r) for v in VARIANTS for r in pc.load_results(f"{EXPERIMENT}/{v}")]
+    lines = [[v, r["spec"]["seed"]] + [pc.fmt(c.value(r), c.scale) for c in t1.COLUMNS[:4]] for v, r in done]
     text = [
         "# Dreaming without environment inference at CPU scale (Table 1 row D)",
         "",
-        pc.provenance(done),
+        pc.provenance([r for _, r in done]),
         "",
         "Validation seed (not a Table 1 evaluation seed); columns as Table 1 (mean over the sequence's datasets).",
         "",
