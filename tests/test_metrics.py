@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from vase_rl.metrics import (
     ForgettingResult,
-    _max_weight_assignment,
     _one_minus_entropy,
     average_forgetting,
     dci,
@@ -185,9 +184,13 @@ def test_mig_and_dci_values_are_pinned_on_seeded_data() -> None:
     assert got == pytest.approx(PINNED_DCI, abs=1e-6)
 
 
-# MIG cross-checked against an independent loop implementation of disentanglement_lib's estimator.
+# MIG cross-checked against an independent loop implementation of disentanglement_lib's estimator (the
+# value is unchanged by the move to sklearn's mutual_info_score). DCI re-pinned when the hand-written
+# boosted stumps became sklearn's gradient-boosted trees (depth 3, as disentanglement_lib; stumps gave
+# 0.874, 0.874, 0.952); D and C cross-checked against disentanglement_lib's formulas (scipy entropy of
+# the feature_importances_ matrix) to 1e-9; informativeness: class accuracy 1.0, x/y R^2 0.963/0.966.
 PINNED_MIG = 0.5250495372099436
-PINNED_DCI = (0.8744041729988392, 0.8744394166813902, 0.9523548790256)
+PINNED_DCI = (0.8360642219958312, 0.8360819293779209, 0.9763631084594145)
 
 
 def test_one_minus_entropy_matches_hand_computed_values() -> None:
@@ -222,15 +225,19 @@ def test_env_inference_counts_surplus_and_merged_environments_as_errors() -> Non
     assert merged.accuracy == pytest.approx(4 / 6) and merged.n_inferred == 2
 
 
-def test_hungarian_matches_brute_force() -> None:
+def test_env_inference_accuracy_is_the_best_one_to_one_relabelling() -> None:
+    """Against brute force over every injective relabelling (surplus labels count as errors)."""
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        n, m = (int(v) for v in rng.integers(1, 6, 2))
-        w = rng.integers(0, 20, (n, m)).astype(float)
-        pairs = _max_weight_assignment(w)
-        assert len({r for r, _ in pairs}) == len({c for _, c in pairs}) == len(pairs) == min(n, m)
-        if n <= m:
-            best = max(sum(w[i, p[i]] for i in range(n)) for p in itertools.permutations(range(m), n))
-        else:
-            best = max(sum(w[p[j], j] for j in range(m)) for p in itertools.permutations(range(n), m))
-        assert sum(w[r, c] for r, c in pairs) == best
+    for _ in range(100):
+        n_inf, n_true, t = (int(v) for v in (*rng.integers(1, 6, 2), rng.integers(1, 40)))
+        inferred, true = rng.integers(0, n_inf, t), rng.integers(0, n_true, t)
+        res = environment_inference_accuracy(inferred, true)
+        la, lb = np.unique(inferred), np.unique(true)
+        small, big = (la, lb) if la.size <= lb.size else (lb, la)
+        best = 0
+        for image in itertools.permutations(big, small.size):
+            pairs = dict(zip(small, image)) if la.size <= lb.size else dict(zip(image, small))
+            best = max(best, sum(pairs.get(i) == j for i, j in zip(inferred, true)))
+        assert res.accuracy == pytest.approx(best / t)
+        assert len(res.mapping) == min(la.size, lb.size) == len(set(res.mapping.values()))
+        assert sum(res.mapping.get(int(i)) == j for i, j in zip(inferred, true)) == best

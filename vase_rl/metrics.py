@@ -1,17 +1,26 @@
 """Evaluation metrics: forgetting (A.6), disentanglement (MIG, DCI), environment inference.
 
-Pure numpy; each metric is one function whose docstring cites its paper and defines the estimator:
+Each metric is one function whose docstring cites its paper and defines the estimator:
 :func:`forgetting` (Achille et al. 2018, A.6), :func:`mutual_information_gap` (Chen et al. 2018),
 :func:`dci` (Eastwood & Williams 2018), :func:`environment_inference_accuracy` (section 3.4).
+The estimators are those of disentanglement_lib (Locatello et al. 2019), built from the same library
+pieces so that the numbers are comparable with published ones: scikit-learn's
+``mutual_info_score`` (MIG) and gradient-boosted trees (DCI), and scipy's ``linear_sum_assignment``
+(environment relabelling).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.optimize import linear_sum_assignment
+from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+from sklearn.metrics import mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
 
 __all__ = [
     "AverageForgetting", "DCIResult", "EnvInferenceResult", "ForgettingResult", "average_forgetting", "dci",
@@ -131,26 +140,8 @@ def histogram_discretize(values: ArrayLike, n_bins: int) -> np.ndarray:
 
 
 def _entropy(labels: np.ndarray) -> float:
-    """Plug-in entropy (nats) of a 1-D integer label array."""
-    p = np.unique(labels, return_counts=True)[1] / labels.size
-    return float(-np.sum(p * np.log(p)))
-
-
-def _contingency(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Counts (A, B) of each (a, b) label pair, with the sorted distinct labels of a (A,) and b (B,)."""
-    la, ai = np.unique(a, return_inverse=True)
-    lb, bi = np.unique(b, return_inverse=True)
-    table = np.zeros((la.size, lb.size))
-    np.add.at(table, (ai.ravel(), bi.ravel()), 1.0)
-    return table, la, lb
-
-
-def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
-    """Plug-in mutual information (nats) from the contingency table of two 1-D label arrays."""
-    pxy = _contingency(a, b)[0] / a.size
-    outer = pxy.sum(1, keepdims=True) * pxy.sum(0, keepdims=True)
-    nz = pxy > 0
-    return float(np.sum(pxy[nz] * np.log(pxy[nz] / outer[nz])))
+    """Plug-in entropy (nats) of a 1-D label array: I(v; v), as disentanglement_lib's ``discrete_entropy``."""
+    return float(mutual_info_score(labels, labels))
 
 
 def _check_codes_factors(
@@ -178,7 +169,8 @@ def mutual_information_gap(
          equal-width bins over its observed range); continuous factors (``discrete_factors[k]``
          False) are discretised the same way; discrete factors are used as given (any labels);
       2. I(z_j; v_k) is the plug-in mutual information of the (D x K) pairs' contingency tables,
-         natural log; H(v_k) the plug-in entropy of the (discretised) factor;
+         natural log (``sklearn.metrics.mutual_info_score``, as disentanglement_lib);
+         H(v_k) = I(v_k; v_k), the plug-in entropy of the (discretised) factor;
       3. MIG = (1/K) sum_k [I(z_(1); v_k) - I(z_(2); v_k)] / H(v_k), where z_(1), z_(2) are the
          codes with the largest and second-largest MI with v_k.
     The plug-in MI is biased upwards by about (n_bins - 1)^2 / (2N) nats for independent pairs, so use
@@ -204,7 +196,7 @@ def mutual_information_gap(
         h = _entropy(v)
         if h <= 0.0:
             raise ValueError(f"factor {k} is constant (entropy 0): MIG is undefined for it")
-        mi = np.sort([_mutual_information(zc[:, j], v) for j in range(c.shape[1])])[::-1]
+        mi = np.sort([mutual_info_score(zc[:, j], v) for j in range(c.shape[1])])[::-1]
         gaps.append((mi[0] - mi[1]) / h)
     return float(np.mean(gaps))
 
@@ -224,73 +216,16 @@ class DCIResult:
     """(D, K) importance matrix R, each nonzero column normalised to sum 1."""
 
 
-_Stump = tuple[int, int, float, np.ndarray]
-"""(code index, output column, threshold, (2,) scaled leaf values for <= thr and > thr)."""
+def _fit_gbt(x: np.ndarray, y: np.ndarray, discrete: bool, n_rounds: int, lr: float, max_depth: int) -> Any:
+    """scikit-learn gradient-boosted trees (Friedman 2001) on x (N, D) for one factor y (N,).
 
-
-def _fit_boosted_stumps(
-    x: np.ndarray, y: np.ndarray, discrete: bool, n_rounds: int, lr: float
-) -> tuple[np.ndarray, list[_Stump], np.ndarray, np.ndarray]:
-    """Gradient-boosted depth-1 trees (Friedman 2001) on x (N, D) for one factor y (N,).
-
-    Squared loss (continuous) or multinomial deviance with one stump per class per round and the
-    Newton leaf step (C-1)/C * sum(r) / sum(p(1-p)) (discrete, as in Friedman's / sklearn's GBT).
-    Splits maximise the squared-error reduction of the residuals over all features and thresholds
-    (midpoints between consecutive distinct values). Returns (importance (D,), stumps, F0, classes),
-    importance being the summed squared-error reductions of the splits on each feature.
+    ``GradientBoostingClassifier`` (multinomial deviance) for a discrete factor, as disentanglement_lib's
+    ``compute_importance_gbt``; ``GradientBoostingRegressor`` (squared error) for a continuous one.
+    ``random_state=0``: with sklearn's defaults (no subsampling, all features) it only breaks ties.
     """
-    n, d = x.shape
-    order = np.argsort(x, axis=0, kind="stable")
-    xs = np.take_along_axis(x, order, axis=0)
-    valid = xs[1:] > xs[:-1]                                     # (N-1, D) split after sorted row i
-    n_left = np.arange(1, n, dtype=np.float64)[:, None, None]
-    if discrete:
-        classes, yi = np.unique(y, return_inverse=True)
-        target = np.eye(classes.size)[yi.ravel()]                # (N, C) one-hot
-        f0 = np.log(np.clip(target.mean(0), 1e-12, None))
-    else:
-        classes, target = np.empty(0), y.astype(np.float64)[:, None]
-        f0 = target.mean(0)
-    scores = np.broadcast_to(f0, target.shape).copy()
-    n_out = target.shape[1]
-    importance = np.zeros(d)
-    stumps: list[_Stump] = []
-    for _ in range(n_rounds):
-        if discrete:
-            p = np.exp(scores - scores.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
-            resid = target - p
-        else:
-            resid = target - scores
-        total = resid.sum(0)                                     # (C,)
-        left = np.cumsum(resid[order], axis=0)[:-1]              # (N-1, D, C)
-        gain = left**2 / n_left + (total - left) ** 2 / (n - n_left) - total**2 / n
-        gain = np.where(valid[:, :, None], gain, -np.inf)
-        for k in range(n_out):
-            flat = int(np.argmax(gain[:, :, k]))
-            i, j = divmod(flat, d)
-            if not np.isfinite(gain[i, j, k]):                   # every feature constant
-                continue
-            thr = 0.5 * (xs[i, j] + xs[i + 1, j])
-            mask = x[:, j] <= thr
-            sides = (mask, ~mask)
-            if discrete:  # Newton step on the multinomial deviance
-                hess = np.array([max(float(np.sum(p[m, k] * (1 - p[m, k]))), 1e-12) for m in sides])
-                leaves = (n_out - 1) / n_out * np.array([resid[m, k].sum() for m in sides]) / hess
-            else:
-                leaves = np.array([resid[m, k].mean() for m in sides])
-            scores[:, k] += lr * np.where(mask, leaves[0], leaves[1])
-            importance[j] += gain[i, j, k]
-            stumps.append((j, k, thr, lr * leaves))
-    return importance, stumps, f0, classes
-
-
-def _predict_stumps(x: np.ndarray, stumps: list[_Stump], f0: np.ndarray) -> np.ndarray:
-    """Raw boosted scores (N, C) of :func:`_fit_boosted_stumps`' model."""
-    scores = np.broadcast_to(f0, (x.shape[0], f0.size)).copy()
-    for j, k, thr, leaves in stumps:
-        scores[:, k] += np.where(x[:, j] <= thr, leaves[0], leaves[1])
-    return scores
+    cls = GradientBoostingClassifier if discrete else GradientBoostingRegressor
+    model = cls(n_estimators=n_rounds, learning_rate=lr, max_depth=max_depth, random_state=0)
+    return model.fit(x, y if discrete else y.astype(np.float64))
 
 
 def _one_minus_entropy(p: np.ndarray, axis: int) -> np.ndarray:
@@ -311,21 +246,22 @@ def dci(
     factors_test: ArrayLike,
     *,
     discrete_factors: Sequence[bool],
-    n_rounds: int = 300,
+    n_rounds: int = 100,
     learning_rate: float = 0.1,
+    max_depth: int = 3,
 ) -> DCIResult:
-    """DCI scores, Eastwood & Williams 2018 (sec. 2-3), with gradient-boosted stumps as the predictor.
+    """DCI scores, Eastwood & Williams 2018 (sec. 2-3), with gradient-boosted trees as the predictor.
 
-    Predictor (our choice, no sklearn): for each factor k, gradient-boosted depth-1 trees
-    (``n_rounds`` rounds, shrinkage ``learning_rate``; multinomial deviance for discrete factors,
-    squared loss for continuous ones) on the raw codes. Why: disentanglement_lib's default DCI
-    predictor is also gradient-boosted trees; trees handle categorical factors (object class) and
-    nonlinear code-factor maps that a Lasso would score as uninformative; splits are invariant to
-    monotone rescaling of codes, so no standardisation choice enters; stumps are deterministic and
-    additive, so a code's importance is exactly the squared-error reduction its splits achieved.
+    Predictor, as disentanglement_lib's DCI (``GradientBoostingClassifier()``, whose defaults are the
+    defaults here: ``n_rounds`` = 100 boosting stages, shrinkage ``learning_rate`` = 0.1, trees of depth
+    ``max_depth`` = 3): for each factor k, scikit-learn's ``GradientBoostingClassifier`` on the raw codes
+    when the factor is discrete, ``GradientBoostingRegressor`` (squared error) when it is continuous
+    (disentanglement_lib only has discrete factors). Trees handle categorical factors (object class) and
+    nonlinear code-factor maps that a Lasso would score as uninformative, and splits are invariant to
+    monotone rescaling of codes, so no standardisation choice enters.
 
-    R[j, k] = summed squared-error reduction of the splits on code j when predicting factor k,
-    each column normalised to sum 1 (as sklearn's ``feature_importances_``). Then
+    R[j, k] = ``feature_importances_`` of code j in factor k's model (impurity reduction of the splits
+    on code j, normalised over codes to sum 1; a factor no split could predict keeps a zero column). Then
       disentanglement = sum_j rho_j (1 - H_K(P_j.)),  P_jk = R_jk / sum_k R_jk,  rho_j = sum_k R_jk / sum R;
       completeness    = sum_k w_k (1 - H_D(R_.k / sum_j R_jk)),  w_k = sum_j R_jk / sum R;
       informativeness = mean_k of test accuracy (discrete) or max(0, 1 - MSE_test / Var(v_k test)).
@@ -343,15 +279,18 @@ def dci(
     importance = np.zeros((ctr.shape[1], k_factors))
     info = np.zeros(k_factors)
     for k, is_discrete in enumerate(discrete_factors):
-        imp, stumps, f0, classes = _fit_boosted_stumps(ctr, ftr[:, k], is_discrete, n_rounds, learning_rate)
-        importance[:, k] = imp / imp.sum() if imp.sum() > 0 else imp
-        pred = _predict_stumps(cte, stumps, f0)
+        if is_discrete and np.unique(ftr[:, k]).size < 2:  # sklearn refuses one class: nothing to explain
+            info[k] = np.mean(fte[:, k] == ftr[0, k])
+            continue
+        model = _fit_gbt(ctr, ftr[:, k], is_discrete, n_rounds, learning_rate, max_depth)
+        importance[:, k] = np.nan_to_num(np.abs(model.feature_importances_))
+        pred = model.predict(cte)
         if is_discrete:
-            info[k] = np.mean(classes[np.argmax(pred, axis=1)] == fte[:, k])
+            info[k] = np.mean(pred == fte[:, k])
         else:
             y = fte[:, k].astype(np.float64)
             var = np.var(y)
-            mse = np.mean((pred[:, 0] - y) ** 2)
+            mse = np.mean((pred - y) ** 2)
             info[k] = max(0.0, 1.0 - mse / var) if var > 0 else float(mse == 0)
     total = importance.sum()
     weights = importance if total > 0 else np.ones_like(importance)
@@ -380,42 +319,13 @@ class EnvInferenceResult:
     """Best one-to-one map inferred label -> true label (unmapped inferred labels count as errors)."""
 
 
-def _max_weight_assignment(w: np.ndarray) -> list[tuple[int, int]]:
-    """Hungarian algorithm (Kuhn-Munkres, O(n^2 m) potentials form) maximising sum of w (n, m)."""
-    transpose = w.shape[0] > w.shape[1]
-    cost = -(w.T if transpose else w)
-    n, m = cost.shape
-    u, v = np.zeros(n + 1), np.zeros(m + 1)
-    match, way = np.zeros(m + 1, dtype=np.int64), np.zeros(m + 1, dtype=np.int64)
-    for i in range(1, n + 1):
-        match[0], j0 = i, 0
-        minv, used = np.full(m + 1, np.inf), np.zeros(m + 1, dtype=bool)
-        while match[j0] != 0:
-            used[j0] = True
-            i0 = match[j0]
-            cur = cost[i0 - 1] - u[i0] - v[1:]
-            better = ~used[1:] & (cur < minv[1:])
-            minv[1:][better], way[1:][better] = cur[better], j0
-            free = np.where(~used[1:], minv[1:], np.inf)
-            j1 = int(np.argmin(free)) + 1
-            delta = free[j1 - 1]
-            u[match[used]] += delta
-            v[used] -= delta
-            minv[~used] -= delta
-            j0 = j1
-        while j0:
-            match[j0] = match[way[j0]]
-            j0 = way[j0]
-    pairs = [(int(match[j]) - 1, j - 1) for j in range(1, m + 1) if match[j]]
-    return [(c, r) for r, c in pairs] if transpose else pairs
-
-
 def environment_inference_accuracy(inferred: ArrayLike, true: ArrayLike) -> EnvInferenceResult:
     """Environment-inference accuracy up to relabelling (Achille et al. 2018, section 3.4 / fig. 2).
 
     The inferred index s is arbitrary, so labels are matched by the one-to-one map that maximises
     the number of agreeing steps (maximum-weight bipartite matching of the contingency table, solved
-    exactly by the Hungarian algorithm). Surplus inferred labels stay unmapped and count as errors.
+    exactly by ``scipy.optimize.linear_sum_assignment``). Surplus inferred labels stay unmapped and count
+    as errors.
 
     Args:
         inferred: (T,) inferred environment index per step (or batch).
@@ -424,11 +334,12 @@ def environment_inference_accuracy(inferred: ArrayLike, true: ArrayLike) -> EnvI
     a, b = np.asarray(inferred).ravel(), np.asarray(true).ravel()
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"need non-empty inferred and true of equal length, got {a.shape} and {b.shape}")
-    table, la, lb = _contingency(a, b)
-    pairs = _max_weight_assignment(table)
+    la, lb = np.unique(a), np.unique(b)
+    table = contingency_matrix(a, b)  # (len(la), len(lb)) counts, rows and columns in sorted label order
+    rows, cols = linear_sum_assignment(table, maximize=True)
     return EnvInferenceResult(
-        accuracy=float(sum(table[r, c] for r, c in pairs) / a.size),
+        accuracy=float(table[rows, cols].sum() / a.size),
         n_inferred=int(la.size),
         n_true=int(lb.size),
-        mapping={la[r].item(): lb[c].item() for r, c in pairs},
+        mapping={la[r].item(): lb[c].item() for r, c in zip(rows, cols)},
     )
