@@ -135,6 +135,24 @@ def test_state_dict_round_trip_resumes_identically() -> None:
         ProbeSet(["mnist"], latent_dim=LATENT).load_state_dict(a.state_dict())
 
 
+def test_latent_noise_comes_from_the_checkpointed_generator_not_the_global_rng() -> None:
+    def encode(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.flatten(1)[:, :LATENT], torch.zeros(x.shape[0], LATENT)
+
+    x = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    a = make_probes(seed=4)
+    a.latents(encode, x)
+    b = make_probes(seed=11)
+    b.load_state_dict(a.state_dict())  # the generator travels with the state
+    torch.manual_seed(0)
+    za = a.latents(encode, x)
+    torch.manual_seed(1)  # the global RNG plays no part
+    zb = b.latents(encode, x)
+    assert torch.equal(za, zb)
+    assert not torch.equal(za, encode(x)[0])  # sampled: z ~ q(z|x), not mu
+    assert torch.equal(make_probes(seed=4).latents(encode, x), make_probes(seed=4).latents(encode, x))
+
+
 def test_probe_initialisation_is_seeded_and_leaves_global_rng_alone() -> None:
     torch.manual_seed(0)
     expected = torch.rand(3)

@@ -10,13 +10,16 @@ Usage (the caller owns the learner and the data)::
 
     probes = ProbeSet([ProbeSpec("moving_fashion", regress_position=True), ProbeSpec("mnist")],
                       latent_dim=24)
-    z = probe_latents(learner_encode, x)          # runs under torch.no_grad
+    z = probes.latents(learner_encode, x)         # z ~ q(z|x) under torch.no_grad, the set's own generator
     probes.train_step("mnist", z, labels=y)
-    probes.evaluate("mnist", probe_latents(learner_encode, x_test), labels=y_test, step=step)
+    probes.evaluate("mnist", probes.latents(learner_encode, x_test), labels=y_test, step=step)
     probes.forgetting("mnist", "accuracy", stage_start=0, stage_end=150_000)   # Table 1 entry
 
 The probes never touch the learner: :func:`probe_latents` encodes without gradients and
 :meth:`ProbeSet.train_step` detaches whatever it receives, so no gradient can reach an encoder.
+Every random draw of a :class:`ProbeSet` (its weights' initialisation, the noise of z ~ q(z|x) in
+:meth:`ProbeSet.latents`) comes from its seed and its own generator, which :meth:`ProbeSet.state_dict`
+holds, so a run resumed from a checkpoint trains and scores its probes bit for bit as a straight run.
 """
 
 from __future__ import annotations
@@ -196,7 +199,8 @@ class ProbeSet:
         latent_dim: size of z.
         config: probe hyperparameters.
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` or a torch.device.
-        seed: initialisation seed; each probe's weights depend only on (seed, dataset, kind).
+        seed: initialisation seed; each probe's weights depend only on (seed, dataset, kind), and
+            :attr:`generator` (the noise of :meth:`latents`) starts from it.
     """
 
     def __init__(
@@ -215,6 +219,9 @@ class ProbeSet:
         self.config = config or ProbeConfig()
         self.device = _resolve_device(device)
         self.history = ProbeHistory()
+        self.generator = torch.Generator(device=self.device)
+        """Noise of z ~ q(z|x) in :meth:`latents`; its state is part of :meth:`state_dict`."""
+        self.generator.manual_seed(seed * 1_000_003 + zlib.crc32(b"probe latents"))
         self.probes: dict[tuple[str, ProbeKind], Probe] = {}
         self.optimizers: dict[tuple[str, ProbeKind], torch.optim.Adam] = {}
         for spec in self.specs:
@@ -229,6 +236,13 @@ class ProbeSet:
                     probe = Probe(self.latent_dim, out_dim, kind, self.config.hidden).to(self.device)
                 self.probes[(spec.name, kind)] = probe
                 self.optimizers[(spec.name, kind)] = torch.optim.Adam(probe.parameters(), lr=self.config.lr)
+
+    def latents(self, encode: EncodeFn, x: torch.Tensor) -> torch.Tensor:
+        """:func:`probe_latents` with this set's ``config.sample_z`` and noise from :attr:`generator`.
+
+        x: (B, C, H, W) float in [0, 1] -> (B, latent_dim) detached z on ``x``'s device.
+        """
+        return probe_latents(encode, x, self.config.sample_z, self.generator)
 
     # ------------------------------------------------------------------------------------- schedule
     def should_train(self, step: int) -> bool:
@@ -350,16 +364,20 @@ class ProbeSet:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Probe weights, Adam states, history and the layout needed to check a reload (a deep copy)."""
+        """Probe weights, Adam states, generator, history and the layout needed to check a reload (a deep copy)."""
         return copy.deepcopy({
             **self._layout(),
             "probes": {f"{d}/{k}": p.state_dict() for (d, k), p in self.probes.items()},
             "optimizers": {f"{d}/{k}": o.state_dict() for (d, k), o in self.optimizers.items()},
+            "generator": self.generator.get_state(),
             "history": [list(r) for r in self.history.records],
         })
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output; raises ValueError if the layouts differ."""
+        """Restore :meth:`state_dict` output; raises ValueError if the layouts differ.
+
+        A state without ``"generator"`` (written before probes had one) leaves the generator as it is.
+        """
         saved = {key: state.get(key) for key in ("latent_dim", "config", "specs")}
         if saved != self._layout():
             raise ValueError(f"probe state does not match this ProbeSet: saved {saved}, "
@@ -367,4 +385,6 @@ class ProbeSet:
         for (d, k), probe in self.probes.items():
             probe.load_state_dict(state["probes"][f"{d}/{k}"])
             self.optimizers[(d, k)].load_state_dict(state["optimizers"][f"{d}/{k}"])
+        if "generator" in state:
+            self.generator.set_state(state["generator"].cpu())
         self.history = ProbeHistory([ProbeRecord(*r) for r in state["history"]])
