@@ -21,13 +21,14 @@ running (``is_running()`` is False); ``max_episode_steps`` optionally truncates 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
+from vase_rl.transforms import area_weights, resize_area  # noqa: F401  (area_weights: re-exported)
 
 NATLAB_LEVEL = "contributed/dmlab30/natlab_varying_map_randomized"
 EDE_LEVEL = "contributed/dmlab30/rooms_exploit_deferred_effects_train"
@@ -87,22 +88,6 @@ def import_deepmind_lab() -> ModuleType:
     return deepmind_lab
 
 
-@functools.lru_cache(maxsize=16)
-def area_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) float64 matrix of area averaging along one axis (rows sum to 1).
-
-    Output pixel ``i`` covers ``[i * s, (i + 1) * s)`` with ``s = n_in / n_out``; its weight on input
-    pixel ``j`` is the length of the overlap with ``[j, j + 1)`` divided by ``s`` (as tf.image.resize_area).
-    """
-    if n_in < 1 or n_out < 1:
-        raise ValueError(f"sizes must be positive, got n_in={n_in}, n_out={n_out}")
-    edges = np.arange(n_out + 1) * (n_in / n_out)
-    starts, ends = edges[:-1, None], edges[1:, None]
-    pixels = np.arange(n_in)[None, :]
-    overlap = np.clip(np.minimum(ends, pixels + 1) - np.maximum(starts, pixels), 0.0, None)
-    return overlap / (n_in / n_out)
-
-
 def preprocess_frame(frame: np.ndarray, crop_right: int = 27, size: int = 64) -> np.ndarray:
     """A.5 preprocessing: drop the right-most ``crop_right`` columns, then area-resize to ``size`` x ``size``.
 
@@ -111,13 +96,11 @@ def preprocess_frame(frame: np.ndarray, crop_right: int = 27, size: int = 64) ->
     """
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 frame, got shape {frame.shape} dtype {frame.dtype}")
-    height, width = frame.shape[:2]
+    width = frame.shape[1]
     if not 0 <= crop_right < width:
         raise ValueError(f"crop_right must be in [0, {width}) for a frame {width} wide, got {crop_right}")
-    cropped = frame[:, : width - crop_right].astype(np.float64)
-    rows, cols = area_weights(height, size), area_weights(width - crop_right, size)
-    resized = np.einsum("ih,hwc,jw->ijc", rows, cropped, cols, optimize=True)
-    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+    cropped = np.moveaxis(frame[:, : width - crop_right], -1, 0)  # (3, H, W - crop_right)
+    return np.ascontiguousarray(np.moveaxis(resize_area(cropped, size), 0, -1))
 
 
 def _action_table(action_set: Sequence[Sequence[int]], spec: list[dict[str, Any]]) -> list[np.ndarray]:

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vase_rl.transforms import area_weights
+
 _FLOAT_TOL = 1e-3
 
 
@@ -18,7 +20,8 @@ def to_model_input(
 
     Accepted: numpy arrays or torch tensors, uint8 in [0, 255] or float in [0, 1], laid out as
     (B, H, W), (B, H, W, C) or (B, C, H, W) with C in {1, 3} (with ``batched=False`` the same without B).
-    Other sizes are resized to ``image_size`` (area averaging when shrinking, bilinear when growing).
+    Other sizes are resized to ``image_size`` (area averaging when shrinking, :func:`resize_area_tensor`;
+    bilinear when growing).
 
     Raises TypeError for a non-array or a dtype other than uint8/float, ValueError for a wrong rank,
     a channel count different from ``channels``, NaN/inf, or floats outside [0, 1]; each message names
@@ -77,8 +80,21 @@ def to_model_input(
             )
         t = t.clamp(0.0, 1.0)
     if tuple(t.shape[-2:]) != (image_size, image_size):
-        grow = t.shape[-1] < image_size or t.shape[-2] < image_size
-        mode = "bilinear" if grow else "area"
-        kwargs = {"align_corners": False} if grow else {}
-        t = F.interpolate(t, size=(image_size, image_size), mode=mode, **kwargs)
+        if t.shape[-1] < image_size or t.shape[-2] < image_size:
+            t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        else:
+            t = resize_area_tensor(t, image_size)
     return t.contiguous()
+
+
+def resize_area_tensor(t: torch.Tensor, size: int) -> torch.Tensor:
+    """Area-averaging resize of t: (B, C, h, w) float to (B, C, size, size), on t's device.
+
+    The weights are :func:`vase_rl.transforms.area_weights` (exact fractional overlaps, as the numpy
+    ``resize_area`` of the datasets and of DM Lab frames), so 210x160 -> 64x64 averages exactly the area
+    under each output pixel. ``F.interpolate(mode="area")`` (adaptive average pooling) agrees only when
+    ``size`` divides h and w; for other factors its windows are whole input pixels.
+    """
+    rows = torch.as_tensor(area_weights(t.shape[-2], size), dtype=t.dtype, device=t.device)
+    cols = torch.as_tensor(area_weights(t.shape[-1], size), dtype=t.dtype, device=t.device)
+    return rows @ t @ cols.T

@@ -54,12 +54,24 @@ def place_on_canvas(
 
 
 @functools.lru_cache(maxsize=64)
-def _area_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) matrix whose row i averages the inputs under [i, i+1) * n_in / n_out."""
-    edges = np.arange(n_out + 1) * n_in / n_out
-    cells = np.arange(n_in + 1, dtype=np.float64)
-    overlap = np.minimum(edges[1:, None], cells[None, 1:]) - np.maximum(edges[:-1, None], cells[None, :-1])
-    weights = np.clip(overlap, 0.0, None) * (n_out / n_in)
+def area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) float64 matrix of area averaging along one axis (rows sum to 1), read-only.
+
+    Output pixel ``i`` covers ``[i * s, (i + 1) * s)`` with ``s = n_in / n_out``; its weight on input
+    pixel ``j`` is the length of the overlap with ``[j, j + 1)`` divided by ``s`` (as
+    ``tf.image.resize_area``). The one definition of area resizing: :func:`resize_area` (numpy, the
+    datasets and DM Lab frames) and :func:`vase_rl.preprocess.to_model_input` (torch) both use it.
+
+    >>> area_weights(4, 2)
+    array([[0.5, 0.5, 0. , 0. ],
+           [0. , 0. , 0.5, 0.5]])
+    """
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"sizes must be positive, got n_in={n_in}, n_out={n_out}")
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    pixels = np.arange(n_in)[None, :]
+    overlap = np.minimum(edges[1:, None], pixels + 1) - np.maximum(edges[:-1, None], pixels)
+    weights = np.clip(overlap, 0.0, None) / (n_in / n_out)
     weights.setflags(write=False)
     return weights
 
@@ -67,15 +79,16 @@ def _area_weights(n_in: int, n_out: int) -> np.ndarray:
 def resize_area(images: np.ndarray, size: int | tuple[int, int], chunk: int = 4096) -> np.ndarray:
     """Area-averaging resize (as ``tf.image.resize_area``) of (..., h, w) images to (..., H, W).
 
-    Exact fractional-overlap weights, so integer and non-integer factors (and upsampling) work.
-    uint8 in -> rounded uint8 out; float in -> float32 out.
+    Exact fractional-overlap weights (:func:`area_weights`), so integer and non-integer factors (and
+    upsampling) work. uint8 in -> rounded uint8 out; float in -> float32 out. Channels-last images
+    (..., h, w, C) go through ``np.moveaxis`` (see ``vase_rl.envs.lab.preprocess_frame``).
     """
     images = np.asarray(images)
     out_h, out_w = (size, size) if isinstance(size, int) else size
     if out_h < 1 or out_w < 1:
         raise ValueError(f"size must be positive, got {size}")
     *lead, h, w = images.shape
-    wy, wx = _area_weights(h, out_h), _area_weights(w, out_w).T
+    wy, wx = area_weights(h, out_h), area_weights(w, out_w).T
     flat = images.reshape(-1, h, w)
     out = np.empty((len(flat), out_h, out_w), dtype=np.float64)
     for i in range(0, len(flat), chunk):
