@@ -3,7 +3,7 @@
 Two routes (needs the ``sb3`` extra):
 
 * **Latents as observations** (the design's main route): wrap the env with
-  :class:`~vase_rl.wrapper.VASEObservation` or a vector env with :class:`~vase_rl.vector_wrapper.VASEVecEnv`
+  :class:`~vase_rl.wrapper.VASEObservation` or a vector env with :class:`~vase_rl.agents.sb3_vec.VASEVecEnv`
   (VASE keeps learning from the rollouts while ``learn=True``), then :func:`train_on_latents`
   (which normalises the latents with SB3's ``VecNormalize`` by default, see :func:`normalize_latents`).
   :class:`VASELoggingCallback` records the learner's scalars under ``vase/`` in SB3's logger
@@ -44,14 +44,16 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper,
 from torch import nn
 
 from vase_rl.learner import ContinualLearner
+from vase_rl.online import OnlineConfig, OnlineVASE, VASEWrapperMixin, image_layout
 from vase_rl.preprocess import to_model_input
-from vase_rl.vector_wrapper import OnlineVASE, VASEVecEnv
-from vase_rl.wrapper import VASEWrapperMixin, WrapperConfig, image_layout
+
+from .sb3_vec import VASEVecEnv
 
 __all__ = [
     "ALGORITHMS",
     "VASEFeaturesExtractor",
     "VASELoggingCallback",
+    "VASEVecEnv",
     "algorithm_class",
     "find_vase",
     "load_agent",
@@ -91,7 +93,7 @@ def make_latent_vec_env(
     """``make_vec_env(env_id, n_envs, ...)`` wrapped in :class:`VASEVecEnv` in this process, so that one
     learner sees the frames of every sub-env even with ``vec_env_cls=SubprocVecEnv``.
 
-    ``options``: :class:`~vase_rl.wrapper.WrapperConfig` fields (``learn``, ``train_every``, ...) or
+    ``options``: :class:`~vase_rl.online.OnlineConfig` fields (``learn``, ``train_every``, ...) or
     ``preset``/``device`` for a fresh learner. ``vase_rl/...`` ids are made as ``vase_rl.envs:vase_rl/...``
     so that sub-processes started by spawn/forkserver register the sprite envs before making them.
     """
@@ -207,7 +209,7 @@ class VASEFeaturesExtractor(BaseFeaturesExtractor):
             pickled into saved policies), or
         learner: a learner object (pickled whole into saved policies).
         features_dim: must equal the learner's latent_dim if given (explicit for readers).
-        clip: as :attr:`~vase_rl.wrapper.WrapperConfig.clip`.
+        clip: as :attr:`~vase_rl.online.OnlineConfig.clip`.
     """
 
     def __init__(
@@ -216,7 +218,7 @@ class VASEFeaturesExtractor(BaseFeaturesExtractor):
         checkpoint: str | None = None,
         learner: ContinualLearner | None = None,
         features_dim: int | None = None,
-        clip: float = WrapperConfig.clip,
+        clip: float = OnlineConfig.clip,
     ) -> None:
         if (checkpoint is None) == (learner is None):
             raise ValueError("VASEFeaturesExtractor needs exactly one of checkpoint= or learner=")

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from vase_rl.agents.sb3_vec import VASEVecEnv
 from vase_rl.learner import ContinualLearner
-from vase_rl.vector_wrapper import VASEVecEnv, VASEVectorObservation
+from vase_rl.vector_wrapper import VASEVectorObservation
 from vase_rl.wrapper import VASEObservation, WrapperConfig
 
 FAST_EXAMPLES, SLOW_EXAMPLES = 15, 300

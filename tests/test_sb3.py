@@ -20,6 +20,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNorm
 import vase_rl.envs  # noqa: F401  (registers the sprite envs)
 from vase_rl.agents.sb3 import (
     VASEFeaturesExtractor,
+    VASEVecEnv,
     algorithm_class,
     find_vase,
     load_agent,
@@ -30,7 +31,6 @@ from vase_rl.agents.sb3 import (
 )
 from vase_rl.config import get_preset
 from vase_rl.learner import ContinualLearner
-from vase_rl.vector_wrapper import VASEVecEnv
 from vase_rl.wrapper import VASEObservation
 
 ENV_ID = "vase_rl/MovingShapes-v0"

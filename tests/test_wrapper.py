@@ -1,4 +1,5 @@
-"""VASE wrappers (vase_rl.wrapper, vase_rl.vector_wrapper): contract, learning, errors, persistence."""
+"""VASE wrappers (vase_rl.wrapper, vase_rl.vector_wrapper, vase_rl.agents.sb3_vec): contract, learning,
+errors, persistence. The default learner (preset, resizing): tests/test_wrapper_defaults.py."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import vase_rl.envs  # noqa: F401  (registers the sprite envs)
+from vase_rl.agents.sb3_vec import VASEVecEnv
 from vase_rl.checkpoint import CheckpointError
 from vase_rl.config import VASEConfig, get_preset
 from vase_rl.learner import ContinualLearner
-from vase_rl.vector_wrapper import VASEVecEnv, VASEVectorObservation
-from vase_rl.wrapper import VASEObservation, WrapperConfig
+from vase_rl.online import OnlineConfig
+from vase_rl.vector_wrapper import VASEVectorObservation
+from vase_rl.wrapper import VASEObservation
 
 DATA_DIR = "/work/shared/data"
 CANVAS = 32
@@ -122,16 +125,6 @@ def test_include_env_and_mask_give_a_dict_observation() -> None:
     assert obs["env"].shape == (n_env,) and obs["env"].sum() == 1.0 and obs["env"][0] == 1.0
     assert obs["mask"].shape == (6,) and set(np.unique(obs["mask"])) <= {0.0, 1.0}
     assert env.observation_space.contains(obs)
-
-
-def test_default_learner_is_sized_to_the_env() -> None:
-    rgb = VASEObservation(ImageEnv(spaces.Box(0, 255, (84, 84, 3), np.uint8)), preset="cpu", device="cpu")
-    assert (rgb.learner.config.model.image_size, rgb.learner.config.model.channels) == (80, 3)
-    gray = VASEObservation(ImageEnv(spaces.Box(0.0, 1.0, (40, 40), np.float32)), preset="cpu", device="cpu")
-    assert (gray.learner.config.model.image_size, gray.learner.config.model.channels) == (48, 1)
-    paper = VASEObservation(ImageEnv(spaces.Box(0, 255, (1, 64, 64), np.uint8)), device="cpu")
-    assert paper.learner.config.model == get_preset("paper").model
-    assert paper.reset(seed=0)[0].shape == (get_preset("paper").model.latent_dim,)
 
 
 def test_float_hw_frames_give_the_latents_of_the_same_uint8_hwc_frames() -> None:
@@ -331,7 +324,7 @@ def test_bad_frames_and_options_raise_clear_errors() -> None:
     with pytest.raises(TypeError, match="unknown VASE wrapper option\\(s\\) \\['train_evry'\\]"):
         VASEObservation(shapes_env(), learner, train_evry=4)
     with pytest.raises(ValueError, match="train_every must be >= 1, got 0"):
-        WrapperConfig(train_every=0)
+        OnlineConfig(train_every=0)
     with pytest.raises(ValueError, match="buffer_size=8 is smaller than the learner's batch_size=16"):
         VASEObservation(shapes_env(), learner, buffer_size=8)
 
@@ -349,7 +342,7 @@ def test_save_load_round_trip_gives_identical_latents(tmp_path: Any) -> None:
     env.save(path)
     frames = probe_frames()
     loaded = VASEObservation.load(path, shapes_env(), device="cpu", learn=False)
-    assert loaded.vase.config == WrapperConfig.build(env.vase.config, learn=False)
+    assert loaded.vase.config == OnlineConfig.build(env.vase.config, learn=False)
     assert loaded.learner.step == learner.step and loaded.learner.memory.n_seen == learner.memory.n_seen
     expected, got = env.vase.encode(frames), loaded.vase.encode(frames)
     for key in ("latent", "env"):

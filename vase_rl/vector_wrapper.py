@@ -1,345 +1,44 @@
-"""The batched VASE engine and the vectorised wrappers (one forward pass for all sub-envs).
+"""``VASEVectorObservation``: the gymnasium vector form of :class:`~vase_rl.wrapper.VASEObservation`.
 
-``OnlineVASE`` is the engine behind every VASE wrapper (a single env is a batch of one): it
-validates and encodes frames, keeps the :class:`RolloutBuffer` and runs the training rounds (see
-:mod:`vase_rl.wrapper` for the options and their rationale). ``VASEVectorObservation`` is a gymnasium
-:class:`~gymnasium.vector.VectorObservationWrapper`; ``VASEVecEnv`` a Stable-Baselines3
-``VecEnvWrapper`` modelled on ``VecTransposeImage`` (``sb3`` extra). Both return the latents of
-:class:`~vase_rl.wrapper.VASEObservation`, frame for frame. Their buffer holds the frames of *all*
+A :class:`~gymnasium.vector.VectorObservationWrapper` that encodes the frames of all sub-envs in one
+batched pass of the shared engine :class:`~vase_rl.online.OnlineVASE` and returns the latents of
+:class:`~vase_rl.wrapper.VASEObservation`, frame for frame. Its buffer holds the frames of *all*
 sub-envs, so the sub-envs of one vector env should be one environment; ``train_every`` counts frames.
-With ``SubprocVecEnv``, wrap it here in the main process -- ``VASEVecEnv(SubprocVecEnv(...), learner)``
--- and one learner sees every frame (nothing to synchronise). SB3's ``terminal_observation`` infos
-are encoded too (one batch, not trained on).
+With ``AsyncVectorEnv``, wrap it here in the main process and one learner sees every frame (nothing
+to synchronise). The options and their rationale: :mod:`vase_rl.wrapper`.
 
-Change log: 0.1.0 -- first version.
+The Stable-Baselines3 ``VecEnvWrapper`` (``VASEVecEnv``, formerly here) lives next to the SB3 glue:
+``from vase_rl.agents.sb3_vec import VASEVecEnv`` (``sb3`` extra), so that the core package never
+imports stable-baselines3.
+
+Change log: 0.1.0 -- first version; the engine moved to :mod:`vase_rl.online`, ``VASEVecEnv`` to
+:mod:`vase_rl.agents.sb3_vec`.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import threading
-import time
-import weakref
-from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
 import torch
-from gymnasium import spaces
 from gymnasium.vector import VectorEnv, VectorObservationWrapper
 from gymnasium.vector.utils import batch_space
 
-from .checkpoint import load_checkpoint
 from .learner import ContinualLearner
-from .wrapper import CHECKPOINT_KEY, VASEWrapperMixin, WrapperConfig, default_learner, image_layout
+from .online import OnlineConfig, OnlineVASE, VASEWrapperMixin
 
-try:
-    from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-    from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+__all__ = ["VASEVectorObservation"]
 
-    _SB3_ERROR: ImportError | None = None
-except ImportError as exc:  # pragma: no cover - exercised only without the sb3 extra
-    VecEnvWrapper, VecEnv, VecEnvStepReturn = object, Any, Any  # type: ignore[assignment,misc]
-    _SB3_ERROR = exc
-
-__all__ = [
-    "InferenceCopy",
-    "OnlineVASE",
-    "RolloutBuffer",
-    "VASEVecEnv",
-    "VASEVectorObservation",
-    "load_wrapped",
-]
+_MOVED = {"VASEVecEnv": "vase_rl.agents.sb3_vec"}
 
 
-# ------------------------------------------------------------------------------------------------
-# The batched engine behind every VASE wrapper (a single env is a batch of one).
-
-
-class RolloutBuffer:
-    """FIFO of the ``capacity`` most recent preprocessed frames, sampled uniformly without replacement.
-
-    Storage: (capacity, C, S, S) uint8 on the learner's device (frames in [0, 1] quantised to 1/255,
-    a quarter of float32's memory: 16 MB for 4096 frames at 64x64), allocated on the first ``add``.
-    """
-
-    def __init__(self, capacity: int, frame_shape: tuple[int, int, int], device: torch.device) -> None:
-        self.capacity, self.frame_shape, self.device = capacity, frame_shape, device
-        self.data: torch.Tensor | None = None
-        self.size = self.head = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def add(self, x: torch.Tensor) -> None:
-        """Append frames x (B, C, S, S) float in [0, 1], overwriting the oldest once full."""
-        if self.data is None:
-            self.data = torch.empty((self.capacity, *self.frame_shape), dtype=torch.uint8, device=self.device)
-        x = x[-self.capacity :]
-        idx = (self.head + torch.arange(x.shape[0], device=self.device)) % self.capacity
-        self.data[idx] = x.mul(255.0).round_().to(torch.uint8)
-        self.head = (self.head + x.shape[0]) % self.capacity
-        self.size = min(self.size + x.shape[0], self.capacity)
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n distinct buffered frames (n, C, S, S) float in [0, 1]; ValueError if fewer than n are held."""
-        if self.data is None or n > self.size:
-            raise ValueError(f"cannot sample {n} frames from a rollout buffer holding {self.size}")
-        idx = torch.randperm(self.size, generator=generator)[:n]
-        return self.data[idx.to(self.device)].float().div_(255.0)
-
-    def clear(self) -> None:
-        self.size = self.head = 0
-
-
-class InferenceCopy:
-    """A copy of the learner's encoder and environment classifier used to encode observations.
-
-    Encoding from a copy lets a background training round (asynchronous mode) update the learner
-    without blocking or tearing the weights the env steps read. On CPU the copy is channels-last:
-    for frames that ``preprocess`` hands over as NCHW (RGB HxWx3, or CxHxW frames) oneDNN runs it
-    1.6-1.7x faster per CPU-second (2,100-2,360 vs 1,290-1,380 64x64 images/s, paper preset, 1 thread);
-    1-channel HxWx1 frames already reach the learner in a channels-last layout (same speed).
-    ``refresh()`` copies the learner's weights whenever they changed (tensor version counters or the
-    learner's step moved), so the copy's latents equal ``learner.encode`` up to float rounding.
-    """
-
-    def __init__(self, learner: ContinualLearner) -> None:
-        self.learner = learner
-        self.encoder = copy.deepcopy(learner.model.encoder).eval().requires_grad_(False)
-        self.classifier = copy.deepcopy(learner.model.classifier).eval().requires_grad_(False)
-        self.channels_last = learner.device.type == "cpu"
-        if self.channels_last:
-            self.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        model = learner.model  # parameter lists cached: walking the modules costs ~0.5 ms per frame
-        self._sources = [*model.encoder.parameters(), *model.classifier.parameters()]
-        self._targets = [*self.encoder.parameters(), *self.classifier.parameters()]
-        self._stamp: tuple[int, int] | None = None
-
-    def refresh(self) -> None:
-        """Copy the learner's weights into the copy if they changed since the last refresh."""
-        stamp = (self.learner.step, sum(p._version for p in self._sources))
-        if stamp == self._stamp:
-            return
-        with torch.no_grad():
-            for dst, src in zip(self._targets, self._sources):
-                dst.copy_(src)
-        self._stamp = stamp
-
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor, with_env: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, C, S, S) -> mu (B, N) and, if ``with_env``, the argmax of q(s|x) per frame (B,) int64."""
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        mu, _, hidden = self.encoder(x)
-        if not with_env:
-            return mu, None
-        n_seen = max(self.learner.memory.n_seen, 1)
-        return mu, self.classifier(hidden, n_seen).argmax(1)
-
-
-_LOCKS: weakref.WeakKeyDictionary[ContinualLearner, threading.RLock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def learner_lock(learner: ContinualLearner) -> threading.RLock:
-    """The lock that serialises training of ``learner`` across every wrapper and thread sharing it."""
-    with _LOCKS_GUARD:
-        if learner not in _LOCKS:
-            _LOCKS[learner] = threading.RLock()
-        return _LOCKS[learner]
-
-
-class OnlineVASE:
-    """The engine behind every VASE wrapper: validate + encode frames in one pass, buffer, train.
-
-    Args:
-        learner: the (possibly shared) learner.
-        frame_space: the observation space of *one* frame (validated by :func:`image_layout`).
-        config: wrapper options.
-    """
-
-    def __init__(self, learner: ContinualLearner, frame_space: gym.Space[Any], config: WrapperConfig) -> None:
-        _, _, channels = image_layout(frame_space)
-        mc = learner.config.model
-        if channels != mc.channels:
-            raise ValueError(
-                f"the env's images have {channels} channel(s) (space {frame_space}) but the learner's model "
-                f"expects {mc.channels}"
-            )
-        batch = learner.config.batch_size
-        if config.buffer_size < batch:
-            raise ValueError(
-                f"buffer_size={config.buffer_size} is smaller than the learner's batch_size={batch}"
-            )
-        assert isinstance(frame_space, spaces.Box)
-        self.learner, self.config, self.frame_shape = learner, config, tuple(frame_space.shape)
-        self.learn = config.learn
-        self.min_frames = max(batch, min(config.warmup, config.buffer_size))
-        self.buffer = RolloutBuffer(
-            config.buffer_size, (mc.channels, mc.image_size, mc.image_size), learner.device
+def __getattr__(name: str) -> Any:
+    """Point old imports of names that moved elsewhere to their new module (without importing it)."""
+    if name in _MOVED:
+        raise ImportError(
+            f"{name} moved out of vase_rl.vector_wrapper (the core package does not import "
+            f"stable-baselines3): use 'from {_MOVED[name]} import {name}'"
         )
-        self.copy = InferenceCopy(learner)
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.lock = learner_lock(learner)
-        self.observation_space = self._make_space()
-        self.env_steps = self.train_steps = 0
-        self.train_time_s = 0.0
-        self.last_stats: dict[str, Any] = {}
-        self._since_round = 0
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
-
-    def _make_space(self) -> spaces.Space[Any]:
-        mc, c = self.learner.config.model, float(self.config.clip)
-        latent = spaces.Box(-c, c, (mc.latent_dim,), np.float32)
-        if not (self.config.include_env or self.config.include_mask):
-            return latent
-        parts: dict[str, spaces.Space[Any]] = {"latent": latent}
-        if self.config.include_env:
-            parts["env"] = spaces.Box(0.0, 1.0, (mc.max_environments,), np.float32)
-        if self.config.include_mask:
-            parts["mask"] = spaces.Box(0.0, 1.0, (mc.latent_dim,), np.float32)
-        return spaces.Dict(parts)
-
-    # ----------------------------------------------------------------------------- encoding
-    @property
-    def learning(self) -> bool:
-        """True when frames are buffered and trained on (``learn`` and the learner not frozen)."""
-        return self.learn and not self.learner.frozen
-
-    def to_input(self, frames: Any) -> torch.Tensor:
-        """frames (B, *frame_shape) uint8 or float -> (B, C, S, S) float on the learner's device."""
-        shape = tuple(getattr(frames, "shape", ()))
-        if shape[1:] != self.frame_shape:
-            raise ValueError(
-                f"expected frames of shape {self.frame_shape} (the wrapped env's observation space), "
-                f"got a batch of shape {shape[1:] if shape else type(frames).__name__}"
-            )
-        return self.learner.preprocess(frames, batched=True)
-
-    def encode(self, frames: Any) -> Any:
-        """Latents of frames (B, *frame_shape), no learning: (B, latent_dim) float32, or a dict of arrays."""
-        return self._encode_input(self.to_input(frames))
-
-    def _encode_input(self, x: torch.Tensor) -> Any:
-        self._raise_pending_error()
-        if self.lock.acquire(blocking=False):  # a training round in flight keeps the previous copy
-            try:
-                self.copy.refresh()
-            finally:
-                self.lock.release()
-        mu, env = self.copy(x, with_env=self.config.include_env or self.config.include_mask)
-        c = self.config.clip
-        latent = mu.clamp_(-c, c).cpu().numpy().astype(np.float32, copy=False)
-        if env is None:
-            return latent
-        out = {"latent": latent}
-        env_np = env.cpu().numpy()
-        if self.config.include_env:
-            out["env"] = np.eye(self.learner.config.model.max_environments, dtype=np.float32)[env_np]
-        if self.config.include_mask:
-            out["mask"] = self.learner.memory.masks[env_np].numpy().astype(np.float32)
-        return out
-
-    def process(self, frames: Any) -> Any:
-        """Encode frames (B, *frame_shape); while learning, buffer them and train when a round is due."""
-        x = self.to_input(frames)
-        out = self._encode_input(x)
-        if self.learning:
-            self.buffer.add(x)
-            self.env_steps += x.shape[0]
-            self._since_round += x.shape[0]
-            rounds, self._since_round = divmod(self._since_round, self.config.train_every)
-            if rounds and len(self.buffer) >= self.min_frames:
-                self._start_rounds(rounds)
-        return out
-
-    # ----------------------------------------------------------------------------- training
-    def _start_rounds(self, rounds: int) -> None:
-        n, bs = rounds * self.config.updates, self.learner.config.batch_size
-        batches = [self.buffer.sample(bs, self.generator) for _ in range(n)]
-        if not self.config.asynchronous:
-            self._train(batches)
-            return
-        self.wait()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vase-train")
-        self._pending = self._executor.submit(self._train, batches)
-
-    def _train(self, batches: list[torch.Tensor]) -> None:
-        with self.lock:
-            if self.learner.frozen:
-                return
-            start = time.perf_counter()
-            for batch in batches:
-                self.last_stats = self.learner.train_step(batch)
-                self.train_steps += 1
-            self.train_time_s += time.perf_counter() - start
-
-    def wait(self) -> None:
-        """Block until a background training round (asynchronous mode) has finished; re-raise its error."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def _raise_pending_error(self) -> None:
-        if self._pending is not None and self._pending.done():
-            self.wait()
-
-    def stats(self) -> dict[str, Any]:
-        """Counters and the last train step's scalars (``env``, ``n_envs``, ``loss``, ``recon``, ...)."""
-        keep = ("env", "new_env", "n_envs", "loss", "recon", "kl", "C", "reason", "step")
-        out = {k: self.last_stats[k] for k in keep if k in self.last_stats}
-        out.update(
-            env_steps=self.env_steps,
-            train_steps=self.train_steps,
-            train_time_s=self.train_time_s,
-            buffer=len(self.buffer),
-            learning=self.learning,
-        )
-        return out
-
-    def close(self) -> None:
-        """Finish any background round and stop the training thread."""
-        try:
-            self.wait()
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
-
-    def save(self, path: str) -> None:
-        """Atomic learner checkpoint with this wrapper's config in ``extra`` (waits for a pending round)."""
-        self.wait()
-        with self.lock:
-            self.learner.save(path, extra={CHECKPOINT_KEY: dataclasses.asdict(self.config)})
-
-    def __getstate__(self) -> dict[str, Any]:
-        self.wait()
-        state = dict(self.__dict__)
-        state.update(_executor=None, _pending=None, lock=None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.lock = learner_lock(self.learner)
-
-
-def load_wrapped(path: str, device: str | torch.device = "auto") -> tuple[ContinualLearner, WrapperConfig]:
-    """Learner and wrapper config stored by :meth:`OnlineVASE.save` (CheckpointError if unreadable)."""
-    config, state, extra = load_checkpoint(path)
-    learner = ContinualLearner(config, device=device)
-    learner.load_state_dict(state)
-    stored: Mapping[str, Any] = extra.get(CHECKPOINT_KEY, {})
-    return learner, WrapperConfig.build(**stored)
-
-
-# ------------------------------------------------------------------------------------------------
-# Vectorised wrappers.
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class VASEVectorObservation(VASEWrapperMixin, VectorObservationWrapper):
@@ -354,15 +53,14 @@ class VASEVectorObservation(VASEWrapperMixin, VectorObservationWrapper):
         env: VectorEnv,
         learner: ContinualLearner | None = None,
         *,
-        config: WrapperConfig | None = None,
-        preset: str = "paper",
+        config: OnlineConfig | None = None,
+        preset: str | None = None,
         device: str | torch.device = "auto",
         **options: Any,
     ) -> None:
         super().__init__(env)
         space = env.single_observation_space
-        learner = learner if learner is not None else default_learner(space, preset, device)
-        self.vase = OnlineVASE(learner, space, WrapperConfig.build(config, **options))
+        self.vase = OnlineVASE.create(space, learner, config, preset, device, **options)
         self.single_observation_space = self.vase.observation_space
         self.observation_space = batch_space(self.vase.observation_space, self.num_envs)
 
@@ -373,47 +71,3 @@ class VASEVectorObservation(VASEWrapperMixin, VectorObservationWrapper):
     def close(self, **kwargs: Any) -> None:
         self.vase.close()
         super().close(**kwargs)
-
-
-class VASEVecEnv(VASEWrapperMixin, VecEnvWrapper):  # type: ignore[misc]
-    """SB3 ``VecEnv`` of images -> latents; one batched encoding per step for all sub-envs.
-
-    Args: as :class:`~vase_rl.wrapper.VASEObservation`, with an SB3 ``VecEnv`` instead of an env.
-    """
-
-    def __init__(
-        self,
-        venv: VecEnv,
-        learner: ContinualLearner | None = None,
-        *,
-        config: WrapperConfig | None = None,
-        preset: str = "paper",
-        device: str | torch.device = "auto",
-        **options: Any,
-    ) -> None:
-        if _SB3_ERROR is not None:
-            raise ImportError(
-                "VASEVecEnv needs stable-baselines3: pip install 'vase-rl[sb3]'"
-            ) from _SB3_ERROR
-        space = venv.observation_space
-        learner = learner if learner is not None else default_learner(space, preset, device)
-        self.vase = OnlineVASE(learner, space, WrapperConfig.build(config, **options))
-        super().__init__(venv, observation_space=self.vase.observation_space)
-
-    def reset(self) -> Any:
-        return self.vase.process(self.venv.reset())
-
-    def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, dones, infos = self.venv.step_wait()
-        terminal = [i for i, info in enumerate(infos) if "terminal_observation" in info]
-        if terminal:
-            latents = self.vase.encode(np.stack([infos[i]["terminal_observation"] for i in terminal]))
-            for j, i in enumerate(terminal):
-                infos[i]["terminal_observation"] = (
-                    {k: v[j] for k, v in latents.items()} if isinstance(latents, dict) else latents[j]
-                )
-        return self.vase.process(obs), rewards, dones, infos
-
-    def close(self) -> None:
-        self.vase.close()
-        self.venv.close()

@@ -1,0 +1,63 @@
+"""``VASEVecEnv``: the Stable-Baselines3 ``VecEnvWrapper`` form of :class:`~vase_rl.wrapper.VASEObservation`.
+
+Modelled on SB3's ``VecTransposeImage``: ``reset`` and ``step_wait`` encode the frames of all sub-envs
+in one batched pass of the shared engine :class:`~vase_rl.online.OnlineVASE` and return the latents of
+``VASEObservation``, frame for frame; ``terminal_observation`` infos are encoded too (one batch, not
+trained on). With ``SubprocVecEnv``, wrap it here in the main process --
+``VASEVecEnv(SubprocVecEnv(...), learner)`` -- and one learner sees every frame (nothing to
+synchronise). The options and their rationale: :mod:`vase_rl.wrapper`. Needs the ``sb3`` extra.
+
+Change log: 0.1.0 -- first version (moved here from ``vase_rl.vector_wrapper``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from vase_rl.learner import ContinualLearner
+from vase_rl.online import OnlineConfig, OnlineVASE, VASEWrapperMixin
+
+__all__ = ["VASEVecEnv"]
+
+
+class VASEVecEnv(VASEWrapperMixin, VecEnvWrapper):
+    """SB3 ``VecEnv`` of images -> latents; one batched encoding per step for all sub-envs.
+
+    Args: as :class:`~vase_rl.wrapper.VASEObservation`, with an SB3 ``VecEnv`` instead of an env.
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        learner: ContinualLearner | None = None,
+        *,
+        config: OnlineConfig | None = None,
+        preset: str | None = None,
+        device: str | torch.device = "auto",
+        **options: Any,
+    ) -> None:
+        self.vase = OnlineVASE.create(venv.observation_space, learner, config, preset, device, **options)
+        super().__init__(venv, observation_space=self.vase.observation_space)
+
+    def reset(self) -> Any:
+        return self.vase.process(self.venv.reset())
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        terminal = [i for i, info in enumerate(infos) if "terminal_observation" in info]
+        if terminal:
+            latents = self.vase.encode(np.stack([infos[i]["terminal_observation"] for i in terminal]))
+            for j, i in enumerate(terminal):
+                infos[i]["terminal_observation"] = (
+                    {k: v[j] for k, v in latents.items()} if isinstance(latents, dict) else latents[j]
+                )
+        return self.vase.process(obs), rewards, dones, infos
+
+    def close(self) -> None:
+        self.vase.close()
+        self.venv.close()
