@@ -120,9 +120,9 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
 
     import vase_rl.envs  # noqa: F401
     from vase_rl.agents.sb3 import VASELoggingCallback, find_vase, normalize_latents, normalized_like
+    from vase_rl.agents.sb3_vec import VASEVecEnv
     from vase_rl.config import Ablation, get_preset
     from vase_rl.learner import ContinualLearner
-    from vase_rl.vector_wrapper import VASEVecEnv
 
     torch.set_num_threads(1)
     set_random_seed(seed)

@@ -176,7 +176,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     from stable_baselines3.common.utils import set_random_seed
 
     from vase_rl.agents.sb3 import VASELoggingCallback, find_vase, normalize_latents, normalized_like
-    from vase_rl.vector_wrapper import VASEVecEnv
+    from vase_rl.agents.sb3_vec import VASEVecEnv
 
     torch.set_num_threads(1)
     set_random_seed(seed)

@@ -40,11 +40,12 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+from vase_rl.agents.sb3_vec import VASEVecEnv
 from vase_rl.config import get_preset
 from vase_rl.envs import register_envs
 from vase_rl.learner import ContinualLearner
 from vase_rl.training import _cpu_name as cpu_name
-from vase_rl.vector_wrapper import VASEVecEnv, VASEVectorObservation
+from vase_rl.vector_wrapper import VASEVectorObservation
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENV_ID = "vase_rl/MovingShapes-v0"

@@ -36,9 +36,10 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import vase_rl.envs  # noqa: F401
+from vase_rl.agents.sb3_vec import VASEVecEnv
 from vase_rl.config import get_preset
 from vase_rl.learner import ContinualLearner
-from vase_rl.vector_wrapper import VASEVecEnv, VASEVectorObservation
+from vase_rl.vector_wrapper import VASEVectorObservation
 from vase_rl.wrapper import VASEObservation
 
 RESULTS = Path(__file__).resolve().parent / "results"
