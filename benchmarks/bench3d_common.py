@@ -1,38 +1,33 @@
 """Shared pieces of the 3-D benchmarks ``cross_domain_3d.py`` and ``rl_transfer_3d.py``.
 
-* command line from a dataclass (:func:`parse_args`, CleanRL style: help = the docstring under a field);
 * levels by name (:func:`level_spec`): ``outdoor``/``indoor`` (the embedded MiniWorld pair, NatLab-like and
   EDE-like), ``natlab``/``ede``, any registered gym id, or a DeepMind Lab level name such as
   ``contributed/dmlab30/natlab_varying_map_randomized`` (needs ``deepmind_lab`` installed);
 * ground-truth state factors of a frame from the env's ``info`` (:func:`state_factors`);
 * the VASE configuration of appendix Table 2's NatLab -> EDE row, step-dependent values scaled to the
   CPU budget (:func:`vase_config`);
-* resumable runs, one JSON per finished (method, seed) (:func:`run_pending`), and table helpers.
+* resumable runs, one JSON per finished (method, seed) (:func:`run_pending`), and their provenance.
+
+The command line, hardware record, markdown tables and JSON files are ``benchmarks/common.py``'s.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import dataclasses
 import glob
-import inspect
 import itertools
-import json
 import math
 import os
-import platform
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+import common
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "3d"
+RESULTS = common.RESULTS / "3d"
 LEVEL_ALIASES: dict[str, str] = {
     "outdoor": "vase_rl/WorldOutdoor-v0",
     "indoor": "vase_rl/WorldIndoor-v0",
@@ -54,33 +49,6 @@ TABLE2 = {
 }
 """Appendix Table 2, NatLab -> EDE row: disentangled (gamma, C_max, delta_C, lambda, kappa, tau) and
 entangled (lambda, kappa, tau); tau and delta_C are per-step values at 60k steps per dataset."""
-
-T = TypeVar("T")
-
-
-# ------------------------------------------------------------------------------------ command line
-def parse_args(cls: type[T], description: str | None = None, argv: Sequence[str] | None = None) -> T:
-    """Build ``cls`` (a dataclass) from the command line: ``--field-name``, help = the field's docstring.
-
-    Booleans become ``--x/--no-x``, tuples take several values (``--seeds 0 1 2``).
-    """
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    helps = {a.target.id: b.value.value for a, b in itertools.pairwise(body)
-             if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr)}
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        flag, default, kw = f"--{f.name.replace('_', '-')}", f.default, {"help": helps.get(f.name)}
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, **kw)
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, nargs="+", type=type(default[0]), default=default, **kw)
-        else:
-            parser.add_argument(flag, type=type(default), default=default, **kw)
-    values = vars(parser.parse_args(argv))
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
 
 # ------------------------------------------------------------------------------------ levels
 def level_spec(level: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
@@ -223,23 +191,14 @@ def describe_configs(by_method: dict[str, list[dict[str, Any]]]) -> str:
 
 
 # ------------------------------------------------------------------------------------ runs
-def hardware() -> dict[str, Any]:
-    """CPU model, cores, load average, library versions and (for MiniWorld) the OpenGL renderer."""
-    import torch
-
-    with open("/proc/cpuinfo") as f:
-        names = [line.split(":", 1)[1].strip() for line in f if "model name" in line]
-    cpu = names[0] if names else platform.processor()
-    out = {"cpu": cpu, "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1),
-           "python": platform.python_version(), "torch": torch.__version__,
-           "torch_threads": torch.get_num_threads()}
+def opengl() -> str:
+    """The OpenGL renderer MiniWorld draws with (recorded with the hardware), or why there is none."""
     try:
         from vase_rl.envs.world import check_gl
 
-        out["opengl"] = check_gl()
+        return str(check_gl())
     except Exception as exc:  # noqa: BLE001 - informational only
-        out["opengl"] = f"unavailable ({type(exc).__name__})"
-    return out
+        return f"unavailable ({type(exc).__name__})"
 
 
 def run_path(out_dir: str, method: str, seed: int, ext: str = "json") -> str:
@@ -247,23 +206,9 @@ def run_path(out_dir: str, method: str, seed: int, ext: str = "json") -> str:
     return os.path.join(out_dir, f"{method}_seed{seed}.{ext}")
 
 
-def write_json(path: str, record: Any) -> None:
-    """Atomic JSON write (temp file + os.replace)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, path)
-
-
-def load_json(path: str) -> Any:
-    """The parsed JSON file at ``path``."""
-    with open(path) as f:
-        return json.load(f)
-
-
 def load_records(out_dir: str) -> list[dict[str, Any]]:
     """Every finished run's JSON in ``out_dir`` (sorted by file name)."""
-    return [load_json(p) for p in sorted(glob.glob(os.path.join(out_dir, "*_seed*.json")))]
+    return [common.load_json(p) for p in sorted(glob.glob(os.path.join(out_dir, "*_seed*.json")))]
 
 
 RunFn = Callable[[Any, str, int], dict[str, Any]]
@@ -281,7 +226,7 @@ def _run_and_save(fn: RunFn, args: Any, method: str, seed: int, out_dir: str) ->
         failed = time.perf_counter() - start
         return f"{method} seed {seed}: FAILED after {failed:.0f}s\n{traceback.format_exc()}"
     record.setdefault("wall_s", time.perf_counter() - start)
-    write_json(run_path(out_dir, method, seed), record)
+    common.write_json(run_path(out_dir, method, seed), record)
     return f"{method} seed {seed}: done in {record['wall_s'] / 60:.1f} min"
 
 
@@ -316,13 +261,6 @@ def mean_std(values: Iterable[float | None], digits: int = 2) -> str:
     if not len(v):
         return "-"
     return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def provenance(records: Sequence[dict[str, Any]], command: str) -> str:

@@ -36,11 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import bench3d_common as common
+import bench3d_common as b3d
+import common
 import numpy as np
 
 METHODS = ("vase", "entangled")
-FOLDER = common.RESULTS / "cross_domain"
+FOLDER = b3d.RESULTS / "cross_domain"
 
 
 @dataclass
@@ -90,7 +91,7 @@ def collect_episodes(args: Args, level: str) -> dict[str, Any]:
     Episode i resets with seed 100000+i and draws its actions from an RNG with the same seed, so two
     MiniWorld levels give the same states frame for frame.
     """
-    env = common.make_level(level)
+    env = b3d.make_level(level)
     frames, episode = [], []
     factors: dict[str, list[list[float]]] = defaultdict(list)
     for i in range(args.probe_episodes):
@@ -99,7 +100,7 @@ def collect_episodes(args: Args, level: str) -> dict[str, Any]:
         for _ in range(args.probe_episode_steps):
             frames.append(obs)
             episode.append(i)
-            for k, v in common.state_factors(info).items():
+            for k, v in b3d.state_factors(info).items():
                 factors[k].append(v)
             obs, _, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
             if terminated or truncated:
@@ -114,7 +115,7 @@ def train_phase(args: Args, learner: Any, level: str, seed: int) -> dict[str, An
     ``steps_per_level`` more train steps; returns counters and the inference trace."""
     from vase_rl.wrapper import VASEObservation
 
-    env = VASEObservation(common.make_level(level, max_episode_steps=args.episode_steps), learner, learn=True,
+    env = VASEObservation(b3d.make_level(level, max_episode_steps=args.episode_steps), learner, learn=True,
                           train_every=args.train_every, buffer_size=args.buffer_size, seed=seed)
     rng, target, start = np.random.default_rng(seed), learner.step + args.steps_per_level, time.perf_counter()
     trace: list[dict[str, Any]] = []
@@ -262,14 +263,14 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     t0, cpu0 = time.perf_counter(), time.process_time()
-    config = common.vase_config(method, seed, args.steps_per_level, args.image_size)
-    learner = common.make_learner(config)
+    config = b3d.vase_config(method, seed, args.steps_per_level, args.image_size)
+    learner = b3d.make_learner(config)
     data = {"A": collect_episodes(args, args.level_a), "B": collect_episodes(args, args.level_b)}
-    paired = (common.is_world(args.level_a) and common.is_world(args.level_b)
+    paired = (b3d.is_world(args.level_a) and b3d.is_world(args.level_b)
               and len(data["A"]["episode"]) == len(data["B"]["episode"])
               and np.allclose(data["A"]["factors"]["position"], data["B"]["factors"]["position"]))
     record: dict[str, Any] = {"method": method, "seed": seed, "args": dataclasses.asdict(args),
-                              "hardware": common.hardware(), "vase_config": config.to_dict(),
+                              "hardware": common.hardware(opengl=b3d.opengl()), "vase_config": config.to_dict(),
                               "paired": bool(paired),
                               "probe_frames": {k: len(d["episode"]) for k, d in data.items()}}
     print(f"{method} seed {seed}: {record['probe_frames']} held-out frames, paired={paired}", flush=True)
@@ -289,7 +290,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
               f"envs {envs}, n_envs {learner.memory.n_seen}", flush=True)
     record.update(envs=envs, n_envs=learner.memory.n_seen, learner_steps=learner.step,
                   wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
-    np.savez_compressed(common.run_path(args.out_dir, method, seed, "npz"), images=images)
+    np.savez_compressed(b3d.run_path(args.out_dir, method, seed, "npz"), images=images)
     return record
 
 
@@ -331,22 +332,22 @@ def plot_probes(by_method: dict[str, list[dict[str, Any]]], path: str) -> None:
 
 def summarise(args: Args) -> str:
     """Markdown tables (mean ± std over seeds) and the figures, from the run files."""
-    records = common.load_records(args.out_dir)
+    records = b3d.load_records(args.out_dir)
     folder = Path(args.out_dir).parent  # benchmarks/results/3d/cross_domain by default
     folder.mkdir(parents=True, exist_ok=True)
     by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
     by_method = {m: rs for m, rs in by_method.items() if rs}
     a = records[0]["args"] if records else dataclasses.asdict(args)
     parts = [f"# Semantic transfer across 3-D levels: {a['level_a']} (A) -> {a['level_b']} (B)", "",
-             common.provenance(records, "python benchmarks/cross_domain_3d.py"), "",
+             b3d.provenance(records, "python benchmarks/cross_domain_3d.py"), "",
              budget_text(by_method, a), ""]
     groups = list(records[0]["eval_after_B"]["probes"]["ridge"]["A->A"]) if records else []
     for g in groups:
         rows = []
         for (m, rs), probe in itertools.product(by_method.items(), ("ridge", "mlp")):
-            cells = [common.mean_std(r["eval_after_B"]["probes"][probe][d][g] for r in rs)
+            cells = [b3d.mean_std(r["eval_after_B"]["probes"][probe][d][g] for r in rs)
                      for d in DIRECTIONS]
-            zero = common.mean_std(r["eval_after_A"]["probes"]["ridge"]["A->B"][g] for r in rs)
+            zero = b3d.mean_std(r["eval_after_A"]["probes"]["ridge"]["A->B"][g] for r in rs)
             zero = zero if probe == "ridge" else ""
             rows.append([m, probe, len(rs), *cells, zero])
         parts += [f"### Probe R^2 for {g} (after training on A then B; held-out test episodes)", "",
@@ -357,9 +358,9 @@ def summarise(args: Args) -> str:
         rec = [r["eval_after_B"]["recon_mse"] for r in rs]
         rows.append([m, len(rs), sorted({r["n_envs"] for r in rs}),
                      sorted({(r["envs"]["A"], r["envs"]["B"]) for r in rs}),
-                     common.mean_std((r["eval_after_A"]["recon_mse"]["A->A"] for r in rs), 4),
-                     *(common.mean_std((q[k] for q in rec), 4) for k in ("A->A", "B->B", "mean_frame_B")),
-                     *(common.mean_std((q.get(k) for q in rec), 3) for k in ("A->B_ratio", "B->A_ratio"))])
+                     b3d.mean_std((r["eval_after_A"]["recon_mse"]["A->A"] for r in rs), 4),
+                     *(b3d.mean_std((q[k] for q in rec), 4) for k in ("A->A", "B->B", "mean_frame_B")),
+                     *(b3d.mean_std((q.get(k) for q in rec), 3) for k in ("A->B_ratio", "B->A_ratio"))])
     parts += ["### Environments and reconstructions (pixel MSE of the 32x32 inputs in [0, 1])", "",
               common.markdown_table(["method", "seeds", "environments allocated", "(env of A, env of B)",
                               "A recon after A", "A recon after B", "B recon", "B mean-frame baseline",
@@ -371,11 +372,11 @@ def summarise(args: Args) -> str:
     if records:
         plot_probes(by_method, str(folder / "cross_domain_probes.png"))
         seed = min(r["seed"] for r in records)
-        paths = {m: common.run_path(args.out_dir, m, seed, "npz") for m in by_method}
+        paths = {m: b3d.run_path(args.out_dir, m, seed, "npz") for m in by_method}
         images = {f"{m} (seed {seed})": np.load(p)["images"] for m, p in paths.items() if os.path.exists(p)}
         title = (f"Cross-domain reconstructions, A = {a['level_a']}, B = {a['level_b']} "
                  "(held-out paired states)")
-        common.plot_image_rows(images, XREC_ROWS, title, str(folder / "cross_domain_xrec.png"))
+        b3d.plot_image_rows(images, XREC_ROWS, title, str(folder / "cross_domain_xrec.png"))
         parts += ["![probe transfer](cross_domain_probes.png)", "",
                   "![cross-domain reconstructions](cross_domain_xrec.png)", ""]
     md = "\n".join(parts)
@@ -390,7 +391,7 @@ def budget_text(by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -
     frames = next(iter(by_method.values()))[0]["train_A"]["frames"]
     return (f"Budget per run: {a['steps_per_level']} learner steps (batch 64) per level (the paper: 60k), "
             f"one every {a['train_every']} frames of a **uniform random policy** ({frames} frames of A, "
-            f"episodes of {a['episode_steps']} steps). " + common.describe_configs(by_method)
+            f"episodes of {a['episode_steps']} steps). " + b3d.describe_configs(by_method)
             + f" Probes: {a['probe_episodes']} held-out paired episodes of {a['probe_episode_steps']} random "
             f"steps, the last {a['test_episodes']} for testing; R^2 is the mean over a group's columns "
             "(heading: sin, cos; position: x, z; target and "
@@ -400,7 +401,7 @@ def budget_text(by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -
 def main() -> None:
     args = common.parse_args(Args, __doc__)
     if not args.summarise:
-        common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
+        b3d.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
     print(summarise(args))
 
 

@@ -23,13 +23,9 @@ probe history, TensorBoard) are kept under ``runs/``. ``--summarise`` writes ``r
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import datetime as dt
 import hashlib
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -39,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import common
 import numpy as np
 import torch
 
@@ -46,7 +43,7 @@ from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
 from vase_rl.config import get_preset
 from vase_rl.training import RunSettings, SequenceTrainer, read_log
 
-OUT = Path(__file__).resolve().parent / "results" / "imagination"
+OUT = common.RESULTS / "imagination"
 SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
 CONDITIONS = ("baseline", "imagination")
 
@@ -80,21 +77,6 @@ class Args:
     """Internal: run one ``condition:seed`` in this process."""
 
 
-def parse_args() -> Args:
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
-    for f in dataclasses.fields(Args):
-        flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        elif isinstance(f.default, tuple):
-            parser.add_argument(flag, nargs="+", type=type(f.default[0]), default=f.default)
-        else:
-            parser.add_argument(flag, type=type(f.default), default=f.default)
-    ns = vars(parser.parse_args())
-    return Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in ns.items()})
-
-
 def code_fingerprint() -> str:
     """sha256 (12 hex) of the library sources this process imported (vase_rl, its envs, the policy)."""
     import vase_rl
@@ -107,17 +89,6 @@ def code_fingerprint() -> str:
     for path in sorted(sources, key=lambda p: (p.parent.name, p.name)):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
-
-
-def hardware() -> dict[str, Any]:
-    """CPU model, usable cores, load and versions, for the results header."""
-    model = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
-            "python": platform.python_version(), "load_average": [round(v, 2) for v in os.getloadavg()]}
 
 
 def centre_spread(x: torch.Tensor) -> float:
@@ -188,18 +159,12 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
         "condition": condition, "seed": seed, "preset": args.preset, "steps_per_env": n,
         "sequence": list(SEQUENCE), "fraction": args.fraction if hook else 0.0, "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
-        "steps_per_s": round(n * len(SEQUENCE) / wall, 2), "hardware": hardware(), "torch_threads": 1,
+        "steps_per_s": round(n * len(SEQUENCE) / wall, 2), "hardware": common.hardware(), "torch_threads": 1,
         "code": code, "on_overflow": args.on_overflow,
         "curves": curves, "envs_per_stage": envs, "n_envs": log[-1]["n_envs"],
         "agent_loss": hook.agent_loss if hook else [],
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
     }
-
-
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)
 
 
 def snapshot_library() -> str:
@@ -217,7 +182,7 @@ def snapshot_library() -> str:
     return str(root)
 
 
-def run_all(args: Args) -> None:
+def run(args: Args) -> None:
     """Launch every missing (condition, seed) as a subprocess, ``args.jobs`` at a time, on a snapshot
     of the library (see :func:`snapshot_library`)."""
     out = Path(args.out)
@@ -280,7 +245,7 @@ def summarise(args: Args) -> None:
     import matplotlib.pyplot as plt
 
     out = Path(args.out)
-    records = [json.loads(p.read_text()) for p in sorted(out.glob("*_seed*.json"))]
+    records = [common.load_json(p) for p in sorted(out.glob("*_seed*.json"))]
     by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
     if not records:
         raise SystemExit(f"no results in {out}")
@@ -289,7 +254,7 @@ def summarise(args: Args) -> None:
     configs = {}
     for r in records:  # the learner config each run actually used (the preset may change between commits)
         run_dir = out / "runs" / run_name(r["condition"], r["seed"])
-        vase = json.loads((run_dir / "config.json").read_text())["vase"]
+        vase = common.load_json(run_dir / "config.json")["vase"]
         configs[run_name(r["condition"], r["seed"])] = {k: v for k, v in vase.items() if k != "seed"}
     cfg = next(iter(configs.values()))
     same = all(c == cfg for c in configs.values()) and len({r.get("code") for r in records}) == 1
@@ -339,7 +304,7 @@ def summarise(args: Args) -> None:
             lines.append(f"- second half of the {name} stage: mean |t| = {rows[:, 2].mean():.3f}; "
                          f"spread (std, px) of object centres: imagined x* {rows[:, 3].mean():.2f} "
                          f"vs input x {rows[:, 4].mean():.2f}")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    common.write_text(out / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
@@ -387,15 +352,15 @@ def summarise(args: Args) -> None:
 
 
 def main() -> None:
-    args = parse_args()
+    args = common.parse_args(Args, __doc__)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.run:
         condition, seed = args.run.split(":")
-        write_json(out / f"{run_name(condition, int(seed))}.json", run_one(args, condition, int(seed)))
+        common.write_json(out / f"{run_name(condition, int(seed))}.json", run_one(args, condition, int(seed)))
         return
     if not args.summarise:
-        run_all(args)
+        run(args)
     summarise(args)
 
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import os
-import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,9 +32,10 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import common
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = common.RESULTS
 METHODS = ("vase", "entangled", "ccivae", "pixels")
 
 
@@ -81,29 +80,6 @@ class Args:
     """Write SB3 TensorBoard logs (with the vase/* scalars) under out_dir/tb."""
     summarise: bool = False
     """Only rebuild the markdown table and PNG from the JSONs."""
-
-
-def parse_args() -> Args:
-    """Command line from the fields of :class:`Args` (help = the docstring under each field)."""
-    from bench3d_common import parse_args as dataclass_from_argv  # benchmarks/ is the script's folder
-
-    return dataclass_from_argv(Args, __doc__)
-
-
-def load_json(path: str) -> Any:
-    with open(path) as f:
-        return json.load(f)
-
-
-def hardware() -> dict[str, Any]:
-    with open("/proc/cpuinfo") as f:
-        model = next((line.split(":", 1)[1].strip() for line in f if "model name" in line), "?")
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "load_avg_1m": os.getloadavg()[0],
-        "python": platform.python_version(),
-    }
 
 
 # ------------------------------------------------------------------------------------ one run
@@ -166,7 +142,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         "method": method,
         "seed": seed,
         "args": dataclasses.asdict(args),
-        "hardware": hardware(),
+        "hardware": common.hardware(),
         "torch_threads": torch.get_num_threads(),
         "vase_config": config.to_dict() if learner else None,
     }
@@ -246,10 +222,7 @@ def random_returns(args: Args) -> dict[str, float]:
 def run_and_save(args: Args, method: str, seed: int) -> str:
     path = os.path.join(args.out_dir, f"{method}_seed{seed}.json")
     record = run(args, method, seed)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, path)
+    common.write_json(path, record)
     return (
         f"{method} seed {seed}: A {record['return_a']:.2f}, zero-shot B {record['zero_shot_b']:.2f}, "
         f"B {record['return_b']:.2f}, A after B {record['return_a_after_b']:.2f} ({record['wall_s']:.0f}s)"
@@ -266,10 +239,10 @@ def summarise(args: Args) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [load_json(p) for p in sorted(glob.glob(os.path.join(args.out_dir, "*_seed*.json")))]
+    records = [common.load_json(p) for p in sorted(glob.glob(os.path.join(args.out_dir, "*_seed*.json")))]
     by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
     rand_path = os.path.join(args.out_dir, "random.json")
-    rand = load_json(rand_path) if os.path.exists(rand_path) else None
+    rand = common.load_json(rand_path) if os.path.exists(rand_path) else None
     cols = ("return_a", "zero_shot_b", "return_b", "return_a_after_b", "forgetting")
 
     def cell(rs: list[dict[str, Any]], key: str) -> str:
@@ -296,7 +269,7 @@ def summarise(args: Args) -> str:
             f"| random policy | - | {rand['A']:.2f} | {rand['B']:.2f} | {rand['B']:.2f} | {rand['A']:.2f} | - | - | - |"
         )
     a = records[0]["args"] if records else dataclasses.asdict(args)
-    hw = records[0]["hardware"] if records else hardware()
+    hw = records[0]["hardware"] if records else common.hardware()
     total = sum(r.get("cpu_s", r["wall_s"]) for r in records)
     wall = sum(r["wall_s"] for r in records) / max(a["jobs"], 1)
     intro = (
@@ -329,25 +302,24 @@ def summarise(args: Args) -> str:
     fig.tight_layout()
     folder = Path(args.out_dir).parent  # benchmarks/results by default
     fig.savefig(folder / "rl_transfer.png", dpi=120)
-    (folder / "rl_transfer.md").write_text(md + "\n![learning curves](rl_transfer.png)\n")
+    common.write_text(folder / "rl_transfer.md", md + "\n![learning curves](rl_transfer.png)\n")
     return md
 
 
 def main() -> None:
-    args = parse_args()
+    args = common.parse_args(Args, __doc__)
     os.makedirs(args.out_dir, exist_ok=True)
     if not args.summarise:
         rand_path = os.path.join(args.out_dir, "random.json")
         if not os.path.exists(rand_path):
-            with open(rand_path, "w") as f:
-                json.dump(random_returns(args), f)
+            common.write_json(rand_path, random_returns(args))
         todo = [
             (m, s)
             for s in args.seeds
             for m in args.methods
             if not os.path.exists(os.path.join(args.out_dir, f"{m}_seed{s}.json"))
         ]
-        print(f"{len(todo)} runs to do, {args.jobs} at a time; hardware {hardware()}", flush=True)
+        print(f"{len(todo)} runs to do, {args.jobs} at a time; hardware {common.hardware()}", flush=True)
         start = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(run_and_save, args, m, s) for m, s in todo]

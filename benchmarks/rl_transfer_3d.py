@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import bench3d_common as common
+import bench3d_common as b3d
+import common
 import numpy as np
 
 METHODS = ("vase", "entangled", "pixels")
@@ -73,7 +74,7 @@ class Args:
     """Entropy bonus."""
     jobs: int = 2
     """Runs in parallel (processes, one torch thread each)."""
-    out_dir: str = str(common.RESULTS / "rl_transfer" / "runs")
+    out_dir: str = str(b3d.RESULTS / "rl_transfer" / "runs")
     """Folder of the per-run JSONs."""
     tensorboard_dir: str = "/tmp/vase_runs/3d/rl_transfer_tb"
     """SB3 TensorBoard logs with the vase/* scalars, kept outside the repository ("" = none)."""
@@ -85,7 +86,7 @@ class Args:
 def pixel_extractor_class() -> type:
     """SB3 features extractor: the VASE encoder's architecture on raw frames, trained by PPO (built lazily so
     that importing this script does not import torch)."""
-    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from stable_baselines3.b3d.torch_layers import BaseFeaturesExtractor
 
     from vase_rl.config import ModelConfig, get_preset
     from vase_rl.model import Encoder
@@ -143,7 +144,7 @@ def evaluate(agent: Any, venv: Any, episodes: int, track_success: bool) -> dict[
 def curve_callback() -> Any:
     """SB3 callback recording (env steps, mean return, success rate, episodes averaged) of the last 100
     training episodes at every rollout end."""
-    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.b3d.callbacks import BaseCallback
 
     class Curve(BaseCallback):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -172,8 +173,8 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     """Train in A, zero-shot B, fine-tune in B, evaluate; returns the JSON record."""
     import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.utils import set_random_seed
+    from stable_baselines3.b3d.env_util import make_vec_env
+    from stable_baselines3.b3d.utils import set_random_seed
 
     from vase_rl.agents.sb3 import VASELoggingCallback, find_vase, normalize_latents, normalized_like
     from vase_rl.agents.sb3_vec import VASEVecEnv
@@ -183,12 +184,12 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     t0, cpu0 = time.perf_counter(), time.process_time()
     learner = config = None
     if method != "pixels":
-        config = common.vase_config(method, seed, max(1, args.steps_a // args.train_every), args.image_size)
-        learner = common.make_learner(config)
-    track = common.is_world(args.level_a) and common.is_world(args.level_b)
+        config = b3d.vase_config(method, seed, max(1, args.steps_a // args.train_every), args.image_size)
+        learner = b3d.make_learner(config)
+    track = b3d.is_world(args.level_a) and b3d.is_world(args.level_b)
 
     def venv(level: str, env_seed: int, learn: bool) -> Any:
-        env_id, kwargs = common.level_spec(level)
+        env_id, kwargs = b3d.level_spec(level)
         raw = make_vec_env(env_id, args.n_envs, seed=env_seed, env_kwargs=kwargs)
         return raw if learner is None else VASEVecEnv(raw, learner, learn=learn, train_every=args.train_every,
                                                       seed=env_seed)
@@ -200,7 +201,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         return result
 
     record: dict[str, Any] = {"method": method, "seed": seed, "args": dataclasses.asdict(args),
-                              "hardware": common.hardware(),
+                              "hardware": common.hardware(opengl=b3d.opengl()),
                               "vase_config": config.to_dict() if config else None}
     train_a = venv(args.level_a, seed, learn=True)
     if learner is None:
@@ -252,14 +253,14 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
 
 def random_reference(args: Args) -> dict[str, Any]:
     """The uniform random policy under the same evaluation protocol (seed 0's evaluation layouts)."""
-    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.b3d.env_util import make_vec_env
 
     out = {}
     for key, level in (("A", args.level_a), ("B", args.level_b)):
-        env_id, kwargs = common.level_spec(level)
+        env_id, kwargs = b3d.level_spec(level)
         venv = make_vec_env(env_id, args.n_envs, seed=10_000, env_kwargs=kwargs)
         out[key] = evaluate(RandomAgent(venv.action_space.n, 0), venv, args.eval_episodes,
-                            common.is_world(args.level_a) and common.is_world(args.level_b))
+                            b3d.is_world(args.level_a) and b3d.is_world(args.level_b))
         venv.close()
     return out
 
@@ -267,7 +268,7 @@ def random_reference(args: Args) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ summary
 def summarise(args: Args) -> str:
     """Markdown table (mean ± std over seeds) + PNG learning curves from the JSONs."""
-    records = common.load_records(args.out_dir)
+    records = b3d.load_records(args.out_dir)
     folder = Path(args.out_dir).parent
     folder.mkdir(parents=True, exist_ok=True)
     by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
@@ -278,7 +279,7 @@ def summarise(args: Args) -> str:
              ("eval_a_after_b", "A after B"))
 
     def cells(rs: list[dict[str, Any]]) -> list[str]:
-        return [common.mean_std(r[k][q] for r in rs) for k, _ in evals for q in ("return", "success")]
+        return [b3d.mean_std(r[k][q] for r in rs) for k, _ in evals for q in ("return", "success")]
 
     header = ["method", "seeds"] + [f"{name} {q}" for _, name in evals for q in ("return", "success")]
     header += ["envs inferred", "wall / run", "CPU / run"]
@@ -295,12 +296,12 @@ def summarise(args: Args) -> str:
              f"ent_coef {a['ppo_ent_coef']}; online VASE: one learner step (batch 64) every "
              f"{a['train_every']} frames, {a['image_size']}x{a['image_size']} inputs; evaluation: "
              f"{a['eval_episodes']} episodes of the stochastic policy on held-out layouts. Success = target "
-             "reached before the 400-step limit. " + common.describe_configs(by_method))
+             "reached before the 400-step limit. " + b3d.describe_configs(by_method))
     note = ("Curves: mean training-episode return and success over the last 100 episodes at each rollout "
             "end; an episode ends early only on success, so points that average few episodes (the first of "
             "each phase in records without episode counts) overstate success.")
     md = "\n".join([f"# RL transfer across 3-D levels: {a['level_a']} (A) -> {a['level_b']} (B)", "",
-                    common.provenance(records, "python benchmarks/rl_transfer_3d.py"), "", intro, "",
+                    b3d.provenance(records, "python benchmarks/rl_transfer_3d.py"), "", intro, "",
                     common.markdown_table(header, rows), "", "![learning curves](rl_transfer.png)", "", note,
                     ""])
     plot_curves(by_method, str(folder / "rl_transfer.png"))
@@ -356,7 +357,7 @@ def main() -> None:
         os.makedirs(args.out_dir, exist_ok=True)
         if not rand_path.exists():
             common.write_json(str(rand_path), random_reference(args))
-        common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
+        b3d.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
     print(summarise(args))
 
 
