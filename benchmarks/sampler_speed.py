@@ -9,22 +9,14 @@ learner's training loop sees. Writes ``benchmarks/results/sampler_speed.{json,md
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime as dt
-import json
-import os
-import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+import common
 
 from vase_rl.envs.sampler import DATASETS, SpriteSampler
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass
@@ -41,38 +33,6 @@ class Args:
     """Required images/s at canvas 64."""
     seed: int = 0
     """Sampler seed."""
-
-
-def parse_args() -> Args:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for f in dataclasses.fields(Args):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if isinstance(default, tuple):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", nargs="+", default=default,
-                                type=type(default[0]))
-        else:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", default=default, type=type(default))
-    ns = parser.parse_args()
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(ns).items()}
-    return Args(**values)
-
-
-def hardware() -> dict[str, object]:
-    """CPU model, usable cores and software versions, for the results header."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    return {"cpu": model, "cores": cores, "load_average_1_5_15min": load,
-            "python": platform.python_version(), "numpy": np.__version__}
 
 
 def measure(dataset: str, canvas: int, batch: int, args: Args) -> dict[str, object]:
@@ -93,8 +53,8 @@ def measure(dataset: str, canvas: int, batch: int, args: Args) -> dict[str, obje
             "images_per_s": round(n / elapsed), "setup_s": round(setup_s, 3)}
 
 
-def main() -> None:
-    args = parse_args()
+def run(args: Args) -> dict[str, Any]:
+    """Every (canvas, dataset, batch) row, and whether the slowest 64x64 row meets the target."""
     rows = []
     for canvas in args.canvas_sizes:
         for dataset in args.datasets:
@@ -103,37 +63,42 @@ def main() -> None:
                 print(f"{dataset:>24s} canvas {canvas:2d} batch {batch:4d}: "
                       f"{rows[-1]['images_per_s']:>10,} images/s")
     at_64 = [int(str(r["images_per_s"])) for r in rows if r["canvas"] == 64]
-    hw = hardware()
-    result: dict[str, Any] = {
+    return {
         "benchmark": "sampler_speed",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hw,
+        "hardware": common.hardware(),
         "args": dataclasses.asdict(args),
         "min_images_per_s_at_64": min(at_64) if at_64 else None,
         "meets_target": bool(at_64) and min(at_64) >= args.target,
         "results": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sampler_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [
+
+
+def summarise(result: dict[str, Any]) -> str:
+    """The markdown table of a :func:`run` result."""
+    hw, a = result["hardware"], result["args"]
+    rows = [[r["dataset"], r["canvas"], r["sprite"], r["batch"], f"{r['images_per_s']:,}", r["setup_s"]]
+            for r in result["results"]]
+    return "\n".join([
         "# SpriteSampler throughput",
         "",
         (
-            f"{result['date']}, {hw['cpu']}, {hw['cores']} cores (load average "
-            f"{hw['load_average_1_5_15min']} at the end: a shared machine), "
-            f"numpy {hw['numpy']}; {args.seconds:g} s per row, single process "
-            f"(`python benchmarks/sampler_speed.py`). Target >= {args.target:,.0f} 64x64 images/s: "
+            f"{hw['date']}, {hw['cpu']}, {hw['cores']} cores (load average "
+            f"{hw['load_average']} at the end: a shared machine), "
+            f"numpy {hw['numpy']}; {a['seconds']:g} s per row, single process "
+            f"(`python benchmarks/sampler_speed.py`). Target >= {a['target']:,.0f} 64x64 images/s: "
             f"{'met' if result['meets_target'] else 'NOT met'}."
         ),
         "",
-        "| dataset | canvas | sprite | batch | images/s | setup (s) |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {r['dataset']} | {r['canvas']} | {r['sprite']} | {r['batch']} | {r['images_per_s']:,} | "
-          f"{r['setup_s']} |"
-          for r in rows),
-    ]
-    (RESULTS / "sampler_speed.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'sampler_speed.json'} and .md; target met: {result['meets_target']}")
+        common.markdown_table(["dataset", "canvas", "sprite", "batch", "images/s", "setup (s)"], rows,
+                              align="lrrrrr"),
+    ]) + "\n"
+
+
+def main() -> None:
+    args = common.parse_args(Args, __doc__)
+    result = run(args)
+    paths = common.write_results(common.RESULTS / "sampler_speed", result, summarise(result))
+    print(f"wrote {paths[0]} and .md; target met: {result['meets_target']}")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,8 @@ OpenGL renderer) and the date. Optionally saves a grid of frames from each level
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime as dt
-import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -24,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import common
 import numpy as np
 
 from vase_rl.envs.world import THEMES, WorldEnv, check_gl
@@ -45,35 +42,12 @@ class Args:
     """Core to pin the process to (-1: no pinning)."""
     seed: int = 0
     """Seed of the env resets and of the random actions."""
-    out_dir: str = str(Path(__file__).parent / "results")
+    out_dir: str = str(common.RESULTS)
     """Where world_speed.json and world_speed.md go."""
     frames_png: str = ""
     """If set, save a grid of frames (rows: levels, columns: seeds) to this path."""
     target_steps_per_s: float = 800.0
     """Speed the embedded default should reach on one core."""
-
-
-def parse_args() -> Args:
-    """Command-line flags from the fields of :class:`Args` (``--msaa-samples 1 4``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(Args):
-        default = f.default
-        if isinstance(default, tuple):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", nargs="+", type=type(default[0]), default=default)
-        else:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(default), default=default)
-    return Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(parser.parse_args()).items()})
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (falls back to platform.processor())."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def time_level(level: str, msaa: int, args: Args) -> dict[str, Any]:
@@ -123,63 +97,61 @@ def save_frames(args: Args, path: str, seeds: int = 4, walk: int = 6) -> None:
     Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(path)
 
 
-def write_results(args: Args, machine: dict[str, Any], results: list[dict[str, Any]]) -> None:
-    """world_speed.json (everything) and world_speed.md (a table a reader can scan)."""
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"args": dataclasses.asdict(args), "machine": machine, "results": results}
-    (out / "world_speed.json").write_text(json.dumps(payload, indent=2) + "\n")
-    lines = [
-        "# MiniWorld level speed (`benchmarks/world_speed.py`)",
-        "",
-        f"- date: {machine['date']}",
-        (f"- CPU: {machine['cpu_model']}, {machine['cpu_count']} cores on the machine, pinned to "
-         f"{machine['pinned_cores']}"),
-        f"- load average (1/5/15 min) before / after: {machine['load_before']} / {machine['load_after']}",
-        f"- OpenGL: {machine['gl_renderer']}; miniworld {machine['miniworld']}, pyglet {machine['pyglet']}",
-        (f"- {args.steps} random-action steps x {args.repeats} repeats per row, resets included; "
-         f"obs {args.obs_size}x{args.obs_size}; target {args.target_steps_per_s:.0f} steps/s"),
-        "",
-        "Wall-clock steps/s depend on what else runs on the machine (see the load average); steps per CPU-second",
-        "(process time, llvmpipe threads included) are what one otherwise idle core delivers.",
-        "",
-        "| level | MSAA samples | median steps/s | best steps/s | median steps/CPU-s | mean reset ms | steps/CPU-s >= target |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        ok = "yes" if r["median_steps_per_cpu_s"] >= args.target_steps_per_s else "no"
-        lines.append(
-            f"| {r['level']} | {r['msaa_samples']} | {r['median_steps_per_s']:.0f} | "
-            f"{r['best_steps_per_s']:.0f} | {r['median_steps_per_cpu_s']:.0f} | {r['mean_reset_ms']:.1f} | {ok} |"
-        )
-    (out / "world_speed.md").write_text("\n".join(lines) + "\n")
-
-
-def main() -> None:
-    args = parse_args()
+def run(args: Args) -> dict[str, Any]:
+    """Time every (level, MSAA) setting, pinned to ``args.cpu``; the machine is recorded before and after."""
     unknown = set(args.levels) - set(THEMES)
     if unknown:
         raise SystemExit(f"unknown levels {sorted(unknown)}; expected some of {sorted(THEMES)}")
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
-    machine = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
-        "pinned_cores": sorted(os.sched_getaffinity(0)), "load_before": [round(x, 2) for x in os.getloadavg()],
-        "gl_renderer": check_gl(), "miniworld": metadata.version("miniworld"),
-        "pyglet": metadata.version("pyglet"), "python": platform.python_version(),
-        "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS"),
-    }
+    machine = common.hardware(
+        pinned_cores=sorted(os.sched_getaffinity(0)), gl_renderer=check_gl(),
+        miniworld=metadata.version("miniworld"), pyglet=metadata.version("pyglet"),
+        LP_NUM_THREADS=os.environ.get("LP_NUM_THREADS"),
+    )
     results = []
     for level in args.levels:
         for msaa in args.msaa_samples:
             results.append(time_level(level, msaa, args))
             print(results[-1])
     machine["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    write_results(args, machine, results)
+    return {"args": dataclasses.asdict(args), "machine": machine, "results": results}
+
+
+def summarise(payload: dict[str, Any]) -> str:
+    """world_speed.md: a table a reader can scan."""
+    a, machine = payload["args"], payload["machine"]
+    rows = [[r["level"], r["msaa_samples"], f"{r['median_steps_per_s']:.0f}", f"{r['best_steps_per_s']:.0f}",
+             f"{r['median_steps_per_cpu_s']:.0f}", f"{r['mean_reset_ms']:.1f}",
+             "yes" if r["median_steps_per_cpu_s"] >= a["target_steps_per_s"] else "no"]
+            for r in payload["results"]]
+    lines = [
+        "# MiniWorld level speed (`benchmarks/world_speed.py`)",
+        "",
+        f"- date: {machine['date']}; commit {machine['commit']}",
+        (f"- CPU: {machine['cpu']}, {machine['cpu_count']} cores on the machine, pinned to "
+         f"{machine['pinned_cores']}"),
+        f"- load average (1/5/15 min) before / after: {machine['load_average']} / {machine['load_after']}",
+        f"- OpenGL: {machine['gl_renderer']}; miniworld {machine['miniworld']}, pyglet {machine['pyglet']}",
+        (f"- {a['steps']} random-action steps x {a['repeats']} repeats per row, resets included; "
+         f"obs {a['obs_size']}x{a['obs_size']}; target {a['target_steps_per_s']:.0f} steps/s"),
+        "",
+        "Wall-clock steps/s depend on what else runs on the machine (see the load average); steps per CPU-second",
+        "(process time, llvmpipe threads included) are what one otherwise idle core delivers.",
+        "",
+        common.markdown_table(["level", "MSAA samples", "median steps/s", "best steps/s", "median steps/CPU-s",
+                               "mean reset ms", "steps/CPU-s >= target"], rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    args = common.parse_args(Args, __doc__)
+    payload = run(args)
+    _, md = common.write_results(Path(args.out_dir) / "world_speed", payload, summarise(payload))
     if args.frames_png:
         save_frames(args, args.frames_png)
-    print(Path(args.out_dir) / "world_speed.md")
+    print(md)
 
 
 if __name__ == "__main__":
