@@ -6,20 +6,17 @@ the batch minus NLL with z), the number of informative latents (KL > 0.5 nat), t
 and an object-ID probe (2x256 MLP on mu, trained on 5,000 train images, tested on 1,000). One JSON per
 objective in benchmarks/results/cpu_preset/, skipped when present; ``--summarise`` writes the table.
 
-    python benchmarks/cpu_preset.py [--steps 1200] [--threads 1]
+    VASE_DATA_DIR=/work/shared/data python benchmarks/cpu_preset.py [--steps 1200] [--threads 1]
     python benchmarks/cpu_preset.py --summarise
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import common
 import numpy as np
 import torch
 
@@ -29,7 +26,7 @@ from vase_rl.latents import atypicality
 from vase_rl.learner import ContinualLearner
 from vase_rl.probes import Probe
 
-OUT = os.path.join(os.path.dirname(__file__), "results", "cpu_preset")
+OUT = common.RESULTS / "cpu_preset"
 OBJECTIVES = {
     "two-sided gamma=100": {"gamma": 100.0, "capacity_mode": "two-sided"},
     "two-sided gamma=8": {"gamma": 8.0, "capacity_mode": "two-sided"},
@@ -43,20 +40,32 @@ class Args:
     steps: int = 1200
     """Training steps on moving MNIST."""
     threads: int = 1
+    """torch threads."""
     seed: int = 0
+    """Seed of the learner, the data streams and the probe."""
+    probe_train: int = 5000
+    """Train images of the object-ID probe."""
+    probe_test: int = 1000
+    """Test images of the object-ID probe."""
+    probe_steps: int = 1500
+    """Adam steps (batch 64) of the probe."""
+    out_dir: str = str(OUT)
+    """Folder of the per-objective JSONs and the README table."""
     summarise: bool = False
+    """Only rebuild the table from the JSONs."""
 
 
-def probe_accuracy(learner: ContinualLearner, seed: int) -> float:
-    """Object-ID accuracy (%) of an A.6 probe trained on mu of 5k train images, tested on 1k test images."""
-    train_x, train_f = SpriteSampler("moving-mnist", 32, split="train", seed=seed + 1).sample(5000)
-    test_x, test_f = SpriteSampler("moving-mnist", 32, split="test", seed=seed + 2).sample(1000)
+def probe_accuracy(learner: ContinualLearner, args: Args) -> float:
+    """Object-ID accuracy (%) of an A.6 probe trained on mu of train images, tested on test images."""
+    seed = args.seed
+    train_x, train_f = SpriteSampler("moving-mnist", 32, split="train", seed=seed + 1).sample(args.probe_train)
+    test_x, test_f = SpriteSampler("moving-mnist", 32, split="test", seed=seed + 2).sample(args.probe_test)
     z_train, z_test = learner.encode(train_x), learner.encode(test_x)
     y_train = torch.as_tensor(train_f["label"])
     torch.manual_seed(seed)
     probe = Probe(z_train.shape[1], 10, "classifier")
     opt = torch.optim.Adam(probe.parameters(), lr=6e-4)
-    for _ in range(1500):
+    for _ in range(args.probe_steps):
         idx = torch.randint(0, len(z_train), (64,))
         loss = probe.loss(z_train[idx], y_train[idx])
         opt.zero_grad()
@@ -79,8 +88,8 @@ def run_one(name: str, loss_overrides: dict, args: Args) -> dict:
     x = learner.preprocess(SpriteSampler("moving-mnist", 32, split="test", seed=9).sample(500)[0])
     with torch.no_grad():
         mu, logvar = learner.encode(x, return_logvar=True)
-        nll = float(learner._recon(mu, 0, x).mean())
-        nll_shuffled = float(learner._recon(mu.roll(1, 0), 0, x).mean())
+        nll = float(learner.reconstruction_nll(mu, 0, x).mean())
+        nll_shuffled = float(learner.reconstruction_nll(mu.roll(1, 0), 0, x).mean())
         kl_units = (0.5 * (mu**2 + logvar.exp() - 1 - logvar)).mean(0)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
         alpha = atypicality(z)
@@ -94,53 +103,50 @@ def run_one(name: str, loss_overrides: dict, args: Args) -> dict:
         "informative_latents": int((kl_units > 0.5).sum()),
         "max_atypicality": float(alpha.max()),
         "mu_std_mean": float(mu.std(0).mean()),
-        "probe_accuracy": probe_accuracy(learner, args.seed),
+        "probe_accuracy": probe_accuracy(learner, args),
         "train_seconds": seconds,
         "threads": args.threads,
-        "cpu": platform.processor() or platform.machine(),
+        "hardware": common.hardware(),
     }
 
 
-def summarise() -> str:
-    rows = [json.loads(Path(OUT, f).read_text()) for f in sorted(os.listdir(OUT)) if f.endswith(".json")]
+def run(args: Args) -> None:
+    """Train and measure every objective that has no JSON in ``args.out_dir`` yet."""
+    torch.set_num_threads(args.threads)
+    for name, overrides in OBJECTIVES.items():
+        path = Path(args.out_dir, name.split(" (")[0].replace(" ", "_").replace("=", "") + ".json")
+        if path.exists():
+            continue
+        result = run_one(name, overrides, args)
+        common.write_json(path, result)
+        print(result)
+
+
+def summarise(out_dir: str) -> str:
+    """The table of every objective's JSON in ``out_dir``; also written to ``out_dir/README.md``."""
+    rows = [common.load_json(p) for p in sorted(Path(out_dir).glob("*.json"))]
+    header = ["objective", "steps", "recon NLL", "information (nats)", "KL", "informative latents", "max alpha",
+              "probe acc %", "train s"]
+    table = [[r["objective"], r["steps"], f"{r['recon_nll']:.1f}", f"{r['information_nats']:.1f}",
+              f"{r['kl_total']:.1f}", r["informative_latents"], f"{r['max_atypicality']:.2f}",
+              f"{r['probe_accuracy']:.1f}", f"{r['train_seconds']:.0f}"] for r in rows]
     lines = [
         "# Capacity objective at CPU scale (moving MNIST, cpu-preset model, 1 seed)",
         "",
-        "| objective | steps | recon NLL | information (nats) | KL | informative latents | max alpha | probe acc % | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        common.markdown_table(header, table),
+        "",
+        "Produced by `python benchmarks/cpu_preset.py`; held-out test images; threads and CPU in the JSONs.",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['objective']} | {r['steps']} | {r['recon_nll']:.1f} | {r['information_nats']:.1f} | "
-            f"{r['kl_total']:.1f} | {r['informative_latents']} | {r['max_atypicality']:.2f} | "
-            f"{r['probe_accuracy']:.1f} | {r['train_seconds']:.0f} |"
-        )
-    lines += ["", "Produced by `python benchmarks/cpu_preset.py`; held-out test images; threads and CPU in the JSONs."]
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(OUT, "README.md"), "w") as f:
-        f.write(text)
+    common.write_text(Path(out_dir) / "README.md", text)
     return text
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=Args.steps)
-    p.add_argument("--threads", type=int, default=Args.threads)
-    p.add_argument("--seed", type=int, default=Args.seed)
-    p.add_argument("--summarise", action="store_true")
-    args = Args(**vars(p.parse_args()))
-    os.makedirs(OUT, exist_ok=True)
+    args = common.parse_args(Args, __doc__)
     if not args.summarise:
-        torch.set_num_threads(args.threads)
-        for name, overrides in OBJECTIVES.items():
-            path = os.path.join(OUT, name.split(" (")[0].replace(" ", "_").replace("=", "") + ".json")
-            if os.path.exists(path):
-                continue
-            result = run_one(name, overrides, args)
-            with open(path, "w") as f:
-                json.dump(result, f, indent=2)
-            print(json.dumps(result))
-    print(summarise())
+        run(args)
+    print(summarise(args.out_dir))
 
 
 if __name__ == "__main__":
