@@ -26,15 +26,13 @@ It checkpoints every ``checkpoint_every`` steps; ``--resume`` continues an inter
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import common
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -43,10 +41,9 @@ from vase_rl.checkpoint import load_checkpoint
 from vase_rl.config import get_preset
 from vase_rl.inference import EnvironmentOverflowError
 from vase_rl.learner import ContinualLearner, NonFiniteLossError
-from vase_rl.training import _cpu_name as cpu_name
 from vase_rl.training import make_sampler
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = common.RESULTS
 SEQUENCE = ("moving-mnist", "fashion", "inverse-fashion", "mnist", "moving-fashion", "shapes", "moving-shapes")
 
 
@@ -75,19 +72,6 @@ class Args:
     """After EnvironmentOverflowError: record it, switch to on_overflow='merge' and go on (False: stop)."""
     out: str = str(RESULTS / "long_run")
     """Output stem: writes OUT.json and OUT.md."""
-
-
-def parse_args() -> Args:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in fields(Args):
-        default = getattr(Args, f.name)
-        if isinstance(default, bool):
-            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default)
-        elif isinstance(default, tuple):
-            parser.add_argument(f"--{f.name}", type=lambda s: tuple(s.split(",")), default=default)
-        else:
-            parser.add_argument(f"--{f.name}", type=type(default), default=default)
-    return Args(**vars(parser.parse_args()))
 
 
 def rss_mib() -> float:
@@ -148,7 +132,7 @@ class LongRun:
     def one_step(self, step: int) -> None:
         st, stage = self.state, self.stage(step)
         name = self.args.sequence[stage]
-        out = self.learner.train_step(self.samplers[name].sample(self.config.batch_size)[0])
+        out = self.learner.train_step(self.samplers[name].sample(self.config.batch_size)[0]).to_log()
         st["envs"].append(out["env"])
         excess = out["n_envs"] - (stage + 1)
         st["max_excess"], st["min_excess"] = max(st["max_excess"], excess), min(st["min_excess"], excess)
@@ -225,13 +209,12 @@ class LongRun:
                           "inference_outcomes_per_dataset": st["reasons"],
                           "timeline": env_runs(envs)},
             "seconds": st["seconds"], "steps_per_s": st["step"] / max(st["seconds"], 1e-9),
-            "hardware": {"cpu": cpu_name(), "cores": os.cpu_count(),
-                         "threads": a.threads, "torch": torch.__version__,
-                         "load_avg_end": os.getloadavg()[0]},
+            "hardware": common.hardware(),  # at the end of the run
         }
 
 
-def write_markdown(s: dict[str, Any], path: Path) -> None:
+def summarise(s: dict[str, Any]) -> str:
+    """The markdown report of a :meth:`LongRun.summary`."""
     inf, rss, hw = s["inference"], s["rss_mib"], s["hardware"]
     stopped = "no" if s["stopped_by"] is None else f"**{s['stopped_by']['error']} at step {s['stopped_by']['step']}**"
     within = inf["max_excess_over_truth"] <= 1
@@ -239,7 +222,7 @@ def write_markdown(s: dict[str, Any], path: Path) -> None:
         "# Long-run stability", "",
         (f"Produced by `python benchmarks/long_run.py` (preset `{s['args']['preset']}`, {s['steps_done']} of "
          f"{s['args']['steps']} steps, {s['steps_per_dataset']} per dataset, seed {s['args']['seed']}, "
-         f"{hw['threads']} torch thread on a shared {hw['cpu']}, torch {hw['torch']}; "
+         f"{hw['torch_threads']} torch thread on a shared {hw['cpu']}, torch {hw['torch']}; "
          f"{s['seconds'] / 60:.1f} min, {s['steps_per_s']:.2f} steps/s)."), "",
         f"Sequence: {', '.join(s['args']['sequence'])}.", "",
         "| check | result | target |", "|---|---|---|",
@@ -266,19 +249,22 @@ def write_markdown(s: dict[str, Any], path: Path) -> None:
     for name, d in inf["dominant_env_per_dataset"].items():
         outcomes = inf["inference_outcomes_per_dataset"].get(name, {})
         lines.append(f"| {name} | {d['env']} | {100 * d['share']:.1f} % | {d['envs_seen']} | {outcomes} |")
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: Args) -> dict[str, Any]:
+    """Train (or resume) the long run and return its :meth:`LongRun.summary`."""
+    long_run = LongRun(args)
+    long_run.run()
+    return long_run.summary()
 
 
 def main() -> None:
-    args = parse_args()
-    out = Path(args.out)
-    run = LongRun(args)
-    run.run()
-    summary = run.summary()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
-    write_markdown(summary, out.with_suffix(".md"))
-    print(out.with_suffix(".md").read_text())
+    args = common.parse_args(Args, __doc__)
+    summary = run(args)
+    markdown = summarise(summary)
+    common.write_results(args.out, summary, markdown)
+    print(markdown)
 
 
 if __name__ == "__main__":
