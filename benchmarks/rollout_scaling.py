@@ -20,21 +20,18 @@ Two env costs: the sprite env as is (microseconds per step: pipes dominate) and 
 worker processes can pay off. Every number is the best of ``repeats`` timings on a shared machine;
 hardware and load average are recorded. Writes ``benchmarks/results/rollout_scaling.{json,md}``.
 
-    python benchmarks/rollout_scaling.py [--workers 1,2,4 --env_cost_ms 2 --repeats 2]
+    python benchmarks/rollout_scaling.py [--workers 1 2 4 --env-cost-ms 2 --repeats 2]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import common
 import gymnasium as gym
 import numpy as np
 import torch
@@ -44,10 +41,9 @@ from vase_rl.agents.sb3_vec import VASEVecEnv
 from vase_rl.config import get_preset
 from vase_rl.envs import register_envs
 from vase_rl.learner import ContinualLearner
-from vase_rl.training import _cpu_name as cpu_name
 from vase_rl.vector_wrapper import VASEVectorObservation
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = common.RESULTS
 ENV_ID = "vase_rl/MovingShapes-v0"
 
 
@@ -64,17 +60,9 @@ class Args:
     threads: int = 1
     """torch threads of the main (learner) process."""
     preset: str = "cpu"
+    """Learner preset (its image size is the env's canvas)."""
     out: str = str(RESULTS / "rollout_scaling")
-
-
-def parse_args() -> Args:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in fields(Args):
-        default = getattr(Args, f.name)
-        kind: Callable[[str], Any] = (lambda s: tuple(int(v) for v in s.split(","))) if isinstance(default, tuple) \
-            else type(default)
-        parser.add_argument(f"--{f.name}", type=kind, default=default)
-    return Args(**vars(parser.parse_args()))
+    """Output stem: writes OUT.json and OUT.md."""
 
 
 class CostlyEnv(gym.Wrapper[Any, Any, Any, Any]):
@@ -176,18 +164,17 @@ def run(args: Args) -> dict[str, Any]:
     return {
         "args": {**asdict(args), "workers": list(args.workers)},
         "rows": rows,
-        "hardware": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-                     "gymnasium": gym.__version__, "learner_threads": args.threads,
-                     "platform": platform.platform(), "load_avg_end": os.getloadavg()},
+        "hardware": common.hardware(gymnasium=gym.__version__, learner_threads=args.threads),  # at the end
     }
 
 
-def write_markdown(result: dict[str, Any], path: Path) -> None:
+def summarise(result: dict[str, Any]) -> str:
+    """The markdown tables of a :func:`run` result (one per env cost)."""
     a, hw = result["args"], result["hardware"]
     lines = [
         "# Rollout scaling: worker processes feeding one VASE learner", "",
         (f"Produced by `python benchmarks/rollout_scaling.py` on a shared {hw['cpu']} "
-        f"(load average at the end {hw['load_avg_end'][0]:.1f}), torch {hw['torch']} with "
+        f"(load average at the end {hw['load_average'][0]:.1f}), torch {hw['torch']} with "
         f"{hw['learner_threads']} thread in the learner process, gymnasium {hw['gymnasium']}. "
         f"Env `{ENV_ID}` at the `{a['preset']}` preset's canvas, random actions, one sub-env per worker; "
         f"best of {a['repeats']} timings of {a['frames']} frames. `learn` = `learn=True`, the wrapper's "
@@ -217,17 +204,15 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
                 if cells:
                     lines.append(f"| {api} | {mode} | " + " | ".join(cells) + " |")
         lines.append("")
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def main() -> None:
-    args = parse_args()
+    args = common.parse_args(Args, __doc__)
     result = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    write_markdown(result, out.with_suffix(".md"))
-    print(out.with_suffix(".md").read_text())
+    markdown = summarise(result)
+    common.write_results(args.out, result, markdown)
+    print(markdown)
 
 
 if __name__ == "__main__":
