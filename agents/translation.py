@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vase_rl.training import BatchHook
+from vase_rl.run_format import BatchHook
 
 from .stn import (
     pixels_to_translation,
@@ -294,7 +294,7 @@ class ImaginationExplorer:
         return round(self.config.fraction * batch)
 
     def __call__(self, step: int, dataset: str, x: torch.Tensor) -> torch.Tensor:
-        """Batch hook (``vase_rl.training.BatchHook``): x (B, C, S, S) float -> the batch to train on."""
+        """Batch hook (``vase_rl.run_format.BatchHook``): x (B, C, S, S) float -> the batch to train on."""
         if not self.config.enabled:
             return x
         self.policy_step(x)

@@ -76,16 +76,15 @@ def freeze_overrides(d: Mapping[str, Mapping[str, Any]]) -> tuple[tuple[str, tup
 
 
 def build_config(spec: RunSpec) -> Any:
-    """VASEConfig of a spec: the CLI's mapping of row/entangled (``vase_rl.cli.build_config``) + overrides.
+    """VASEConfig of a spec: the preset's table row (``VASEConfig.for_row``, as the CLI) + overrides.
 
     Every run uses ``InferenceConfig.on_overflow="merge"`` so that spurious environment allocations past
     ``max_environments`` do not kill a run; the number of allocated environments is reported.
     """
-    from vase_rl.cli import build_config as cli_build_config
+    from vase_rl.config import VASEConfig, get_preset
 
-    ns = argparse.Namespace(preset=spec.preset, ablation=spec.row, entangled=spec.mode == "ent",
-                            seed=spec.seed, steps_per_env=None)
-    cfg = cli_build_config(ns)
+    cfg = VASEConfig.for_row(spec.row, entangled=spec.mode == "ent", base=get_preset(spec.preset))
+    cfg = cfg.with_overrides(seed=spec.seed)
     extra = {"inference": {"on_overflow": "merge"}, **scaled_schedule(cfg, spec.steps_per_env)}
     for section, values in spec.overrides_dict().items():
         extra[section] = {**extra.get(section, {}), **values}
@@ -130,9 +129,9 @@ def hardware() -> dict[str, Any]:
     """CPU model, visible cores, python/torch versions (stored in every result)."""
     import torch
 
-    from vase_rl.training import _cpu_name
+    from vase_rl.run_format import cpu_name
 
-    return {"cpu": _cpu_name(), "torch": torch.__version__, "python": platform.python_version(),
+    return {"cpu": cpu_name(), "torch": torch.__version__, "python": platform.python_version(),
             "torch_threads": torch.get_num_threads()}
 
 
@@ -157,7 +156,8 @@ def run_one(spec: RunSpec, runs_dir: str, extra: Extra | None = None) -> dict[st
     import torch
 
     from vase_rl.evaluation import evaluate_run
-    from vase_rl.training import RunSettings, SequenceTrainer, read_log
+    from vase_rl.run_format import RunSettings, read_log
+    from vase_rl.training import SequenceTrainer
 
     torch.set_num_threads(1)
     out = run_dir(spec, runs_dir)

@@ -1,4 +1,9 @@
-"""Command line: ``vase-rl train | report | evaluate | download-data | envs``."""
+"""Command line: ``vase-rl train | report | evaluate | download-data | envs``.
+
+The learner's config comes from one surface, :meth:`VASEConfig.for_row` (preset + table row + objective);
+``python -m vase_rl.distributed`` parses the same options (:func:`add_config_arguments`,
+:func:`add_run_arguments`) and runs the same loop (:class:`vase_rl.training.SequenceTrainer`).
+"""
 
 from __future__ import annotations
 
@@ -8,48 +13,77 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from .config import Ablation, get_preset
+from .config import VASEConfig, get_preset
+
+if TYPE_CHECKING:
+    from .run_format import RunSettings
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train VASE on a sequence of datasets (checkpoints, TensorBoard, probes)")
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that choose the learner's config and the run's datasets (shared with ``vase_rl.distributed``)."""
     p.add_argument("--sequence", default="moving-fashion,mnist,moving-mnist",
                    help="comma-separated dataset names, trained one after another")
     p.add_argument("--preset", default="cpu", help="'cpu' (2-core scale) or 'paper' (appendix Table 2; GPU)")
     p.add_argument("--steps-per-env", type=int, default=None, help="training steps per dataset (preset default)")
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="global batch (preset default); under torchrun split evenly over the ranks")
     p.add_argument("--ablation", default="SDA",
                    help="components on: any of S (env inference), D (dreaming), A (mask); '-' for none; "
                         "'SD-[41]' = SD without decoder proximity")
     p.add_argument("--entangled", action="store_true", help="entangled baseline: beta=1 ELBO, no capacity target")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of the run loop (shared with ``vase_rl.distributed``)."""
+    p.add_argument("--out", required=True, help="run directory (config.json, checkpoint.pt, log.jsonl, ...)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--log-every", type=int, default=25, help="steps between log.jsonl records")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train VASE on a sequence of datasets (checkpoints, TensorBoard, probes)")
+    add_config_arguments(p)
+    add_run_arguments(p)
     p.add_argument("--imagination", action="store_true", help="imagination-driven exploration (A.4)")
     p.add_argument("--imagination-fraction", type=float, default=0.5,
                    help="share of each batch replaced by imagined (translated) images")
     p.add_argument("--imagination-start-step", type=int, default=0, help="first step that imagines")
     p.add_argument("--no-probes", action="store_true", help="do not train the A.6 probes alongside")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--probe-eval-every", type=int, default=250)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--report", action="store_true", help="write the report when training finishes")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def build_config(args: argparse.Namespace):  # -> VASEConfig
-    cfg = get_preset(args.preset)
-    code = args.ablation
-    ablation = Ablation.parse(code)
-    overrides: dict = {"ablation": ablation, "seed": args.seed}
-    if "-[41]" in code.upper():
-        overrides["dream"] = {"decoder_proximity": False}
-    if args.entangled:
-        overrides["loss"] = {"entangled": True}
-    if args.steps_per_env is not None:
-        overrides["steps_per_env"] = args.steps_per_env
+def build_config(args: argparse.Namespace) -> VASEConfig:
+    """The learner's config of :func:`add_config_arguments`' options: the preset's row (``VASEConfig.for_row``)."""
+    cfg = VASEConfig.for_row(args.ablation, args.entangled, base=get_preset(args.preset))
+    overrides: dict[str, Any] = {"seed": args.seed}
+    for name in ("steps_per_env", "batch_size"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
     return cfg.with_overrides(**overrides)
+
+
+def build_settings(args: argparse.Namespace, config: VASEConfig, probes: bool) -> RunSettings:
+    """The run settings of the shared options (sequence, seed, log/checkpoint periods) and ``config``."""
+    from .run_format import RunSettings  # imports torch: after cmd_train has set the OpenMP policy
+
+    extra = {"probe_eval_every": args.probe_eval_every} if hasattr(args, "probe_eval_every") else {}
+    return RunSettings(
+        sequence=tuple(s.strip() for s in args.sequence.split(",") if s.strip()),
+        steps_per_env=config.steps_per_env,
+        probes=probes,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        **extra,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -58,19 +92,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    from .training import RunSettings, SequenceTrainer
+    from .training import SequenceTrainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = build_config(args)
-    settings = RunSettings(
-        sequence=tuple(s.strip() for s in args.sequence.split(",") if s.strip()),
-        steps_per_env=cfg.steps_per_env,
-        probes=not args.no_probes,
-        probe_eval_every=args.probe_eval_every,
-        checkpoint_every=args.checkpoint_every,
-        seed=args.seed,
-    )
+    settings = build_settings(args, cfg, probes=not args.no_probes)
     trainer = SequenceTrainer(cfg, settings, args.out, device=args.device, resume=args.resume)
     if args.imagination:
         from vase_rl.agents.translation import ImaginationConfig, make_imagination_hook

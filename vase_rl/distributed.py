@@ -27,7 +27,9 @@ checks it with 2 gloo processes):
 
 Requirements: equal local batch sizes >= 2 (checked on every step). A non-finite loss is detected by
 the rank that computed it; if only some ranks see it the others stop at the collective timeout
-(``--timeout-s``). Command line (``docs/scaling.md``)::
+(``--timeout-s``). The entry point runs the loop of ``vase-rl train`` (:class:`~vase_rl.training.SequenceTrainer`)
+with this learner and :class:`ProcessGroupRanks` and takes its options (:mod:`vase_rl.cli`; probes and
+imagination run in one process only). Command line (``docs/scaling.md``)::
 
     torchrun --nproc_per_node=2 -m vase_rl.distributed --sequence moving-fashion,mnist --preset cpu --out runs/ddp
 """
@@ -35,13 +37,10 @@ the rank that computed it; if only some ranks see it the others stop at the coll
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime
-import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -49,9 +48,10 @@ import torch
 import torch.distributed as dist
 
 from . import latents, losses
-from .config import VASEConfig, get_preset
+from .config import VASEConfig
 from .inference import EnvironmentMemory
 from .learner import ContinualLearner
+from .training import Ranks, SequenceTrainer
 
 T = TypeVar("T")
 REDUCED_SCALARS = ("loss", "recon", "kl", "capacity_loss", "classifier_loss")
@@ -264,25 +264,19 @@ class DistributedLearner(ContinualLearner):
 
 # ---------------------------------------------------------------------- entry point (torchrun)
 def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The options of ``vase-rl train``'s config and run loop (:mod:`vase_rl.cli`) plus the process group's."""
+    from .cli import add_config_arguments, add_run_arguments
+
     p = argparse.ArgumentParser(
         prog="python -m vase_rl.distributed",
         description="Data-parallel VASE training on a sequence of datasets; run under "
-                    "`torchrun --nproc_per_node=N` (without torchrun: one process).",
+                    "`torchrun --nproc_per_node=N` (without torchrun: one process). The options are "
+                    "`vase-rl train`'s (probes and imagination run in one process only).",
     )
-    p.add_argument("--sequence", default="moving-fashion,mnist,moving-mnist", help="comma-separated datasets")
-    p.add_argument("--preset", default="cpu", help="'cpu' or 'paper'")
-    p.add_argument("--out", required=True, help="run directory (checkpoint.pt, log.jsonl, config.json)")
-    p.add_argument("--steps-per-env", type=int, default=None, help="steps per dataset (preset default)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="GLOBAL batch (preset default), split evenly over the ranks")
-    p.add_argument("--seed", type=int, default=0)
+    add_config_arguments(p)
+    add_run_arguments(p)
     p.add_argument("--backend", default="auto", choices=("auto", "nccl", "gloo"), help="auto: nccl with CUDA")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
-    p.add_argument("--log-every", type=int, default=25)
-    p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--timeout-s", type=float, default=600.0, help="collective timeout")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
@@ -303,73 +297,41 @@ def init_from_env(backend: str = "auto", timeout_s: float = 600.0) -> torch.devi
     return torch.device("cpu")
 
 
+@dataclasses.dataclass(frozen=True)
+class ProcessGroupRanks(Ranks):
+    """The ranks of the default process group for :class:`~vase_rl.training.SequenceTrainer`: each rank
+    trains on its rows of the global batch, rank 0 writes the files, and a stop request (SIGINT) on any
+    rank stops every rank after the same step (one ``all_reduce`` per step)."""
+
+    backend: str = "gloo"
+
+    @classmethod
+    def current(cls) -> ProcessGroupRanks:
+        return cls(dist.get_rank(), dist.get_world_size(), dist.get_backend())
+
+    def agree_stop(self, stop: bool) -> bool:
+        flag = torch.tensor([float(stop)], device=_collective_device())
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def describe(self) -> dict[str, Any]:
+        return {"world_size": self.world_size, "backend": self.backend}
+
+
 def run(args: argparse.Namespace, device: torch.device) -> int:
-    """The training loop of the entry point (process group initialised); returns the final step."""
-    from tqdm.auto import tqdm
+    """The run loop of ``vase-rl train`` on every rank (process group initialised); returns the final step.
 
-    from .training import RunSettings, make_sampler  # make_sampler imports the envs package lazily
+    The run directory has ``vase-rl train``'s layout, so ``vase-rl evaluate/report OUT`` read it.
+    """
+    from .cli import build_config, build_settings
 
-    rank, world = dist.get_rank(), dist.get_world_size()
-    overrides: dict[str, Any] = {"seed": args.seed}
-    for name in ("steps_per_env", "batch_size"):
-        if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
-    config = get_preset(args.preset).with_overrides(**overrides)
-    if config.batch_size % world or config.batch_size // world < 2:
-        raise ValueError(f"global batch {config.batch_size} must split into {world} equal local batches >= 2")
-    local = config.batch_size // world
-    sequence = [s.strip() for s in args.sequence.split(",") if s.strip()]
-    learner = DistributedLearner(config, device=device)
-    # the same seeds as `vase-rl train`; every rank draws the global batch and keeps its rows
-    samplers = {n: make_sampler(n, config.model.image_size, "train", args.seed * 1000 + i)
-                for i, n in enumerate(dict.fromkeys(sequence))}
-    os.makedirs(args.out, exist_ok=True)
-    ckpt, log_path = os.path.join(args.out, "checkpoint.pt"), os.path.join(args.out, "log.jsonl")
-    step = 0
-    if args.resume and os.path.exists(ckpt):
-        extra = learner.load_into(ckpt)
-        step = int(extra["global_step"])
-        for name, state in extra["samplers"].items():
-            samplers[name].load_state_dict(state)
-    elif rank == 0:  # the layout of `vase-rl train`, so that `vase-rl evaluate/report OUT` read it
-        settings = RunSettings(sequence=tuple(sequence), steps_per_env=config.steps_per_env, probes=False,
-                               log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
-        with open(os.path.join(args.out, "config.json"), "w") as f:
-            json.dump({"vase": config.to_dict(), "run": dataclasses.asdict(settings), "world_size": world}, f,
-                      indent=2)
-        open(log_path, "w").close()
-
-    def save() -> None:
-        extra = {"global_step": step, "world_size": world, "samplers": {k: s.state_dict() for k, s in samplers.items()}}
-        learner.save(ckpt, extra)
-
-    total = config.steps_per_env * len(sequence)
-    bar = tqdm(total=total, initial=step, disable=args.quiet or rank != 0, desc=f"VASE x{world}", unit="step")
-    t0, step0 = time.perf_counter(), step
-    with contextlib.ExitStack() as stack:
-        stack.callback(bar.close)
-        log = stack.enter_context(open(log_path, "a")) if rank == 0 else None
-        while step < total:
-            stage = min(step // config.steps_per_env, len(sequence) - 1)
-            name = sequence[stage]
-            images = samplers[name].sample(config.batch_size)[0]
-            out = learner.train_step(images[rank * local:(rank + 1) * local])
-            step += 1
-            bar.update(1)
-            if log is not None and (step % args.log_every == 0 or out["new_env"] or step == total):
-                log.write(json.dumps({"step": step, "stage": stage, "dataset": name, **out}) + "\n")
-                log.flush()
-            if step % args.checkpoint_every == 0:
-                save()
-    save()
-    seconds = time.perf_counter() - t0
-    if rank == 0:
-        with open(os.path.join(args.out, "timing.json"), "w") as f:
-            json.dump({"world_size": world, "device": str(device), "backend": dist.get_backend(),
-                       "steps": step - step0, "seconds": seconds,
-                       "images_per_s": (step - step0) * config.batch_size / max(seconds, 1e-9)}, f, indent=2)
-        open(os.path.join(args.out, "done"), "w").close()
-    return step
+    config = build_config(args)
+    trainer = SequenceTrainer(
+        config, build_settings(args, config, probes=False), args.out, resume=args.resume,
+        learner=DistributedLearner(config, device=device), ranks=ProcessGroupRanks.current(),
+    )
+    trainer.run(progress=not args.quiet)
+    return trainer.global_step
 
 
 def main(argv: list[str] | None = None) -> int:

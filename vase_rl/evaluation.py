@@ -1,4 +1,4 @@
-"""Post-hoc evaluation of a trained sequence run (a :class:`~vase_rl.training.SequenceTrainer` directory).
+"""Post-hoc evaluation of a trained sequence run (a run directory, :mod:`vase_rl.run_format`).
 
 :func:`evaluate_run` loads ``checkpoint.pt``, ``log.jsonl`` and ``probes.json`` and measures, for every
 dataset of the sequence on held-out (split ``"test"``) samples:
@@ -13,6 +13,8 @@ dataset of the sequence on held-out (split ``"test"``) samples:
 
 plus the latents each environment uses and the accuracy of the logged environment inference against
 the true dataset boundaries. Everything is written to ``run_dir/evaluation.json``.
+
+The run is read through :mod:`vase_rl.run_format` only: the evaluation side never imports the trainer.
 """
 
 from __future__ import annotations
@@ -40,7 +42,18 @@ from .metrics import (
     mutual_information_gap,
 )
 from .probes import HIGHER_IS_BETTER, ProbeHistory
-from .training import RunSettings, make_sampler, read_log, read_run_config
+from .run_format import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    LOG_FILE,
+    PROBES_FILE,
+    TIMING_FILE,
+    RunSettings,
+    make_sampler,
+    read_json,
+    read_log,
+    read_run_config,
+)
 
 __all__ = [
     "EvalSettings", "LoadedRun", "allocations", "disentanglement", "env_datasets", "environment_usage",
@@ -49,7 +62,7 @@ __all__ = [
 ]  # fmt: skip
 
 Log = Sequence[Mapping[str, Any]]
-"""Records of ``log.jsonl`` (see :func:`vase_rl.training.read_log`)."""
+"""Records of ``log.jsonl`` (see :func:`vase_rl.run_format.read_log`)."""
 TEST_SEED = 20_000
 """Sampler seed of the held-out evaluation batches (distinct from the trainer's probe test sets)."""
 
@@ -110,29 +123,22 @@ class LoadedRun:
         return i * self.settings.steps_per_env, (end if i + 1 < len(self.settings.sequence) else None)
 
 
-def _read_json(path: str) -> Any | None:
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def load_run(run_dir: str, device: str = "cpu") -> LoadedRun:
     """Load a run directory (config.json, checkpoint.pt, log.jsonl, probes.json, timing.json) on ``device``.
 
     Raises FileNotFoundError naming the missing file when the run has no config or checkpoint yet.
     """
-    for name in ("config.json", "checkpoint.pt", "log.jsonl"):
+    for name in (CONFIG_FILE, CHECKPOINT_FILE, LOG_FILE):
         if not os.path.exists(os.path.join(run_dir, name)):
             raise FileNotFoundError(f"{os.path.join(run_dir, name)} not found: is {run_dir!r} a trained run?")
     config, settings = read_run_config(run_dir)
-    learner = ContinualLearner.load(os.path.join(run_dir, "checkpoint.pt"), device=device)
-    probes_path = os.path.join(run_dir, "probes.json")
+    learner = ContinualLearner.load(os.path.join(run_dir, CHECKPOINT_FILE), device=device)
+    probes_path = os.path.join(run_dir, PROBES_FILE)
     probes = None
     if os.path.exists(probes_path):
         with open(probes_path) as f:
             probes = ProbeHistory.from_json(f.read())
-    timing = _read_json(os.path.join(run_dir, "timing.json"))
+    timing = read_json(os.path.join(run_dir, TIMING_FILE))
     return LoadedRun(run_dir, config, settings, learner, read_log(run_dir), probes, timing)
 
 

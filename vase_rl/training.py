@@ -1,24 +1,24 @@
-"""Sequence training: VASE on a sequence of datasets, with probes, TensorBoard, checkpoints and resume.
+"""Sequence training: VASE on a sequence of datasets, with probes, TensorBoard, checkpoints and exact resume.
 
-A run directory holds:
-  ``config.json``       the VASEConfig and the run settings (sequence, steps, probes, ...)
-  ``checkpoint.pt``     the latest atomic checkpoint (learner + samplers + probes + step)
-  ``log.jsonl``         one JSON record per ``log_every`` steps (losses, C, env, atypicality, mask, used)
-  ``probes.json``       probe evaluation history (A.6)
-  ``tb/``               TensorBoard scalars and images
-  ``done``              written when the sequence finished
+:class:`SequenceTrainer` is the one run loop: ``vase-rl train`` runs it in one process, and
+``python -m vase_rl.distributed`` (torchrun) runs it on every rank with a data-parallel learner and a
+:class:`Ranks` object that says which rows of each batch the rank trains on and that only rank 0
+writes files. The run directory's layout, and its readers, are in :mod:`vase_rl.run_format`.
+
+Everything random in a run draws from a generator the checkpoint holds: the learner's, the probes'
+(:attr:`vase_rl.probes.ProbeSet.generator`), the samplers' and a batch hook's (imagination), so a run
+stopped by SIGINT and resumed from its checkpoint ends with the same checkpoint, tensor for tensor, as a
+straight run (``tests/test_resume_exact.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import torch
@@ -26,58 +26,88 @@ from tqdm.auto import tqdm
 
 from .config import VASEConfig
 from .learner import ContinualLearner
+from .run_format import (
+    CHECKPOINT_FILE,
+    DONE_FILE,
+    LOG_FILE,
+    PROBES_FILE,
+    TB_DIR,
+    BatchHook,
+    BatchSource,
+    RunSettings,
+    cpu_name,
+    json_default,
+    make_sampler,
+    read_log,
+    read_run_config,
+    truncate_log,
+    update_timing,
+    write_run_config,
+)
 
+if TYPE_CHECKING:
+    from .probes import ProbeSet
 
-class BatchSource(Protocol):
-    """What the trainer needs from a dataset sampler (``vase_rl.envs.sampler.SpriteSampler``)."""
+_cpu_name = cpu_name  # old private name, still imported by benchmarks
 
-    def sample(self, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]: ...
-    def state_dict(self) -> dict: ...
-    def load_state_dict(self, d: dict) -> None: ...
+__all__ = [
+    "BatchHook", "BatchSource", "Ranks", "RunSettings", "SequenceTrainer", "make_sampler", "read_log",
+    "read_run_config",
+]  # fmt: skip
 
-
-BatchHook = Callable[[int, str, torch.Tensor], torch.Tensor]
-"""(global step, dataset name, x (B,C,H,W) float) -> the batch actually trained on (imagination)."""
+TB_SCALARS = ("loss", "recon", "kl", "C", "capacity_loss", "classifier_loss", "n_envs", "env")
+"""Keys of a step's log record written to TensorBoard as ``train/<key>`` (plus every ``dream/...``)."""
 
 
 @dataclass(frozen=True)
-class RunSettings:
-    """What a sequence run does besides the learner's own config."""
+class Ranks:
+    """The processes of a run as the loop sees them; the default is one process doing everything.
 
-    sequence: tuple[str, ...] = ("moving-fashion", "mnist", "moving-mnist")
-    """Dataset names trained on one after another."""
-    steps_per_env: int = 2500
-    probes: bool = True
-    """Train A.6 probes (object-ID classifier, position regressor) for every dataset alongside."""
-    probe_eval_every: int = 250
-    probe_eval_size: int = 1000
-    probe_train_every: int = 1
-    """Train the probes every this many learner steps (A.6 trains them at every step)."""
-    log_every: int = 25
-    checkpoint_every: int = 500
-    tb_images_every: int = 1000
-    seed: int = 0
+    Each step every rank draws the same global batch of ``config.batch_size`` images from identically
+    seeded samplers and trains on its :meth:`local_rows`; rank 0 writes the run's files.
+    ``vase_rl.distributed`` passes a subclass whose :meth:`agree_stop` is a collective.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    def local_rows(self, batch: int) -> slice:
+        """This rank's rows of a global batch of ``batch`` images (all of them in one process)."""
+        local = batch // self.world_size
+        return slice(self.rank * local, (self.rank + 1) * local)
+
+    @property
+    def writes_files(self) -> bool:
+        """Only rank 0 writes the config, the log, TensorBoard, probes.json, timing.json and ``done``."""
+        return self.rank == 0
+
+    def agree_stop(self, stop: bool) -> bool:
+        """True when any rank was asked to stop (SIGINT), so that all ranks stop at the same step."""
+        return stop
+
+    def describe(self) -> dict[str, Any]:
+        """Fields recorded in ``timing.json``."""
+        return {"world_size": self.world_size}
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
-
-
-def make_sampler(dataset: str, image_size: int, split: str, seed: int) -> BatchSource:
-    """Sampler for ``dataset`` rendered at the model's input size (imports the envs package lazily)."""
-    from vase_rl.envs.sampler import SpriteSampler  # composition root: vase_rl core stays env-free
-
-    return SpriteSampler(dataset, canvas_size=image_size, split=split, seed=seed)
+def _as_record(out: Any) -> dict[str, Any]:
+    """A learner step's output as a log record: ``StepResult.to_log()`` or the step's dict."""
+    return out.to_log() if hasattr(out, "to_log") else dict(out)
 
 
 class SequenceTrainer:
-    """Trains a :class:`ContinualLearner` on ``settings.sequence`` and records everything for the report."""
+    """Trains a :class:`ContinualLearner` on ``settings.sequence`` and records everything for the report.
+
+    Args:
+        config, settings: the learner's config and the run's settings (written to ``config.json``).
+        out_dir: the run directory (see :mod:`vase_rl.run_format`).
+        device: where a learner built here lives ("auto": CUDA when available).
+        batch_hook: optional :data:`BatchHook` (e.g. imagination); see :meth:`set_batch_hook`.
+        resume: continue from ``out_dir/checkpoint.pt`` when it exists.
+        learner: a learner to train instead of a new ``ContinualLearner(config)`` (the distributed run
+            passes its data-parallel learner); its config must be ``config``.
+        ranks: the processes of the run (:class:`Ranks`; default one).
+    """
 
     def __init__(
         self,
@@ -87,62 +117,70 @@ class SequenceTrainer:
         device: str = "auto",
         batch_hook: BatchHook | None = None,
         resume: bool = False,
+        learner: ContinualLearner | None = None,
+        ranks: Ranks | None = None,
     ) -> None:
         self.config, self.settings, self.out_dir = config, settings, out_dir
+        self.ranks = ranks or Ranks()
+        if learner is not None and learner.config != config:
+            raise ValueError("the learner passed to SequenceTrainer was built with another config")
+        if settings.probes and self.ranks.world_size > 1:
+            raise ValueError("probes train in one process only; set RunSettings(probes=False) for "
+                             f"{self.ranks.world_size} ranks")
+        if config.batch_size % self.ranks.world_size or config.batch_size // self.ranks.world_size < 2:
+            raise ValueError(f"global batch {config.batch_size} must split into {self.ranks.world_size} "
+                             "equal local batches of at least 2 images")
         os.makedirs(out_dir, exist_ok=True)
-        self.learner = ContinualLearner(config, device=device)
+        self.learner = learner if learner is not None else ContinualLearner(config, device=device)
+        datasets = list(dict.fromkeys(settings.sequence))
         size = config.model.image_size
-        self.samplers = {
-            name: make_sampler(name, size, "train", settings.seed * 1000 + i)
-            for i, name in enumerate(dict.fromkeys(settings.sequence))
+        self.samplers: dict[str, BatchSource] = {
+            name: make_sampler(name, size, "train", settings.seed * 1000 + i) for i, name in enumerate(datasets)
         }
-        self.test_sets = {
-            name: make_sampler(name, size, "test", 10_000 + i).sample(settings.probe_eval_size)
-            for i, name in enumerate(dict.fromkeys(settings.sequence))
-        }
+        self.test_sets: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self.probe_targets: dict[str, tuple[bool, bool]] = {}
         self.probes = self._make_probes() if settings.probes else None
-        self.batch_hook = batch_hook
+        self.batch_hook: BatchHook | None = None
         self._pending_hook_state: dict | None = None
         self.global_step = 0
-        self.ckpt_path = os.path.join(out_dir, "checkpoint.pt")
+        self.ckpt_path = os.path.join(out_dir, CHECKPOINT_FILE)
         if resume and os.path.exists(self.ckpt_path):
             self._resume()
-        else:
-            self._write_config()
-            open(os.path.join(out_dir, "log.jsonl"), "w").close()
+        elif self.ranks.writes_files:
+            write_run_config(out_dir, config, settings, self.ranks.world_size)
+            open(os.path.join(out_dir, LOG_FILE), "w").close()
+        if batch_hook is not None:
+            self.set_batch_hook(batch_hook)
         self._stop = False
+
+    @property
+    def total_steps(self) -> int:
+        return self.settings.steps_per_env * len(self.settings.sequence)
 
     def set_batch_hook(self, hook: BatchHook) -> None:
         """Install a batch hook (e.g. imagination); a hook with ``state_dict`` is checkpointed and resumed."""
+        if self.ranks.world_size > 1:
+            raise ValueError("a batch hook would see only this rank's rows; hooks run in one process only")
         self.batch_hook = hook
         state = self._pending_hook_state
         if state is not None and hasattr(hook, "load_state_dict"):
             hook.load_state_dict(state)
 
     # ------------------------------------------------------------------ set-up
-    def _make_probes(self) -> Any:
-        from .probes import ProbeConfig, ProbeSet, ProbeSpec
+    def _make_probes(self) -> ProbeSet:
+        from .probes import ProbeConfig, ProbeSet, ProbeSpec  # metrics import scikit-learn: only with probes
 
         specs = []
-        for name, (_, factors) in self.test_sets.items():
+        for i, name in enumerate(dict.fromkeys(self.settings.sequence)):
+            sampler = make_sampler(name, self.config.model.image_size, "test", 10_000 + i)
+            self.test_sets[name] = sampler.sample(self.settings.probe_eval_size)
+            factors = self.test_sets[name][1]
             has_labels = "label" in factors and int(np.min(factors["label"])) >= 0
             moving = float(np.std(factors["x"])) > 1e-6
             specs.append(ProbeSpec(name, classify=has_labels, regress_position=moving))
             self.probe_targets[name] = (has_labels, moving)
-        return ProbeSet(
-            specs,
-            self.config.model.latent_dim,
-            ProbeConfig(),
-            device=self.learner.device,
-            seed=self.settings.seed,
-        )
-
-    def _write_config(self) -> None:
-        with open(os.path.join(self.out_dir, "config.json"), "w") as f:
-            json.dump(
-                {"vase": self.config.to_dict(), "run": dataclasses.asdict(self.settings)}, f, indent=2
-            )
+        return ProbeSet(specs, self.config.model.latent_dim, ProbeConfig(), device=self.learner.device,
+                        seed=self.settings.seed)
 
     def _resume(self) -> None:
         extra = self.learner.load_into(self.ckpt_path)
@@ -152,37 +190,31 @@ class SequenceTrainer:
         if self.probes is not None and extra.get("probes") is not None:
             self.probes.load_state_dict(extra["probes"])
         self._pending_hook_state = extra.get("batch_hook")
-        # drop log lines written after the checkpoint so the log matches the resumed state
-        log = os.path.join(self.out_dir, "log.jsonl")
-        if os.path.exists(log):
-            with open(log) as f:
-                keep = [ln for ln in f if json.loads(ln)["step"] <= self.global_step]
-            with open(log, "w") as f:
-                f.writelines(keep)
+        if self.ranks.writes_files:  # drop log lines written after the checkpoint: the log matches the state
+            truncate_log(self.out_dir, self.global_step)
 
     def save(self) -> None:
+        """Write the checkpoint (every rank calls it; the learner decides who writes) and probes.json."""
+        hook_state = getattr(self.batch_hook, "state_dict", None)
         extra = {
             "global_step": self.global_step,
+            "world_size": self.ranks.world_size,
             "samplers": {k: s.state_dict() for k, s in self.samplers.items()},
             "probes": self.probes.state_dict() if self.probes is not None else None,
-            "batch_hook": self.batch_hook.state_dict() if hasattr(self.batch_hook, "state_dict") else None,
+            "batch_hook": hook_state() if hook_state is not None else None,
         }
         self.learner.save(self.ckpt_path, extra)
-        if self.probes is not None:
-            with open(os.path.join(self.out_dir, "probes.json"), "w") as f:
+        if self.probes is not None and self.ranks.writes_files:
+            with open(os.path.join(self.out_dir, PROBES_FILE), "w") as f:
                 f.write(self.probes.history.to_json())
 
-    # ------------------------------------------------------------------ loop
+    # ------------------------------------------------------------------ probes
     def stage_of(self, step: int) -> tuple[int, str]:
         i = min(step // self.settings.steps_per_env, len(self.settings.sequence) - 1)
         return i, self.settings.sequence[i]
 
-    def _probe_step(self, name: str, x: torch.Tensor, factors: dict[str, np.ndarray]) -> None:
-        assert self.probes is not None
-        with torch.no_grad():
-            mu, logvar = self.learner.encode(x, return_logvar=True)
-            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-        self.probes.train_step(name, z, *self._targets(name, factors))
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.learner.encode(x, return_logvar=True)
 
     def _targets(
         self, name: str, factors: dict[str, np.ndarray]
@@ -198,128 +230,109 @@ class SequenceTrainer:
         )
         return labels, pos
 
+    def _train_probes(self, name: str, imgs: np.ndarray, factors: dict[str, np.ndarray]) -> None:
+        """A.6: a probe step for every dataset of the sequence, on the step's batch or on fresh samples."""
+        assert self.probes is not None
+        for pname, sampler in self.samplers.items():
+            p_imgs, p_fac = (imgs, factors) if pname == name else sampler.sample(self.config.batch_size)
+            z = self.probes.latents(self._encode, self.learner.preprocess(p_imgs))
+            self.probes.train_step(pname, z, *self._targets(pname, p_fac))
+
     def evaluate_probes(self) -> dict[str, Any]:
+        """Score every probe on its dataset's held-out set and record it at the current step."""
         assert self.probes is not None
         out = {}
         for name, (imgs, factors) in self.test_sets.items():
-            with torch.no_grad():
-                mu, logvar = self.learner.encode(imgs, return_logvar=True)
-                z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+            z = self.probes.latents(self._encode, self.learner.preprocess(imgs))
             out[name] = self.probes.evaluate(name, z, *self._targets(name, factors), step=self.global_step)
         return out
+
+    # ------------------------------------------------------------------ loop
+    def step(self) -> tuple[dict[str, Any], torch.Tensor]:
+        """One step of the sequence: learner (and probe) update; returns (log record, the batch trained on)."""
+        stage, name = self.stage_of(self.global_step)
+        imgs, factors = self.samplers[name].sample(self.config.batch_size)
+        x = self.learner.preprocess(imgs[self.ranks.local_rows(len(imgs))])
+        if self.batch_hook is not None:
+            x = self.batch_hook(self.global_step, name, x)
+        out = _as_record(self.learner.train_step(x))
+        if self.probes is not None and self.global_step % self.settings.probe_train_every == 0:
+            self._train_probes(name, imgs, factors)
+        self.global_step += 1
+        return {"step": self.global_step, "stage": stage, "dataset": name, **out}, x
 
     def run(self, progress: bool = True) -> None:
         """Train until the end of the sequence (or SIGINT, which saves a resumable checkpoint first)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        s = self.settings
-        total = s.steps_per_env * len(s.sequence)
-        writer = SummaryWriter(os.path.join(self.out_dir, "tb"), purge_step=self.global_step)
+        s, total, writes = self.settings, self.total_steps, self.ranks.writes_files
+        writer = SummaryWriter(os.path.join(self.out_dir, TB_DIR), purge_step=self.global_step) if writes else None
         old_handler = signal.signal(signal.SIGINT, self._on_sigint)
-        bar = tqdm(total=total, initial=self.global_step, disable=not progress, desc="VASE", unit="step")
-        log = open(os.path.join(self.out_dir, "log.jsonl"), "a")  # noqa: SIM115 - closed in the finally below
+        desc = "VASE" if self.ranks.world_size == 1 else f"VASE x{self.ranks.world_size}"
+        bar = tqdm(total=total, initial=self.global_step, disable=not (progress and writes), desc=desc, unit="step")
+        log = open(os.path.join(self.out_dir, LOG_FILE), "a") if writes else None  # noqa: SIM115 - closed below
         t0, steps0 = time.time(), self.global_step
         try:
-            while self.global_step < total and not self._stop:
-                stage, name = self.stage_of(self.global_step)
-                imgs, factors = self.samplers[name].sample(self.config.batch_size)
-                x = self.learner.preprocess(imgs)
-                if self.batch_hook is not None:
-                    x = self.batch_hook(self.global_step, name, x)
-                out = self.learner.train_step(x)
-                if self.probes is not None and self.global_step % s.probe_train_every == 0:
-                    # probes train on every dataset of the sequence at each step (A.6), on fresh samples
-                    for pname, sampler in self.samplers.items():
-                        p_imgs, p_fac = (imgs, factors) if pname == name else sampler.sample(self.config.batch_size)
-                        self._probe_step(pname, self.learner.preprocess(p_imgs), p_fac)
-                self.global_step += 1
+            while self.global_step < total and not self.ranks.agree_stop(self._stop):
+                rec, x = self.step()
                 bar.update(1)
-                if self.global_step % s.log_every == 0 or self.global_step == total or out["new_env"]:
-                    rec = {"step": self.global_step, "stage": stage, "dataset": name, **out}
-                    log.write(json.dumps(rec, default=_json_default) + "\n")
-                    log.flush()
-                    for k in ("loss", "recon", "kl", "C", "capacity_loss", "classifier_loss", "n_envs", "env"):
-                        writer.add_scalar(f"train/{k}", out[k], self.global_step)
-                    for k, v in out.items():
-                        if k.startswith("dream/"):
-                            writer.add_scalar(k, v, self.global_step)
-                    writer.add_scalar("train/active_latents", sum(out["mask"]), self.global_step)
-                    writer.add_scalar(
-                        "train/steps_per_s", (self.global_step - steps0) / (time.time() - t0), self.global_step
-                    )
-                    bar.set_postfix(env=out["env"], n_envs=out["n_envs"], recon=f"{out['recon']:.1f}",
-                                    kl=f"{out['kl']:.1f}" if out["updated"] else out["reason"])
-                if self.probes is not None and (
-                    self.global_step % s.probe_eval_every == 0 or self.global_step == total
-                ):
+                if writer is None or log is None:
+                    continue
+                step = self.global_step
+                if step % s.log_every == 0 or step == total or rec["new_env"]:
+                    self._log(rec, log, writer, bar, (step - steps0) / (time.time() - t0))
+                if self.probes is not None and (step % s.probe_eval_every == 0 or step == total):
                     for dname, metrics in self.evaluate_probes().items():
                         for k, v in metrics.items():
-                            writer.add_scalar(f"probe/{dname}/{k}", v, self.global_step)
-                if self.global_step % s.tb_images_every == 0:
+                            writer.add_scalar(f"probe/{dname}/{k}", v, step)
+                if step % s.tb_images_every == 0:
                     with torch.no_grad():
-                        rec_imgs = self.learner.decode(self.learner.encode(x[:16]), out["env"])
-                    writer.add_images("reconstruction", torch.cat([x[:16], rec_imgs]), self.global_step)
-                if self.global_step % s.checkpoint_every == 0:
+                        rec_imgs = self.learner.decode(self.learner.encode(x[:16]), rec["env"])
+                    writer.add_images("reconstruction", torch.cat([x[:16], rec_imgs]), step)
+                if step % s.checkpoint_every == 0:
                     self.save()
         finally:
             bar.close()
-            log.close()
-            writer.close()
+            for closing in (log, writer):
+                if closing is not None:
+                    closing.close()
             signal.signal(signal.SIGINT, old_handler)
         self.save()
-        self._write_timing(time.time() - t0, self.global_step - steps0)
-        if self.global_step >= total:
-            open(os.path.join(self.out_dir, "done"), "w").close()
+        if writes:
+            self._write_timing(time.time() - t0, self.global_step - steps0)
+            if self.global_step >= total:
+                open(os.path.join(self.out_dir, DONE_FILE), "w").close()
+
+    def _log(self, rec: dict[str, Any], log: TextIO, writer: Any, bar: Any, steps_per_s: float) -> None:
+        """Write a step's record to log.jsonl and TensorBoard, and show it on the progress bar."""
+        log.write(json.dumps(rec, default=json_default) + "\n")
+        log.flush()
+        step = rec["step"]
+        for k in TB_SCALARS:
+            writer.add_scalar(f"train/{k}", rec[k], step)
+        for k, v in rec.items():
+            if k.startswith("dream/"):
+                writer.add_scalar(k, v, step)
+        writer.add_scalar("train/active_latents", sum(rec["mask"]), step)
+        writer.add_scalar("train/steps_per_s", steps_per_s, step)
+        bar.set_postfix(env=rec["env"], n_envs=rec["n_envs"], recon=f"{rec['recon']:.1f}",
+                        kl=f"{rec['kl']:.1f}" if rec["updated"] else rec["reason"])
 
     def _write_timing(self, seconds: float, steps: int) -> None:
         """Accumulate wall time over (resumed) sittings in ``timing.json``."""
-        path = os.path.join(self.out_dir, "timing.json")
-        prev = {"train_seconds": 0.0, "sittings": 0}
-        if os.path.exists(path):
-            with open(path) as f:
-                prev.update(json.load(f))
-        rec = {
-            "train_seconds": prev["train_seconds"] + seconds,
-            "sittings": prev["sittings"] + 1,
-            "steps": self.global_step,
-            "steps_this_sitting": steps,
-            "device": str(self.learner.device),
-            "threads": torch.get_num_threads(),
-            "cpu": _cpu_name(),
-        }
-        with open(path, "w") as f:
-            json.dump(rec, f, indent=2)
+        update_timing(
+            self.out_dir, seconds, self.global_step,
+            steps_this_sitting=steps,
+            images_per_s=steps * self.config.batch_size / max(seconds, 1e-9),
+            device=str(self.learner.device),
+            threads=torch.get_num_threads(),
+            **self.ranks.describe(),
+        )  # fmt: skip
+
+    def request_stop(self) -> None:
+        """Stop after the current step, save a resumable checkpoint and return from :meth:`run` (SIGINT)."""
+        self._stop = True
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
-        self._stop = True
+        self.request_stop()
         print("\ninterrupted: saving a resumable checkpoint ...")
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores visible)"
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
-def read_log(run_dir: str) -> list[dict[str, Any]]:
-    """The ``log.jsonl`` records of a run."""
-    with open(os.path.join(run_dir, "log.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def read_run_config(run_dir: str) -> tuple[VASEConfig, RunSettings]:
-    with open(os.path.join(run_dir, "config.json")) as f:
-        d = json.load(f)
-    run = dict(d["run"])
-    run["sequence"] = tuple(run["sequence"])
-    return VASEConfig.from_dict(d["vase"]), RunSettings(**run)
-
-
-__all__ = ["RunSettings", "SequenceTrainer", "make_sampler", "read_log", "read_run_config"]
