@@ -21,15 +21,13 @@ Writes ``benchmarks/results/wrapper_speed.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+import common
 import gymnasium as gym
 import numpy as np
 import torch
@@ -42,7 +40,7 @@ from vase_rl.learner import ContinualLearner
 from vase_rl.vector_wrapper import VASEVectorObservation
 from vase_rl.wrapper import VASEObservation
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = common.RESULTS
 ENV_ID = "vase_rl/MovingShapes-v0"
 
 
@@ -60,6 +58,8 @@ class Args:
     """Batch of the encoder-throughput timing."""
     learn_steps: int = 256
     """Vector steps (of 16 sub-envs) per online-learning timing, cpu preset (128 for paper)."""
+    out: str = str(RESULTS / "wrapper_speed")
+    """Output stem: writes OUT.json and OUT.md."""
 
 
 def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
@@ -181,13 +181,14 @@ def learning_cost(args: Args, preset: str, canvas: int, n_steps: int) -> dict[st
     return out
 
 
-def markdown(result: dict[str, Any]) -> str:
+def summarise(result: dict[str, Any]) -> str:
+    """The markdown tables of a :func:`run` result."""
     a, hw, e = result["args"], result["hardware"], result["encoder"]
     threads = sorted({1, a["threads"]})
     intro = (
         f"Produced by `python benchmarks/wrapper_speed.py`. {hw['cpu']}, {hw['cores']} cores, torch "
         f"{hw['torch']} with {a['threads']} thread(s); best of {a['repeats']} timings. The machine was shared "
-        f"(1-min load average {hw['load_before']:.1f} before, {hw['load_after']:.1f} after, on 2 cores), so each "
+        f"(1-min load average {hw['load_avg_1m']:.1f} before, {hw['load_after']:.1f} after, on 2 cores), so each "
         f"cell gives the wall-clock rate / the rate per CPU-second of this process (= one dedicated core at "
         f"1 thread). Random actions on `{ENV_ID}`, `learn=False`, CPU."
     )
@@ -244,18 +245,10 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for name, default in asdict(Args()).items():
-        kw = {"nargs": "+", "type": int} if isinstance(default, tuple) else {"type": type(default)}
-        parser.add_argument(f"--{name.replace('_', '-')}", default=default, **kw)
-    args = Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(parser.parse_args()).items()})
+def run(args: Args) -> dict[str, Any]:
+    """Env speed (paper and cpu presets), encoder throughput and the cost of online learning."""
     torch.set_num_threads(args.threads)
-    with open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), "?")
-    hw = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "load_before": os.getloadavg()[0]}
+    hw = common.hardware()  # load average before
     result: dict[str, Any] = {"args": asdict(args), "hardware": hw}
     result["env_speed"] = env_speed(args, "paper", 64) + env_speed(args, "cpu", 32)
     result["encoder"] = encoder_speed(args)
@@ -264,11 +257,15 @@ def main() -> None:
         learning_cost(args, "paper", 64, args.learn_steps // 2),
     ]
     hw["load_after"] = os.getloadavg()[0]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "wrapper_speed.json").write_text(json.dumps(result, indent=1))
-    md = markdown(result)
-    (RESULTS / "wrapper_speed.md").write_text(md)
-    print(md)
+    return result
+
+
+def main() -> None:
+    args = common.parse_args(Args, __doc__)
+    result = run(args)
+    markdown = summarise(result)
+    common.write_results(args.out, result, markdown)
+    print(markdown)
 
 
 if __name__ == "__main__":
