@@ -43,8 +43,9 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 from torch import nn
 
+from vase_rl.image_space import image_layout
 from vase_rl.learner import ContinualLearner
-from vase_rl.online import OnlineConfig, OnlineVASE, VASEWrapperMixin, image_layout
+from vase_rl.online import OnlineConfig, OnlineVASE, VASEWrapperMixin
 from vase_rl.preprocess import to_model_input
 
 from .sb3_vec import VASEVecEnv

@@ -3,9 +3,13 @@ errors, persistence. The default learner (preset, resizing): tests/test_wrapper_
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -25,6 +29,7 @@ from vase_rl.online import OnlineConfig
 from vase_rl.vector_wrapper import VASEVectorObservation
 from vase_rl.wrapper import VASEObservation
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = "/work/shared/data"
 CANVAS = 32
 
@@ -353,3 +358,43 @@ def test_save_load_round_trip_gives_identical_latents(tmp_path: Any) -> None:
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="broken.pt"):
         VASEObservation.load(str(tmp_path / "broken.pt"), shapes_env())
+
+
+# ------------------------------------------------------------------------------------- layering
+
+
+def vase_imports(path: str) -> set[str]:
+    """Absolute names of the vase_rl / stable_baselines3 modules that the file at ``path`` imports."""
+    package = "vase_rl.agents" if path.startswith("agents/") else "vase_rl"
+    found = set()
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom):
+            names = [f"{package}.{node.module}" if node.level else str(node.module)]
+        found |= {n for n in names if n.startswith(("vase_rl", "stable_baselines3"))}
+    return found
+
+
+def test_wrapper_modules_import_one_way() -> None:
+    """core <- online engine <- wrappers <- SB3 glue; the core package never imports stable-baselines3."""
+    assert not vase_imports("vase_rl/online.py") & {"vase_rl.wrapper", "vase_rl.vector_wrapper"}
+    assert "vase_rl.vector_wrapper" not in vase_imports("vase_rl/wrapper.py")
+    assert "vase_rl.wrapper" not in vase_imports("vase_rl/vector_wrapper.py")
+    for name in ("online", "image_space", "wrapper", "vector_wrapper"):
+        assert not {m for m in vase_imports(f"vase_rl/{name}.py") if "agents" in m or "stable" in m}
+    core = [f"vase_rl/{p.name}" for p in sorted((ROOT / "vase_rl").glob("*.py"))]
+    assert [p for p in core if any(m.startswith("stable_baselines3") for m in vase_imports(p))] == []
+    assert "vase_rl.online" in vase_imports("agents/sb3_vec.py")
+
+
+def test_importing_vase_rl_is_lazy_and_exports_the_public_api() -> None:
+    code = (
+        "import sys, vase_rl; heavy = {'torch', 'gymnasium', 'stable_baselines3'} & set(sys.modules); "
+        "print(sorted(heavy)); from vase_rl import VASEObservation, VASEVectorObservation, OnlineConfig; "
+        "print(VASEObservation.__module__, VASEVectorObservation.__module__, OnlineConfig.__module__, "
+        "'stable_baselines3' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["[]", "vase_rl.wrapper vase_rl.vector_wrapper vase_rl.online False"]
+    with pytest.raises(ImportError, match="from vase_rl.agents.sb3_vec import VASEVecEnv"):
+        from vase_rl.vector_wrapper import VASEVecEnv as _  # noqa: F401

@@ -1,5 +1,5 @@
-"""The learner a VASE wrapper builds when none is given (vase_rl.online.default_learner): frames are
-resized to the preset's image size, the preset follows the device, the choice is logged."""
+"""The learner a VASE wrapper builds when none is given (vase_rl.image_space.default_learner):
+frames are resized to the preset's image size, the preset follows the device, the choice is logged."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from vase_rl.agents.sb3_vec import VASEVecEnv
 from vase_rl.config import get_preset
-from vase_rl.online import default_preset
+from vase_rl.image_space import default_preset
 from vase_rl.vector_wrapper import VASEVectorObservation
 from vase_rl.wrapper import VASEObservation
 

@@ -5,18 +5,15 @@ wrappers (:mod:`vase_rl.wrapper`, :mod:`vase_rl.vector_wrapper`, the SB3 ``VecEn
 :mod:`vase_rl.agents.sb3_vec`). A single env is a batch of one: every wrapper owns one
 :class:`OnlineVASE` and forwards ``(B, *frame_shape)`` batches of frames to :meth:`OnlineVASE.process`.
 
-Contents: :class:`OnlineConfig` (the wrapper options), :func:`image_layout` (which observation spaces
-are images), :func:`default_preset` / :func:`default_learner` (the learner a wrapper builds when none
-is given), :class:`RolloutBuffer`, :class:`InferenceCopy`, :class:`OnlineVASE`, :func:`load_wrapped`
-and :class:`VASEWrapperMixin` (the public methods every wrapper shares).
+Contents: :class:`OnlineConfig` (the wrapper options), :class:`RolloutBuffer`, :class:`InferenceCopy`,
+:class:`OnlineVASE`, :func:`load_wrapped` and :class:`VASEWrapperMixin` (the public methods every
+wrapper shares). Which spaces are images and the learner a wrapper builds when given none:
+:mod:`vase_rl.image_space`.
 
 >>> from gymnasium import spaces
->>> atari = spaces.Box(0, 255, (210, 160, 3), np.uint8)
->>> image_layout(atari)
-(210, 160, 3)
->>> learner = default_learner(atari, device="cpu")  # CPU -> "cpu" preset: frames resized to 32x32
->>> learner.config.model.image_size, learner.config.model.channels
-(32, 3)
+>>> engine = OnlineVASE.create(spaces.Box(0, 255, (210, 160, 3), np.uint8), device="cpu", learn=False)
+>>> engine.encode(np.zeros((2, 210, 160, 3), np.uint8)).shape  # frames resized to the cpu preset's 32x32
+(2, 24)
 
 Change log: 0.1.0 -- engine moved here from ``vector_wrapper`` (``OnlineConfig`` was ``WrapperConfig``);
 the default learner resizes frames to its preset's image size and takes the preset from the device.
@@ -26,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import threading
 import time
 import weakref
@@ -39,8 +35,8 @@ import torch
 from gymnasium import spaces
 
 from .checkpoint import load_checkpoint
-from .config import VASEConfig, get_preset
-from .learner import ContinualLearner, resolve_device
+from .image_space import default_learner, image_layout
+from .learner import ContinualLearner
 
 __all__ = [
     "CHECKPOINT_KEY",
@@ -50,14 +46,9 @@ __all__ = [
     "RolloutBuffer",
     "VASEWrapperMixin",
     "WrapperConfig",
-    "default_learner",
-    "default_preset",
-    "image_layout",
     "learner_lock",
     "load_wrapped",
 ]
-
-logger = logging.getLogger("vase_rl")
 
 CHECKPOINT_KEY = "vase_rl.wrapper"
 """Key of the wrapper config inside a learner checkpoint's ``extra``."""
@@ -108,85 +99,6 @@ class OnlineConfig:
 
 WrapperConfig = OnlineConfig
 """The name ``OnlineConfig`` had before 0.1.0's engine module (kept for existing code)."""
-
-
-# ------------------------------------------------------------------------------------------------
-# Which spaces are images, and the learner a wrapper builds when it is given none.
-
-
-def image_layout(space: spaces.Space[Any]) -> tuple[int, int, int]:
-    """(H, W, C) of an image observation space; TypeError (not a Box) or ValueError (a Box that is not
-    an image) saying what an image space is.
-
-    Accepted: ``Box`` of dtype uint8 (any bounds within [0, 255]) or float (bounds within [0, 1]) and
-    shape (H, W), (H, W, C) or (C, H, W) with C in {1, 3} -- the layouts ``learner.preprocess`` reads.
-    """
-    expected = "a Box image space of shape (H, W), (H, W, C) or (C, H, W) with C in (1, 3)"
-    if not isinstance(space, spaces.Box):
-        raise TypeError(f"VASE wrappers need {expected}; got {space!r}")
-    shape = space.shape
-    if len(shape) == 2:
-        h, w, c = shape[0], shape[1], 1
-    elif len(shape) == 3 and shape[-1] in (1, 3):
-        h, w, c = shape
-    elif len(shape) == 3 and shape[0] in (1, 3):
-        c, h, w = shape
-    else:
-        raise ValueError(f"VASE wrappers need {expected}; got a Box of shape {shape}")
-    if min(h, w) < 2:
-        raise ValueError(f"image observations of shape {shape} are too small to encode")
-    if space.dtype == np.uint8:
-        return h, w, c
-    if np.issubdtype(space.dtype, np.floating):
-        if np.all(space.low >= 0.0) and np.all(space.high <= 1.0):
-            return h, w, c
-        raise ValueError(
-            f"float image spaces must have bounds within [0, 1]; got low={space.low.min()}, "
-            f"high={space.high.max()} (rescale to [0, 1] or use uint8 images)"
-        )
-    raise ValueError(f"VASE wrappers need uint8 or float images; got a Box of dtype {space.dtype}")
-
-
-def default_preset(device: str | torch.device = "auto") -> str:
-    """The preset for a learner on ``device``: ``"paper"`` (64x64) on CUDA, ``"cpu"`` (32x32) elsewhere.
-
-    ``device="auto"`` means CUDA when ``torch.cuda.is_available()``, so by default the rule reads
-    "paper when CUDA is available, cpu otherwise".
-
-    >>> default_preset("cpu"), get_preset(default_preset("cpu")).model.image_size
-    ('cpu', 32)
-    """
-    return "paper" if resolve_device(device).type == "cuda" else "cpu"
-
-
-def default_learner(
-    space: spaces.Space[Any], preset: str | None = None, device: str | torch.device = "auto"
-) -> ContinualLearner:
-    """A fresh learner for frames of ``space``: ``preset`` (None: :func:`default_preset` for ``device``)
-    with the model's channels set to the frames' (3 for RGB frames, also with the sprite presets' 1).
-
-    The model keeps its preset's ``image_size`` S: frames of any H x W are resized to S x S (area
-    averaging when shrinking, bilinear when growing; not cropped, so the aspect ratio is not kept).
-    A 210x160x3 Atari frame gives a 3-channel 64x64 model on CUDA, 32x32 on CPU. The choice is logged
-    (``logging`` logger ``"vase_rl"``, level INFO).
-    """
-    h, w, c = image_layout(space)
-    name = preset if preset is not None else default_preset(device)
-    base = get_preset(name)
-    config: VASEConfig = base.with_overrides(model={"channels": c})
-    learner = ContinualLearner(config, device=device)
-    size = config.model.image_size
-    how = "used as" if (h, w) == (size, size) else "resized to"
-    logger.info(
-        "VASE wrapper: new learner, preset %r%s on %s; %s frames are %s %s model inputs",
-        name,
-        "" if preset is not None else " (default for the device)",
-        learner.device,
-        f"{h}x{w}x{c}",
-        how,
-        f"{size}x{size}x{c}",
-    )
-    return learner
 
 
 def load_wrapped(path: str, device: str | torch.device = "auto") -> tuple[ContinualLearner, OnlineConfig]:
@@ -301,7 +213,8 @@ class OnlineVASE:
 
     Args:
         learner: the (possibly shared) learner.
-        frame_space: the observation space of *one* frame (validated by :func:`image_layout`).
+        frame_space: the observation space of *one* frame (validated by
+            :func:`~vase_rl.image_space.image_layout`).
         config: wrapper options.
     """
 
@@ -348,7 +261,8 @@ class OnlineVASE:
         device: str | torch.device = "auto",
         **options: Any,
     ) -> OnlineVASE:
-        """The engine a wrapper builds: ``learner`` or :func:`default_learner` (``preset``, ``device``),
+        """The engine a wrapper builds: ``learner`` or :func:`~vase_rl.image_space.default_learner`
+        (``preset``, ``device``),
         and ``config`` (or the defaults) with ``options`` (:class:`OnlineConfig` field names) replaced."""
         config = OnlineConfig.build(config, **options)  # unknown options fail before a learner is built
         if learner is None:

@@ -27,7 +27,7 @@ Observation space
     environment's latent mask a^s, ``(latent_dim,)`` float32 in {0, 1}).
 
 Default learner (``learner=None``)
-    :func:`~vase_rl.online.default_learner` builds a fresh learner from ``preset``; without one, the
+    :func:`~vase_rl.image_space.default_learner` builds a fresh learner from ``preset``; without one, the
     preset follows the device the learner runs on: ``"paper"`` (64x64) on CUDA, ``"cpu"`` (32x32)
     otherwise (``device="auto"``: CUDA when ``torch.cuda.is_available()``). Frames are resized to the
     preset's image size, never the model to the frame: ``gym.make("ALE/Pong-v5")``'s 210x160x3 frames
@@ -75,8 +75,8 @@ Vectorised forms, sub-processes, persistence
     ``save(path)`` writes the learner checkpoint plus the wrapper config; ``Cls.load(path, env)``
     rebuilds the wrapper with the same encoder. The rollout buffer is transient and not saved.
 
-Change log: 0.1.0 -- first version; the engine, its options (``OnlineConfig``, formerly
-``WrapperConfig``) and :func:`~vase_rl.online.image_layout` moved to :mod:`vase_rl.online`; the
+Change log: 0.1.0 -- first version; the engine and its options (``OnlineConfig``, formerly
+``WrapperConfig``) moved to :mod:`vase_rl.online`, ``image_layout`` to :mod:`vase_rl.image_space`; the
 default learner resizes frames to its preset and takes the preset from the device.
 """
 
@@ -100,8 +100,8 @@ class VASEObservation(
     """Image observations -> clipped VASE latent means; trains the learner online while ``learn``.
 
     Args:
-        env: an env with an image observation space (see :func:`~vase_rl.online.image_layout`).
-        learner: the learner to use and share; None builds :func:`~vase_rl.online.default_learner`
+        env: an env with an image observation space (see :func:`~vase_rl.image_space.image_layout`).
+        learner: the learner to use and share; None builds :func:`~vase_rl.image_space.default_learner`
             (``preset``; None: ``"paper"`` on CUDA, ``"cpu"`` otherwise; ``device``).
         config: an :class:`~vase_rl.online.OnlineConfig`; ``options`` (its field names, e.g.
             ``learn=False``) override it.
