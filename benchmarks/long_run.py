@@ -222,7 +222,7 @@ def summarise(s: dict[str, Any]) -> str:
         "# Long-run stability", "",
         (f"Produced by `python benchmarks/long_run.py` (preset `{s['args']['preset']}`, {s['steps_done']} of "
          f"{s['args']['steps']} steps, {s['steps_per_dataset']} per dataset, seed {s['args']['seed']}, "
-         f"{hw['torch_threads']} torch thread on a shared {hw['cpu']}, torch {hw['torch']}; "
+         f"{hw.get('torch_threads', hw.get('threads'))} torch thread on a shared {hw['cpu']}, torch {hw['torch']}; "
          f"{s['seconds'] / 60:.1f} min, {s['steps_per_s']:.2f} steps/s)."), "",
         f"Sequence: {', '.join(s['args']['sequence'])}.", "",
         "| check | result | target |", "|---|---|---|",

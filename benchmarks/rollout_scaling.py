@@ -174,7 +174,7 @@ def summarise(result: dict[str, Any]) -> str:
     lines = [
         "# Rollout scaling: worker processes feeding one VASE learner", "",
         (f"Produced by `python benchmarks/rollout_scaling.py` on a shared {hw['cpu']} "
-        f"(load average at the end {hw['load_average'][0]:.1f}), torch {hw['torch']} with "
+        f"(load average at the end {(hw.get('load_average') or hw['load_avg_end'])[0]:.1f}), torch {hw['torch']} with "
         f"{hw['learner_threads']} thread in the learner process, gymnasium {hw['gymnasium']}. "
         f"Env `{ENV_ID}` at the `{a['preset']}` preset's canvas, random actions, one sub-env per worker; "
         f"best of {a['repeats']} timings of {a['frames']} frames. `learn` = `learn=True`, the wrapper's "

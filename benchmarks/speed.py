@@ -28,21 +28,18 @@ wait policy (the run itself uses ``OMP_WAIT_POLICY=PASSIVE``, see ``Args.omp_wai
 
 The reference machine is shared (load average recorded before and after): wall-clock rates understate
 what dedicated cores deliver; rates per CPU-second are what the process got while it ran, and the
-ratios use them. Writes ``benchmarks/results/speed.{json,md}``.
+ratios use them. Writes ``benchmarks/results/speed.{json,md}`` (``--out``).
 
     python benchmarks/speed.py [--threads 1 2 --steps 10 --repeats 2 --no-explore]
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import copy
 import dataclasses
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -53,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import common
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -61,7 +59,7 @@ from vase_rl.config import Ablation, VASEConfig, get_preset
 from vase_rl.envs.sampler import SpriteSampler
 from vase_rl.learner import ContinualLearner
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = common.RESULTS
 KINDS = ("plain", "vase", "vase-cheap")
 LAYOUTS = ("contiguous", "channels_last")
 
@@ -98,26 +96,11 @@ class Args:
     explore: bool = True
     """Also measure the alternatives that did not pay, and 2 threads under the default wait policy."""
     seed: int = 0
-
-
-def parse_args(argv: list[str] | None = None) -> tuple[Args, str | None]:
-    """Args from the command line, and which child process this is (None in the main process)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for f in dataclasses.fields(Args):
-        default = f.default
-        flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, nargs="+", default=default, type=type(default[0]))
-        else:
-            parser.add_argument(flag, default=default, type=type(default))
-    parser.add_argument("--child", choices=("rss", "threads"), default=None, help=argparse.SUPPRESS)
-    ns = vars(parser.parse_args(argv))
-    child = ns.pop("child")
-    return Args(**{k: tuple(v) if isinstance(v, list) else v for k, v in ns.items()}), child
+    """Seed of the learners and the image pool."""
+    out: str = str(RESULTS / "speed")
+    """Output stem: writes OUT.json and OUT.md."""
+    child: str = ""
+    """Internal: "rss" or "threads" in the fresh child processes this script starts."""
 
 
 # ---------------------------------------------------------------------------------------- setup
@@ -157,8 +140,8 @@ def steady_state(learner: ContinualLearner, x: torch.Tensor) -> None:
     mem.allocate(torch.ones(mc.latent_dim, dtype=torch.bool), float("inf"), torch.zeros(mc.latent_dim))
     mem.recon_avg[0] = 1.0
     mem.steps[1] = 1001
-    learner.current_env = 1
-    learner.last_allocation = -(10**9)
+    learner.inference.current_env = 1
+    learner.inference.last_allocation = -(10**9)
     with torch.no_grad():
         learner.model.classifier.linear.bias[1] += 10.0
 
@@ -192,8 +175,8 @@ def run_steps(learner: ContinualLearner, pool: list[torch.Tensor], n: int) -> co
     outcomes: collections.Counter = collections.Counter()
     for i in range(n):
         out = learner.train_step(pool[i % len(pool)])
-        outcomes[out["reason"]] += 1
-        outcomes["dreamed"] += "dream/loss" in out
+        outcomes[out.reason_label] += 1
+        outcomes["dreamed"] += "dream/loss" in out.dream
     return outcomes
 
 
@@ -246,8 +229,8 @@ def used_latent_cost(args: Args, pool: list[torch.Tensor]) -> dict[str, float]:
     with torch.no_grad():
         mu = learner.model.encoder(x)[0]
     with FlopCounterMode(display=False) as counter:
-        learner._update_used(x, mu, learner.current_env)
-    wall, cpu, _ = timed(lambda: learner._update_used(x, mu, learner.current_env))
+        learner.update_used(x, mu, learner.current_env)
+    wall, cpu, _ = timed(lambda: learner.update_used(x, mu, learner.current_env))
     every = learner.config.mask.used_every
     return {"wall_s": wall, "cpu_s": cpu, "gflop": counter.get_total_flops() / 1e9, "every_steps": every,
             "gflop_per_step": counter.get_total_flops() / 1e9 / every}
@@ -271,7 +254,7 @@ def rss_child(args: Args) -> None:
     steady_state(learner, pool[0])
     outcomes = run_steps(learner, pool, args.rss_steps - 1)
     x = learner.preprocess(pool[0])
-    learner._update_used(x, learner.encode(x), learner.current_env)  # the used-latent search too
+    learner.update_used(x, learner.encode(x), learner.current_env)  # the used-latent search too
     print(json.dumps({"peak_rss_mib": peak_rss_mib(), "rss_before_learner_mib": before,
                       "steps": args.rss_steps, "threads": max(args.threads), "outcomes": dict(outcomes)}))
 
@@ -357,34 +340,8 @@ def explore(args: Args, pool: list[torch.Tensor]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- main
-def hardware() -> dict[str, Any]:
-    """CPU model, family/model numbers, usable cores and software versions."""
-    info: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            info.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": info.get("model name", platform.processor()), "cpu_family": info.get("cpu family"),
-            "cpu_model": info.get("model"), "cores": cores, "torch": torch.__version__,
-            "python": platform.python_version()}
-
-
-def main() -> None:
-    args, child = parse_args()
-    if os.environ.get("OMP_WAIT_POLICY", "") != args.omp_wait_policy:  # read when torch loaded: re-exec
-        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-        if args.omp_wait_policy:
-            env["OMP_WAIT_POLICY"] = args.omp_wait_policy
-        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
-    if child == "rss":
-        rss_child(args)
-        return
-    if child == "threads":
-        threads_child(args)
-        return
+def run(args: Args) -> dict[str, Any]:
+    """Every measurement of the module docstring; returns the result record (see :func:`summarise`)."""
     started = time.perf_counter()
     load_before = os.getloadavg()
     rss = run_child("rss", args, args.omp_wait_policy)
@@ -450,18 +407,14 @@ def main() -> None:
                                               for r in default if r["threads"] == most),
         "peak_rss": rss["peak_rss_mib"] <= args.rss_limit_gib * 1024,
     }
-    result = {
-        "benchmark": "speed", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hardware(), "load_average_before": [round(v, 2) for v in load_before],
+    hw = common.hardware()
+    return {
+        "benchmark": "speed", "date": hw["date"], "hardware": hw, "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in load_after], "args": dataclasses.asdict(args),
         "targets_met": targets, "rows": rows, "flops": flops, "peaks": {str(t): p for t, p in peaks.items()},
         "outcomes_last_repeat": outcomes, "used_latent_search": used, "peak_rss": rss, "explore": explored,
         "runtime_s": time.perf_counter() - started,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "speed.md").write_text(markdown(result))
-    print(markdown(result))
 
 
 def cores(rows: list[dict[str, Any]], threads: int) -> float:
@@ -470,7 +423,8 @@ def cores(rows: list[dict[str, Any]], threads: int) -> float:
                            for x in rows if x["threads"] == threads)
 
 
-def markdown(r: dict[str, Any]) -> str:
+def summarise(r: dict[str, Any]) -> str:
+    """The markdown report of a :func:`run` result."""
     a, hw = r["args"], r["hardware"]
     yes = {True: "met", False: "NOT met"}
     t = r["targets_met"]
@@ -555,6 +509,26 @@ def markdown(r: dict[str, Any]) -> str:
             + " (concatenating the current and dream batches would not pay).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    args = common.parse_args(Args, __doc__)
+    if os.environ.get("OMP_WAIT_POLICY", "") != args.omp_wait_policy:  # read when torch loaded: re-exec
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if args.omp_wait_policy:
+            env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
+    if args.child == "rss":
+        rss_child(args)
+    elif args.child == "threads":
+        threads_child(args)
+    elif args.child:
+        raise SystemExit(f"unknown --child {args.child!r}; expected 'rss' or 'threads'")
+    else:
+        result = run(args)
+        markdown = summarise(result)
+        common.write_results(args.out, result, markdown)
+        print(markdown)
 
 
 if __name__ == "__main__":

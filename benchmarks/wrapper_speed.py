@@ -188,7 +188,7 @@ def summarise(result: dict[str, Any]) -> str:
     intro = (
         f"Produced by `python benchmarks/wrapper_speed.py`. {hw['cpu']}, {hw['cores']} cores, torch "
         f"{hw['torch']} with {a['threads']} thread(s); best of {a['repeats']} timings. The machine was shared "
-        f"(1-min load average {hw['load_avg_1m']:.1f} before, {hw['load_after']:.1f} after, on 2 cores), so each "
+        f"(1-min load average {hw.get('load_avg_1m', hw.get('load_before')):.1f} before, {hw['load_after']:.1f} after, on 2 cores), so each "
         f"cell gives the wall-clock rate / the rate per CPU-second of this process (= one dedicated core at "
         f"1 thread). Random actions on `{ENV_ID}`, `learn=False`, CPU."
     )
