@@ -19,10 +19,18 @@ skipped, unfinished ones resume from their checkpoint. ``--summarise`` only rebu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import common
 import paper_common as pc
 
 EXPERIMENT = "table1"
 SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
+
+
+@dataclass
+class Args(pc.ExperimentArgs):
+    """The complete experiment by default: 9 rows x 2 objectives x 3 seeds, 2,500 steps per dataset."""
 
 _T1 = {  # row: (dis acc max, dis acc change, dis mse min, dis mse change, ent ...x4); MSE in 1e-4
     "-": ("88.6 (±0.4)", "-15.2 (±2.8)", "3.5 (±0.05)", "24.8 (±13.5)",
@@ -67,7 +75,13 @@ COLUMNS = [
 ]
 
 
+def run(args: Args) -> None:
+    """Train and evaluate every (row, objective, seed) without a result JSON."""
+    pc.run_all(pc.make_specs(EXPERIMENT, args, SEQUENCE), args.runs_dir, args.jobs)
+
+
 def summarise() -> None:
+    """``table1.md`` and ``table1_probes.png`` from the result JSONs."""
     results = pc.load_results(EXPERIMENT)
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
@@ -86,16 +100,16 @@ def summarise() -> None:
         "![probe curves](table1_probes.png)",
         "",
     ]
-    (out / "table1.md").write_text("\n".join(text))
+    common.write_text(out / "table1.md", "\n".join(text))
     if results:
         pc.plot_probe_means(results, out / "table1_probes.png", "Table 1 sequence: probes on z")
     print((out / "table1.md").read_text())
 
 
 def main() -> None:
-    args = pc.base_parser(__doc__ or "", steps_per_env=2500, seeds=3).parse_args()
+    args = common.parse_args(Args, __doc__)
     if not args.summarise:
-        pc.run_all(pc.make_specs(EXPERIMENT, args, SEQUENCE), args.runs_dir, args.jobs)
+        run(args)
     summarise()
 
 

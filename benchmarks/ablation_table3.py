@@ -16,12 +16,19 @@ says whether environment inference sent the revisit back to the environment of t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import common
 import paper_common as pc
 
 EXPERIMENT = "table3"
 SEQUENCE = ("mnist", "fashion", "mnist")
+
+
+@dataclass
+class Args(pc.ExperimentArgs):
+    """The complete experiment by default: 9 rows x 2 objectives x 3 seeds, 2,500 steps per dataset."""
 
 _T3 = {  # row: (dis avg decrease, dis avg max, ent avg decrease, ent avg max), %
     "DA": ("-7.9", "90.5", "-12.1", "90.9"),
@@ -64,7 +71,13 @@ COLUMNS = [
 ]
 
 
+def run(args: Args) -> None:
+    """Train and evaluate every (row, objective, seed) without a result JSON."""
+    pc.run_all(pc.make_specs(EXPERIMENT, args, SEQUENCE), args.runs_dir, args.jobs)
+
+
 def summarise() -> None:
+    """``table3.md`` and ``table3_probes.png`` from the result JSONs."""
     results = pc.load_results(EXPERIMENT)
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
@@ -84,22 +97,22 @@ def summarise() -> None:
         "",
         "Environment per stage (majority of logged Algorithm-1 decisions) for every run:",
         "",
-        pc.markdown_table(["row", "objective", "seed", "env of stages (MNIST, Fashion, MNIST)", "envs allocated"],
-                          per_seed),
+        common.markdown_table(["row", "objective", "seed", "env of stages (MNIST, Fashion, MNIST)",
+                               "envs allocated"], per_seed),
         "",
         "![probe curves](table3_probes.png)",
         "",
     ]
-    (out / "table3.md").write_text("\n".join(text))
+    common.write_text(out / "table3.md", "\n".join(text))
     if results:
         pc.plot_probe_means(results, out / "table3_probes.png", "Table 3 sequence: probes on z")
     print((out / "table3.md").read_text())
 
 
 def main() -> None:
-    args = pc.base_parser(__doc__ or "", steps_per_env=2500, seeds=3).parse_args()
+    args = common.parse_args(Args, __doc__)
     if not args.summarise:
-        pc.run_all(pc.make_specs(EXPERIMENT, args, SEQUENCE), args.runs_dir, args.jobs)
+        run(args)
     summarise()
 
 

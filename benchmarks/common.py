@@ -85,7 +85,7 @@ def parse_args(cls: type[T], description: str | None = None, argv: Sequence[str]
     """
     helps = field_docs(cls)
     try:
-        hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+        hints = typing.get_type_hints(cls)  # each field's annotation in the module of its class
     except (NameError, KeyError):  # an annotation that does not resolve: fall back to the defaults' types
         hints = {}
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

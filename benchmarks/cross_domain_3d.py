@@ -380,7 +380,7 @@ def summarise(args: Args) -> str:
         parts += ["![probe transfer](cross_domain_probes.png)", "",
                   "![cross-domain reconstructions](cross_domain_xrec.png)", ""]
     md = "\n".join(parts)
-    (folder / "cross_domain.md").write_text(md)
+    common.write_text(folder / "cross_domain.md", md)
     return md
 
 

@@ -18,7 +18,10 @@ Each variant is its own experiment folder ``benchmarks/results/paper/dreaming_ch
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import ablation_table1 as t1
+import common
 import paper_common as pc
 
 EXPERIMENT = "dreaming_check"
@@ -32,7 +35,28 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, float]]]] = {
 """variant -> (ablation row, config overrides on top of Table 1's scaled schedule)."""
 
 
+@dataclass
+class Args(pc.ExperimentArgs):
+    """Table 1's sequence at 800 steps per dataset, every variant, on a validation seed."""
+
+    steps_per_env: int = 800
+    """Training steps per dataset."""
+    seeds: tuple[int, ...] = (100,)
+    """Seeds to run (a validation seed, not one of Table 1's evaluation seeds 0-2)."""
+
+
+def run(args: Args) -> None:
+    """Train and evaluate every (variant, seed) without a result JSON (``rows``/``modes`` do not apply)."""
+    specs = [
+        pc.RunSpec(f"{EXPERIMENT}/{variant}", row, "dis", seed, t1.SEQUENCE, args.steps_per_env, args.preset,
+                   pc.freeze_overrides(overrides), args.probe_eval_every)
+        for seed in args.seeds for variant, (row, overrides) in VARIANTS.items()
+    ]
+    pc.run_all(specs, args.runs_dir, args.jobs)
+
+
 def summarise() -> None:
+    """``dreaming_check.md`` from the result JSONs."""
     out = pc.RESULTS / EXPERIMENT
     done = [(v, r) for v in VARIANTS for r in pc.load_results(f"{EXPERIMENT}/{v}")]
     lines = [[v, r["spec"]["seed"]] + [pc.fmt(c.value(r), c.scale) for c in t1.COLUMNS[:4]] for v, r in done]
@@ -43,25 +67,17 @@ def summarise() -> None:
         "",
         "Validation seed (not a Table 1 evaluation seed); columns as Table 1 (mean over the sequence's datasets).",
         "",
-        pc.markdown_table(["variant", "seed"] + [c.title for c in t1.COLUMNS[:4]], lines),
+        common.markdown_table(["variant", "seed"] + [c.title for c in t1.COLUMNS[:4]], lines),
         "",
     ]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dreaming_check.md").write_text("\n".join(text))
+    common.write_text(out / "dreaming_check.md", "\n".join(text))
     print((out / "dreaming_check.md").read_text())
 
 
 def main() -> None:
-    parser = pc.base_parser(__doc__ or "", steps_per_env=800, seeds=1)
-    parser.set_defaults(seeds=[100])  # a validation seed, not one of Table 1's evaluation seeds
-    args = parser.parse_args()
+    args = common.parse_args(Args, __doc__)
     if not args.summarise:
-        specs = [
-            pc.RunSpec(f"{EXPERIMENT}/{variant}", row, "dis", seed, t1.SEQUENCE, args.steps_per_env, args.preset,
-                       pc.freeze_overrides(overrides), args.probe_eval_every)
-            for seed in args.seeds for variant, (row, overrides) in VARIANTS.items()
-        ]
-        pc.run_all(specs, args.runs_dir, args.jobs)
+        run(args)
     summarise()
 
 

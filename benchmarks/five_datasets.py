@@ -22,14 +22,28 @@ latents each environment uses.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
+import common
 import paper_common as pc
 
 EXPERIMENT = "five_datasets"
 SEQUENCE = ("moving-mnist", "fashion", "inverse-fashion", "mnist", "moving-fashion")
 TAU_FACTOR = 5000 / 500
 """Table 2: tau of the five-dataset experiment / tau of the ablation study."""
+
+
+@dataclass
+class Args(pc.ExperimentArgs):
+    """VASE only (SDA, disentangled), one seed, 2,500 steps per dataset by default."""
+
+    seeds: tuple[int, ...] = (0,)
+    """Seeds to run."""
+    rows: tuple[str, ...] = ("SDA",)
+    """Ablation rows, of - S D A SA DA SD SD-[41] SDA."""
+    modes: tuple[str, ...] = ("dis",)
+    """dis (eq. 3 capacity objective) and/or ent (entangled beta=1 VAE)."""
 
 
 def scaled_tau(preset: str, steps_per_env: int) -> int:
@@ -73,7 +87,15 @@ def _env_rows(r: dict[str, Any]) -> list[list[Any]]:
             for e in r["evaluation"]["environments"]]
 
 
+def run(args: Args) -> None:
+    """Train and evaluate every (row, objective, seed) without a result JSON, drawing its figures."""
+    tau = scaled_tau(args.preset, args.steps_per_env)
+    specs = pc.make_specs(EXPERIMENT, args, SEQUENCE, {"dream": {"tau": tau}})
+    pc.run_all(specs, args.runs_dir, args.jobs, extra=figures)
+
+
 def summarise(redraw: bool) -> None:
+    """``five_datasets.md`` from the result JSONs (``redraw``: figures of runs whose folder is missing)."""
     results = pc.load_results(EXPERIMENT)
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
@@ -91,11 +113,11 @@ def summarise(redraw: bool) -> None:
             f"environment-inference accuracy over logged batches (up to relabelling): "
             f"{100 * inf.get('accuracy', float('nan')):.1f} %; allocations at steps "
             f"{inf.get('allocated_by_step')}."), "",
-            pc.markdown_table(["dataset", "env (log)", "env (classifier)", "q(s given x)", "acc. max (%)",
+            common.markdown_table(["dataset", "env (log)", "env (classifier)", "q(s given x)", "acc. max (%)",
                                "acc. change (%)", "MSE min (1e-4)", "MSE change (1e-4)",
                                "information (nats)"], _dataset_rows(r)),
             "", "Latents per environment at the end of training:", "",
-            pc.markdown_table(["env", "dataset", "active", "used", "active & used", "latents", "steps"],
+            common.markdown_table(["env", "dataset", "active", "used", "active & used", "latents", "steps"],
                               _env_rows(r)),
             "",
         ]
@@ -103,17 +125,14 @@ def summarise(redraw: bool) -> None:
     text += [("Paper (Fig. 3B, 150k steps/dataset): object-ID accuracy stays close to its maximum for every "
              "dataset through the sequence; Fig. 8/9: moving Fashion reconstructed as each of the five "
              "environments keeps its position and maps clothing to the corresponding semantics."), ""]
-    (out / "five_datasets.md").write_text("\n".join(text))
+    common.write_text(out / "five_datasets.md", "\n".join(text))
     print((out / "five_datasets.md").read_text())
 
 
 def main() -> None:
-    args = pc.base_parser(__doc__ or "", steps_per_env=2500, seeds=1, rows=("SDA",),
-                          modes=("dis",)).parse_args()
+    args = common.parse_args(Args, __doc__)
     if not args.summarise:
-        tau = scaled_tau(args.preset, args.steps_per_env)
-        specs = pc.make_specs(EXPERIMENT, args, SEQUENCE, {"dream": {"tau": tau}})
-        pc.run_all(specs, args.runs_dir, args.jobs, extra=figures)
+        run(args)
     summarise(redraw=args.summarise)
 
 

@@ -14,13 +14,11 @@ interrupted run resumes from its checkpoint the next time the script is started.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import time
 import traceback
@@ -30,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import common
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "paper"
+RESULTS = common.RESULTS / "paper"
 DEFAULT_RUNS_DIR = "/tmp/vase_runs/paper"
 ALL_ROWS = ("-", "S", "D", "A", "SA", "DA", "SD", "SD-[41]", "SDA")
 """Table 1/3 ablation rows (S: environment inference, D: dreaming, A: atypicality mask)."""
@@ -125,16 +124,6 @@ def run_dir(spec: RunSpec, runs_dir: str) -> str:
     return os.path.join(runs_dir, spec.experiment, spec.key)
 
 
-def hardware() -> dict[str, Any]:
-    """CPU model, visible cores, python/torch versions (stored in every result)."""
-    import torch
-
-    from vase_rl.run_format import cpu_name
-
-    return {"cpu": cpu_name(), "torch": torch.__version__, "python": platform.python_version(),
-            "torch_threads": torch.get_num_threads()}
-
-
 def stage_envs(log: Sequence[Mapping[str, Any]], n_stages: int) -> list[int | None]:
     """Majority inferred environment of each stage of the sequence (stage i, not dataset name)."""
     out: list[int | None] = []
@@ -142,13 +131,6 @@ def stage_envs(log: Sequence[Mapping[str, Any]], n_stages: int) -> list[int | No
         envs = [int(r["env"]) for r in log if r["stage"] == i]
         out.append(max(set(envs), key=envs.count) if envs else None)
     return out
-
-
-def _write_json(path: Path, record: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=float))
-    os.replace(tmp, path)
 
 
 def run_one(spec: RunSpec, runs_dir: str, extra: Extra | None = None) -> dict[str, Any]:
@@ -184,7 +166,7 @@ def run_one(spec: RunSpec, runs_dir: str, extra: Extra | None = None) -> dict[st
         "spec": dataclasses.asdict(spec),
         "config": cfg.to_dict(),
         "timing": {**timing, "wall_this_sitting_s": train_wall, "eval_s": time.time() - t0 - train_wall},
-        "hardware": hardware(),
+        "hardware": common.hardware(),
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "evaluation": evaluation,
         "probes": probes,
@@ -193,7 +175,7 @@ def run_one(spec: RunSpec, runs_dir: str, extra: Extra | None = None) -> dict[st
         "extra": extra(out, spec) if extra is not None else {},
         "run_dir": out,
     }
-    _write_json(result_path(spec), record)
+    common.write_json(result_path(spec), record)
     shutil.rmtree(os.path.join(out, "tb"), ignore_errors=True)
     os.remove(os.path.join(out, "claimed"))
     return record
@@ -247,23 +229,38 @@ def run_all(specs: Sequence[RunSpec], runs_dir: str, jobs: int = 2, extra: Extra
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def base_parser(description: str, steps_per_env: int, seeds: int, rows: Sequence[str] = ALL_ROWS,
-                modes: Sequence[str] = MODES) -> argparse.ArgumentParser:
-    """Options shared by every experiment script (defaults = the complete experiment)."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="cpu", help="learner preset ('cpu' on CPU; 'paper' on a GPU)")
-    p.add_argument("--steps-per-env", type=int, default=steps_per_env, help="training steps per dataset")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(range(seeds)), help="seeds to run")
-    p.add_argument("--rows", nargs="+", default=list(rows), help=f"ablation rows, of {' '.join(ALL_ROWS)}")
-    p.add_argument("--modes", nargs="+", default=list(modes), choices=MODES, help="dis and/or ent")
-    p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
-    p.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, help="where run directories go (outside git)")
-    p.add_argument("--probe-eval-every", type=int, default=100, help="probe evaluation period (steps)")
-    p.add_argument("--summarise", action="store_true", help="only rebuild tables/PNGs from the JSONs")
-    return p
+@dataclass
+class ExperimentArgs:
+    """Options shared by every experiment script (defaults = the complete experiment); a script's ``Args``
+    subclasses it, changing defaults, and is parsed by ``common.parse_args``."""
+
+    preset: str = "cpu"
+    """Learner preset ('cpu' on CPU; 'paper' on a GPU)."""
+    steps_per_env: int = 2500
+    """Training steps per dataset."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds to run."""
+    rows: tuple[str, ...] = ALL_ROWS
+    """Ablation rows, of - S D A SA DA SD SD-[41] SDA."""
+    modes: tuple[str, ...] = MODES
+    """dis (eq. 3 capacity objective) and/or ent (entangled beta=1 VAE)."""
+    jobs: int = 2
+    """Runs in parallel (one torch thread each)."""
+    runs_dir: str = DEFAULT_RUNS_DIR
+    """Where run directories go (outside git)."""
+    probe_eval_every: int = 100
+    """Probe evaluation period (steps)."""
+    summarise: bool = False
+    """Only rebuild tables/PNGs from the JSONs."""
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("rows", ALL_ROWS), ("modes", MODES)):
+            unknown = [v for v in getattr(self, name) if v not in allowed]
+            if unknown:
+                raise ValueError(f"unknown {name} {unknown}; choose from {' '.join(allowed)}")
 
 
-def make_specs(experiment: str, args: argparse.Namespace, sequence: Sequence[str],
+def make_specs(experiment: str, args: ExperimentArgs, sequence: Sequence[str],
                overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[RunSpec]:
     """Specs seed-major (every row of seed 0 first), so a cut-short session has all rows at >= 1 seed."""
     frozen = freeze_overrides(overrides or {})
@@ -305,12 +302,6 @@ def forgetting_value(r: Mapping[str, Any], metric: str, key: str) -> float | Non
     return r["evaluation"]["forgetting"].get(metric, {}).get(key)
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 @dataclass
 class Column:
     """One table column: a title and how to get a value from a run record (None = not applicable)."""
@@ -334,7 +325,7 @@ def summarise_table(results: Sequence[dict[str, Any]], columns: Sequence[Column]
             ours = mean_std((c.value(r) for r in runs), c.scale, c.digits)
             cells.append(f"{ours} / {c.paper.get((row, mode), '-')}")
         lines.append(cells)
-    return markdown_table(header, lines)
+    return common.markdown_table(header, lines)
 
 
 def provenance(results: Sequence[dict[str, Any]]) -> str:

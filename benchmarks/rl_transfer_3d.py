@@ -305,7 +305,7 @@ def summarise(args: Args) -> str:
                     common.markdown_table(header, rows), "", "![learning curves](rl_transfer.png)", "", note,
                     ""])
     plot_curves(by_method, str(folder / "rl_transfer.png"))
-    (folder / "rl_transfer.md").write_text(md)
+    common.write_text(folder / "rl_transfer.md", md)
     return md
 
 
