@@ -60,7 +60,8 @@ def test_train_cli_and_distributed_entry_build_the_same_config_and_settings() ->
     assert (cfg.steps_per_env, cfg.batch_size, cfg.seed, cfg.dream.decoder_proximity) == (7, 12, 4, False)
     s_train, s_ddp = cli.build_settings(train, cfg, probes=False), cli.build_settings(ddp, cfg, probes=False)
     assert s_train == s_ddp
-    assert (s_train.sequence, s_train.steps_per_env, s_train.log_every, s_train.seed) == (("mnist", "shapes"), 7, 3, 4)
+    assert (s_train.sequence, s_train.steps_per_env, s_train.log_every, s_train.seed) == (
+        ("mnist", "shapes"), 7, 3, 4)
 
 
 def test_vase_rl_train_writes_a_run_with_the_row_config_and_resumes(tmp_path: Path) -> None:

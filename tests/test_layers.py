@@ -1,6 +1,6 @@
 """Imports run one way: no import cycle among the modules of vase_rl (vase_rl.agents and vase_rl.envs
-included, imports inside functions too; ``if TYPE_CHECKING:`` imports never run and do not count), and the evaluation/report side reads a run directory through
-vase_rl.run_format without ever importing the trainer."""
+included, imports inside functions too; ``if TYPE_CHECKING:`` imports never run and do not count), and
+the evaluation/report side reads a run directory through vase_rl.run_format, never the trainer."""
 
 from __future__ import annotations
 
@@ -35,6 +35,14 @@ def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     return out
 
 
+def absolute(node: ast.ImportFrom, package: str) -> str:
+    """The module a ``from ... import`` names, relative imports resolved against ``package``."""
+    if not node.level:
+        return str(node.module)
+    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+    return f"{base}.{node.module}" if node.module else base
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the vase_rl modules it imports anywhere in its file at run time (functions included;
     ``from x import name`` counts x.name when that is a module)."""
@@ -47,44 +55,30 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom):
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                module = (f"{base}.{node.module}" if node.module else base) if node.level else str(node.module)
+                module = absolute(node, package)
                 deps.add(module)
                 deps.update(f"{module}.{a.name}" for a in node.names)
         graph[name] = {d for d in deps if d in files and d != name}
     return graph
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Modules ``start`` imports directly or through others."""
+    seen: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(graph[m])
+    return seen
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    out: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
+    """Import cycles: groups of two or more modules that each import all the others (maybe indirectly)."""
+    reach = {m: reachable(graph, m) for m in graph}
+    groups = {tuple(sorted({m} | {o for o in reach[m] if m in reach[o]})) for m in graph}
+    return sorted(list(g) for g in groups if len(g) > 1)
 
 
 def test_no_import_cycle_inside_vase_rl() -> None:

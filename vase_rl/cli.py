@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """Options that choose the learner's config and the run's datasets (shared with ``vase_rl.distributed``)."""
+    """Options choosing the learner's config and the run's datasets (shared with ``vase_rl.distributed``)."""
     p.add_argument("--sequence", default="moving-fashion,mnist,moving-mnist",
                    help="comma-separated dataset names, trained one after another")
     p.add_argument("--preset", default="cpu", help="'cpu' (2-core scale) or 'paper' (appendix Table 2; GPU)")
@@ -61,7 +61,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def build_config(args: argparse.Namespace) -> VASEConfig:
-    """The learner's config of :func:`add_config_arguments`' options: the preset's row (``VASEConfig.for_row``)."""
+    """The learner's config from :func:`add_config_arguments`' options: a row of the preset (``for_row``)."""
     cfg = VASEConfig.for_row(args.ablation, args.entangled, base=get_preset(args.preset))
     overrides: dict[str, Any] = {"seed": args.seed}
     for name in ("steps_per_env", "batch_size"):

@@ -191,16 +191,17 @@ class Ablation:
             raise ValueError(f"bad ablation code {code!r}: use each of S, D, A at most once, '-' for none, "
                              "optionally followed by '-[41]'")
         if encoder_only and "D" not in base:
-            raise ValueError(f"bad ablation code {code!r}: '-[41]' removes dreaming's decoder term, so it needs D")
+            raise ValueError(f"bad ablation code {code!r}: '-[41]' drops dreaming's decoder term: needs D")
         return cls(infer_env="S" in base, dream="D" in base, mask="A" in base), not encoder_only
 
     @classmethod
     def parse(cls, code: str) -> Ablation:
-        """Parse a code like ``"SDA"``, ``"SD"`` or ``"-"``; ``"SD-[41]"`` raises (use :meth:`VASEConfig.for_row`,
-        which also switches the decoder proximity off)."""
+        """Parse a code like ``"SDA"``, ``"SD"`` or ``"-"``; ``"SD-[41]"`` raises: use
+        :meth:`VASEConfig.for_row`, which also switches the decoder proximity off."""
         ablation, decoder_proximity = cls.parse_row(code)
         if not decoder_proximity:
-            raise ValueError(f"{code!r} also changes DreamConfig.decoder_proximity; use VASEConfig.for_row({code!r})")
+            raise ValueError(f"{code!r} also switches DreamConfig.decoder_proximity off; "
+                             f"use VASEConfig.for_row({code!r})")
         return ablation
 
     @property

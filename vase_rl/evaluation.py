@@ -350,7 +350,8 @@ def evaluate_loaded(run: LoadedRun, es: EvalSettings | None = None) -> dict[str,
         images, factors = held_out(run, name, es.n_samples)
         probs = learner.environment_probabilities(images)[: max(learner.memory.n_seen, 1)]
         inferred = int(probs.argmax())
-        env = log_envs[name] if log_envs[name] is not None else inferred
+        logged = log_envs[name]
+        env = logged if logged is not None else inferred
         codes = learner.encode(images).cpu().numpy().astype(np.float64)
         per_dataset[name] = {
             "stage": run.settings.sequence.index(name),

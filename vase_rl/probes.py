@@ -266,8 +266,9 @@ class ProbeSet:
             raise ValueError("z contains NaN or inf")
         batch = z.shape[0]
         targets: dict[ProbeKind, torch.Tensor] = {}
-        for kind, t, shape in (("classifier", labels, (batch,)),
-                               ("regressor", positions, (batch, self.config.position_dim))):
+        checks: tuple[tuple[ProbeKind, torch.Tensor | None, tuple[int, ...]], ...] = (
+            ("classifier", labels, (batch,)), ("regressor", positions, (batch, self.config.position_dim)))
+        for kind, t, shape in checks:
             if t is None:
                 continue
             if (dataset, kind) not in self.probes:
@@ -364,7 +365,7 @@ class ProbeSet:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Probe weights, Adam states, generator, history and the layout needed to check a reload (a deep copy)."""
+        """Probe weights, Adam states, generator, history and the layout a reload checks (a deep copy)."""
         return copy.deepcopy({
             **self._layout(),
             "probes": {f"{d}/{k}": p.state_dict() for (d, k), p in self.probes.items()},

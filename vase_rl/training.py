@@ -135,7 +135,8 @@ class SequenceTrainer:
         datasets = list(dict.fromkeys(settings.sequence))
         size = config.model.image_size
         self.samplers: dict[str, BatchSource] = {
-            name: make_sampler(name, size, "train", settings.seed * 1000 + i) for i, name in enumerate(datasets)
+            name: make_sampler(name, size, "train", settings.seed * 1000 + i)
+            for i, name in enumerate(datasets)
         }
         self.test_sets: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self.probe_targets: dict[str, tuple[bool, bool]] = {}
@@ -249,7 +250,7 @@ class SequenceTrainer:
 
     # ------------------------------------------------------------------ loop
     def step(self) -> tuple[dict[str, Any], torch.Tensor]:
-        """One step of the sequence: learner (and probe) update; returns (log record, the batch trained on)."""
+        """One step of the sequence: learner (and probe) update; returns (log record, batch trained on)."""
         stage, name = self.stage_of(self.global_step)
         imgs, factors = self.samplers[name].sample(self.config.batch_size)
         x = self.learner.preprocess(imgs[self.ranks.local_rows(len(imgs))])
@@ -266,31 +267,22 @@ class SequenceTrainer:
         from torch.utils.tensorboard import SummaryWriter
 
         s, total, writes = self.settings, self.total_steps, self.ranks.writes_files
-        writer = SummaryWriter(os.path.join(self.out_dir, TB_DIR), purge_step=self.global_step) if writes else None
+        tb = os.path.join(self.out_dir, TB_DIR)
+        writer = SummaryWriter(tb, purge_step=self.global_step) if writes else None
         old_handler = signal.signal(signal.SIGINT, self._on_sigint)
         desc = "VASE" if self.ranks.world_size == 1 else f"VASE x{self.ranks.world_size}"
-        bar = tqdm(total=total, initial=self.global_step, disable=not (progress and writes), desc=desc, unit="step")
+        bar = tqdm(total=total, initial=self.global_step, disable=not (progress and writes), desc=desc,
+                   unit="step")
         log = open(os.path.join(self.out_dir, LOG_FILE), "a") if writes else None  # noqa: SIM115 - closed below
         t0, steps0 = time.time(), self.global_step
         try:
             while self.global_step < total and not self.ranks.agree_stop(self._stop):
                 rec, x = self.step()
                 bar.update(1)
-                if writer is None or log is None:
-                    continue
-                step = self.global_step
-                if step % s.log_every == 0 or step == total or rec["new_env"]:
-                    self._log(rec, log, writer, bar, (step - steps0) / (time.time() - t0))
-                if self.probes is not None and (step % s.probe_eval_every == 0 or step == total):
-                    for dname, metrics in self.evaluate_probes().items():
-                        for k, v in metrics.items():
-                            writer.add_scalar(f"probe/{dname}/{k}", v, step)
-                if step % s.tb_images_every == 0:
-                    with torch.no_grad():
-                        rec_imgs = self.learner.decode(self.learner.encode(x[:16]), rec["env"])
-                    writer.add_images("reconstruction", torch.cat([x[:16], rec_imgs]), step)
-                if step % s.checkpoint_every == 0:
-                    self.save()
+                if writer is not None and log is not None:
+                    self._record(rec, x, log, writer, bar, (self.global_step - steps0) / (time.time() - t0))
+                if self.global_step % s.checkpoint_every == 0:
+                    self.save()  # on every rank: the learner's save is a collective under torchrun
         finally:
             bar.close()
             for closing in (log, writer):
@@ -302,6 +294,22 @@ class SequenceTrainer:
             self._write_timing(time.time() - t0, self.global_step - steps0)
             if self.global_step >= total:
                 open(os.path.join(self.out_dir, DONE_FILE), "w").close()
+
+    def _record(
+        self, rec: dict[str, Any], x: torch.Tensor, log: TextIO, writer: Any, bar: Any, steps_per_s: float
+    ) -> None:
+        """What the writing rank records after a step: log line, probe scores, reconstruction images."""
+        s, step = self.settings, self.global_step
+        if step % s.log_every == 0 or step == self.total_steps or rec["new_env"]:
+            self._log(rec, log, writer, bar, steps_per_s)
+        if self.probes is not None and (step % s.probe_eval_every == 0 or step == self.total_steps):
+            for dname, metrics in self.evaluate_probes().items():
+                for k, v in metrics.items():
+                    writer.add_scalar(f"probe/{dname}/{k}", v, step)
+        if step % s.tb_images_every == 0:
+            with torch.no_grad():
+                rec_imgs = self.learner.decode(self.learner.encode(x[:16]), rec["env"])
+            writer.add_images("reconstruction", torch.cat([x[:16], rec_imgs]), step)
 
     def _log(self, rec: dict[str, Any], log: TextIO, writer: Any, bar: Any, steps_per_s: float) -> None:
         """Write a step's record to log.jsonl and TensorBoard, and show it on the progress bar."""
