@@ -15,8 +15,9 @@ After training, ambiguous inputs x_w = w * face + (1 - w) * inverse-Fashion (w =
 batches of 64 mixed with real samples of one dataset (the context) at several proportions. Measured:
 * q(s = faces | x) of the auxiliary classifier on the ambiguous samples (per sample, no context effect by
   construction) and averaged over the whole batch (the s-hat score of Algorithm 1);
-* the Algorithm-1 / eq. 6 decision on the whole batch (best-reconstructing environment that passes the
-  kappa and mask tests; "new" when none does) -- where the context acts, via the batch atypicality;
+* the Algorithm-1 / eq. 6 decision on the whole batch (``ContinualLearner.infer_environment``: the
+  environment that passes the kappa and mask tests under the learner's inference policy; "new" when none
+  does) -- where the context acts, via the batch atypicality;
 * mu and sigma of q(z|x_w) for the faces-specific, Fashion-specific and shared latents (Fig. 5A top);
 * reconstructions of x_w under either environment (Fig. 5A middle).
 
@@ -73,23 +74,14 @@ def mix(w: float, face: torch.Tensor, fashion: torch.Tensor) -> torch.Tensor:
     return (w * face + (1 - w) * fashion).clamp(0.0, 1.0)
 
 
-@torch.no_grad()
 def algorithm1(learner: Any, x: torch.Tensor) -> int:
-    """Environment eq. 6 / Algorithm 1 assigns to batch x (B, C, H, W) without training; -1 = "new"."""
-    from vase_rl.inference import environment_check
-    from vase_rl.latents import atypicality
+    """Environment eq. 6 / Algorithm 1 assigns to batch x (B, C, H, W) without training; -1 = "new".
 
-    mu, logvar, _ = learner.model.encoder(x)
-    z = learner._sample_z(mu, logvar)  # the learner's own pieces of train_step, no state is changed
-    alpha, mem, kappa = atypicality(z), learner.memory, learner.config.inference.kappa
-    passed: dict[int, float] = {}
-    for cand in range(mem.n_seen):
-        recon = float(learner._recon(learner._masked(z, learner.applied_mask(cand)), cand, x).mean())
-        why = environment_check(recon, float(mem.recon_avg[cand]), kappa, learner._batch_mask(alpha, cand),
-                                mem.masks[cand], mem.used[cand])
-        if why is None:
-            passed[cand] = recon
-    return min(passed, key=passed.__getitem__) if passed else -1
+    The learner's own decision (every heuristic of its InferenceConfig), as a query that changes nothing;
+    a batch that fails eq. 6 (pending, allocating or merging) is "new".
+    """
+    decision = learner.infer_environment(x)
+    return -1 if decision.failure is not None else decision.env
 
 
 @torch.no_grad()

@@ -65,7 +65,7 @@ def _rank_main(rank: int, rendezvous: str, out_dir: str) -> None:
         "unequal": _expect_error(lambda: learner.train_step(good[: 8 - 2 * rank])),
         "rank0_error": _expect_error(lambda: learner.on_rank0(_overflow)),
     }
-    record["outs"] = [learner.train_step(x[rank * 8:(rank + 1) * 8]) for x in scenario_batches()]
+    record["outs"] = [learner.train_step(x[rank * 8:(rank + 1) * 8]).to_log() for x in scenario_batches()]
     record["in_sync"] = learner.parameters_in_sync()
     record["state"] = learner.state_dict()
     learner.save(os.path.join(out_dir, "checkpoint.pt"))
@@ -94,7 +94,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]
 def reference() -> tuple[list[dict[str, Any]], ContinualLearner]:
     """One process, the same config, the combined batches."""
     learner = ContinualLearner(scenario_config(), device="cpu")
-    return [learner.train_step(x) for x in scenario_batches()], learner
+    return [learner.train_step(x).to_log() for x in scenario_batches()], learner
 
 
 def test_two_gloo_ranks_equal_one_process_on_the_combined_batch(ranks, reference) -> None:

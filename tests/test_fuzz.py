@@ -141,7 +141,7 @@ def _train_any_batch(x: Any, extreme: str) -> None:
              "checker": (np.indices(x.shape).sum(0) % 2 * 255).astype(np.uint8)}[extreme]
     out = accepts_or_rejects_clearly(lambda: learner().train_step(x))
     if out is not None:
-        assert np.isfinite(out["loss"]) and np.isfinite(out["atypicality"]).all()
+        assert np.isfinite(out.loss) and np.isfinite(out.atypicality).all()
         assert_finite_latents(learner().encode(x))
 
 

@@ -30,7 +30,7 @@ def test_kl_tracks_capacity_target_and_c_changes_the_loss():
     cfg = tiny_config(loss={"gamma": 50.0, "c_max": 4.0, "delta_c": 0.01, "capacity_mode": "two-sided"},
                       ablation=Ablation(False, False, False), batch_size=32)
     learner = ContinualLearner(cfg, device="cpu")
-    kls = [learner.train_step(b)["kl"] for b in batches]
+    kls = [learner.train_step(b).kl for b in batches]
     assert learner.capacity == 4.0
     final_kl = sum(kls[-50:]) / 50
     assert abs(final_kl - 4.0) < 1.0, final_kl
@@ -39,7 +39,7 @@ def test_kl_tracks_capacity_target_and_c_changes_the_loss():
     other.load_state_dict(learner.state_dict())
     a = ContinualLearner(cfg, device="cpu")
     a.load_state_dict(learner.state_dict())
-    assert a.train_step(batches[0])["loss"] != pytest.approx(other.train_step(batches[0])["loss"], rel=1e-3)
+    assert a.train_step(batches[0]).loss != pytest.approx(other.train_step(batches[0]).loss, rel=1e-3)
 
 
 def test_resume_after_n_steps_equals_training_straight_through(tmp_path):
@@ -101,7 +101,7 @@ def test_nan_loss_stops_training_without_applying_the_update(monkeypatch):
     batch = shapes_batches(1, 8)[0]
     learner.train_step(batch)
     before = _params(learner)
-    monkeypatch.setattr(learner, "_recon", lambda z, env, x: torch.full((z.shape[0],), float("nan")))
+    monkeypatch.setattr(learner, "reconstruction_nll", lambda z, env, x: torch.full((z.shape[0],), float("nan")))
     with pytest.raises(NonFiniteLossError, match="not applied"):
         learner.train_step(batch)
     assert _same(before, _params(learner))

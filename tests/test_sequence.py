@@ -33,7 +33,7 @@ def run_sequence(learner: ContinualLearner, sequence: list[tuple[str, int]], see
     samplers = {name: SpriteSampler(name, canvas_size=32, seed=seed + i) for i, (name, _) in enumerate(sequence)}
     envs = []
     for name, steps in sequence:
-        envs.append([learner.train_step(samplers[name].sample(64)[0])["env"] for _ in range(steps)])
+        envs.append([learner.train_step(samplers[name].sample(64)[0]).env for _ in range(steps)])
     return envs
 
 
@@ -69,7 +69,7 @@ def _recon_nll(learner: ContinualLearner, dataset: str, env: int) -> float:
     x = learner.preprocess(SpriteSampler(dataset, canvas_size=32, split="test", seed=123).sample(256)[0])
     with torch.no_grad():
         mu, _ = learner.encode(x, return_logvar=True)
-        return float(learner._recon(mu, env, x).mean())
+        return float(learner.reconstruction_nll(mu, env, x).mean())
 
 
 def test_dreaming_reduces_forgetting_of_the_first_dataset():

@@ -108,42 +108,106 @@ class MaskConfig:
     used_every: int = 500
     """Recompute the current environment's used latents every this many steps."""
 
+    # Rules of the applied mask a^s (eq. 2) beyond the paper, where a^s is the stored mask itself; each one
+    # is a switch of :func:`vase_rl.latents.applied_mask` (the README's "Masking" has the measurements).
+    spare_unmasked: bool = True
+    """Latents no *other* environment uses stay active: the spare capacity of section 3.3 ("automatically
+    unmasked"). The paper relies on their atypicality staying ~0; at CPU step counts spare latents drift
+    on new data and, once masked (no gradient), would never return. False = the paper."""
+    protect_own_used: bool = True
+    """Latents the environment's own decoder uses (u^s, A.2) stay active: masking them would replace what it
+    reconstructs from by prior noise (the demo's MNIST environment lost both of its latents). False = the
+    paper."""
+    never_all_masked: bool = True
+    """An environment whose every latent would be masked shares all latents instead (it could never learn:
+    masked latents get no gradient). False = the paper."""
+
     def __post_init__(self) -> None:
         if not 0 <= self.lambda0 < self.lambda1:
             raise ValueError(f"need 0 <= lambda0 < lambda1, got {self.lambda0}, {self.lambda1}")
 
+    @classmethod
+    def paper(cls, **overrides: Any) -> MaskConfig:
+        """The paper's mask: a^s applied as stored (eq. 2, 5 with A.2's hysteresis), no extra rule.
+
+        >>> cfg = MaskConfig.paper()
+        >>> (cfg.spare_unmasked, cfg.protect_own_used, cfg.never_all_masked, cfg.lambda1)
+        (False, False, False, 0.6)
+        """
+        plain = {"spare_unmasked": False, "protect_own_used": False, "never_all_masked": False}
+        return cls(**{**plain, **overrides})
+
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    """Environment inference, eq. 6 / Algorithm 1."""
+    """Environment inference, eq. 6 / Algorithm 1 (:class:`vase_rl.inference.EnvironmentInference`).
+
+    The paper's test uses ``kappa`` and ``recon_ema``; every other field is a heuristic beyond the paper,
+    documented with the case it exists for and switched off by :meth:`paper`. The defaults are the
+    presets' behaviour.
+    """
 
     kappa: float = 1.5
     """kappa: data is from candidate s if its recon loss <= kappa * L~_s."""
     recon_ema: float = 0.99
     """Decay of the running average L~_s of each environment's reconstruction loss."""
     grace_steps: int = 200
-    """After allocating an environment, inference is paused this many steps so that the
-    classifier and L~_s of the new environment settle (otherwise the still-untrained
-    classifier re-proposes the old environment and each batch would allocate another one)."""
+    """Grace period: after allocating an environment, inference is paused this many steps so that the
+    classifier and L~_s of the new environment settle (otherwise the still-untrained classifier
+    re-proposes the old environment and each batch would allocate another one). 0 = the paper."""
     patience: int = 3
-    """Consecutive failing batches needed before a new environment is allocated. Algorithm 1 as
-    written allocates on the first failing batch (patience 1); larger values filter single noisy
-    batches (the paper preset uses 3, the cpu preset 10)."""
+    """Consecutive failing batches needed before a new environment is allocated: 1 in the paper's
+    Algorithm 1 (:meth:`paper`); more filters single noisy batches (the paper and cpu presets use 3
+    and 10)."""
+    train_on_pending: bool = False
+    """Whether a batch that failed eq. 6 but has not yet exhausted ``patience`` (a *pending* batch) trains
+    the current environment. False: it is not trained on -- training the current environment on what may
+    be a new one would both forget the current environment and erase the evidence. The paper has no
+    pending batches (patience 1)."""
+    keep_current: bool = True
+    """Besides the classifier's candidate s-hat, test the current environment too (the untrained classifier
+    of a young environment often proposes an older one). False = the paper: s-hat only."""
     scan_every: int = 10
-    """Every this many steps the test of eq. 6 runs on every known environment, not only on the
-    classifier's candidate and the current one (Algorithm 1 picks s-hat as the best-reconstructing
-    environment; a full scan costs one decoder pass per environment). 0 = never (classifier only).
-    A full scan also runs before any allocation."""
+    """Periodic scan: every this many steps the test of eq. 6 runs on every known environment, not only
+    on the classifier's candidate and the current one (finds a revisited environment the classifier does
+    not propose yet; one decoder pass per environment). 0 = never (the paper: classifier only)."""
+    scan_before_allocating: bool = True
+    """Before a failing batch counts towards an allocation, every known environment not yet tested gets
+    its chance (a revisited environment is not allocated twice). False = the paper."""
+    best_candidate: bool = True
+    """Among the candidates that pass eq. 6, keep the best-reconstructing one (Algorithm 1's s-hat is an
+    argmin of the reconstruction loss). False: the first that passes, s-hat before the current one."""
     jump_ratio: float = 0.0
-    """For the *current* environment, a latent's switch to atypical counts in eq. 6's mask test only
-    if its atypicality also exceeds ``jump_ratio`` times its running average in that environment --
+    """Jump test: for the *current* environment, a latent's switch to atypical counts in eq. 6's mask test
+    only if its atypicality also exceeds ``jump_ratio`` times its running average in that environment --
     the "sharp changes in alpha_n at dataset boundaries" of section 3.3 -- so that latents still being
     learnt, whose atypicality drifts slowly across lambda1, do not allocate spurious environments;
     with it on, a latent of the current environment settling back to typical is not a mismatch
     either. 0 = the paper's plain test."""
+    young_recon_ema: float | None = 0.9
+    """While an environment is young (its first ``grace_steps`` steps) its losses fall fast: L~_s and its
+    atypicality average use the shorter decay min(young_recon_ema, recon_ema) (0.9: ~10 steps) so that L~_s
+    stays close to the current loss. None = the paper (always ``recon_ema``)."""
     on_overflow: Literal["error", "merge"] = "error"
-    """What to do when a new environment would exceed max_environments: raise, or reuse the
-    closest (lowest reconstruction loss) existing environment."""
+    """What to do when a new environment would exceed max_environments: raise (the paper has no bound to
+    handle), or reuse the existing environment whose loss on the batch is closest to its L~_s ("merge")."""
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> InferenceConfig:
+        """The paper's plain eq. 6 / Algorithm 1: test the classifier's candidate s-hat once per batch and
+        allocate a new environment on the first failure; every batch is trained on. Use it with
+        :meth:`MaskConfig.paper` for the paper's mask.
+
+        >>> cfg = InferenceConfig.paper()
+        >>> (cfg.patience, cfg.grace_steps, cfg.scan_every, cfg.jump_ratio, cfg.train_on_pending, cfg.kappa)
+        (1, 0, 0, 0.0, True, 1.5)
+        """
+        plain: dict[str, Any] = {
+            "grace_steps": 0, "patience": 1, "train_on_pending": True, "keep_current": False, "scan_every": 0,
+            "scan_before_allocating": False, "best_candidate": False, "jump_ratio": 0.0,
+            "young_recon_ema": None, "on_overflow": "error",
+        }
+        return cls(**{**plain, **overrides})
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ Each of W processes (ranks) trains on its own slice of b images of a global batc
 :class:`~vase_rl.learner.ContinualLearner` step on the combined batch (``tests/test_distributed.py``
 checks it with 2 gloo processes):
 
-* **Gradients** are averaged over ranks with one flattened ``all_reduce`` just before ``optimizer.step()``
-  (an optimizer step pre-hook). This is data parallelism without ``DistributedDataParallel``'s overlap
+The learner's step is written once; :class:`DDPCollectives`, the learner's collectives strategy
+(:mod:`vase_rl.collectives`), supplies what changes:
+
+* **Gradients** are averaged over ranks with one flattened ``all_reduce`` just before ``optimizer.step()``. This is data parallelism without ``DistributedDataParallel``'s overlap
   of communication and backward: a VASE step runs several forward passes through the encoder and
   decoder *submodules* (data, dreams, candidates), which DDP's module wrapper does not see.
 * **Per-batch statistics** are computed over the combined batch: the atypicality alpha (eq. 4) from the
@@ -41,21 +43,19 @@ import dataclasses
 import datetime
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from . import latents, losses
+from .collectives import Stateful
 from .config import VASEConfig
-from .inference import EnvironmentMemory
 from .learner import ContinualLearner
+from .step_result import StepResult
 from .training import Ranks, SequenceTrainer
 
 T = TypeVar("T")
-REDUCED_SCALARS = ("loss", "recon", "kl", "capacity_loss", "classifier_loss")
-"""Scalars of ``train_step``'s output that are per-rank batch means and are averaged over ranks."""
 
 
 def gather_batch(local: torch.Tensor) -> torch.Tensor:
@@ -95,49 +95,63 @@ class _GatherBatch(torch.autograd.Function):
         return grad[start:start + ctx.rows] * ctx.world
 
 
-class ReducedMemory(EnvironmentMemory):
-    """Environment memory whose ``update`` folds the reconstruction loss of the *combined* batch into L~_s
-    (the learner passes its local batch mean; equal local batch sizes make the mean of means exact)."""
+class DDPCollectives:
+    """The :class:`~vase_rl.collectives.Collectives` of ``torch.distributed`` (see the module docstring).
 
-    def update(
-        self, env: int, mask: torch.Tensor, recon: float, ema: float, alpha: torch.Tensor | None = None
-    ) -> None:
-        super().update(env, mask, mean_over_ranks([recon])[0], ema, alpha)
-
-
-class DistributedLearner(ContinualLearner):
-    """A :class:`ContinualLearner` whose ``train_step`` is one data-parallel step of the combined batch.
-
-    Needs an initialised default process group (``torch.distributed.init_process_group``; ``torchrun``
-    sets the environment). Construct it on every rank with the same config; parameters are broadcast
-    from rank 0. ``train_step(x)`` takes this rank's b images (same b on every rank) and returns the
-    scalars of the combined batch. See the module docstring for what is synchronised and how.
+    Needs an initialised default process group and equal local batch sizes (checked by
+    :meth:`DistributedLearner.train_step`). Rank 0 is the leader: :meth:`on_leader` runs there on
+    global-batch tensors, during which :meth:`randn` draws for the whole (gathered) tensor.
     """
 
-    def __init__(self, config: VASEConfig, device: str | torch.device = "auto") -> None:
-        if not dist.is_available() or not dist.is_initialized():
-            raise RuntimeError(
-                "DistributedLearner needs an initialised process group: launch with torchrun and call "
-                "torch.distributed.init_process_group(), or use ContinualLearner in a single process"
-            )
-        super().__init__(config, device)
+    def __init__(self) -> None:
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        self.memory = ReducedMemory(**self.memory.state_dict())
-        with torch.no_grad():
-            for tensor in self.model.state_dict().values():
-                dist.broadcast(tensor, src=0)
-        self.snapshot.sync(self.model)
-        self.optimizer.register_step_pre_hook(self._average_gradients)
-        self._rows: tuple[int, int] | None = None  # (offset of this rank's rows, global batch size)
-        self._gathered = False  # True while rank 0 runs a step part on the all-gathered batch
+        self._leading = False  # True while rank 0 runs a step part on the all-gathered batch
 
-    # ------------------------------------------------------------------ synchronisation
-    def _average_gradients(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        """Optimizer step pre-hook: replace every gradient by its mean over ranks (one flat all_reduce).
+    def randn(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Noise for this rank's rows, drawn for the global batch so that it equals one process's draw."""
+        if self._leading:
+            return torch.randn(like.shape, device=like.device, generator=generator)
+        rows = like.shape[0]
+        full = torch.randn((self.world_size * rows, *like.shape[1:]), device=like.device, generator=generator)
+        return full[self.rank * rows:(self.rank + 1) * rows]
+
+    def gather(self, local: torch.Tensor) -> torch.Tensor:
+        return gather_batch(local)
+
+    def gather_with_grad(self, local: torch.Tensor) -> torch.Tensor:
+        return _GatherBatch.apply(local)  # type: ignore[no-any-return]
+
+    def mean(self, values: list[float]) -> list[float]:
+        return mean_over_ranks(values)
+
+    def on_leader(self, fn: Callable[[], T], shared: Stateful) -> T:
+        """Run ``fn`` on rank 0 only, broadcast its result and the ``shared`` state; the other ranks load it.
+
+        ``fn`` must not call collectives. An exception raised by ``fn`` is raised on every rank.
+        """
+        box: list[Any] = [None]
+        if self.rank == 0:
+            self._leading = True
+            try:
+                box[0] = ("ok", fn(), shared.state_dict())
+            except Exception as exc:  # noqa: BLE001  (re-raised on every rank below)
+                box[0] = ("error", exc, None)
+            finally:
+                self._leading = False
+        dist.broadcast_object_list(box, src=0)
+        kind, value, state = box[0]
+        if kind == "error":
+            raise value
+        if self.rank != 0:
+            shared.load_state_dict(state)
+        return value  # type: ignore[no-any-return]
+
+    def average_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
+        """Replace every gradient by its mean over ranks (one flat all_reduce).
 
         Which parameters have a gradient is the same on every rank (same control flow, broadcast decisions).
         """
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        grads = [p.grad for p in parameters if p.grad is not None]
         if not grads:
             return
         flat = torch.cat([g.reshape(-1) for g in grads])
@@ -148,84 +162,38 @@ class DistributedLearner(ContinualLearner):
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
             offset += g.numel()
 
-    def _shared_state(self) -> dict[str, Any]:
-        """What rank 0's inference / used-latent updates change, to broadcast to the other ranks."""
-        return {
-            "memory": self.memory.state_dict(),
-            "generator": self.generator.get_state(),
-            "fail_streak": self.fail_streak,
-            "last_allocation": self.last_allocation,
-        }
 
-    def _load_shared_state(self, state: dict[str, Any]) -> None:
-        self.memory.load_state_dict(state["memory"])
-        self.generator.set_state(state["generator"])
-        self.fail_streak, self.last_allocation = state["fail_streak"], state["last_allocation"]
+class DistributedLearner(ContinualLearner):
+    """A :class:`ContinualLearner` whose ``train_step`` is one data-parallel step of the combined batch.
+
+    Needs an initialised default process group (``torch.distributed.init_process_group``; ``torchrun``
+    sets the environment). Construct it on every rank with the same config; parameters are broadcast
+    from rank 0. ``train_step(x)`` takes this rank's b images (same b on every rank) and returns the
+    scalars of the combined batch. The step itself is the learner's, with :class:`DDPCollectives`.
+    """
+
+    def __init__(self, config: VASEConfig, device: str | torch.device = "auto") -> None:
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError(
+                "DistributedLearner needs an initialised process group: launch with torchrun and call "
+                "torch.distributed.init_process_group(), or use ContinualLearner in a single process"
+            )
+        super().__init__(config, device, collectives=DDPCollectives())
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        with torch.no_grad():
+            for tensor in self.model.state_dict().values():
+                dist.broadcast(tensor, src=0)
+        self.snapshot.sync(self.model)
 
     def on_rank0(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on rank 0 only (on all-gathered tensors), broadcast its result and the shared state.
+        """Run ``fn`` on rank 0 only (on all-gathered tensors), broadcast its result and the shared state
+        (inference state and generator). ``fn`` must not call collectives; its exception is raised on every rank."""
+        return self.collectives.on_leader(fn, self.shared)
 
-        ``fn`` must not call collectives. An exception raised by ``fn`` is raised on every rank.
-        """
-        box: list[Any] = [None]
-        if self.rank == 0:
-            self._gathered = True
-            try:
-                box[0] = ("ok", fn(), self._shared_state())
-            except Exception as exc:  # noqa: BLE001  (re-raised on every rank below)
-                box[0] = ("error", exc, None)
-            finally:
-                self._gathered = False
-        dist.broadcast_object_list(box, src=0)
-        kind, value, state = box[0]
-        if kind == "error":
-            raise value
-        if self.rank != 0:
-            self._load_shared_state(state)
-        return value
-
-    def _randn_local(self, like: torch.Tensor) -> torch.Tensor:
-        """N(0, I) noise for this rank's rows, drawn for the global batch so it equals one process's draw."""
-        if self._gathered or self._rows is None:
-            return torch.randn(like.shape, device=like.device, generator=self.generator)
-        offset, total = self._rows
-        full = torch.randn((total, *like.shape[1:]), device=like.device, generator=self.generator)
-        return full[offset:offset + like.shape[0]]
-
-    # ------------------------------------------------------------------ overridden pieces of a step
-    def _sample_z(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mu + (0.5 * logvar).exp() * self._randn_local(mu)
-
-    def _masked(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        m = mask.to(z.device).to(z.dtype)
-        return m * z + (1 - m) * self._randn_local(z)
-
-    def _infer(
-        self, z: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, recon_cur: float
-    ) -> tuple[int, bool, str]:
-        """eq. 6 / Algorithm 1 decided by rank 0 on the combined batch, broadcast to every rank."""
-        zg, hg, xg = gather_batch(z), gather_batch(hidden), gather_batch(x)
-        recon_g = mean_over_ranks([recon_cur])[0]
-        return self.on_rank0(lambda: ContinualLearner._infer(self, zg, hg, xg, alpha, recon_g))
-
-    def _update_used(self, x: torch.Tensor, mu: torch.Tensor, env: int) -> None:
-        """Used latents (A.2) of the combined batch, computed by rank 0 and broadcast."""
-        xg, mg = gather_batch(x), gather_batch(mu)
-        self.on_rank0(lambda: ContinualLearner._update_used(self, xg, mg, env))
-
-    def _atypicality(self, z: torch.Tensor) -> torch.Tensor:
-        """eq. 4 over the combined batch: the samples of every rank (no gradient flows through alpha)."""
-        return latents.atypicality(gather_batch(z))
-
-    def _capacity_loss(self, kl: torch.Tensor, capacity: float) -> torch.Tensor:
-        """eq. 3's capacity term on the batch-mean KL of the combined batch (gradient to this rank's rows)."""
-        lc = self.config.loss
-        return losses.capacity_loss(_GatherBatch.apply(kl), capacity, lc.gamma, lc.capacity_mode)
-
-    def train_step(self, x: Any) -> dict[str, Any]:
+    def train_step(self, x: Any) -> StepResult:
         """One data-parallel VASE update; ``x``: this rank's images (b >= 2, the same b on every rank).
 
-        Returns :meth:`ContinualLearner.train_step`'s scalars for the combined batch of W * b images.
+        Returns :meth:`ContinualLearner.train_step`'s result for the combined batch of W * b images.
         """
         local, rows, problem = None, 0, ""
         try:  # validate before any collective, so that a bad batch on one rank cannot hang the others
@@ -240,14 +208,7 @@ class DistributedLearner(ContinualLearner):
                 f"local batch sizes by rank: {sizes} (0 = invalid input){'; ' + problem if problem else ''}"
             )
         assert local is not None
-        self._rows = (self.rank * rows, self.world_size * rows)
-        try:
-            out = super().train_step(local)
-        finally:
-            self._rows = None
-        for key, value in zip(REDUCED_SCALARS, mean_over_ranks([float(out[k]) for k in REDUCED_SCALARS])):
-            out[key] = value
-        return out
+        return super().train_step(local)
 
     def save(self, path: str, extra: dict[str, Any] | None = None) -> None:
         """Rank 0 writes the (rank-identical) checkpoint atomically; every rank waits for it."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .config import DreamConfig, ModelConfig
-from .losses import decoder_proximity, wasserstein_encoder_proximity
+from .losses import decoder_proximity, environment_classifier_loss, wasserstein_encoder_proximity
 from .model import VASEModel
 
 
@@ -82,3 +82,60 @@ def dreaming_loss(
         loss = loss + cfg.beta * dec
         scalars["dream/decoder_kl"] = float(dec.detach())
     return loss, scalars, hidden
+
+
+def past_environments(env: int, n_seen: int, step: int, per_environment: bool = True) -> list[int]:
+    """The environments s' a step may dream of (eq. 7): every allocated one except the current ``env``.
+
+    With the S ablation off (``per_environment=False``) there is one environment, 0, dreamed of from the
+    second step on (the snapshot of the same environment).
+    """
+    if not per_environment:
+        return [0] if step > 0 else []
+    return [e for e in range(n_seen) if e != env]
+
+
+@dataclass
+class DreamTerms:
+    """What one step's dream batch adds to the loss.
+
+    loss: eq. 9's feedback ``alpha * W + beta * KL`` (None when dreaming is off); classifier_loss: the
+    environment classifier's loss on the dreams, target s' (A.1; None when the classifier is off);
+    scalars: ``dream/encoder_w``, ``dream/decoder_kl``, ``dream/loss`` for the log.
+    """
+
+    loss: torch.Tensor | None = None
+    classifier_loss: torch.Tensor | None = None
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+def dream_terms(
+    model: VASEModel,
+    snapshot: Snapshot,
+    envs: list[int],
+    cfg: DreamConfig,
+    model_cfg: ModelConfig,
+    generator: torch.Generator,
+    n_seen: int,
+    feedback: bool = True,
+    classify: bool = True,
+) -> DreamTerms:
+    """Sample one dream batch of ``envs`` (:func:`sample_dream`) and compute what it adds to the step's loss.
+
+    feedback: eq. 9's dreaming term (ablation D); classify: the classifier term on dreamed data (ablation S;
+    without feedback the encoder's hidden layer is computed without gradient). Nothing is sampled when
+    ``envs`` is empty or both are off. n_seen: the classifier's number of allocated environments.
+    """
+    if not envs or not (feedback or classify):
+        return DreamTerms()
+    dream = sample_dream(snapshot, envs, cfg.batch_size, model_cfg.latent_dim, generator)
+    out = DreamTerms()
+    if feedback:
+        out.loss, out.scalars, hidden = dreaming_loss(model, snapshot, dream, cfg, model_cfg)
+        out.scalars["dream/loss"] = float(out.loss.detach())
+    else:
+        with torch.no_grad():
+            _, _, hidden = model.encoder(dream.x)
+    if classify:
+        out.classifier_loss = environment_classifier_loss(model.classifier(hidden, n_seen), dream.env)
+    return out

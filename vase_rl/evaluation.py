@@ -197,7 +197,7 @@ def eval_codes(learner: ContinualLearner, mu: torch.Tensor, env: int) -> torch.T
     """Codes (B, N) to decode under ``env``: mu (B, N) on its active latents, prior mean 0 on masked ones."""
     if not learner.config.ablation.mask:
         return mu
-    return mu * learner.memory.masks[env].to(mu.device).to(mu.dtype)
+    return mu * learner.applied_mask(env).to(mu.device).to(mu.dtype)
 
 
 @torch.no_grad()
@@ -225,7 +225,7 @@ def information_check(learner: ContinualLearner, images: Any, env: int) -> dict[
     nll_z, nll_shuffled = nll(z), nll(torch.roll(z, 1, dims=0))
     kl_units = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
     if learner.config.ablation.mask:
-        kl_units = kl_units * learner.memory.masks[env].to(mu.device).to(mu.dtype)
+        kl_units = kl_units * learner.applied_mask(env).to(mu.device).to(mu.dtype)
     return {
         "nll_z": nll_z,
         "nll_shuffled": nll_shuffled,
@@ -286,11 +286,11 @@ def probe_summary(run: LoadedRun, dataset: str) -> dict[str, dict[str, float | N
 
 
 def environment_usage(learner: ContinualLearner) -> list[dict[str, Any]]:
-    """Per allocated environment s: active latents (mask a^s), used latents (u^s), both, training steps."""
+    """Per allocated environment s: active latents (the applied mask a^s, eq. 2), used latents (u^s), both, steps."""
     mem = learner.memory
     rows = []
     for s in range(mem.n_seen):
-        active, used = mem.masks[s].bool(), mem.used[s].bool()
+        active, used = learner.applied_mask(s).cpu(), mem.used[s].bool()
         both = active & used
         rows.append(
             {

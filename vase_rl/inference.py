@@ -1,11 +1,30 @@
-"""Environment memory and environment inference (eq. 6, Algorithm 1 of appendix A.2)."""
+"""Environment inference: eq. 6 / Algorithm 1 of appendix A.2 as one component, and the environment memory.
+
+:class:`EnvironmentInference` owns what Algorithm 1 remembers (the :class:`EnvironmentMemory` and the
+current environment) and decides, batch by batch, which environment s the batch comes from. Its
+:meth:`~EnvironmentInference.decide` receives what it needs from the learner as arguments -- the batch's
+atypicality alpha, the classifier's q(s|x), the loss under the current environment and a function giving
+the loss under any candidate -- so this module never imports the learner.
+
+The paper's rule is ``s = s-hat if L_shat(x) <= kappa * L~_shat and a(x) . u_shat == a^shat . u_shat,
+else m+1``. The heuristics beyond it (grace period, patience, testing the current environment, periodic
+and pre-allocation scans, best-reconstructing choice, jump test, young-environment decay, not training on
+pending batches, merge on overflow) are named fields of :class:`~vase_rl.config.InferenceConfig`, each
+switched off by :meth:`InferenceConfig.paper() <vase_rl.config.InferenceConfig.paper>`.
+"""
 
 from __future__ import annotations
 
+import enum
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from .config import Ablation, InferenceConfig, MaskConfig
+from .latents import hysteresis_mask
 
 
 class EnvironmentOverflowError(RuntimeError):
@@ -45,8 +64,8 @@ class EnvironmentMemory:
     def max_environments(self) -> int:
         return int(self.masks.shape[0])
 
-    def allocate(self, mask: torch.Tensor, recon: float, alpha: torch.Tensor | None = None) -> int:
-        """Allocate environment m+1 (index ``n_seen``) with an initial mask and L~; return its index."""
+    def ensure_room(self) -> None:
+        """Raise :class:`EnvironmentOverflowError` if every environment is allocated."""
         if self.n_seen >= self.max_environments:
             raise EnvironmentOverflowError(
                 f"a new environment was detected but all max_environments={self.max_environments} "
@@ -54,6 +73,10 @@ class EnvironmentMemory:
                 "one-hot input and the classifier are sized by it) or set "
                 "InferenceConfig.on_overflow='merge' to reuse the closest environment"
             )
+
+    def allocate(self, mask: torch.Tensor, recon: float, alpha: torch.Tensor | None = None) -> int:
+        """Allocate environment m+1 (index ``n_seen``) with an initial mask and L~; return its index."""
+        self.ensure_room()
         s = self.n_seen
         self.masks[s] = mask.cpu()
         self.used[s] = True
@@ -95,6 +118,81 @@ class EnvironmentMemory:
         self.n_seen = int(d["n_seen"])
 
 
+class Failure(str, enum.Enum):
+    """Why eq. 6 rejected a candidate environment."""
+
+    RECONSTRUCTION = "reconstruction"
+    """L_shat(x) > kappa * L~_shat: the batch is reconstructed significantly worse than usual."""
+    MASK = "mask"
+    """a(x) . u_shat != a^shat . u_shat: a latent the candidate uses changed typicality."""
+
+
+class Reason(str, enum.Enum):
+    """Outcome of :meth:`EnvironmentInference.decide` for one batch."""
+
+    FIRST = "first"
+    """The very first batch: environment 0 is allocated."""
+    KEPT = "kept"
+    """No test ran (grace period, or the S ablation is off): the current environment is kept."""
+    MATCHED = "matched"
+    """eq. 6 accepted the current environment."""
+    SWITCHED = "switched"
+    """eq. 6 accepted another known environment (a revisit)."""
+    PENDING = "pending"
+    """eq. 6 rejected every candidate, but fewer than ``patience`` batches in a row: wait."""
+    ALLOCATED = "allocated"
+    """eq. 6 rejected every candidate: environment m+1 is allocated."""
+    MERGED = "merged"
+    """An allocation was due but every environment is taken: the closest one is reused (on_overflow)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The environment a batch is assigned to and why.
+
+    env: the environment index s; allocated: s is new (m+1); reason: the outcome; failure: why eq. 6
+    rejected the candidates (the first candidate's failure) for PENDING, ALLOCATED and MERGED, else None;
+    trains: whether the learner trains on the batch (False only for a pending batch, see
+    ``InferenceConfig.train_on_pending``).
+    """
+
+    env: int
+    allocated: bool
+    reason: Reason
+    failure: Failure | None = None
+    trains: bool = True
+
+    @property
+    def label(self) -> str:
+        """The outcome as the training log writes it (:func:`outcome_label`)."""
+        return outcome_label(self.reason, self.failure)
+
+
+def outcome_label(reason: Reason, failure: Failure | None) -> str:
+    """An outcome as the training log writes it: the reason, except ``"pending-<failure>"`` for a pending
+    batch and the failure (``"reconstruction"`` / ``"mask"``) for an allocation after a failed test.
+
+    >>> outcome_label(Reason.PENDING, Failure.MASK), outcome_label(Reason.ALLOCATED, Failure.RECONSTRUCTION)
+    ('pending-mask', 'reconstruction')
+    >>> outcome_label(Reason.MATCHED, None), outcome_label(Reason.MERGED, Failure.MASK)
+    ('matched', 'merged')
+    """
+    if reason is Reason.PENDING and failure is not None:
+        return f"pending-{failure.value}"
+    if reason is Reason.ALLOCATED and failure is not None:
+        return failure.value
+    return reason.value
+
+
+@dataclass(frozen=True)
+class CandidateCheck:
+    """eq. 6's test of one candidate environment: the batch's loss under it (nats/image), failure or None."""
+
+    env: int
+    recon: float
+    failure: Failure | None
+
+
 def environment_check(
     recon: float,
     recon_avg: float,
@@ -102,7 +200,7 @@ def environment_check(
     batch_mask: torch.Tensor | None,
     stored_mask: torch.Tensor,
     used: torch.Tensor,
-) -> str | None:
+) -> Failure | None:
     """One candidate test of eq. 6 / Algorithm 1; returns None if the batch belongs to the candidate.
 
     The batch x is accepted as coming from candidate environment s-hat iff
@@ -110,15 +208,191 @@ def environment_check(
           ``L_shat(x) <= kappa * L~_shat``, and
       (ii) its latent mask equals the stored one on the latents s-hat uses,
           ``a(x) . u_shat == a^shat . u_shat`` (skipped when ``batch_mask`` is None, i.e. ablation A off).
-    Otherwise the reason for rejection is returned (``"reconstruction"`` or ``"mask"``), and Algorithm 1
-    allocates environment m+1.
+    Otherwise the reason for rejection is returned (a :class:`Failure`, equal to the strings
+    ``"reconstruction"`` / ``"mask"``), and Algorithm 1 allocates environment m+1.
 
     recon, recon_avg: nats per image; batch_mask, stored_mask, used: (N,) bool.
     """
     if recon > kappa * recon_avg:
-        return "reconstruction"
+        return Failure.RECONSTRUCTION
     if batch_mask is not None:
         used = used.to(batch_mask.device)
         if bool(((batch_mask != stored_mask.to(batch_mask.device)) & used).any()):
-            return "mask"
+            return Failure.MASK
     return None
+
+
+ReconFn = Callable[[int], float]
+"""Maps a candidate environment s to the batch's reconstruction loss under s (nats/image, eq. 6's L_s(x))."""
+
+
+class EnvironmentInference:
+    """Algorithm 1 with its state: the environment memory, the current environment, the failure streak.
+
+    Args:
+        config: the inference policy (paper: :meth:`InferenceConfig.paper`).
+        mask: lambda0/lambda1 of the batch mask a(x) (eq. 5 with A.2's hysteresis).
+        ablation: with S off every batch keeps environment 0; with A off the mask test is skipped.
+        memory: the environment memory (max_environments, N).
+
+    Example (a loss far above L~_0 with patience 1 allocates environment 1)::
+
+        >>> from vase_rl.config import Ablation, InferenceConfig, MaskConfig
+        >>> memory = EnvironmentMemory.empty(3, 4)
+        >>> inf = EnvironmentInference(InferenceConfig.paper(), MaskConfig(), Ablation(), memory)
+        >>> alpha, probs = torch.zeros(4), torch.tensor([1.0, 0.0, 0.0])
+        >>> inf.decide(0, alpha, probs, 10.0, lambda s: 10.0).reason
+        <Reason.FIRST: 'first'>
+        >>> inf.record(0, inf.batch_mask(alpha, 0), 10.0, alpha)
+        >>> d = inf.decide(1, alpha, probs, 99.0, lambda s: 99.0)
+        >>> d.env, d.allocated, d.reason.value, d.failure.value
+        (1, True, 'allocated', 'reconstruction')
+    """
+
+    def __init__(
+        self, config: InferenceConfig, mask: MaskConfig, ablation: Ablation, memory: EnvironmentMemory
+    ) -> None:
+        self.config, self.mask_config, self.ablation, self.memory = config, mask, ablation, memory
+        self.current_env = -1
+        """The environment of the last batch (-1 before the first)."""
+        self.fail_streak = 0
+        """Consecutive batches that failed eq. 6 (patience)."""
+        self.last_allocation = -(10**9)
+        """Learner step of the last allocation (grace period)."""
+
+    # ------------------------------------------------------------------ Algorithm 1
+    def decide(
+        self,
+        step: int,
+        alpha: torch.Tensor,
+        probs: torch.Tensor,
+        recon_current: float,
+        recon_fn: ReconFn,
+        commit: bool = True,
+    ) -> Decision:
+        """Infer the environment of one batch (eq. 6 / Algorithm 1) and, if ``commit``, remember it.
+
+        ::
+
+            s-hat <- argmax_s q(s|x)                     (+ the current env, scans: see InferenceConfig)
+            if L_shat(x) > kappa L~_shat:       s <- m+1  (Failure.RECONSTRUCTION)
+            elif a^shat . u_shat != a(x) . u_shat: s <- m+1  (Failure.MASK)
+            else:                               s <- s-hat
+
+        step: the learner's step (grace period, periodic scan); alpha: (N,) atypicality of the batch (eq. 4);
+        probs: (max_environments,) the classifier's q(s|x) averaged over the batch (zero for unseen s);
+        recon_current: the batch's loss under the current environment; recon_fn: the loss under any
+        candidate (called only for candidates other than the current one, in test order).
+        ``commit=False`` is a side-effect-free query (nothing is allocated or counted); an allocation past
+        ``max_environments`` with ``on_overflow="error"`` raises either way.
+        """
+        ic, mem = self.config, self.memory
+        if mem.n_seen == 0:
+            return self._allocate(step, alpha, Reason.FIRST, None, commit)
+        if not self.ablation.infer_env or step - self.last_allocation < ic.grace_steps:
+            return Decision(self.current_env, False, Reason.KEPT)
+        checks = self.evaluate_candidates(step, alpha, probs, recon_current, recon_fn)
+        passed = [c for c in checks if c.failure is None]
+        if passed:
+            best = min(passed, key=lambda c: c.recon) if ic.best_candidate else passed[0]
+            reason = Reason.MATCHED if best.env == self.current_env else Reason.SWITCHED
+            return self._commit(Decision(best.env, False, reason), commit, streak=0)
+        failure = checks[0].failure
+        if self.fail_streak + 1 < ic.patience:
+            pending = Decision(self.current_env, False, Reason.PENDING, failure, trains=ic.train_on_pending)
+            return self._commit(pending, commit, streak=self.fail_streak + 1)
+        if commit:
+            self.fail_streak = 0
+        if mem.n_seen < mem.max_environments or ic.on_overflow != "merge":
+            return self._allocate(step, alpha, Reason.ALLOCATED, failure, commit)
+        closest = min(checks, key=lambda c: c.recon / float(mem.recon_avg[c.env]))
+        return self._commit(Decision(closest.env, False, Reason.MERGED, failure), commit, streak=0)
+
+    def evaluate_candidates(
+        self, step: int, alpha: torch.Tensor, probs: torch.Tensor, recon_current: float, recon_fn: ReconFn
+    ) -> list[CandidateCheck]:
+        """eq. 6's test on the candidates, in order: s-hat and the current environment (``keep_current``), or
+        every environment on a periodic scan; if none passes, the rest (``scan_before_allocating``).
+
+        No state changes; arguments as in :meth:`decide`.
+        """
+        ic = self.config
+        everyone = list(range(self.memory.n_seen))
+        scan = ic.scan_every > 0 and step % ic.scan_every == 0
+        s_hat = int(probs.argmax())
+        proposed = [s_hat, self.current_env] if ic.keep_current else [s_hat]
+        first = everyone if scan else list(dict.fromkeys(proposed))
+        checks = [self.check(c, alpha, recon_current, recon_fn) for c in first]
+        if ic.scan_before_allocating and not scan and all(c.failure is not None for c in checks):
+            checks += [self.check(c, alpha, recon_current, recon_fn) for c in everyone if c not in first]
+        return checks
+
+    def check(self, env: int, alpha: torch.Tensor, recon_current: float, recon_fn: ReconFn) -> CandidateCheck:
+        """eq. 6's test of candidate ``env`` (the current one with the jump test, ``jump_ratio``)."""
+        mem, ic = self.memory, self.config
+        recon = recon_current if env == self.current_env else recon_fn(env)
+        batch_mask = self.batch_mask(alpha, env) if self.ablation.mask else None
+        if batch_mask is not None and env == self.current_env and ic.jump_ratio > 0:
+            # in the current environment only a sharp switch to atypical is evidence of a new one:
+            # gradual drift and latents settling back to typical are part of learning it
+            stored = mem.masks[env].to(alpha.device)
+            gradual = alpha <= ic.jump_ratio * mem.alpha_avg[env].to(alpha.device)
+            batch_mask = stored & (batch_mask | gradual)
+        failure = environment_check(
+            recon, float(mem.recon_avg[env]), ic.kappa, batch_mask, mem.masks[env], mem.used[env]
+        )
+        return CandidateCheck(env, recon, failure)
+
+    def _commit(self, decision: Decision, commit: bool, streak: int) -> Decision:
+        if commit:
+            self.fail_streak, self.current_env = streak, decision.env
+        return decision
+
+    def _allocate(
+        self, step: int, alpha: torch.Tensor, reason: Reason, failure: Failure | None, commit: bool
+    ) -> Decision:
+        if not commit:
+            self.memory.ensure_room()
+            return Decision(self.memory.n_seen, True, reason, failure)
+        env = self.memory.allocate(self.batch_mask(alpha, None).cpu(), math.inf, alpha.detach())
+        self.last_allocation, self.current_env = step, env
+        return Decision(env, True, reason, failure)
+
+    # ------------------------------------------------------------------ masks and running averages
+    def batch_mask(self, alpha: torch.Tensor, env: int | None) -> torch.Tensor:
+        """a(x): the batch's mask (eq. 5 + A.2 hysteresis) relative to ``env``'s stored one (None: all on).
+
+        alpha: (N,). Returns (N,) bool on alpha's device; all-active when the A ablation is off.
+        """
+        ones = torch.ones(alpha.shape, dtype=torch.bool, device=alpha.device)
+        if not self.ablation.mask:
+            return ones
+        prev = self.memory.masks[env].to(alpha.device) if env is not None else ones
+        return hysteresis_mask(alpha, prev, self.mask_config.lambda0, self.mask_config.lambda1)
+
+    def recon_decay(self, env: int) -> float:
+        """EMA decay of L~_s and of the atypicality average of ``env`` (``young_recon_ema`` while young)."""
+        ic = self.config
+        if ic.young_recon_ema is not None and int(self.memory.steps[env]) < ic.grace_steps:
+            return min(ic.young_recon_ema, ic.recon_ema)
+        return ic.recon_ema
+
+    def record(self, env: int, mask: torch.Tensor, recon: float, alpha: torch.Tensor) -> None:
+        """After training on a batch of ``env``: store its mask a(x) (N,) bool, fold its loss (nats/image)
+        into L~_s and its atypicality alpha (N,) into the running average."""
+        self.memory.update(env, mask.cpu(), recon, self.recon_decay(env), alpha.detach())
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "memory": self.memory.state_dict(),
+            "current_env": self.current_env,
+            "fail_streak": self.fail_streak,
+            "last_allocation": self.last_allocation,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.memory.load_state_dict(state["memory"])
+        self.current_env = int(state["current_env"])
+        self.fail_streak = int(state["fail_streak"])
+        self.last_allocation = int(state["last_allocation"])

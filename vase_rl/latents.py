@@ -83,3 +83,52 @@ def used_latents(sigma: torch.Tensor, threshold: float) -> torch.Tensor:
     sigma: (N,). Returns (N,) bool (True = used).
     """
     return sigma <= threshold
+
+
+def applied_mask(
+    raw_masks: torch.Tensor,
+    used: torch.Tensor,
+    env: int,
+    n_seen: int,
+    cfg: MaskConfig,
+    masking: bool = True,
+    per_environment: bool = True,
+) -> torch.Tensor:
+    """The mask a^s that eq. 2 applies for environment ``env``: (N,) bool, True = active.
+
+    The paper applies the stored mask itself (``raw_masks[env]``, eq. 5 with A.2's hysteresis), which is
+    what this returns with every rule of ``cfg`` off (:meth:`MaskConfig.paper`). The rules, each a switch:
+
+    * ``spare_unmasked``: a latent that no *other* environment uses stays active -- the spare capacity of
+      section 3.3 ("automatically unmasked"). The paper relies on their atypicality staying ~0; at CPU step
+      counts spare latents drift on new data and, once masked (no gradient), would never return.
+    * ``protect_own_used``: a latent ``env``'s own decoder uses (u^s, A.2's noise-tolerance test) stays
+      active; masking it would replace what the environment reconstructs from by prior noise (measured in
+      the demo: the MNIST environment lost both of its latents). See README, "Masking".
+    * ``never_all_masked``: if every latent would be masked the environment shares all latents instead
+      (masked latents get no gradient: it could never learn).
+
+    raw_masks, used: (max_environments, N) bool, the rows of the environment memory; n_seen: m.
+    ``masking=False`` (ablation A off) returns all-active. ``per_environment=False`` (ablation S off): there
+    is one environment, and the latents it uses itself are the maskable ones (``spare_unmasked`` then
+    keeps the ones it does not use; ``protect_own_used`` does not apply).
+
+    >>> masks = torch.tensor([[True, True, True], [False, False, True]])
+    >>> used = torch.tensor([[True, True, False], [False, True, False]])
+    >>> applied_mask(masks, used, 1, 2, MaskConfig()).tolist()  # z0: used by env 0 only -> masked
+    [False, True, True]
+    >>> applied_mask(masks, used, 1, 2, MaskConfig.paper()).tolist()  # the stored mask
+    [False, False, True]
+    """
+    raw = raw_masks[env]
+    if not masking:
+        return torch.ones_like(raw)
+    applied = raw.clone()
+    if cfg.spare_unmasked:
+        others = [e for e in range(n_seen) if e != env] if per_environment else [env]
+        applied |= ~used[others].any(0)
+    if cfg.protect_own_used and per_environment:
+        applied |= used[env]
+    if cfg.never_all_masked and not bool(applied.any()):
+        return torch.ones_like(raw)
+    return applied

@@ -1,26 +1,29 @@
-"""ContinualLearner: one VASE training step combining eq. 2-9 and Algorithm 1, plus encode/save/load."""
+"""ContinualLearner: one VASE training step (eq. 2-9, Algorithm 1) composed of its parts; encode, save, load.
+
+The parts, each in its own module: environment inference, Algorithm 1 (:mod:`vase_rl.inference`); the
+atypicality and the applied mask, eq. 2/4/5 (:mod:`vase_rl.latents`); the objective, eq. 3 and the
+entangled baseline (:func:`vase_rl.losses.mdl_loss`); dreaming, eq. 7/9 (:mod:`vase_rl.dreaming`); and the
+collectives strategy that makes a step data-parallel (:mod:`vase_rl.collectives`).
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .collectives import Collectives, LocalCollectives, SharedState
 from .config import VASEConfig
-from .dreaming import Snapshot, dreaming_loss, sample_dream
-from .inference import EnvironmentMemory, EnvironmentOverflowError, environment_check
-from .latents import atypicality, hysteresis_mask, noise_tolerance, used_latents
-from .losses import (
-    capacity_loss,
-    capacity_schedule,
-    environment_classifier_loss,
-    gaussian_kl,
-    reconstruction_nll,
-)
+from .dreaming import Snapshot, dream_terms, past_environments
+from .inference import Decision, EnvironmentInference, EnvironmentMemory
+from .latents import applied_mask, atypicality, noise_tolerance, used_latents
+from .learner_state import Checkpointable, learner_state, load_learner_state
+from .losses import capacity_schedule, environment_classifier_loss, gaussian_kl, mdl_loss, reconstruction_nll
 from .model import VASEModel
 from .preprocess import to_model_input
+from .step_result import StepResult
+
+NAN = float("nan")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -37,23 +40,55 @@ class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN/inf loss; the update was not applied."""
 
 
-class ContinualLearner:
+def check_training_batch(x: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) unchanged if B >= 2 (atypicality fits a Gaussian to the batch), else ValueError."""
+    if x.shape[0] < 2:
+        raise ValueError(
+            f"train_step needs a batch of at least 2 images (atypicality fits a Gaussian to the batch), "
+            f"got {x.shape[0]}"
+        )
+    return x
+
+
+def optimizer_step(
+    learner: ContinualLearner, loss: torch.Tensor, nll: torch.Tensor, kl: torch.Tensor
+) -> None:
+    """One update of ``learner``'s parameters on ``loss`` (gradients averaged over processes by its
+    collectives); a non-finite loss raises :class:`NonFiniteLossError` before anything changes.
+    nll, kl: (B,) per-image terms, for the message."""
+    if not bool(torch.isfinite(loss)):
+        raise NonFiniteLossError(
+            f"non-finite loss at step {learner.step} (recon={float(nll.detach().mean()):.4g}, "
+            f"kl={float(kl.detach().mean()):.4g}); the update was not applied -- the last saved checkpoint "
+            "is intact. Lower the learning rate or gamma, or check the input data."
+        )
+    learner.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    learner.collectives.average_gradients(learner.model.parameters())
+    learner.optimizer.step()
+
+
+class ContinualLearner(Checkpointable):
     """VASE trained continually from batches of images, with no task labels.
 
     ``train_step(x)`` infers the environment of the batch (eq. 6), masks atypical latents (eq. 4-5),
     minimises the MDL objective (eq. 3) plus the dreaming feedback (eq. 7/9) and the environment
     classifier loss (A.1). ``encode(x)`` returns the latent means for consumers (RL agents, probes).
+    ``collectives`` makes the step data-parallel (:class:`vase_rl.distributed.DistributedLearner`);
+    ``save``/``load``/``load_into``: checkpoints (:class:`~vase_rl.learner_state.Checkpointable`).
 
     Example::
 
         >>> from vase_rl.config import get_preset
         >>> learner = ContinualLearner(get_preset("cpu"), device="cpu")
         >>> import torch; out = learner.train_step(torch.rand(8, 1, 32, 32))
-        >>> out["env"], learner.encode(torch.rand(2, 1, 32, 32)).shape
-        (0, torch.Size([2, 16]))
+        >>> out.env, out.reason.value, learner.encode(torch.rand(2, 1, 32, 32)).shape
+        (0, 'first', torch.Size([2, 24]))
     """
 
-    def __init__(self, config: VASEConfig, device: str | torch.device = "auto") -> None:
+    def __init__(
+        self, config: VASEConfig, device: str | torch.device = "auto", collectives: Collectives | None = None
+    ) -> None:
         self.config = config
         self.device = resolve_device(device)
         if self.device.type == "cpu":
@@ -65,13 +100,27 @@ class ContinualLearner:
         self.generator.manual_seed(config.seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.snapshot = Snapshot(self.model)
-        mc = config.model
-        self.memory = EnvironmentMemory.empty(mc.max_environments, mc.latent_dim)
+        memory = EnvironmentMemory.empty(config.model.max_environments, config.model.latent_dim)
+        self.inference = EnvironmentInference(config.inference, config.mask, config.ablation, memory)
+        self.collectives: Collectives = collectives or LocalCollectives()
+        self.shared = SharedState(self.inference, self.generator)
+        """What a leader-only part of a step changes (collectives): inference state and generator."""
         self.step = 0
-        self.current_env = -1
-        self.fail_streak = 0
-        self.last_allocation = -(10**9)
         self.frozen = False
+
+    @property
+    def memory(self) -> EnvironmentMemory:
+        """What Algorithm 1 remembers of each environment (held by :attr:`inference`)."""
+        return self.inference.memory
+
+    @memory.setter
+    def memory(self, memory: EnvironmentMemory) -> None:
+        self.inference.memory = memory
+
+    @property
+    def current_env(self) -> int:
+        """The environment of the last batch (-1 before the first); set it through :attr:`inference`."""
+        return self.inference.current_env
 
     # ------------------------------------------------------------------ consumers
     def preprocess(self, x: Any, batched: bool = True) -> torch.Tensor:
@@ -96,8 +145,7 @@ class ContinualLearner:
     def environment_probabilities(self, x: Any) -> torch.Tensor:
         """q(s|x) of the auxiliary classifier averaged over the batch: (max_environments,)."""
         _, _, hidden = self.model.encoder(self.preprocess(x))
-        n = max(self.memory.n_seen, 1)
-        return torch.softmax(self.model.classifier(hidden, n), dim=1).mean(0)
+        return self._classify(hidden)
 
     def freeze(self) -> None:
         """Stop learning: ``train_step`` raises until ``unfreeze()``."""
@@ -112,376 +160,151 @@ class ContinualLearner:
         return capacity_schedule(self.step, lc.c_max, lc.delta_c)
 
     # ------------------------------------------------------------------ pieces of a step
-    def _sample_z(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        eps = torch.randn(mu.shape, device=mu.device, generator=self.generator)
-        return mu + (0.5 * logvar).exp() * eps
+    def sample_z(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """z ~ q(z|x) = N(mu, exp(logvar)) by reparameterisation, mu and logvar (B, N); the learner's RNG."""
+        return mu + (0.5 * logvar).exp() * self.collectives.randn(mu, self.generator)
 
-    def _atypicality(self, z: torch.Tensor) -> torch.Tensor:
-        """eq. 4 on this step's batch of samples z (B, N); the data-parallel learner uses the global batch."""
-        return atypicality(z)
-
-    def _capacity_loss(self, kl: torch.Tensor, capacity: float) -> torch.Tensor:
-        """eq. 3's capacity term on the per-image KL (B,); the data-parallel learner uses the global batch."""
-        lc = self.config.loss
-        return capacity_loss(kl, capacity, lc.gamma, lc.capacity_mode)
-
-    def _masked(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """z^s of eq. 2: active latents keep the posterior sample, masked ones are drawn from N(0, I)."""
-        prior = torch.randn(z.shape, device=z.device, generator=self.generator)
+    def masked(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """z^s of eq. 2: active latents (mask (N,) True) keep z (B, N), masked ones are drawn from N(0, I)."""
         m = mask.to(z.device).to(z.dtype)
-        return m * z + (1 - m) * prior
+        return m * z + (1 - m) * self.collectives.randn(z, self.generator)
 
-    def _recon(self, z: torch.Tensor, env: int, x: torch.Tensor) -> torch.Tensor:
+    def reconstruction_nll(self, z: torch.Tensor, env: int, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z, s=env) per image (B,) for latents z (B, N) and images x (B, C, H, W)."""
         mc = self.config.model
         envs = torch.full((z.shape[0],), env, device=self.device, dtype=torch.long)
         return reconstruction_nll(self.model.decoder(z, envs), x, mc.likelihood, mc.gaussian_std)
 
-    def _batch_mask(self, alpha: torch.Tensor, env: int | None) -> torch.Tensor:
-        """Filtered atypicality mask of this batch (eq. 5 + A.2 hysteresis), relative to ``env``'s stored mask.
-
-        This is the mask eq. 6 compares; it is all-active when the A ablation is off.
-        """
-        mc, mk = self.config.model, self.config.mask
-        ones = torch.ones(mc.latent_dim, dtype=torch.bool, device=self.device)
-        if not self.config.ablation.mask:
-            return ones
-        prev = self.memory.masks[env].to(self.device) if env is not None else ones
-        return hysteresis_mask(alpha, prev, mk.lambda0, mk.lambda1)
+    def batch_mask(self, alpha: torch.Tensor, env: int | None) -> torch.Tensor:
+        """a(x) of a batch with atypicality alpha (N,): eq. 5 + A.2 hysteresis relative to ``env``'s mask, the
+        mask eq. 6 compares (all-active when the A ablation is off)."""
+        return self.inference.batch_mask(alpha, env)
 
     def applied_mask(self, env: int) -> torch.Tensor:
-        """The mask a^s applied in eq. 2 for environment ``env``: (N,) bool, True = active.
+        """The mask a^s applied in eq. 2 for environment ``env`` (N,) bool, True = active; all-active before
+        the first environment (``env`` -1). The rules: :func:`vase_rl.latents.applied_mask`."""
+        mem, ab = self.memory, self.config.ablation
+        if env < 0:
+            return torch.ones(self.config.model.latent_dim, dtype=torch.bool, device=self.device)
+        mask = applied_mask(mem.masks, mem.used, env, mem.n_seen, self.config.mask, ab.mask, ab.infer_env)
+        return mask.to(self.device)
 
-        A latent is masked when it is atypical, some other environment uses it, and ``env`` itself
-        does not. Latents that no other environment uses are the spare capacity of section 3.3
-        ("automatically unmasked"): the paper relies on their atypicality staying ~0; at CPU step counts
-        spare latents are only approximately prior-like, drift on new data, and -- once masked, receiving
-        no gradient -- would never return, so the learner enforces the intent explicitly. Latents that
-        ``env``'s own decoder relies on (A.2's noise-tolerance test) are a shared embedding: masking them
-        would replace what the environment reconstructs from by prior noise (measured in the demo: the
-        MNIST environment lost both of its latents this way and its reconstructions stopped depending on
-        the input). See README, "Masking". With the S ablation off there is one environment, and the
-        latents it uses itself are the maskable ones.
-        """
-        raw = self.memory.masks[env].to(self.device)
-        if not self.config.ablation.mask:
-            return torch.ones_like(raw)
-        # with S off there is a single environment: what it uses itself can be masked (A-only ablation)
-        others = [e for e in range(self.memory.n_seen) if e != env] if self.config.ablation.infer_env else [env]
-        if not others:
-            return torch.ones_like(raw)
-        used_elsewhere = self.memory.used[others].any(0).to(self.device)
-        applied = raw | ~used_elsewhere
-        if self.config.ablation.infer_env:
-            applied = applied | self.memory.used[env].to(self.device)
-        if not bool(applied.any()):
-            # no spare capacity left: an environment with every latent masked could never learn
-            # (masked latents get no gradient), so it shares all latents instead
-            return torch.ones_like(raw)
-        return applied
+    def applied_masks(self) -> torch.Tensor:
+        """a^s of every environment slot (max_environments, N) bool (unallocated slots: all active)."""
+        return torch.stack([self.applied_mask(e) for e in range(self.memory.max_environments)])
 
-    def _infer(
-        self, z: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, recon_cur: float
-    ) -> tuple[int, bool, str]:
-        """Algorithm 1 / eq. 6 for this batch; returns (env, allocated_new, reason)."""
-        ic, mem = self.config.inference, self.memory
-        if mem.n_seen == 0:
-            return self._allocate(alpha, recon_cur), True, "first"
-        if not self.config.ablation.infer_env or self.step - self.last_allocation < ic.grace_steps:
-            return self.current_env, False, "kept"
-        with torch.no_grad():
-            probs = torch.softmax(self.model.classifier(hidden, mem.n_seen), dim=1).mean(0)
-            s_hat = int(probs.argmax())
-            everyone = list(range(mem.n_seen))
-            scan = ic.scan_every > 0 and self.step % ic.scan_every == 0
-            first = everyone if scan else list(dict.fromkeys([s_hat, self.current_env]))
-            reasons: list[str] = []
-            recons: dict[int, float] = {}
-            passed = self._check_candidates(first, z, x, alpha, recon_cur, recons, reasons)
-            if not passed and not scan:  # before allocating, give every known environment its chance
-                rest = [e for e in everyone if e not in recons]
-                passed = self._check_candidates(rest, z, x, alpha, recon_cur, recons, reasons)
-        if passed:
-            # Algorithm 1's s-hat is the best-reconstructing environment: among the candidates that pass
-            # eq. 6, keep the one with the lowest reconstruction loss.
-            self.fail_streak = 0
-            best = min(passed, key=lambda c: recons[c])
-            return best, False, "matched" if best == self.current_env else "switched"
-        self.fail_streak += 1
-        if self.fail_streak < ic.patience:
-            return self.current_env, False, "pending-" + reasons[0]
-        self.fail_streak = 0
+    def update_used(self, x: torch.Tensor, mu: torch.Tensor, env: int) -> None:
+        """Refresh u_s of ``env`` by the noise-tolerance test (A.2) on images x (B, C, H, W) with encoder
+        means mu (B, N): on the global batch, once for all processes."""
+        xg, mg, mc = self.collectives.gather(x), self.collectives.gather(mu), self.config.mask
+
+        def search() -> None:
+            mask = self.applied_mask(env)
+            sigma = noise_tolerance(lambda z: self.reconstruction_nll(self.masked(z, mask), env, xg), mg, mc,
+                                    self.generator)
+            self.memory.used[env] = used_latents(sigma, mc.used_threshold).cpu()
+            self.model.zero_grad(set_to_none=True)
+
+        self.collectives.on_leader(search, self.shared)
+
+    @torch.no_grad()
+    def infer_environment(self, x: Any) -> Decision:
+        """The environment eq. 6 / Algorithm 1 would assign to the batch x now, as a query: the inference
+        state, the memory and the learner's random generator are left as they were."""
+        x, rng = self.preprocess(x), self.generator.get_state()
         try:
-            return self._allocate(alpha, recon_cur), True, reasons[0]
-        except EnvironmentOverflowError:
-            if ic.on_overflow != "merge":
-                raise
-            best = min(recons, key=lambda c: recons[c] / float(mem.recon_avg[c]))
-            return best, False, "merged"
-
-    def _check_candidates(
-        self,
-        candidates: list[int],
-        z: torch.Tensor,
-        x: torch.Tensor,
-        alpha: torch.Tensor,
-        recon_cur: float,
-        recons: dict[int, float],
-        reasons: list[str],
-    ) -> list[int]:
-        """Run eq. 6's test for each candidate; fill ``recons``/``reasons``; return those that pass."""
-        mem, ic = self.memory, self.config.inference
-        passed = []
-        for cand in candidates:
-            if cand == self.current_env:
-                recon = recon_cur
-            else:
-                recon = float(self._recon(self._masked(z, self.applied_mask(cand)), cand, x).mean())
-            recons[cand] = recon
-            batch_mask = self._batch_mask(alpha, cand) if self.config.ablation.mask else None
-            if batch_mask is not None and cand == self.current_env and ic.jump_ratio > 0:
-                # in the current environment only a sharp switch to atypical is evidence of a new one:
-                # gradual drift and latents settling back to typical are part of learning it
-                stored = mem.masks[cand].to(alpha.device)
-                gradual = alpha <= ic.jump_ratio * mem.alpha_avg[cand].to(alpha.device)
-                batch_mask = stored & (batch_mask | gradual)
-            why = environment_check(
-                recon, float(mem.recon_avg[cand]), ic.kappa, batch_mask, mem.masks[cand], mem.used[cand]
-            )
-            if why is None:
-                passed.append(cand)
-            else:
-                reasons.append(why)
-        return passed
-
-    def _allocate(self, alpha: torch.Tensor, recon: float) -> int:
-        s = self.memory.allocate(self._batch_mask(alpha, None).cpu(), math.inf, alpha.detach())
-        self.last_allocation = self.step
-        return s
-
-    def _update_used(self, x: torch.Tensor, mu: torch.Tensor, env: int) -> None:
-        """Refresh u_s of environment ``env`` by the noise-tolerance test (A.2) on this batch."""
-        mask = self.applied_mask(env)
-
-        def nll(z: torch.Tensor) -> torch.Tensor:
-            return self._recon(self._masked(z, mask), env, x)
-
-        sigma = noise_tolerance(nll, mu, self.config.mask, self.generator)
-        self.memory.used[env] = used_latents(sigma, self.config.mask.used_threshold).cpu()
-        self.model.zero_grad(set_to_none=True)
-
-    def _dream_envs(self, env: int) -> list[int]:
-        if not self.config.ablation.infer_env:
-            return [0] if self.step > 0 else []
-        return [e for e in range(self.memory.n_seen) if e != env]
+            mu, logvar, hidden = self.model.encoder(x)
+            z, env = self.sample_z(mu, logvar), self.inference.current_env
+            nll = self.reconstruction_nll(self.masked(z, self.applied_mask(env)), max(env, 0), x)
+            alpha = atypicality(self.collectives.gather(z))
+            return self._infer(z, hidden, x, alpha, float(nll.mean()), commit=False)
+        finally:
+            self.generator.set_state(rng)
 
     # ------------------------------------------------------------------ training
-    def train_step(self, x: Any) -> dict[str, Any]:
-        """One VASE update on a batch of images from the (unknown) current environment.
-
-        x: images accepted by :meth:`preprocess`, batch size >= 2. Returns named scalars: ``loss``,
-        ``recon``, ``kl``, ``C``, ``env`` (inferred index), ``new_env`` (allocated this step),
-        ``n_envs``, ``reason`` (inference outcome), ``atypicality`` and ``mask`` (lists per latent),
-        ``used`` (used latents of ``env``), dreaming and classifier terms when active.
-        """
+    def train_step(self, x: Any) -> StepResult:
+        """One VASE update on a batch of images x (any layout :meth:`preprocess` takes, B >= 2) from the
+        (unknown) current environment; returns the step's :class:`~vase_rl.step_result.StepResult`."""
         if self.frozen:
             raise RuntimeError("learner is frozen (freeze() was called); call unfreeze() to train")
-        cfg, mc, lc = self.config, self.config.model, self.config.loss
-        x = self.preprocess(x)
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"train_step needs a batch of at least 2 images (atypicality fits a Gaussian to the batch), "
-                f"got {x.shape[0]}"
-            )
+        cfg, coll = self.config, self.collectives
+        x = check_training_batch(self.preprocess(x))
         self.model.train()
         mu, logvar, hidden = self.model.encoder(x)
-        z = self._sample_z(mu, logvar)
-        alpha = self._atypicality(z.detach())
-
-        env_prev = self.current_env if self.current_env >= 0 else None
-        active = self.applied_mask(env_prev) if env_prev is not None else torch.ones_like(alpha, dtype=torch.bool)
-        recon_vec = self._recon(self._masked(z, active), max(self.current_env, 0), x)
-        env, new_env, reason = self._infer(z.detach(), hidden, x, alpha, float(recon_vec.detach().mean()))
-        if env != env_prev:  # switched or allocated: redo the forward under the inferred environment
-            active = self.applied_mask(env)
-            recon_vec = self._recon(self._masked(z, active), env, x)
-        self.current_env = env
-        mask = self._batch_mask(alpha, env)
-        if reason.startswith("pending"):
-            # the batch may come from a new environment: do not train the current one on it (that would
-            # both forget the current environment and erase the evidence) until eq. 6 has decided.
+        z = self.sample_z(mu, logvar)
+        alpha = atypicality(coll.gather(z))  # eq. 4 (on the global batch)
+        prev = self.inference.current_env
+        active = self.applied_mask(prev)
+        nll = self.reconstruction_nll(self.masked(z, active), max(prev, 0), x)
+        decision = self._infer(z.detach(), hidden, x, alpha, float(nll.detach().mean()))  # eq. 6 / Alg. 1
+        env, n_seen = decision.env, self.memory.n_seen
+        if env != prev:  # switched or allocated: redo the forward under the inferred environment
+            active = self.applied_mask(env)  # a^s, eq. 2
+            nll = self.reconstruction_nll(self.masked(z, active), env, x)
+        mask = self.batch_mask(alpha, env)  # a(x), eq. 5 + A.2
+        if not decision.trains:  # a pending batch: not trained on until eq. 6 has decided
             self.step += 1
-            return self._outputs({}, None, float(recon_vec.detach().mean()), float("nan"), 0.0, 0.0,
-                                 env, new_env, reason, alpha, active, mask)
-
-        kl_units = gaussian_kl(mu, logvar) * active.to(mu.dtype)
-        kl = kl_units.sum(1)
-        recon = recon_vec.mean()
-        C = self.capacity
-        if lc.entangled:
-            reg = lc.beta_vae * kl.mean()
-        else:
-            reg = self._capacity_loss(kl, C)
-        loss = recon + reg
-        out: dict[str, Any] = {}
-
-        envs_t = torch.full((x.shape[0],), env, device=self.device, dtype=torch.long)
-        cls_loss = environment_classifier_loss(self.model.classifier(hidden, self.memory.n_seen), envs_t)
-        dream_envs = self._dream_envs(env)
-        if dream_envs and (cfg.ablation.dream or cfg.ablation.infer_env):
-            dream = sample_dream(self.snapshot, dream_envs, cfg.dream.batch_size, mc.latent_dim, self.generator)
-            if cfg.ablation.dream:
-                d_loss, d_scalars, d_hidden = dreaming_loss(self.model, self.snapshot, dream, cfg.dream, mc)
-                loss = loss + d_loss
-                out.update(d_scalars)
-                out["dream/loss"] = float(d_loss.detach())
-            else:
-                with torch.no_grad():
-                    _, _, d_hidden = self.model.encoder(dream.x)
-            if cfg.ablation.infer_env:
-                d_logits = self.model.classifier(d_hidden, self.memory.n_seen)
-                cls_loss = cls_loss + environment_classifier_loss(d_logits, dream.env)
-        if cfg.ablation.infer_env:
-            loss = loss + cls_loss
-
-        if not bool(torch.isfinite(loss)):
-            raise NonFiniteLossError(
-                f"non-finite loss at step {self.step} (recon={float(recon.detach()):.4g}, kl={float(kl.detach().mean()):.4g}); "
-                "the update was not applied -- the last saved checkpoint is intact. Lower the learning rate "
-                "or gamma, or check the input data."
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-
-        recon_f = float(recon.detach())
-        self.memory.update(env, mask.cpu(), recon_f, self._recon_decay(env), alpha.detach())
-        steps_in_env = int(self.memory.steps[env])
-        if cfg.ablation.mask and (
-            steps_in_env == cfg.inference.grace_steps or steps_in_env % cfg.mask.used_every == 0
-        ):
-            self._update_used(x, mu.detach(), env)
+            scalars = coll.mean([NAN, float(nll.detach().mean()), NAN, 0.0, 0.0])
+            return self._result(decision, alpha, active, mask, scalars)
+        kl = (gaussian_kl(mu, logvar) * active.to(mu.dtype)).sum(1)
+        loss, reg = mdl_loss(nll, coll.gather_with_grad(kl), self.capacity, cfg.loss)  # eq. 3
+        envs = torch.full((x.shape[0],), env, device=self.device, dtype=torch.long)
+        cls_loss = environment_classifier_loss(self.model.classifier(hidden, n_seen), envs)  # A.1
+        past = past_environments(env, n_seen, self.step, cfg.ablation.infer_env)
+        dream = dream_terms(self.model, self.snapshot, past, cfg.dream, cfg.model, self.generator, n_seen,
+                            cfg.ablation.dream, cfg.ablation.infer_env)  # eq. 9, and A.1 on the dreams
+        loss = loss if dream.loss is None else loss + dream.loss  # eq. 9
+        cls_loss = cls_loss if dream.classifier_loss is None else cls_loss + dream.classifier_loss
+        loss = loss + cls_loss if cfg.ablation.infer_env else loss
+        optimizer_step(self, loss, nll, kl)
+        scalars = coll.mean([float(t.detach()) for t in (loss, nll.mean(), kl.mean(), reg, cls_loss)])
+        self.inference.record(env, mask, scalars[1], alpha)  # a^s and L~_s
+        n = int(self.memory.steps[env])  # steps trained in env
+        if cfg.ablation.mask and (n == cfg.inference.grace_steps or n % cfg.mask.used_every == 0):
+            self.update_used(x, mu.detach(), env)  # u^s, A.2
         self.step += 1
         if self.step % cfg.dream.tau == 0:
             self.snapshot.sync(self.model)
-        return self._outputs(out, loss, recon_f, float(kl.detach().mean()), float(reg.detach()),
-                             float(cls_loss.detach()), env, new_env, reason, alpha, active, mask)
+        return self._result(decision, alpha, active, mask, scalars, dream.scalars, updated=True)
 
-    def _outputs(
-        self,
-        out: dict[str, Any],
-        loss: torch.Tensor | None,
-        recon: float,
-        kl: float,
-        reg: float,
-        cls_loss: float,
-        env: int,
-        new_env: bool,
-        reason: str,
-        alpha: torch.Tensor,
-        active: torch.Tensor,
-        raw_mask: torch.Tensor,
-    ) -> dict[str, Any]:
-        out.update(
-            loss=float(loss.detach()) if loss is not None else float("nan"),
-            recon=recon,
-            kl=kl,
-            C=self.capacity,
-            capacity_loss=reg,
-            classifier_loss=cls_loss,
-            env=env,
-            new_env=new_env,
-            reason=reason,
-            n_envs=self.memory.n_seen,
-            atypicality=alpha.tolist(),
-            mask=active.int().tolist(),
-            raw_mask=raw_mask.int().tolist(),
-            used=self.memory.used[env].int().tolist(),
-            step=self.step,
-            updated=loss is not None,
+    def _classify(self, hidden: torch.Tensor) -> torch.Tensor:
+        """q(s|x) averaged over the batch (max_environments,) from the encoder's hidden layer (B, hidden)."""
+        return torch.softmax(self.model.classifier(hidden, max(self.memory.n_seen, 1)), dim=1).mean(0)
+
+    def _infer(
+        self, z: torch.Tensor, hidden: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, recon: float,
+        commit: bool = True,
+    ) -> Decision:
+        """Algorithm 1 on the global batch (z (B, N), hidden, x; ``recon`` under the current environment)."""
+        coll = self.collectives
+        zg, hg, xg, recon_g = coll.gather(z), coll.gather(hidden), coll.gather(x), coll.mean([recon])[0]
+
+        def recon_fn(env: int) -> float:
+            return float(self.reconstruction_nll(self.masked(zg, self.applied_mask(env)), env, xg).mean())
+
+        def decide() -> Decision:
+            with torch.no_grad():
+                return self.inference.decide(self.step, alpha, self._classify(hg), recon_g, recon_fn, commit)
+
+        return self.collectives.on_leader(decide, self.shared)
+
+    def _result(
+        self, d: Decision, alpha: torch.Tensor, active: torch.Tensor, mask: torch.Tensor,
+        scalars: list[float], dream: dict[str, float] | None = None, updated: bool = False,
+    ) -> StepResult:
+        loss, recon, kl, reg, cls_loss = scalars
+        return StepResult(
+            loss=loss, recon=recon, kl=kl, C=self.capacity, capacity_loss=reg, classifier_loss=cls_loss,
+            env=d.env, new_env=d.allocated, reason=d.reason, failure=d.failure, n_envs=self.memory.n_seen,
+            atypicality=tuple(alpha.tolist()), mask=tuple(active.int().tolist()),
+            raw_mask=tuple(mask.int().tolist()), used=tuple(self.memory.used[d.env].int().tolist()),
+            step=self.step, updated=updated, dream=dict(dream or {}),
         )
-        return out
 
-    def _recon_decay(self, env: int) -> float:
-        """EMA decay for L~_s and the atypicality average of ``env``.
-
-        While an environment is young (its first ``grace_steps``) its losses fall fast, so a short
-        horizon (decay 0.9, ~10 steps) keeps L~_s close to the current loss; afterwards the slower
-        ``recon_ema`` averages batch noise.
-        """
-        if int(self.memory.steps[env]) < self.config.inference.grace_steps:
-            return min(0.9, self.config.inference.recon_ema)
-        return self.config.inference.recon_ema
-
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (format: learner_state)
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
-            "snapshot": self.snapshot.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "memory": self.memory.state_dict(),
-            "step": self.step,
-            "current_env": self.current_env,
-            "fail_streak": self.fail_streak,
-            "last_allocation": self.last_allocation,
-            "generator": self.generator.get_state(),
-        }
-
-    def validate_state_dict(self, state: dict[str, Any]) -> None:
-        """Dry-run a load on fresh objects; raises ValueError/KeyError/RuntimeError and changes nothing."""
-        mc = self.config.model
-        trial = VASEModel(mc)
-        trial.load_state_dict(state["model"])
-        trial.load_state_dict(state["snapshot"])
-        params = list(trial.parameters())
-        opt = state["optimizer"]
-        if len(opt["param_groups"]) != 1 or len(opt["param_groups"][0]["params"]) != len(params):
-            raise ValueError("optimizer state does not match the model's parameters")
-        for i, p in enumerate(params):
-            for key in ("exp_avg", "exp_avg_sq"):
-                t = opt["state"].get(i, {}).get(key)
-                if t is not None and t.shape != p.shape:
-                    raise ValueError(f"optimizer state '{key}' of parameter {i} has shape {tuple(t.shape)}, "
-                                     f"expected {tuple(p.shape)}")
-        EnvironmentMemory.empty(mc.max_environments, mc.latent_dim).load_state_dict(state["memory"])
-        for key in ("step", "current_env", "fail_streak", "last_allocation", "generator"):
-            if key not in state:
-                raise KeyError(f"learner state lacks '{key}'")
+        return learner_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore everything; the state is validated first, so a bad one leaves the learner untouched."""
-        self.validate_state_dict(state)
-        self.model.load_state_dict(state["model"])
-        self.snapshot.model.load_state_dict(state["snapshot"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.memory.load_state_dict(state["memory"])
-        self.step = int(state["step"])
-        self.current_env = int(state["current_env"])
-        self.fail_streak = int(state["fail_streak"])
-        self.last_allocation = int(state["last_allocation"])
-        self.generator.set_state(state["generator"].cpu() if self.device.type == "cpu" else state["generator"])
-
-    def save(self, path: str, extra: dict[str, Any] | None = None) -> None:
-        """Write an atomic checkpoint (temp file + os.replace) that resumes bit-for-bit."""
-        save_checkpoint(path, self.config, self.state_dict(), extra or {})
-
-    @classmethod
-    def load(cls, path: str, device: str | torch.device = "auto") -> ContinualLearner:
-        """Build a learner from a checkpoint (its config is stored in it)."""
-        config, state, _ = load_checkpoint(path)
-        learner = cls(config, device=device)
-        learner._load_checked(path, state)
-        return learner
-
-    def _load_checked(self, path: str, state: dict[str, Any]) -> None:
-        try:
-            self.load_state_dict(state)
-        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-            raise CheckpointError(
-                f"checkpoint {path!r} holds a learner state that does not fit its configuration: {exc}"
-            ) from exc
-
-    def load_into(self, path: str) -> dict[str, Any]:
-        """Restore this learner from ``path``; refuses a checkpoint written with another config."""
-        _, state, extra = load_checkpoint(path, expect=self.config)
-        self._load_checked(path, state)
-        return extra
+        load_learner_state(self, state)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import Likelihood
+from .config import Likelihood, LossConfig
 
 
 def capacity_schedule(step: int, c_max: float, delta_c: float) -> float:
@@ -63,6 +63,33 @@ def capacity_loss(kl: torch.Tensor, capacity: float, gamma: float, mode: str = "
     elif mode != "two-sided":
         raise ValueError(f"capacity mode must be 'two-sided' or 'upper', got {mode!r}")
     return gamma * gap**2
+
+
+def mdl_loss(
+    nll: torch.Tensor, kl: torch.Tensor, capacity: float, cfg: LossConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The objective on current data: eq. 3 (disentangled), or the entangled baseline's ELBO.
+
+    eq. 3: ``E[-log p(x|z^s, s)] + gamma * |KL(q(z^s|x^s) || p(z)) - C|^2`` (:func:`capacity_loss`, with
+    ``cfg.capacity_mode``); entangled (``cfg.entangled``): ``E[-log p(x|z^s, s)] + beta_vae * KL`` with no
+    capacity target (the paper's beta = 1 VAE baseline).
+
+    nll: (B,) per-image reconstruction NLL; kl: (B',) per-image KL of the masked posterior (eq. 2), in a
+    data-parallel step the global batch's (B' >= B); capacity: C in nats. Returns (loss, regulariser),
+    scalars, where loss = nll.mean() + regulariser.
+
+    >>> from vase_rl.config import LossConfig
+    >>> nll, kl = torch.tensor([10.0, 12.0]), torch.tensor([3.0, 5.0])
+    >>> [float(t) for t in mdl_loss(nll, kl, 2.0, LossConfig(gamma=10.0))]  # 11 + 10 * (4 - 2)^2
+    [51.0, 40.0]
+    >>> [float(t) for t in mdl_loss(nll, kl, 2.0, LossConfig(entangled=True))]  # 11 + 1 * 4
+    [15.0, 4.0]
+    """
+    if cfg.entangled:
+        reg = cfg.beta_vae * kl.mean()
+    else:
+        reg = capacity_loss(kl, capacity, cfg.gamma, cfg.capacity_mode)
+    return nll.mean() + reg, reg
 
 
 def wasserstein_encoder_proximity(

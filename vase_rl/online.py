@@ -318,7 +318,7 @@ class OnlineVASE:
         if self.config.include_env:
             out["env"] = np.eye(self.learner.config.model.max_environments, dtype=np.float32)[env_np]
         if self.config.include_mask:
-            out["mask"] = self.learner.memory.masks[env_np].numpy().astype(np.float32)
+            out["mask"] = self.learner.applied_masks().cpu()[env_np].numpy().astype(np.float32)
         return out
 
     def process(self, frames: Any) -> Any:

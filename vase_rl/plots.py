@@ -181,7 +181,7 @@ def plot_latent_traversals(
         rows = learner.decode(z.reshape(-1, n_lat), env).reshape(n_lat, len(vals), *x.shape[1:])
         top = torch.ones_like(rows[:1])
         top[0, 0], top[0, 1] = x[0], learner.decode(z0[None], env)[0]
-        state = _usage_state(learner.memory.masks[env], learner.memory.used[env])
+        state = _usage_state(learner.applied_mask(env).cpu(), learner.memory.used[env])
         title = f"{name}: decoded as s{env}\n({int((state == 2).sum())} of {n_lat} latents used)"
         labels = ["input | recon."] + [f"z{n}" for n in range(n_lat)]
         _image_panel(ax, torch.cat([top, rows]), labels, title, [None] + [USAGE_COLOURS[s] for s in state])

@@ -125,7 +125,7 @@ def make_figures(run: LoadedRun, fig_dir: str) -> dict[str, str]:
         "cross": lambda p: plots.plot_cross_reconstructions(learner, batches, names, p),
         "atypicality": lambda p: plots.plot_atypicality(run.log, stages, mk.lambda0, mk.lambda1, p),
         "probes": lambda p: plots.plot_probe_curves(run.probes, stages, p),  # type: ignore[arg-type]
-        "usage": lambda p: plots.plot_latent_usage(mem.masks[:n], mem.used[:n], names, p),
+        "usage": lambda p: plots.plot_latent_usage(learner.applied_masks()[:n].cpu(), mem.used[:n], names, p),
         "usage_training": lambda p: plots.plot_usage_over_training(run.log, stages, p),
         "env_inference": lambda p: plots.plot_environment_inference(run.log, stages, p),
         "losses": lambda p: plots.plot_losses(run.log, stages, p),
