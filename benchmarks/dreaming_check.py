@@ -43,6 +43,14 @@ class Args(pc.ExperimentArgs):
     """Training steps per dataset."""
     seeds: tuple[int, ...] = (100,)
     """Seeds to run (a validation seed, not one of Table 1's evaluation seeds 0-2)."""
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    """Variants to run, of none D D_beta0 D_alpha0 D_tau8."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown:
+            raise ValueError(f"unknown variants {unknown}; choose from {' '.join(VARIANTS)}")
 
 
 def run(args: Args) -> None:
@@ -50,7 +58,7 @@ def run(args: Args) -> None:
     specs = [
         pc.RunSpec(f"{EXPERIMENT}/{variant}", row, "dis", seed, t1.SEQUENCE, args.steps_per_env, args.preset,
                    pc.freeze_overrides(overrides), args.probe_eval_every)
-        for seed in args.seeds for variant, (row, overrides) in VARIANTS.items()
+        for seed in args.seeds for variant, (row, overrides) in VARIANTS.items() if variant in args.variants
     ]
     pc.run_all(specs, args.runs_dir, args.jobs)
 
