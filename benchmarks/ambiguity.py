@@ -29,9 +29,11 @@ batches of 64 mixed with real samples of one dataset (the context) at several pr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import common
 import numpy as np
 import paper_common as pc
 import torch
@@ -48,6 +50,18 @@ RAMP_DATASETS = 0.6 * (1 / (1.7e-5 * 30_000)) / (1 / (6.3e-6 * 150_000))
 """C ramp length in datasets: the cpu preset's 0.6 x Table-2 ratio (ambiguity row / ablation row)."""
 TAU_DATASETS = 0.1 * (500 / 30_000) / (500 / 150_000)
 """Snapshot period in datasets: the cpu preset's 0.1 (250 of 2,500) x the Table-2 ratio."""
+
+
+@dataclass
+class Args(pc.ExperimentArgs):
+    """VASE only (SDA, disentangled), one seed, 2,500 steps per dataset by default."""
+
+    seeds: tuple[int, ...] = (0,)
+    """Seeds to run."""
+    rows: tuple[str, ...] = ("SDA",)
+    """Ablation rows, of - S D A SA DA SD SD-[41] SDA."""
+    modes: tuple[str, ...] = ("dis",)
+    """dis (eq. 3 capacity objective) and/or ent (entangled beta=1 VAE)."""
 
 
 def overrides(steps_per_env: int) -> dict[str, dict[str, Any]]:
@@ -237,8 +251,15 @@ def plot_reconstructions(learner: Any, faces: torch.Tensor, fashion: torch.Tenso
     plt.close(fig)
 
 
-# ------------------------------------------------------------------------------------------ summary
+# ------------------------------------------------------------------------------------------ run, summary
+def run(args: Args) -> None:
+    """Train and analyse every (row, objective, seed) without a result JSON."""
+    specs = pc.make_specs(EXPERIMENT, args, SEQUENCE, overrides(args.steps_per_env))
+    pc.run_all(specs, args.runs_dir, args.jobs, extra=analyse)
+
+
 def summarise(redraw: bool) -> None:
+    """``ambiguity.md`` from the result JSONs (``redraw``: figures of runs whose folder is missing)."""
     results = pc.load_results(EXPERIMENT)
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
@@ -257,24 +278,23 @@ def summarise(redraw: bool) -> None:
             f"## {spec.row} ({spec.mode}), seed {spec.seed}", "",
             (f"Environments allocated: {a['n_envs']}; faces -> s{a['env_faces']}, inverse Fashion -> "
             f"s{a['env_fashion']} (majority per stage); latent groups: {a['latents']['groups']}."), "",
-            pc.markdown_table(["w (face weight)"] + [f"{w:.1f}" for w in a["weights"]],
-                              [["q(s=faces given x_w), no context"] + [f"{v:.2f}" for v in q[mid]],
-                               ["P(Alg. 1 = faces), no context"] + [f"{v:.2f}" for v in a["p_alg1_faces"][mid]],
-                               ["P(Alg. 1 = faces), 75% real faces"] + [f"{v:.2f}" for v in a["p_alg1_faces"][0]],
-                               ["P(Alg. 1 = faces), 75% real inv. Fashion"]
-                               + [f"{v:.2f}" for v in a["p_alg1_faces"][-1]]]),
+            common.markdown_table(["w (face weight)"] + [f"{w:.1f}" for w in a["weights"]],
+                                  [["q(s=faces given x_w), no context"] + [f"{v:.2f}" for v in q[mid]],
+                                   ["P(Alg. 1 = faces), no context"] + [f"{v:.2f}" for v in a["p_alg1_faces"][mid]],
+                                   ["P(Alg. 1 = faces), 75% real faces"] + [f"{v:.2f}" for v in a["p_alg1_faces"][0]],
+                                   ["P(Alg. 1 = faces), 75% real inv. Fashion"]
+                                   + [f"{v:.2f}" for v in a["p_alg1_faces"][-1]]]),
             "", f"![heatmaps]({spec.key}/heatmaps.png)", "", f"![latents]({spec.key}/latents.png)", "",
             f"![reconstructions]({spec.key}/reconstructions.png)", "",
         ]
-    (out / "ambiguity.md").write_text("\n".join(text))
+    common.write_text(out / "ambiguity.md", "\n".join(text))
     print((out / "ambiguity.md").read_text())
 
 
 def main() -> None:
-    args = pc.base_parser(__doc__ or "", steps_per_env=2500, seeds=1, rows=("SDA",), modes=("dis",)).parse_args()
+    args = common.parse_args(Args, __doc__)
     if not args.summarise:
-        specs = pc.make_specs(EXPERIMENT, args, SEQUENCE, overrides(args.steps_per_env))
-        pc.run_all(specs, args.runs_dir, args.jobs, extra=analyse)
+        run(args)
     summarise(redraw=args.summarise)
 
 
