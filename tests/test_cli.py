@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -82,3 +83,26 @@ def test_vase_rl_train_writes_a_run_with_the_row_config_and_resumes(tmp_path: Pa
         assert ContinualLearner.load(str(tmp_path / "checkpoint.pt"), device="cpu").step == 3
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_torchrun_entry_runs_the_same_loop_with_checkpoints_on_every_rank(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "vase_rl.distributed", "--sequence", "moving-shapes,shapes", "--preset", "cpu",
+           "--steps-per-env", "5", "--batch-size", "8", "--threads", "1", "--quiet", "--log-every", "2",
+           "--checkpoint-every", "3", "--timeout-s", "120", "--ablation", "SD-[41]", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True,
+                   timeout=600)
+    cfg, settings = read_run_config(str(out))
+    assert not cfg.dream.decoder_proximity and cfg.batch_size == 8 and not settings.probes
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    timing = json.loads((out / "timing.json").read_text())
+    assert (timing["world_size"], timing["backend"], timing["steps"]) == (2, "gloo", 10)
+    assert [r["step"] for r in read_log(str(out))][-1] == 10 and (out / "done").exists()
+    assert ContinualLearner.load(str(out / "checkpoint.pt"), device="cpu").step == 10
