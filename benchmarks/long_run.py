@@ -58,6 +58,7 @@ class Args:
     threads: int = 1
     """torch threads (the machine is shared)."""
     seed: int = 0
+    """Seed of the learner and the data streams."""
     warmup: int = 1000
     """Steps before the RSS baseline is taken."""
     rss_every: int = 100
@@ -65,9 +66,11 @@ class Args:
     probe_every: int = 500
     """Period of the NaN check of ``encode`` on a fixed batch of every dataset."""
     checkpoint_every: int = 1000
+    """Checkpoint period (steps)."""
     checkpoint: str = "/tmp/vase_long_run/checkpoint.pt"
     """Resumable checkpoint (learner + samplers + records)."""
     resume: bool = False
+    """Continue from ``checkpoint`` if it exists."""
     continue_after_overflow: bool = True
     """After EnvironmentOverflowError: record it, switch to on_overflow='merge' and go on (False: stop)."""
     out: str = str(RESULTS / "long_run")

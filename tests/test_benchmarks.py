@@ -1,0 +1,288 @@
+"""Every benchmark script has CleanRL's shape and runs end to end with a tiny budget.
+
+The shape (``benchmarks/common.py``): a docstring, an ``Args`` dataclass with a docstring under each field
+parsed by the one helper ``common.parse_args``, ``run`` and ``summarise``. The runs are subprocesses, as a
+user starts them, with ``VASE_BENCH_RESULTS`` pointing at ``tmp_path`` so committed results are never
+touched, and check the numbers they write. The cheap ones are in the fast suite; the rest are
+``slow`` (``pytest -m slow tests/test_benchmarks.py``, about 10 minutes on 2 cores). Scripts that need the
+real datasets, MiniWorld's OpenGL or stable-baselines3 skip cleanly without them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import DATA_DIR, HAVE_DATA
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+HELPERS = ("common", "paper_common", "bench3d_common")
+SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in HELPERS)
+
+
+@pytest.fixture(scope="module")
+def bench_import() -> Any:
+    """Import a benchmark module by name (``benchmarks/`` on sys.path, as when a script runs)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def have_gl() -> bool:
+    try:
+        from vase_rl.envs.world import check_gl
+
+        check_gl()
+    except Exception:  # noqa: BLE001 - any failure means no MiniWorld rendering here
+        return False
+    return True
+
+
+def have_sb3() -> bool:
+    return importlib.util.find_spec("stable_baselines3") is not None
+
+
+# ------------------------------------------------------------------------------------ the shape
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_benchmark_has_the_cleanrl_shape(name: str, bench_import: Callable[[str], Any]) -> None:
+    common = bench_import("common")
+    module = bench_import(name)
+    assert (module.__doc__ or "").strip(), f"{name} has no docstring"
+    assert dataclasses.is_dataclass(module.Args), f"{name}.Args is not a dataclass"
+    undocumented = {f.name for f in dataclasses.fields(module.Args)} - set(common.field_docs(module.Args))
+    assert not undocumented, f"{name}.Args fields without a docstring: {sorted(undocumented)}"
+    assert callable(module.run) and callable(module.summarise) and callable(module.main)
+    assert "common.parse_args(Args, __doc__)" in inspect.getsource(module.main)
+    assert common.parse_args(module.Args, argv=[]) == module.Args()  # defaults survive the command line
+
+
+def test_shared_helpers_are_defined_once() -> None:
+    """Hardware record, argument parsing, tables and JSON writing live in common.py only."""
+    patterns = r"def hardware|def parse_args|ArgumentParser\(|def markdown_table|def write_json|/proc/cpuinfo"
+    for path in BENCH.glob("*.py"):
+        if path.stem != "common":
+            assert not re.findall(patterns, path.read_text()), f"{path.name} has its own copy"
+
+
+def test_parse_args_reads_fields_docstrings_bools_and_tuples(bench_import: Callable[[str], Any]) -> None:
+    common = bench_import("common")
+    args = common.parse_args(bench_import("rollout_scaling").Args,
+                             argv=["--workers", "1,2", "4", "--env_cost_ms=0.5", "--preset", "paper"])
+    assert (args.workers, args.env_cost_ms, args.preset) == ((1, 2, 4), 0.5, "paper")
+    table1 = bench_import("ablation_table1").Args
+    assert common.parse_args(table1, argv=["--seeds", "3", "--no-summarise"]).seeds == (3,)
+    with pytest.raises(ValueError, match="unknown rows"):
+        common.parse_args(table1, argv=["--rows", "XYZ"])
+    assert bench_import("dreaming_check").Args().seeds == (100,)  # a subclass's default wins
+    assert "validation seed" in common.field_docs(bench_import("dreaming_check").Args)["seeds"]
+
+
+def test_result_files_are_written_atomically(tmp_path: Path, bench_import: Callable[[str], Any]) -> None:
+    import numpy as np
+
+    common = bench_import("common")
+    json_path, md_path = common.write_results(tmp_path / "sub" / "x", {"a": np.float32(1.5), "b": np.arange(2)},
+                                              "# x\n")
+    assert json.loads(json_path.read_text()) == {"a": 1.5, "b": [0, 1]}
+    assert md_path.read_text() == "# x\n" and sorted(p.name for p in json_path.parent.iterdir()) == ["x.json", "x.md"]
+    hw = common.hardware(extra=1)
+    assert hw["extra"] == 1 and hw["cores"] >= 1 and len(hw["load_average"]) == 3 and hw["cpu"]
+
+
+# ------------------------------------------------------------------------------------ tiny runs
+@dataclass(frozen=True)
+class Case:
+    """One script's tiny run: its arguments ({tmp}, {results} filled in) and what it must have written."""
+
+    script: str
+    argv: tuple[str, ...]
+    check: Callable[[Path], None]
+    needs: tuple[str, ...] = ()
+    slow: bool = True
+
+
+def load(path: Path) -> Any:
+    assert path.exists(), f"{path} was not written"
+    return json.loads(path.read_text())
+
+
+def check_sampler(r: Path) -> None:
+    res = load(r / "sampler_speed.json")
+    assert [(row["dataset"], row["canvas"]) for row in res["results"]] == [
+        ("shapes", 32), ("moving-shapes", 32), ("shapes", 64), ("moving-shapes", 64)]
+    assert all(row["images_per_s"] > 0 for row in res["results"])
+    assert res["min_images_per_s_at_64"] == min(row["images_per_s"] for row in res["results"][2:])
+    assert "| moving-shapes | 64 |" in (r / "sampler_speed.md").read_text()
+
+
+def check_world(r: Path) -> None:
+    res = load(r / "world_speed.json")
+    assert [row["level"] for row in res["results"]] == ["outdoor", "indoor"]
+    assert all(row["median_steps_per_s"] > 0 and row["steps"] == 10 for row in res["results"])
+    assert res["machine"]["gl_renderer"] and res["machine"]["pinned_cores"]
+
+
+def check_wrapper(r: Path) -> None:
+    res = load(r / "wrapper_speed.json")
+    assert [(row["preset"], row["sub_envs"]) for row in res["env_speed"]] == [
+        ("paper", 1), ("paper", 2), ("cpu", 1), ("cpu", 2)]
+    assert all(row["raw"]["wall"] > 0 and row["vec_env_wrapper"]["cpu"] > 0 for row in res["env_speed"])
+    assert res["encoder"]["learner_encode_1t"]["wall"] > 0
+    assert [row["frames"] for row in res["learning"]] == [16 * 8, 16 * 4]
+    assert "## Online learning" in (r / "wrapper_speed.md").read_text()
+
+
+def check_long_run(r: Path) -> None:
+    res = load(r / "long_run.json")
+    assert (res["steps_done"], res["steps_per_dataset"]) == (14, 2)
+    assert res["stopped_by"] is None and res["nan"]["encode_nonfinite"] == []
+    assert res["inference"]["allocations"][0] == {"step": 0, "dataset": "moving-mnist", "env": 0, "reason": "first"}
+    assert sum(b - a + 1 for a, b, _ in res["inference"]["timeline"]) == 14
+    assert "# Long-run stability" in (r / "long_run.md").read_text()
+
+
+def check_speed(r: Path) -> None:
+    res = load(r / "speed.json")
+    rows = {row["kind"]: row for row in res["rows"]}
+    assert set(rows) == {"plain", "vase", "vase-cheap"}
+    assert rows["vase"]["flop_ratio"] > rows["vase-cheap"]["flop_ratio"] > 1.0  # dreaming + scan cost FLOPs
+    assert res["peak_rss"]["steps"] == 2 and res["peak_rss"]["peak_rss_mib"] > 0
+    assert "| 1 | contiguous | vase |" in (r / "speed.md").read_text()
+
+
+def check_rollout(r: Path) -> None:
+    res = load(r / "rollout_scaling.json")
+    assert len(res["rows"]) == 2 * 2 * 2 * 3 - 2  # 2 costs x 2 APIs x (raw, encode, learn) x 2, minus gym learn at 0
+    assert all(row["frames_per_s"] > 0 for row in res["rows"])
+
+
+def check_cpu_preset(r: Path) -> None:
+    names = sorted(p.name for p in (r / "cpu_preset").glob("*.json"))
+    assert names == ["two-sided_gamma1.json", "two-sided_gamma100.json", "two-sided_gamma8.json",
+                     "upper_gamma10.json"]
+    rec = load(r / "cpu_preset" / "upper_gamma10.json")
+    assert rec["steps"] == 2 and 0 <= rec["probe_accuracy"] <= 100 and rec["recon_nll"] > 0
+    assert "upper gamma=10 (cpu preset)" in (r / "cpu_preset" / "README.md").read_text()
+
+
+def check_paper(experiment: str, key: str, md: str) -> Callable[[Path], None]:
+    def check(r: Path) -> None:
+        rec = load(r / "paper" / experiment / "runs" / f"{key}.json")
+        assert rec["spec"]["steps_per_env"] == 4 and rec["n_envs"] >= 1
+        assert rec["hardware"]["cpu"] and rec["evaluation"]["datasets"]
+        assert (r / "paper" / experiment.split("/")[0] / md).exists()
+
+    return check
+
+
+def check_imagination(r: Path) -> None:
+    recs = {p.stem: load(p) for p in (r / "imagination").glob("*_seed0.json")}
+    assert set(recs) == {"baseline_seed0", "imagination_seed0"}
+    assert recs["imagination_seed0"]["fraction"] == 0.5 and recs["imagination_seed0"]["agent_loss"]
+    assert "| moving-MNIST acc." in (r / "imagination" / "results.md").read_text()
+
+
+def check_rl(folder: str, methods: tuple[str, ...], keys: tuple[str, ...]) -> Callable[[Path], None]:
+    def check(r: Path) -> None:
+        runs = r / folder
+        for m in methods:
+            rec = load(runs / f"{m}_seed0.json")
+            assert all(k in rec for k in keys), sorted(rec)
+        assert "| vase |" in (runs.parent / "rl_transfer.md").read_text()  # the table sits beside the runs
+
+    return check
+
+
+def check_cross_domain(r: Path) -> None:
+    rec = load(r / "3d" / "cross_domain" / "runs" / "vase_seed0.json")
+    assert rec["paired"] and rec["learner_steps"] >= 2 * 3
+    assert set(rec["eval_after_B"]["probes"]) == {"ridge", "mlp"}
+    assert (r / "3d" / "cross_domain" / "cross_domain.md").exists()
+
+
+TINY_PAPER = ("--seeds", "0", "--steps-per-env", "4", "--jobs", "1", "--probe-eval-every", "4",
+              "--runs-dir", "{tmp}/runs")
+PPO_TINY = ("--seeds", "0", "--steps-a", "64", "--steps-b", "64", "--n-envs", "2", "--ppo-n-steps", "32",
+            "--ppo-batch-size", "32", "--ppo-epochs", "1", "--eval-episodes", "2", "--jobs", "1")
+CASES = [
+    Case("sampler_speed", ("--seconds", "0.05", "--datasets", "shapes", "moving-shapes", "--batch-sizes", "16",
+                           "--canvas-sizes", "32", "64"), check_sampler, slow=False),
+    Case("world_speed", ("--steps", "10", "--repeats", "1", "--msaa-samples", "1", "--cpu", "-1",
+                         "--out-dir", "{results}"), check_world, ("gl",), slow=False),
+    Case("wrapper_speed", ("--repeats", "1", "--steps", "2", "--sub-envs", "1", "2", "--encode-batch", "8",
+                           "--learn-steps", "8"), check_wrapper, ("sb3",), slow=False),
+    Case("long_run", ("--steps", "14", "--warmup", "4", "--rss-every", "2", "--probe-every", "7",
+                      "--checkpoint-every", "7", "--checkpoint", "{tmp}/long_run.pt"), check_long_run, ("data",),
+         slow=False),
+    Case("speed", ("--threads", "1", "--steps", "1", "--repeats", "1", "--warmup", "0", "--layouts", "contiguous",
+                   "--rss-steps", "2", "--no-explore", "--peak-size", "64"), check_speed),
+    Case("rollout_scaling", ("--workers", "1", "--frames", "16", "--repeats", "1", "--env-cost-ms", "0.1"),
+         check_rollout, ("sb3",)),
+    Case("cpu_preset", ("--steps", "2", "--probe-train", "128", "--probe-test", "64", "--probe-steps", "3"),
+         check_cpu_preset, ("data",)),
+    Case("ablation_table1", ("--rows", "SDA", "--modes", "dis", *TINY_PAPER),
+         check_paper("table1", "SDA_dis_s0", "table1.md"), ("data",)),
+    Case("ablation_table3", ("--rows", "-", "--modes", "ent", *TINY_PAPER),
+         check_paper("table3", "none_ent_s0", "table3.md"), ("data",)),
+    Case("five_datasets", TINY_PAPER, check_paper("five_datasets", "SDA_dis_s0", "five_datasets.md"), ("data",)),
+    Case("dreaming_check", ("--variants", "D_tau8", *TINY_PAPER),
+         check_paper("dreaming_check/D_tau8", "D_dis_s0", "dreaming_check.md"), ("data",)),
+    Case("ambiguity", TINY_PAPER, check_paper("ambiguity", "SDA_dis_s0", "ambiguity.md"), ("data",)),
+    Case("imagination", ("--steps-per-env", "4", "--seeds", "0", "--jobs", "1", "--probe-eval-every", "4",
+                         "--probe-eval-size", "50"), check_imagination, ("data",)),
+    Case("rl_transfer", ("--methods", "vase", "pixels", *PPO_TINY),
+         check_rl("rl_transfer", ("vase", "pixels"), ("return_a", "zero_shot_b", "return_b", "forgetting")),
+         ("data", "sb3")),
+    Case("cross_domain_3d", ("--methods", "vase", "--seeds", "0", "--steps-per-level", "3", "--train-every", "8",
+                             "--buffer-size", "128", "--episode-steps", "20", "--probe-episodes", "4",
+                             "--probe-episode-steps", "5", "--test-episodes", "2", "--mlp-steps", "5",
+                             "--figure-columns", "2", "--jobs", "1", "--runs-dir", ""),
+         check_cross_domain, ("gl",)),
+    Case("rl_transfer_3d", ("--methods", "vase", "pixels", *PPO_TINY, "--tensorboard-dir", ""),
+         check_rl("3d/rl_transfer/runs", ("vase", "pixels"), ("eval_a", "zero_shot_b", "eval_b", "eval_a_after_b")),
+         ("gl", "sb3")),
+]
+
+
+def test_every_script_has_a_tiny_run() -> None:
+    assert sorted(c.script for c in CASES) == SCRIPTS
+
+
+def skip_reason(needs: tuple[str, ...]) -> str | None:
+    if "data" in needs and not HAVE_DATA:
+        return f"real data not found in {DATA_DIR}: set VASE_DATA_DIR"
+    if "gl" in needs and not have_gl():
+        return "MiniWorld cannot render here (no OpenGL)"
+    if "sb3" in needs and not have_sb3():
+        return "stable-baselines3 is not installed (pip install -e .[sb3])"
+    return None
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.script, marks=[pytest.mark.slow] if c.slow else []) for c in CASES])
+def test_benchmark_runs_with_a_tiny_budget(case: Case, tmp_path: Path) -> None:
+    reason = skip_reason(case.needs)
+    if reason:
+        pytest.skip(reason)
+    results = tmp_path / "results"
+    argv = [a.format(tmp=tmp_path, results=results) for a in case.argv]
+    env = {**os.environ, "VASE_BENCH_RESULTS": str(results), "VASE_DATA_DIR": DATA_DIR, "OMP_NUM_THREADS": "1",
+           "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(BENCH / f"{case.script}.py"), *argv], check=False, cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{case.script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    case.check(results)
