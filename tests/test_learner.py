@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -10,8 +12,9 @@ import torch
 from helpers import shapes_batches, tiny_config
 
 from vase_rl.checkpoint import CheckpointError
+from vase_rl.collectives import LocalCollectives, SharedState
 from vase_rl.config import Ablation
-from vase_rl.inference import EnvironmentOverflowError
+from vase_rl.inference import EnvironmentOverflowError, Reason
 from vase_rl.learner import ContinualLearner, NonFiniteLossError
 
 
@@ -101,7 +104,8 @@ def test_nan_loss_stops_training_without_applying_the_update(monkeypatch):
     batch = shapes_batches(1, 8)[0]
     learner.train_step(batch)
     before = _params(learner)
-    monkeypatch.setattr(learner, "reconstruction_nll", lambda z, env, x: torch.full((z.shape[0],), float("nan")))
+    nan = float("nan")
+    monkeypatch.setattr(learner, "reconstruction_nll", lambda z, env, x: torch.full((z.shape[0],), nan))
     with pytest.raises(NonFiniteLossError, match="not applied"):
         learner.train_step(batch)
     assert _same(before, _params(learner))
@@ -184,3 +188,43 @@ def test_latents_an_environment_uses_itself_stay_active():
     learner.memory.masks[1] = torch.tensor([False, False, True, True, True, True])  # z0, z1 atypical in env 1
     # z0: atypical and used only by env 0 -> masked; z1: atypical but env 1's own latent -> active
     assert learner.applied_mask(1).tolist() == [False, True, True, True, True, True]
+
+
+def test_step_result_is_typed_and_to_log_keeps_the_log_format():
+    cfg = tiny_config(ablation=Ablation(infer_env=False, dream=True, mask=True))
+    learner = ContinualLearner(cfg, device="cpu")
+    batches = shapes_batches(2, 8)
+    first, second = learner.train_step(batches[0]), learner.train_step(batches[1])
+    assert first.reason is Reason.FIRST and second.reason is Reason.KEPT
+    assert second.dream  # S off: the second step dreams of environment 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.env = 3  # type: ignore[misc]
+    log = second.to_log()
+    assert list(log) == ["dream/encoder_w", "dream/decoder_kl", "dream/loss", "loss", "recon", "kl", "C",
+                         "capacity_loss", "classifier_loss", "env", "new_env", "reason", "n_envs",
+                         "atypicality", "mask", "raw_mask", "used", "step", "updated"]
+    assert log["reason"] == "kept" and log["step"] == 2 and log["mask"] == list(second.mask)
+    assert json.loads(json.dumps(log)) == log
+
+
+def test_applied_masks_holds_every_environments_applied_mask():
+    learner = ContinualLearner(tiny_config(), device="cpu")
+    learner.memory.allocate(torch.ones(6, dtype=torch.bool), 1.0)
+    learner.memory.allocate(torch.tensor([False, False, True, True, True, True]), 1.0)
+    learner.memory.used[0] = torch.tensor([True, True, False, False, False, False])
+    learner.memory.used[1] = torch.zeros(6, dtype=torch.bool)
+    masks = learner.applied_masks()
+    assert masks.shape == (7, 6) and masks[2:].all()  # unallocated slots: all active
+    assert masks[1].tolist() == learner.applied_mask(1).tolist() == [False, False, True, True, True, True]
+    assert learner.applied_mask(-1).all()  # before the first environment
+
+
+def test_local_collectives_are_the_identity():
+    c = LocalCollectives()
+    t = torch.randn(3, 2, requires_grad=True)
+    assert c.gather(t).requires_grad is False and torch.equal(c.gather(t), t.detach())
+    assert c.gather_with_grad(t) is t and c.mean([1.0, 2.0]) == [1.0, 2.0]
+    shared = SharedState(ContinualLearner(tiny_config(), device="cpu").inference, torch.Generator())
+    assert c.on_leader(lambda: 5, shared) == 5
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(c.randn(t, g1), torch.randn(3, 2, generator=g2))

@@ -5,11 +5,13 @@ import math
 import pytest
 import torch
 
+from vase_rl.config import LossConfig
 from vase_rl.losses import (
     capacity_loss,
     capacity_schedule,
     decoder_proximity,
     gaussian_kl,
+    mdl_loss,
     reconstruction_nll,
     wasserstein_encoder_proximity,
 )
@@ -66,3 +68,13 @@ def test_bernoulli_kl_decoder_proximity_matches_hand_computed_value():
     assert float(decoder_proximity(out_old, out_old, "bernoulli")) == pytest.approx(0.0, abs=1e-6)
     g = decoder_proximity(torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), 0.3), "gaussian", 0.1)
     assert float(g) == pytest.approx(0.5 * 0.04 / 0.01)
+
+
+def test_mdl_loss_is_eq3_or_the_entangled_elbo():
+    nll, kl = torch.tensor([100.0, 120.0]), torch.tensor([3.0, 7.0])  # mean NLL 110, mean KL 5
+    loss, reg = mdl_loss(nll, kl, 2.0, LossConfig(gamma=10.0))
+    assert (float(loss), float(reg)) == (110.0 + 10.0 * 9.0, 90.0)
+    assert float(mdl_loss(nll, kl, 8.0, LossConfig(gamma=10.0))[1]) == 90.0  # two-sided: KL below C too
+    assert float(mdl_loss(nll, kl, 8.0, LossConfig(gamma=10.0, capacity_mode="upper"))[1]) == 0.0
+    loss, reg = mdl_loss(nll, kl, 2.0, LossConfig(entangled=True, beta_vae=1.0))  # no capacity target
+    assert (float(loss), float(reg)) == (115.0, 5.0)
