@@ -6,7 +6,8 @@ Each metric is one function whose docstring cites its paper and defines the esti
 The estimators are those of disentanglement_lib (Locatello et al. 2019), built from the same library
 pieces so that the numbers are comparable with published ones: scikit-learn's
 ``mutual_info_score`` (MIG) and gradient-boosted trees (DCI), and scipy's ``linear_sum_assignment``
-(environment relabelling).
+(environment relabelling). They are imported by the functions that use them (scikit-learn takes seconds
+to import), so :func:`forgetting`, which the training loop's probes use, costs nothing extra.
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import linear_sum_assignment
-from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
-from sklearn.metrics import mutual_info_score
-from sklearn.metrics.cluster import contingency_matrix
 
 __all__ = [
     "AverageForgetting", "DCIResult", "EnvInferenceResult", "ForgettingResult", "average_forgetting", "dci",
@@ -141,6 +138,8 @@ def histogram_discretize(values: ArrayLike, n_bins: int) -> np.ndarray:
 
 def _entropy(labels: np.ndarray) -> float:
     """Plug-in entropy (nats) of a 1-D label array: I(v; v), as disentanglement_lib's ``discrete_entropy``."""
+    from sklearn.metrics import mutual_info_score
+
     return float(mutual_info_score(labels, labels))
 
 
@@ -186,6 +185,8 @@ def mutual_information_gap(
     Raises:
         ValueError: bad shapes, fewer than two codes, or a constant factor (H = 0).
     """
+    from sklearn.metrics import mutual_info_score
+
     c, f = _check_codes_factors(codes, factors, discrete_factors)
     if c.shape[1] < 2:
         raise ValueError(f"MIG needs at least 2 code dimensions, got D={c.shape[1]}")
@@ -223,6 +224,8 @@ def _fit_gbt(x: np.ndarray, y: np.ndarray, discrete: bool, n_rounds: int, lr: fl
     ``compute_importance_gbt``; ``GradientBoostingRegressor`` (squared error) for a continuous one.
     ``random_state=0``: with sklearn's defaults (no subsampling, all features) it only breaks ties.
     """
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+
     cls = GradientBoostingClassifier if discrete else GradientBoostingRegressor
     model = cls(n_estimators=n_rounds, learning_rate=lr, max_depth=max_depth, random_state=0)
     return model.fit(x, y if discrete else y.astype(np.float64))
@@ -331,6 +334,9 @@ def environment_inference_accuracy(inferred: ArrayLike, true: ArrayLike) -> EnvI
         inferred: (T,) inferred environment index per step (or batch).
         true: (T,) true dataset index per step.
     """
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics.cluster import contingency_matrix
+
     a, b = np.asarray(inferred).ravel(), np.asarray(true).ravel()
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"need non-empty inferred and true of equal length, got {a.shape} and {b.shape}")
