@@ -88,7 +88,8 @@ def parse_args(cls: type[T], description: str | None = None, argv: Sequence[str]
         hints = typing.get_type_hints(cls)  # each field's annotation in the module of its class
     except (NameError, KeyError):  # an annotation that does not resolve: fall back to the defaults' types
         hints = {}
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     tuples: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
@@ -101,12 +102,14 @@ def parse_args(cls: type[T], description: str | None = None, argv: Sequence[str]
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(default, tuple) or typing.get_origin(hint) is tuple:
             element = next(iter(typing.get_args(hint)), None)
-            tuples[f.name] = element if element in (int, float, str) else (type(default[0]) if default else str)
+            fallback = type(default[0]) if default else str
+            tuples[f.name] = element if element in (int, float, str) else fallback
             parser.add_argument(*flags, nargs="+", **kw)
         else:
             parser.add_argument(*flags, type=_scalar_type(hint, default), **kw)
     tokens = list(sys.argv[1:] if argv is None else argv)
-    known = {f"--{f.name}": f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    known = {f"--{name}": f"--{name.replace('_', '-')}" for name in names}
     known |= {f"--no-{k[2:]}": f"--no-{v[2:]}" for k, v in known.items()}
     for i, token in enumerate(tokens):  # --field_name spelling -> --field-name
         flag, eq, value = token.partition("=")

@@ -95,10 +95,11 @@ def test_result_files_are_written_atomically(tmp_path: Path, bench_import: Calla
     import numpy as np
 
     common = bench_import("common")
-    json_path, md_path = common.write_results(tmp_path / "sub" / "x", {"a": np.float32(1.5), "b": np.arange(2)},
-                                              "# x\n")
+    record = {"a": np.float32(1.5), "b": np.arange(2)}
+    json_path, md_path = common.write_results(tmp_path / "sub" / "x", record, "# x\n")
     assert json.loads(json_path.read_text()) == {"a": 1.5, "b": [0, 1]}
-    assert md_path.read_text() == "# x\n" and sorted(p.name for p in json_path.parent.iterdir()) == ["x.json", "x.md"]
+    assert md_path.read_text() == "# x\n"
+    assert sorted(p.name for p in json_path.parent.iterdir()) == ["x.json", "x.md"]  # no temp file left
     hw = common.hardware(extra=1)
     assert hw["extra"] == 1 and hw["cores"] >= 1 and len(hw["load_average"]) == 3 and hw["cpu"]
 
@@ -150,7 +151,8 @@ def check_long_run(r: Path) -> None:
     res = load(r / "long_run.json")
     assert (res["steps_done"], res["steps_per_dataset"]) == (14, 2)
     assert res["stopped_by"] is None and res["nan"]["encode_nonfinite"] == []
-    assert res["inference"]["allocations"][0] == {"step": 0, "dataset": "moving-mnist", "env": 0, "reason": "first"}
+    first = {"step": 0, "dataset": "moving-mnist", "env": 0, "reason": "first"}
+    assert res["inference"]["allocations"][0] == first
     assert sum(b - a + 1 for a, b, _ in res["inference"]["timeline"]) == 14
     assert "# Long-run stability" in (r / "long_run.md").read_text()
 
@@ -166,7 +168,8 @@ def check_speed(r: Path) -> None:
 
 def check_rollout(r: Path) -> None:
     res = load(r / "rollout_scaling.json")
-    assert len(res["rows"]) == 2 * 2 * 2 * 3 - 2  # 2 costs x 2 APIs x (raw, encode, learn) x 2, minus gym learn at 0
+    # 2 env costs x 2 APIs x (raw, encode, learn) x (in-process, workers), minus gym's learn rows at cost 0
+    assert len(res["rows"]) == 2 * 2 * 3 * 2 - 2
     assert all(row["frames_per_s"] > 0 for row in res["rows"])
 
 
@@ -219,17 +222,17 @@ TINY_PAPER = ("--seeds", "0", "--steps-per-env", "4", "--jobs", "1", "--probe-ev
 PPO_TINY = ("--seeds", "0", "--steps-a", "64", "--steps-b", "64", "--n-envs", "2", "--ppo-n-steps", "32",
             "--ppo-batch-size", "32", "--ppo-epochs", "1", "--eval-episodes", "2", "--jobs", "1")
 CASES = [
-    Case("sampler_speed", ("--seconds", "0.05", "--datasets", "shapes", "moving-shapes", "--batch-sizes", "16",
-                           "--canvas-sizes", "32", "64"), check_sampler, slow=False),
+    Case("sampler_speed", ("--seconds", "0.05", "--datasets", "shapes", "moving-shapes", "--batch-sizes",
+                           "16", "--canvas-sizes", "32", "64"), check_sampler, slow=False),
     Case("world_speed", ("--steps", "10", "--repeats", "1", "--msaa-samples", "1", "--cpu", "-1",
                          "--out-dir", "{results}"), check_world, ("gl",), slow=False),
     Case("wrapper_speed", ("--repeats", "1", "--steps", "2", "--sub-envs", "1", "2", "--encode-batch", "8",
                            "--learn-steps", "8"), check_wrapper, ("sb3",), slow=False),
     Case("long_run", ("--steps", "14", "--warmup", "4", "--rss-every", "2", "--probe-every", "7",
-                      "--checkpoint-every", "7", "--checkpoint", "{tmp}/long_run.pt"), check_long_run, ("data",),
-         slow=False),
-    Case("speed", ("--threads", "1", "--steps", "1", "--repeats", "1", "--warmup", "0", "--layouts", "contiguous",
-                   "--rss-steps", "2", "--no-explore", "--peak-size", "64"), check_speed),
+                      "--checkpoint-every", "7", "--checkpoint", "{tmp}/long_run.pt"), check_long_run,
+         ("data",), slow=False),
+    Case("speed", ("--threads", "1", "--steps", "1", "--repeats", "1", "--warmup", "0", "--layouts",
+                   "contiguous", "--rss-steps", "2", "--no-explore", "--peak-size", "64"), check_speed),
     Case("rollout_scaling", ("--workers", "1", "--frames", "16", "--repeats", "1", "--env-cost-ms", "0.1"),
          check_rollout, ("sb3",)),
     Case("cpu_preset", ("--steps", "2", "--probe-train", "128", "--probe-test", "64", "--probe-steps", "3"),
@@ -238,7 +241,8 @@ CASES = [
          check_paper("table1", "SDA_dis_s0", "table1.md"), ("data",)),
     Case("ablation_table3", ("--rows", "-", "--modes", "ent", *TINY_PAPER),
          check_paper("table3", "none_ent_s0", "table3.md"), ("data",)),
-    Case("five_datasets", TINY_PAPER, check_paper("five_datasets", "SDA_dis_s0", "five_datasets.md"), ("data",)),
+    Case("five_datasets", TINY_PAPER, check_paper("five_datasets", "SDA_dis_s0", "five_datasets.md"),
+         ("data",)),
     Case("dreaming_check", ("--variants", "D_tau8", *TINY_PAPER),
          check_paper("dreaming_check/D_tau8", "D_dis_s0", "dreaming_check.md"), ("data",)),
     Case("ambiguity", TINY_PAPER, check_paper("ambiguity", "SDA_dis_s0", "ambiguity.md"), ("data",)),
@@ -247,13 +251,14 @@ CASES = [
     Case("rl_transfer", ("--methods", "vase", "pixels", *PPO_TINY),
          check_rl("rl_transfer", ("vase", "pixels"), ("return_a", "zero_shot_b", "return_b", "forgetting")),
          ("data", "sb3")),
-    Case("cross_domain_3d", ("--methods", "vase", "--seeds", "0", "--steps-per-level", "3", "--train-every", "8",
-                             "--buffer-size", "128", "--episode-steps", "20", "--probe-episodes", "4",
+    Case("cross_domain_3d", ("--methods", "vase", "--seeds", "0", "--steps-per-level", "3", "--train-every",
+                             "8", "--buffer-size", "128", "--episode-steps", "20", "--probe-episodes", "4",
                              "--probe-episode-steps", "5", "--test-episodes", "2", "--mlp-steps", "5",
                              "--figure-columns", "2", "--jobs", "1", "--runs-dir", ""),
          check_cross_domain, ("gl",)),
     Case("rl_transfer_3d", ("--methods", "vase", "pixels", *PPO_TINY, "--tensorboard-dir", ""),
-         check_rl("3d/rl_transfer/runs", ("vase", "pixels"), ("eval_a", "zero_shot_b", "eval_b", "eval_a_after_b")),
+         check_rl("3d/rl_transfer/runs", ("vase", "pixels"),
+                  ("eval_a", "zero_shot_b", "eval_b", "eval_a_after_b")),
          ("gl", "sb3")),
 ]
 
@@ -280,9 +285,9 @@ def test_benchmark_runs_with_a_tiny_budget(case: Case, tmp_path: Path) -> None:
         pytest.skip(reason)
     results = tmp_path / "results"
     argv = [a.format(tmp=tmp_path, results=results) for a in case.argv]
-    env = {**os.environ, "VASE_BENCH_RESULTS": str(results), "VASE_DATA_DIR": DATA_DIR, "OMP_NUM_THREADS": "1",
-           "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, str(BENCH / f"{case.script}.py"), *argv], check=False, cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "VASE_BENCH_RESULTS": str(results), "VASE_DATA_DIR": DATA_DIR,
+           "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(BENCH / f"{case.script}.py"), *argv], check=False,
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{case.script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     case.check(results)

@@ -236,8 +236,8 @@ def test_env_inference_accuracy_is_the_best_one_to_one_relabelling() -> None:
         small, big = (la, lb) if la.size <= lb.size else (lb, la)
         best = 0
         for image in itertools.permutations(big, small.size):
-            pairs = dict(zip(small, image)) if la.size <= lb.size else dict(zip(image, small))
-            best = max(best, sum(pairs.get(i) == j for i, j in zip(inferred, true)))
+            pairs = dict(zip(*((small, image) if la.size <= lb.size else (image, small)), strict=True))
+            best = max(best, sum(pairs.get(i) == j for i, j in zip(inferred, true, strict=True)))
         assert res.accuracy == pytest.approx(best / t)
         assert len(res.mapping) == min(la.size, lb.size) == len(set(res.mapping.values()))
-        assert sum(res.mapping.get(int(i)) == j for i, j in zip(inferred, true)) == best
+        assert sum(res.mapping.get(int(i)) == j for i, j in zip(inferred, true, strict=True)) == best

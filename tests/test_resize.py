@@ -31,7 +31,7 @@ def test_torch_resize_equals_numpy_resize_for_any_factor() -> None:
 
 
 def test_interpolate_area_matches_only_for_integer_factors() -> None:
-    """Why the torch path does not call F.interpolate(mode="area"): adaptive pooling windows are whole pixels."""
+    """Why the torch path does not use F.interpolate(mode="area"): its pooling windows are whole pixels."""
     x = torch.rand(2, 1, 64, 64, dtype=torch.float64)
     np.testing.assert_allclose(resize_area_tensor(x, 32), F.interpolate(x, size=(32, 32), mode="area"),
                                atol=1e-12)

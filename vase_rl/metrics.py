@@ -347,5 +347,5 @@ def environment_inference_accuracy(inferred: ArrayLike, true: ArrayLike) -> EnvI
         accuracy=float(table[rows, cols].sum() / a.size),
         n_inferred=int(la.size),
         n_true=int(lb.size),
-        mapping={la[r].item(): lb[c].item() for r, c in zip(rows, cols)},
+        mapping={la[r].item(): lb[c].item() for r, c in zip(rows, cols, strict=True)},
     )
