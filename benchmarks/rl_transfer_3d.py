@@ -86,7 +86,7 @@ class Args:
 def pixel_extractor_class() -> type:
     """SB3 features extractor: the VASE encoder's architecture on raw frames, trained by PPO (built lazily so
     that importing this script does not import torch)."""
-    from stable_baselines3.b3d.torch_layers import BaseFeaturesExtractor
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
     from vase_rl.config import ModelConfig, get_preset
     from vase_rl.model import Encoder
@@ -144,7 +144,7 @@ def evaluate(agent: Any, venv: Any, episodes: int, track_success: bool) -> dict[
 def curve_callback() -> Any:
     """SB3 callback recording (env steps, mean return, success rate, episodes averaged) of the last 100
     training episodes at every rollout end."""
-    from stable_baselines3.b3d.callbacks import BaseCallback
+    from stable_baselines3.common.callbacks import BaseCallback
 
     class Curve(BaseCallback):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -173,8 +173,8 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     """Train in A, zero-shot B, fine-tune in B, evaluate; returns the JSON record."""
     import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.b3d.env_util import make_vec_env
-    from stable_baselines3.b3d.utils import set_random_seed
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.utils import set_random_seed
 
     from vase_rl.agents.sb3 import VASELoggingCallback, find_vase, normalize_latents, normalized_like
     from vase_rl.agents.sb3_vec import VASEVecEnv
@@ -253,7 +253,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
 
 def random_reference(args: Args) -> dict[str, Any]:
     """The uniform random policy under the same evaluation protocol (seed 0's evaluation layouts)."""
-    from stable_baselines3.b3d.env_util import make_vec_env
+    from stable_baselines3.common.env_util import make_vec_env
 
     out = {}
     for key, level in (("A", args.level_a), ("B", args.level_b)):
