@@ -4,7 +4,7 @@ The shape (``benchmarks/common.py``): a docstring, an ``Args`` dataclass with a 
 parsed by the one helper ``common.parse_args``, ``run`` and ``summarise``. The runs are subprocesses, as a
 user starts them, with ``VASE_BENCH_RESULTS`` pointing at ``tmp_path`` so committed results are never
 touched, and check the numbers they write. The cheap ones are in the fast suite; the rest are
-``slow`` (``pytest -m slow tests/test_benchmarks.py``, about 10 minutes on 2 cores). Scripts that need the
+``slow`` (``pytest -m slow tests/test_benchmarks.py``: 12 minutes on 2 shared cores). Scripts that need the
 real datasets, MiniWorld's OpenGL or stable-baselines3 skip cleanly without them.
 """
 
