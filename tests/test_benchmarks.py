@@ -263,6 +263,21 @@ CASES = [
 ]
 
 
+def check_quality(r: Path) -> None:
+    rec = load(r / "representation_quality" / "cpu_mnist_seed0.json")
+    assert [p["steps"] for p in rec["curve"]] == [2, 4]
+    assert 0.0 <= rec["pixels"]["class"]["mlp"] <= 100.0 and rec["untrained"]["class"]["linear"] >= 0.0
+    assert all(p["train_cpu_s"] > 0 for p in rec["curve"])
+    text = (r / "representation_quality" / "quality_vs_budget.md").read_text()
+    assert "| mnist | class | cpu | 4 |" in text and "| mnist | class | pixels |" in text
+    assert (r / "representation_quality" / "quality_vs_budget.png").stat().st_size > 0
+
+
+CASES.append(Case("representation_quality", ("--datasets", "mnist", "--variants", "cpu", "--budgets", "2", "4",
+                                             "--seeds", "0", "--train-size", "200", "--test-size", "100",
+                                             "--epochs", "2"), check_quality, ("data",)))
+
+
 def test_every_script_has_a_tiny_run() -> None:
     assert sorted(c.script for c in CASES) == SCRIPTS
 

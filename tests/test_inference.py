@@ -240,7 +240,7 @@ def _white(n: int = 16, size: int = 16) -> np.ndarray:
     return np.full((n, size, size, 1), 255, dtype=np.uint8)
 
 
-def _trained(cfg: VASEConfig, steps: int = 20) -> tuple[ContinualLearner, list[StepResult]]:
+def _trained(cfg: VASEConfig, steps: int = 60) -> tuple[ContinualLearner, list[StepResult]]:
     learner = ContinualLearner(cfg, device="cpu")
     return learner, [learner.train_step(b) for b in shapes_batches(steps, 16, seed=1)]
 
@@ -256,7 +256,7 @@ def test_pending_batches_are_not_trained_on(train_on_pending: bool):
     before, steps = _params(learner), learner.memory.steps.clone()
     out = learner.train_step(_white())
     assert out.reason is Reason.PENDING and out.failure is Failure.RECONSTRUCTION and out.env == 0
-    assert out.updated is train_on_pending and learner.step == 21
+    assert out.updated is train_on_pending and learner.step == 61
     same = all(torch.equal(a, b) for a, b in zip(before, _params(learner)))
     assert same is not train_on_pending
     assert torch.equal(learner.memory.steps, steps) is not train_on_pending
@@ -265,9 +265,11 @@ def test_pending_batches_are_not_trained_on(train_on_pending: bool):
 
 
 def test_paper_inference_allocates_on_the_first_failing_batch_in_train_step():
-    cfg = dataclasses.replace(tiny_config(), inference=InferenceConfig.paper())
+    # A off: with the sharp initial posterior of the presets, latents still being learnt cross lambda1 within
+    # these 60 steps and the paper's plain mask test would allocate on them (what jump_ratio exists for)
+    cfg = dataclasses.replace(tiny_config(ablation={"mask": False}), inference=InferenceConfig.paper())
     learner, outs = _trained(cfg)
-    assert [o.reason for o in outs] == [Reason.FIRST] + [Reason.MATCHED] * 19  # no grace, every batch tested
+    assert [o.reason for o in outs] == [Reason.FIRST] + [Reason.MATCHED] * 59  # no grace, every batch tested
     out = learner.train_step(_white())
     assert (out.new_env, out.env, out.reason, out.failure, out.updated) == (
         True, 1, Reason.ALLOCATED, Failure.RECONSTRUCTION, True)

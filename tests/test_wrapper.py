@@ -261,8 +261,6 @@ def test_new_environment_detected_when_the_source_changes(data_dir: str) -> None
     config = get_preset("cpu").with_overrides(
         model={"conv_channels": (16, 16, 32, 32), "hidden_dim": 128, "latent_dim": 10},
         inference={"grace_steps": 30, "patience": 3},
-        loss={"delta_c": 1 / 150},
-        lr=2e-3,
         batch_size=32,
         seed=0,
     )

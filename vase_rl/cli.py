@@ -58,6 +58,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-eval-every", type=int, default=250)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--report", action="store_true", help="write the report when training finishes")
+    p.add_argument("--reference-entangled", action="store_true",
+                   help="also train the entangled beta=1 baseline on the same sequence and budget into "
+                        "OUT/reference-entangled (the report's reference row; no A.6 probes)")
 
 
 def build_config(args: argparse.Namespace) -> VASEConfig:
@@ -108,6 +111,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.time()
     trainer.run(progress=not args.quiet)
     print(f"trained to step {trainer.global_step} in {time.time() - t0:.0f}s -> {args.out}")
+    if args.reference_entangled and trainer.global_step >= trainer.total_steps:
+        from .quality import REFERENCE_DIR
+
+        ref_cfg = VASEConfig.for_row("-", True, base=get_preset(args.preset)).with_overrides(
+            seed=cfg.seed, steps_per_env=cfg.steps_per_env, batch_size=cfg.batch_size)
+        ref_out = os.path.join(args.out, REFERENCE_DIR)
+        ref = SequenceTrainer(ref_cfg, build_settings(args, ref_cfg, probes=False), ref_out,
+                              device=args.device, resume=args.resume)
+        ref.run(progress=not args.quiet)
+        print(f"entangled reference trained to step {ref.global_step} -> {ref_out}")
     if args.report:
         from .report import write_report
 

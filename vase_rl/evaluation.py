@@ -42,6 +42,7 @@ from .metrics import (
     mutual_information_gap,
 )
 from .probes import HIGHER_IS_BETTER, ProbeHistory
+from .quality import STAGES_DIR, QualitySettings, evaluate_quality
 from .run_format import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -79,6 +80,9 @@ class EvalSettings:
     """Histogram bins of MIG (disentanglement_lib default); bias ~ (bins-1)^2 / (2 n_samples) nats."""
     dci_rounds: int = 60
     """Boosting rounds of the DCI predictor (fewer than metrics.dci's 300 to stay fast)."""
+    quality: bool = True
+    """Offline probes per stage next to the references and readout transfer (:mod:`vase_rl.quality`);
+    needs the run's stage checkpoints (``RUN/stages``)."""
     device: str = "auto"
     """Device the checkpoint is loaded on ("auto": CUDA when available, else CPU)."""
     threads: int | None = 1
@@ -363,7 +367,11 @@ def evaluate_loaded(run: LoadedRun, es: EvalSettings | None = None) -> dict[str,
             "disentanglement": disentanglement(codes, factors, es),
             "probes": probe_summary(run, name),
         }
+    quality = None
+    if es.quality and os.path.isdir(os.path.join(run.run_dir, STAGES_DIR)):
+        quality = evaluate_quality(run.run_dir, QualitySettings(device=str(learner.device)))
     return {
+        "quality": quality,
         "n_samples": es.n_samples,
         "final_step": int(run.log[-1]["step"]) if run.log else 0,
         "datasets": per_dataset,

@@ -27,6 +27,7 @@ class Encoder(nn.Module):
         self.feature_side = cfg.image_size // 16
         self.fc = nn.Linear(c_in * self.feature_side**2, cfg.hidden_dim)
         self.head = nn.Linear(cfg.hidden_dim, 2 * cfg.latent_dim)
+        self.head._vase_linear_output = True  # type: ignore[assignment]  # feeds no ReLU (kaiming_init)
         self.latent_dim = cfg.latent_dim
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -59,6 +60,7 @@ class Decoder(nn.Module):
                 layers.append(nn.ReLU(inplace=True))
             c_in = c_out
         self.deconvs = nn.Sequential(*layers)
+        layers[-1]._vase_linear_output = True  # type: ignore[assignment]  # logits / means: no ReLU after
         self.top_channels = widths[-1]
 
     def forward(self, z: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
@@ -103,3 +105,32 @@ class VASEModel(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
         self.classifier = EnvClassifier(cfg)
+        if cfg.init == "kaiming":
+            kaiming_init(self)
+        with torch.no_grad():  # (mu, log sigma^2) head: log-variance outputs start at init_logvar
+            self.encoder.head.bias[cfg.latent_dim :] += cfg.init_logvar
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """He-normal weights and zero biases for every conv / linear layer of ``module``.
+
+    PyTorch's default init shrinks the signal by ~sqrt(3) per layer; through VASE's 12 layers from
+    pixels to logits that leaves mu(x) ~0 at the start, and the decoder learns the mean image instead
+    of using z (see ``ModelConfig.init``). Weights get ``std = gain / sqrt(fan_in)`` with the ReLU gain
+    sqrt(2), where ``fan_in`` is the number of inputs one output unit sums: ``in * k * k`` for a conv,
+    ``in * (k / stride)^2`` for a transposed conv (each output pixel sees (k/s)^2 kernel taps per input
+    channel). Layers feeding no ReLU (the encoder's (mu, log sigma^2) head, the decoder's logits) get
+    gain 1.
+    """
+    layers = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    for m in layers:
+        if isinstance(m, nn.ConvTranspose2d):
+            k, s = m.kernel_size[0], m.stride[0]
+            fan_in = m.in_channels * max(1.0, (k / s) ** 2)
+        else:
+            fan_in = m.weight[0].numel()
+        gain = 1.0 if getattr(m, "_vase_linear_output", False) else 2.0**0.5
+        with torch.no_grad():
+            m.weight.normal_(0.0, gain / fan_in**0.5)
+            if m.bias is not None:
+                m.bias.zero_()

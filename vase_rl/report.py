@@ -25,6 +25,7 @@ from .evaluation import (
     torch_threads,
     write_evaluation,
 )  # fmt: skip
+from .quality import quality_markdown
 
 __all__ = ["FIGURES", "INFO_MIN_NATS", "SECTIONS", "make_figures", "render_markdown", "write_report"]
 
@@ -256,13 +257,21 @@ def _metric_sections(run: LoadedRun, ev: dict[str, Any]) -> list[str]:
                          "used & active latents"], rows)  # fmt: skip
 
 
+def _quality_section(ev: dict[str, Any]) -> list[str]:
+    """The offline-probe section that leads the report (empty when the run has no stage checkpoints)."""
+    if not ev.get("quality"):
+        return []
+    return ["## Representation quality (offline probes, the headline numbers)", "",
+            *quality_markdown(ev["quality"])]
+
+
 def render_markdown(run: LoadedRun, ev: dict[str, Any], figures: dict[str, str]) -> str:
     """The report text; figure links are relative to ``run.run_dir``."""
     title = os.path.basename(os.path.normpath(run.run_dir))
     out = [f"# VASE run report: `{title}`", "",
            ("VASE (Achille et al., NeurIPS 2018) trained continually on the sequence below without task "
            "labels. Numbers are on held-out data; NLL and KL in nats per image."), "",
-           SECTIONS[0], "", *_summary(run, ev), "", SECTIONS[1], ""]  # fmt: skip
+           *_quality_section(ev), SECTIONS[0], "", *_summary(run, ev), "", SECTIONS[1], ""]  # fmt: skip
     out += _table(["setting", "value"], _settings_rows(run))
     out += ["", *_metric_sections(run, ev), "", SECTIONS[6], ""]
     for fig in FIGURES:

@@ -209,6 +209,13 @@ class SequenceTrainer:
             with open(os.path.join(self.out_dir, PROBES_FILE), "w") as f:
                 f.write(self.probes.history.to_json())
 
+    def save_stage(self) -> None:
+        """Keep the learner as it is at the end of a stage (``RUN/stages/stage<k>.pt``) for the offline
+        probes of :mod:`vase_rl.quality` (every rank calls it, like :meth:`save`)."""
+        stage = self.global_step // self.settings.steps_per_env - 1
+        os.makedirs(os.path.join(self.out_dir, "stages"), exist_ok=True)
+        self.learner.save(os.path.join(self.out_dir, "stages", f"stage{stage}.pt"))
+
     # ------------------------------------------------------------------ probes
     def stage_of(self, step: int) -> tuple[int, str]:
         i = min(step // self.settings.steps_per_env, len(self.settings.sequence) - 1)
@@ -281,6 +288,8 @@ class SequenceTrainer:
                 bar.update(1)
                 if writer is not None and log is not None:
                     self._record(rec, x, log, writer, bar, (self.global_step - steps0) / (time.time() - t0))
+                if self.global_step % s.steps_per_env == 0:
+                    self.save_stage()
                 if self.global_step % s.checkpoint_every == 0:
                     self.save()  # on every rank: the learner's save is a collective under torchrun
         finally:
