@@ -13,7 +13,7 @@ setup:
 
 demo: setup
 	$(PY) -m vase_rl.cli train --sequence moving-fashion,mnist,moving-mnist --preset cpu \
-		--out $(DEMO_OUT) --report $(DEMO_ARGS)
+		--out $(DEMO_OUT) --report --reference-entangled $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -27,10 +27,12 @@ from vase_rl.evaluation import (
 from vase_rl.learner import ContinualLearner
 from vase_rl.losses import reconstruction_nll
 from vase_rl.metrics import environment_inference_accuracy
+from vase_rl.offline_probe import OfflineProbeConfig
 from vase_rl.probes import ProbeHistory
 from vase_rl.report import FIGURES, INFO_MIN_NATS, SECTIONS, write_report
 
-FAST = EvalSettings(n_samples=300, info_batch=200, dci_rounds=10)
+FAST = EvalSettings(n_samples=300, info_batch=200, dci_rounds=10,
+                    quality_probe=OfflineProbeConfig(train_size=200, test_size=100, epochs=2))
 """Small evaluation so the tests stay fast."""
 
 
@@ -181,6 +183,11 @@ def test_report_has_every_section_and_every_figure_on_disk(run_dir: str, report:
     with open(os.path.join(run_dir, "config.json")) as f:
         sequence = json.load(f)["run"]["sequence"]
     assert "| preset | cpu |" in text and "| sequence | " + " → ".join(sequence) + " |" in text
+    # the offline-probe section leads the report: verdicts, then one table per stage with its references
+    lead = text.index("## Representation quality (offline probes, the headline numbers)")
+    assert lead < positions[0] and "**Verdicts (MLP probe)**" in text
+    assert all(f"Stage {i} -- `{name}`" in text for i, name in enumerate(sequence))
+    assert "| pixels |" in text and "| untrained |" in text and "| vase |" in text
 
 
 def test_report_warns_exactly_for_datasets_without_information(run_dir: str, report: str) -> None:

@@ -20,6 +20,7 @@ The run is read through :mod:`vase_rl.run_format` only: the evaluation side neve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -41,6 +42,7 @@ from .metrics import (
     forgetting,
     mutual_information_gap,
 )
+from .offline_probe import OfflineProbeConfig
 from .probes import HIGHER_IS_BETTER, ProbeHistory
 from .quality import STAGES_DIR, QualitySettings, evaluate_quality
 from .run_format import (
@@ -83,6 +85,8 @@ class EvalSettings:
     quality: bool = True
     """Offline probes per stage next to the references and readout transfer (:mod:`vase_rl.quality`);
     needs the run's stage checkpoints (``RUN/stages``)."""
+    quality_probe: OfflineProbeConfig = dataclasses.field(default_factory=OfflineProbeConfig)
+    """Protocol of those offline probes (default: 10,000 train / 5,000 test images, 40 MLP epochs)."""
     device: str = "auto"
     """Device the checkpoint is loaded on ("auto": CUDA when available, else CPU)."""
     threads: int | None = 1
@@ -369,7 +373,7 @@ def evaluate_loaded(run: LoadedRun, es: EvalSettings | None = None) -> dict[str,
         }
     quality = None
     if es.quality and os.path.isdir(os.path.join(run.run_dir, STAGES_DIR)):
-        quality = evaluate_quality(run.run_dir, QualitySettings(device=str(learner.device)))
+        quality = evaluate_quality(run.run_dir, QualitySettings(probe=es.quality_probe, device=str(learner.device)))
     return {
         "quality": quality,
         "n_samples": es.n_samples,
