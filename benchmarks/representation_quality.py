@@ -75,8 +75,11 @@ def variant_config(variant: str, seed: int) -> VASEConfig:
 
 def _probe(encode: Any, data: tuple, dataset: str, pc: OfflineProbeConfig) -> dict[str, dict[str, float]]:
     (tr_x, tr_f), (te_x, te_f) = data
-    codes = (pixel_codes(tr_x), pixel_codes(te_x)) if encode is None else (
-        encode_codes(encode, tr_x), encode_codes(encode, te_x))
+    codes = (
+        (pixel_codes(tr_x), pixel_codes(te_x))
+        if encode is None
+        else (encode_codes(encode, tr_x), encode_codes(encode, te_x))
+    )
     return probe_factors(codes[0], tr_f, codes[1], te_f, dataset, config=pc)
 
 
@@ -85,14 +88,24 @@ def run(variant: str, dataset: str, seed: int, args: Args) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     cfg = variant_config(variant, seed)
     size = cfg.model.image_size
-    pc = OfflineProbeConfig(train_size=args.train_size, test_size=args.test_size, epochs=args.epochs, seed=seed)
-    data = (SpriteSampler(dataset, size, split="train", seed=50_000 + seed).sample(pc.train_size),
-            SpriteSampler(dataset, size, split="test", seed=60_000 + seed).sample(pc.test_size))
+    pc = OfflineProbeConfig(
+        train_size=args.train_size, test_size=args.test_size, epochs=args.epochs, seed=seed
+    )
+    data = (
+        SpriteSampler(dataset, size, split="train", seed=50_000 + seed).sample(pc.train_size),
+        SpriteSampler(dataset, size, split="test", seed=60_000 + seed).sample(pc.test_size),
+    )
     learner = ContinualLearner(cfg, device="cpu")
-    record: dict[str, Any] = {"variant": variant, "dataset": dataset, "seed": seed, "config": cfg.to_dict(),
-                              "probe": {"train_size": pc.train_size, "test_size": pc.test_size, "epochs": pc.epochs},
-                              "untrained": _probe(learner.encode, data, dataset, pc),
-                              "pixels": _probe(None, data, dataset, pc), "curve": []}
+    record: dict[str, Any] = {
+        "variant": variant,
+        "dataset": dataset,
+        "seed": seed,
+        "config": cfg.to_dict(),
+        "probe": {"train_size": pc.train_size, "test_size": pc.test_size, "epochs": pc.epochs},
+        "untrained": _probe(learner.encode, data, dataset, pc),
+        "pixels": _probe(None, data, dataset, pc),
+        "curve": [],
+    }
     sampler = SpriteSampler(dataset, size, seed=seed)
     cpu0, done, n_envs = time.process_time(), 0, 0
     for budget in sorted(args.budgets):
@@ -100,8 +113,14 @@ def run(variant: str, dataset: str, seed: int, args: Args) -> dict[str, Any]:
             n_envs = learner.train_step(sampler.sample(cfg.batch_size)[0]).n_envs
         done = budget
         train_cpu = time.process_time() - cpu0
-        record["curve"].append({"steps": budget, "train_cpu_s": train_cpu, "n_envs": n_envs,
-                                "scores": _probe(learner.encode, data, dataset, pc)})
+        record["curve"].append(
+            {
+                "steps": budget,
+                "train_cpu_s": train_cpu,
+                "n_envs": n_envs,
+                "scores": _probe(learner.encode, data, dataset, pc),
+            }
+        )
         cpu0 += time.process_time() - cpu0 - train_cpu  # probe time is not training time
         print(variant, dataset, seed, budget, record["curve"][-1], flush=True)
     record["hardware"] = common.hardware()
@@ -136,47 +155,84 @@ def summarise() -> str:
             for ref in ("pixels", "untrained"):
                 for var in dict.fromkeys(r["variant"] for r in recs):
                     vals = [r[ref][factor] for r in recs if r["variant"] == var]
-                    rows.append([ds, factor, f"{ref} ({var} model)" if ref == "untrained" else ref, 0, "-",
-                                 _mean_std([v["linear"] for v in vals]), _mean_std([v["mlp"] for v in vals]), len(vals)])
+                    rows.append(
+                        [
+                            ds,
+                            factor,
+                            f"{ref} ({var} model)" if ref == "untrained" else ref,
+                            0,
+                            "-",
+                            _mean_std([v["linear"] for v in vals]),
+                            _mean_std([v["mlp"] for v in vals]),
+                            len(vals),
+                        ]
+                    )
                     if ref == "pixels":
                         break
             for var in dict.fromkeys(r["variant"] for r in recs):
                 vr = [r for r in recs if r["variant"] == var]
                 for i, point in enumerate(vr[0]["curve"]):
                     pts = [r["curve"][i] for r in vr if len(r["curve"]) > i]
-                    rows.append([ds, factor, var, point["steps"], f"{np.mean([p['train_cpu_s'] for p in pts]):.0f}",
-                                 _mean_std([p["scores"][factor]["linear"] for p in pts]),
-                                 _mean_std([p["scores"][factor]["mlp"] for p in pts]), len(pts)])
+                    rows.append(
+                        [
+                            ds,
+                            factor,
+                            var,
+                            point["steps"],
+                            f"{np.mean([p['train_cpu_s'] for p in pts]):.0f}",
+                            _mean_std([p["scores"][factor]["linear"] for p in pts]),
+                            _mean_std([p["scores"][factor]["mlp"] for p in pts]),
+                            len(pts),
+                        ]
+                    )
             fig_rows.append((ds, factor, recs))
     fig, axes = plt.subplots(1, len(fig_rows), figsize=(4.2 * len(fig_rows), 3.6), squeeze=False)
     for ax, (ds, factor, recs) in zip(axes[0], fig_rows, strict=True):
         for var in dict.fromkeys(r["variant"] for r in recs):
             vr = [r for r in recs if r["variant"] == var]
             steps = [p["steps"] for p in vr[0]["curve"]]
-            vals = np.array([[p["scores"][factor]["mlp"] for p in r["curve"]] for r in vr if len(r["curve"]) == len(steps)])
+            vals = np.array(
+                [
+                    [p["scores"][factor]["mlp"] for p in r["curve"]]
+                    for r in vr
+                    if len(r["curve"]) == len(steps)
+                ]
+            )
             ax.errorbar(steps, vals.mean(0), yerr=vals.std(0), marker="o", capsize=3, label=var)
             unt = [r["untrained"][factor]["mlp"] for r in vr]
             ax.axhline(np.mean(unt), ls=":", color=ax.lines[-1].get_color(), lw=1)
-        ax.axhline(np.mean([r["pixels"][factor]["mlp"] for r in recs]), color="k", ls="--", lw=1, label="raw pixels")
-        ax.set(xscale="log", xlabel="training steps", title=f"{ds}: {factor} (MLP probe)",
-               ylabel="accuracy (%)" if factor == "class" else "R^2")
+        ax.axhline(
+            np.mean([r["pixels"][factor]["mlp"] for r in recs]), color="k", ls="--", lw=1, label="raw pixels"
+        )
+        ax.set(
+            xscale="log",
+            xlabel="training steps",
+            title=f"{ds}: {factor} (MLP probe)",
+            ylabel="accuracy (%)" if factor == "class" else "R^2",
+        )
         ax.legend(fontsize=7)
-    fig.suptitle("Offline probe on frozen mu(x) vs budget (dotted: that variant's untrained encoder)", fontsize=9)
+    fig.suptitle(
+        "Offline probe on frozen mu(x) vs budget (dotted: that variant's untrained encoder)", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(OUT / "quality_vs_budget.png", dpi=120)
     plt.close(fig)
     hw = records[0]["hardware"]
     seeds = sorted({r["seed"] for r in records})
-    table = common.markdown_table(["dataset", "factor", "representation", "steps", "train CPU s", "linear", "MLP", "seeds"], rows)
+    table = common.markdown_table(
+        ["dataset", "factor", "representation", "steps", "train CPU s", "linear", "MLP", "seeds"], rows
+    )
     pr = records[0]["probe"]
-    text = (f"# Representation quality vs budget (offline probes, frozen mu(x))\n\n"
-            f"Seeds {seeds}, {len(records)} runs. Each learner is trained on the dataset alone; probes are fit on "
-            f"{pr['train_size']} train-split images and scored on {pr['test_size']} held-out test-split images "
-            f"(MLP: {pr['epochs']} epochs). Class: accuracy %; position: R^2. Mean +- std over seeds; "
-            f"`train CPU s` = CPU seconds of training alone (probes excluded). Hardware: {hw.get('cpu')}, "
-            f"{hw.get('torch_threads')} torch thread(s); commit {hw.get('commit')}.\n\n"
-            f"![quality vs budget](quality_vs_budget.png)\n\n{table}\n\n"
-            "Produced by `python benchmarks/representation_quality.py` then `--summarise`.\n")
+    text = (
+        f"# Representation quality vs budget (offline probes, frozen mu(x))\n\n"
+        f"Seeds {seeds}, {len(records)} runs. Each learner is trained on the dataset alone; probes fit on "
+        f"{pr['train_size']} train-split images and scored on {pr['test_size']} held-out test-split images "
+        f"(MLP: {pr['epochs']} epochs). Class: accuracy %; position: R^2. Mean +- std over seeds; "
+        f"`train CPU s` = CPU seconds of training alone (probes excluded). Hardware: {hw.get('cpu')}, "
+        f"{hw.get('torch_threads')} torch thread(s); commit {hw.get('commit')}.\n\n"
+        f"![quality vs budget](quality_vs_budget.png)\n\n{table}\n\n"
+        "Produced by `python benchmarks/representation_quality.py` then `--summarise`.\n"
+    )
     common.write_text(OUT / "quality_vs_budget.md", text)
     return text
 

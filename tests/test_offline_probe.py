@@ -48,7 +48,9 @@ def test_mlp_reads_a_nonlinear_code_the_linear_probe_cannot() -> None:
     y = (np.floor(angle / (np.pi / 2)) % 2).astype(np.int64)  # alternating quadrants: not linearly separable
     codes = np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32)
     lin = fit_probe(codes[:3000], y[:3000], codes[3000:], y[3000:], "class", "linear", FAST)
-    mlp = fit_probe(codes[:3000], y[:3000], codes[3000:], y[3000:], "class", "mlp", OfflineProbeConfig(epochs=30))
+    mlp = fit_probe(
+        codes[:3000], y[:3000], codes[3000:], y[3000:], "class", "mlp", OfflineProbeConfig(epochs=30)
+    )
     assert lin < 65.0 and mlp > 95.0
 
 
@@ -72,7 +74,9 @@ def test_readout_transfer_is_high_only_when_b_writes_the_factor_in_the_same_late
     noise = rng.standard_normal((2000, 4)) * 0.01
     codes_a = np.concatenate([pos_a, noise], 1).astype(np.float32)
     shared_b = np.concatenate([pos_b, noise], 1).astype(np.float32)
-    moved_b = np.concatenate([noise[:, :2], pos_b, noise[:, 2:]], 1).astype(np.float32)  # position re-encoded elsewhere
+    moved_b = np.concatenate([noise[:, :2], pos_b, noise[:, 2:]], 1).astype(
+        np.float32
+    )  # position re-encoded elsewhere
     assert readout_transfer(codes_a, pos_a, shared_b, pos_b, "continuous") > 0.99
     assert readout_transfer(codes_a, pos_a, moved_b, pos_b, "continuous") < 0.0
 
@@ -83,8 +87,13 @@ def test_factor_targets_per_dataset_kind() -> None:
     moving = {"label": rng.integers(0, 10, n), "x": rng.uniform(0, 1, n), "y": rng.uniform(0, 1, n)}
     static = {"label": rng.integers(0, 10, n), "x": np.full(n, 0.5), "y": np.full(n, 0.5)}
     faces = {"label": np.full(n, -1), "x": rng.uniform(0, 1, n), "y": rng.uniform(0, 1, n)}
-    shapes = {"label": rng.integers(0, 3, n), "shape": rng.integers(0, 3, n), "scale": rng.uniform(0.5, 1, n),
-              "x": rng.uniform(0, 1, n), "y": rng.uniform(0, 1, n)}
+    shapes = {
+        "label": rng.integers(0, 3, n),
+        "shape": rng.integers(0, 3, n),
+        "scale": rng.uniform(0.5, 1, n),
+        "x": rng.uniform(0, 1, n),
+        "y": rng.uniform(0, 1, n),
+    }
     assert sorted(factor_targets(moving, "moving-mnist")) == ["class", "position"]
     assert sorted(factor_targets(static, "mnist")) == ["class"]
     assert sorted(factor_targets(faces, "moving-faces")) == ["position"]
@@ -99,8 +108,15 @@ def test_probe_factors_scores_every_factor_and_pixels_reference_shape() -> None:
     y = rng.integers(0, 2, 400)
     codes[:, 0] = y
     f = {"label": y, "x": rng.uniform(0, 1, 400), "y": rng.uniform(0, 1, 400)}
-    out = probe_factors(codes[:300], {k: v[:300] for k, v in f.items()}, codes[300:],
-                        {k: v[300:] for k, v in f.items()}, "moving-mnist", ("linear",), FAST)
+    out = probe_factors(
+        codes[:300],
+        {k: v[:300] for k, v in f.items()},
+        codes[300:],
+        {k: v[300:] for k, v in f.items()},
+        "moving-mnist",
+        ("linear",),
+        FAST,
+    )
     assert out["class"]["linear"] > 99.0
     assert out["position"]["linear"] < 0.2  # positions here are noise
 

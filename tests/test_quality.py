@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from helpers import DATA_DIR, tiny_config
+from helpers import tiny_config
 
 from vase_rl.config import VASEConfig, get_preset
 from vase_rl.envs.sampler import SpriteSampler
@@ -18,20 +18,13 @@ from vase_rl.quality import QualitySettings, evaluate_quality, quality_markdown,
 from vase_rl.run_format import RunSettings
 from vase_rl.training import SequenceTrainer
 
-
-@pytest.fixture
-def data_dir(monkeypatch: pytest.MonkeyPatch) -> str:
-    if not os.path.isfile(os.path.join(DATA_DIR, "mnist", "t10k-labels-idx1-ubyte.gz")):
-        pytest.skip(f"real data not found in {DATA_DIR}")
-    monkeypatch.setenv("VASE_DATA_DIR", DATA_DIR)
-    return DATA_DIR
-
-
 SMALL = QualitySettings(probe=OfflineProbeConfig(train_size=300, test_size=200, epochs=3))
 
 
 def _train(out: str, config: VASEConfig, sequence: tuple[str, ...], steps: int) -> None:
-    settings = RunSettings(sequence=sequence, steps_per_env=steps, probes=False, log_every=5, checkpoint_every=1000)
+    settings = RunSettings(
+        sequence=sequence, steps_per_env=steps, probes=False, log_every=5, checkpoint_every=1000
+    )
     SequenceTrainer(config, settings, out, device="cpu").run(progress=False)
 
 
@@ -46,7 +39,9 @@ def test_stage_checkpoints_hold_the_learner_at_the_end_of_each_stage(tmp_path: s
     assert torch.equal(last.encode(x), final.encode(x)) and not torch.equal(first.encode(x), final.encode(x))
 
 
-def test_evaluate_quality_scores_vase_and_every_reference_on_every_factor(tmp_path: str, data_dir: str) -> None:
+def test_evaluate_quality_scores_vase_and_every_reference_on_every_factor(
+    tmp_path: str, data_dir: str
+) -> None:
     out = os.path.join(tmp_path, "run")
     cfg = tiny_config(model={"image_size": 32}, steps_per_env=10)
     _train(out, cfg, ("moving-shapes", "moving-mnist"), 10)
@@ -63,16 +58,28 @@ def test_evaluate_quality_scores_vase_and_every_reference_on_every_factor(tmp_pa
     # pixels of moving sprites: even 300 images and 3 epochs read position well above chance
     assert shapes["pixels"]["position"]["mlp"] > 0.5  # noise would give ~0
     pairs = {(t["a"], t["b"], t["representation"]) for t in q["transfer"]}
-    assert pairs == {(a, b, r) for a, b in (("moving-shapes", "moving-mnist"), ("moving-mnist", "moving-shapes"))
-                     for r in ("vase", "entangled")}
+    assert pairs == {
+        (a, b, r)
+        for a, b in (("moving-shapes", "moving-mnist"), ("moving-mnist", "moving-shapes"))
+        for r in ("vase", "entangled")
+    }
     assert len(q["verdicts"]) == 5  # shape, scale, position; class, position
     text = "\n".join(quality_markdown(q))
     assert "Stage 1 -- `moving-mnist`" in text and "| untrained |" in text and "transfer A->B" in text
 
 
 def test_verdicts_name_a_reference_the_representation_falls_below() -> None:
-    stages = [{"stage": 0, "dataset": "mnist", "scores": {
-        "vase": {"class": {"mlp": 40.0}}, "untrained": {"class": {"mlp": 85.0}}, "pixels": {"class": {"mlp": 95.0}}}}]
+    stages = [
+        {
+            "stage": 0,
+            "dataset": "mnist",
+            "scores": {
+                "vase": {"class": {"mlp": 40.0}},
+                "untrained": {"class": {"mlp": 85.0}},
+                "pixels": {"class": {"mlp": 95.0}},
+            },
+        }
+    ]
     (line,) = verdicts(stages)
     assert "VASE 40%" in line and "BELOW untrained (85%)" in line and "BELOW pixels (95%)" in line
 
@@ -83,7 +90,9 @@ def test_short_cpu_preset_run_keeps_more_identity_than_its_untrained_encoder(dat
     a sharp initial posterior, capacity available from the start) training made identity *worse* (32.6 %
     after 2,500 steps vs 84.7 % untrained)."""
     torch.set_num_threads(1)
-    cfg = get_preset("cpu").with_overrides(ablation={"infer_env": False, "dream": False, "mask": False}, seed=7)
+    cfg = get_preset("cpu").with_overrides(
+        ablation={"infer_env": False, "dream": False, "mask": False}, seed=7
+    )
     learner, untrained = ContinualLearner(cfg, device="cpu"), ContinualLearner(cfg, device="cpu")
     sampler = SpriteSampler("mnist", 32, seed=7)
     for _ in range(700):
@@ -93,7 +102,9 @@ def test_short_cpu_preset_run_keeps_more_identity_than_its_untrained_encoder(dat
     te_x, te_f = SpriteSampler("mnist", 32, split="test", seed=9).sample(pc.test_size)
 
     def acc(encode) -> float:
-        s = probe_factors(encode_codes(encode, tr_x), tr_f, encode_codes(encode, te_x), te_f, "mnist", ("mlp",), pc)
+        s = probe_factors(
+            encode_codes(encode, tr_x), tr_f, encode_codes(encode, te_x), te_f, "mnist", ("mlp",), pc
+        )
         return s["class"]["mlp"]
 
     trained, reference = acc(learner.encode), acc(untrained.encode)

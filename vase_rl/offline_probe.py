@@ -80,8 +80,10 @@ class OfflineProbeConfig:
             raise ValueError(f"need lr > 0 and l2 >= 0, got lr={self.lr}, l2={self.l2}")
 
 
-def encode_codes(encode: Callable[[np.ndarray], torch.Tensor], images: np.ndarray, batch: int = 500) -> np.ndarray:
-    """Encode images (n, H, W, C) uint8 in batches with ``encode`` (e.g. ``learner.encode``): (n, d) float32."""
+def encode_codes(
+    encode: Callable[[np.ndarray], torch.Tensor], images: np.ndarray, batch: int = 500
+) -> np.ndarray:
+    """Encode images (n, H, W, C) uint8 in batches with ``encode`` (e.g. ``learner.encode``): (n, d)."""
     out = []
     with torch.inference_mode():
         for i in range(0, len(images), batch):
@@ -94,7 +96,9 @@ def pixel_codes(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
-def factor_targets(factors: Mapping[str, np.ndarray], dataset: str) -> dict[str, tuple[FactorKind, np.ndarray]]:
+def factor_targets(
+    factors: Mapping[str, np.ndarray], dataset: str
+) -> dict[str, tuple[FactorKind, np.ndarray]]:
     """The ground-truth factors worth probing for a sprite dataset's factors dict.
 
     ``class`` (label, when labels exist), ``position`` (x, y jointly; moving datasets only), and for
@@ -131,7 +135,9 @@ def _linear_class(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: Offline
     model = nn.Linear(x.shape[1], n_classes)
     nn.init.zeros_(model.weight)
     nn.init.zeros_(model.bias)
-    opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=cfg.linear_iters, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        model.parameters(), lr=1.0, max_iter=cfg.linear_iters, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -143,7 +149,9 @@ def _linear_class(x: torch.Tensor, y: torch.Tensor, n_classes: int, cfg: Offline
     return model
 
 
-def _ridge(x: torch.Tensor, y: torch.Tensor, cfg: OfflineProbeConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+def _ridge(
+    x: torch.Tensor, y: torch.Tensor, cfg: OfflineProbeConfig
+) -> Callable[[torch.Tensor], torch.Tensor]:
     xd, yd = x.double(), y.double()
     xm, ym = xd.mean(0), yd.mean(0)
     xc = xd - xm
@@ -152,10 +160,17 @@ def _ridge(x: torch.Tensor, y: torch.Tensor, cfg: OfflineProbeConfig) -> Callabl
     return lambda q: ((q.double() - xm) @ w + ym).float()
 
 
-def _mlp(x: torch.Tensor, y: torch.Tensor, out_dim: int, kind: FactorKind, cfg: OfflineProbeConfig) -> nn.Module:
+def _mlp(
+    x: torch.Tensor, y: torch.Tensor, out_dim: int, kind: FactorKind, cfg: OfflineProbeConfig
+) -> nn.Module:
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = nn.Sequential(nn.Linear(x.shape[1], cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.hidden),
-                          nn.ReLU(), nn.Linear(cfg.hidden, out_dim))
+    model = nn.Sequential(
+        nn.Linear(x.shape[1], cfg.hidden),
+        nn.ReLU(),
+        nn.Linear(cfg.hidden, cfg.hidden),
+        nn.ReLU(),
+        nn.Linear(cfg.hidden, out_dim),
+    )
     with torch.no_grad():  # deterministic init from our own generator (PyTorch's default scheme)
         for layer in model:
             if isinstance(layer, nn.Linear):
@@ -191,18 +206,26 @@ def fit_probe(
     """
     cfg = config or OfflineProbeConfig()
     if train_codes.ndim != 2 or test_codes.ndim != 2 or train_codes.shape[1] != test_codes.shape[1]:
-        raise ValueError(f"codes must be (n, d) with the same d, got {train_codes.shape} and {test_codes.shape}")
+        raise ValueError(
+            f"codes must be (n, d) with the same d, got {train_codes.shape} and {test_codes.shape}"
+        )
     if len(train_codes) != len(train_target) or len(test_codes) != len(test_target):
         raise ValueError("codes and targets must have the same number of rows")
     if probe not in ("linear", "mlp") or kind not in ("class", "continuous"):
-        raise ValueError(f"probe must be 'linear' or 'mlp' and kind 'class' or 'continuous', got {probe!r}, {kind!r}")
+        raise ValueError(
+            f"probe must be 'linear' or 'mlp' and kind 'class' or 'continuous', got {probe!r}, {kind!r}"
+        )
     xtr, xte = _standardise(train_codes, test_codes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         if kind == "class":
             ytr = torch.as_tensor(train_target, dtype=torch.long)
             n_classes = int(max(train_target.max(), test_target.max())) + 1
-            model = _linear_class(xtr, ytr, n_classes, cfg) if probe == "linear" else _mlp(xtr, ytr, n_classes, kind, cfg)
+            model = (
+                _linear_class(xtr, ytr, n_classes, cfg)
+                if probe == "linear"
+                else _mlp(xtr, ytr, n_classes, kind, cfg)
+            )
             with torch.no_grad():
                 pred = model(xte).argmax(1).numpy()
             return float((pred == np.asarray(test_target)).mean() * 100)
@@ -210,10 +233,7 @@ def fit_probe(
         yte_np = np.asarray(test_target, np.float32).reshape(len(test_target), -1)
         ym, ys = ytr_np.mean(0), np.where(ytr_np.std(0) > 1e-12, ytr_np.std(0), 1.0)
         ytr = torch.as_tensor((ytr_np - ym) / ys)
-        if probe == "linear":
-            predict = _ridge(xtr, ytr, cfg)
-        else:
-            predict = _mlp(xtr, ytr, ytr.shape[1], kind, cfg)
+        predict = _ridge(xtr, ytr, cfg) if probe == "linear" else _mlp(xtr, ytr, ytr.shape[1], kind, cfg)
         with torch.no_grad():
             pred = predict(xte).numpy() * ys + ym
         return _r2(pred, yte_np)
@@ -234,7 +254,9 @@ def probe_factors(
     for name, (kind, target) in train_t.items():
         if name not in test_t:
             continue
-        out[name] = {p: fit_probe(train_codes, target, test_codes, test_t[name][1], kind, p, config) for p in probes}
+        out[name] = {
+            p: fit_probe(train_codes, target, test_codes, test_t[name][1], kind, p, config) for p in probes
+        }
     return out
 
 

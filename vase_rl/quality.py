@@ -76,7 +76,9 @@ def _split(dataset: str, image_size: int, split: str, n: int, stage: int) -> tup
     return make_sampler(dataset, image_size, split, seed).sample(n)
 
 
-def _encoders(run_dir: str, config: VASEConfig, stage: int, qs: QualitySettings) -> dict[str, Callable | None]:
+def _encoders(
+    run_dir: str, config: VASEConfig, stage: int, qs: QualitySettings
+) -> dict[str, Callable | None]:
     """Representation name -> encode function (None = raw pixels) for one stage."""
     out: dict[str, Callable | None] = {}
     path = stage_checkpoint(run_dir, stage)
@@ -97,7 +99,7 @@ def _codes(encode: Callable | None, images: np.ndarray) -> np.ndarray:
 
 
 def stage_quality(run_dir: str, qs: QualitySettings | None = None) -> list[dict[str, Any]]:
-    """Offline probe scores per stage: ``[{stage, dataset, scores: {representation: {factor: {probe: s}}}}]``."""
+    """Offline probe scores per stage: ``[{stage, dataset, step, scores: {rep: {factor: {probe: s}}}}]``."""
     qs = qs or QualitySettings()
     config, settings = read_run_config(run_dir)
     rows = []
@@ -109,8 +111,14 @@ def stage_quality(run_dir: str, qs: QualitySettings | None = None) -> list[dict[
             name: probe_factors(_codes(enc, tr_x), tr_f, _codes(enc, te_x), te_f, dataset, config=qs.probe)
             for name, enc in _encoders(run_dir, config, stage, qs).items()
         }
-        rows.append({"stage": stage, "dataset": dataset, "step": (stage + 1) * settings.steps_per_env,
-                     "scores": scores})
+        rows.append(
+            {
+                "stage": stage,
+                "dataset": dataset,
+                "step": (stage + 1) * settings.steps_per_env,
+                "scores": scores,
+            }
+        )
     return rows
 
 
@@ -133,8 +141,13 @@ def readout_transfer_table(
     reference). Returns rows ``{factor, a, b, representation, in_domain, transfer}``.
     """
     qs = qs or QualitySettings()
-    data = {d: (_split(d, image_size, "train", qs.probe.train_size, 100 + i),
-                _split(d, image_size, "test", qs.probe.test_size, 100 + i)) for i, d in enumerate(datasets)}
+    data = {
+        d: (
+            _split(d, image_size, "train", qs.probe.train_size, 100 + i),
+            _split(d, image_size, "test", qs.probe.test_size, 100 + i),
+        )
+        for i, d in enumerate(datasets)
+    }
     rows = []
     for name, enc in encoders.items():
         codes = {d: (encode_codes(enc, tr[0]), encode_codes(enc, te[0])) for d, (tr, te) in data.items()}
@@ -145,11 +158,18 @@ def readout_transfer_table(
             kind, tgt_a = factor_targets(data[a][0][1], a)[factor]
             _, tgt_a_test = factor_targets(data[a][1][1], a)[factor]
             _, tgt_b = factor_targets(data[b][1][1], b)[factor]
-            rows.append({
-                "factor": factor, "a": a, "b": b, "representation": name,
-                "in_domain": fit_probe(codes[a][0], tgt_a, codes[a][1], tgt_a_test, kind, "linear", qs.probe),
-                "transfer": fit_probe(codes[a][0], tgt_a, codes[b][1], tgt_b, kind, "linear", qs.probe),
-            })
+            rows.append(
+                {
+                    "factor": factor,
+                    "a": a,
+                    "b": b,
+                    "representation": name,
+                    "in_domain": fit_probe(
+                        codes[a][0], tgt_a, codes[a][1], tgt_a_test, kind, "linear", qs.probe
+                    ),
+                    "transfer": fit_probe(codes[a][0], tgt_a, codes[b][1], tgt_b, kind, "linear", qs.probe),
+                }
+            )
     return rows
 
 
@@ -169,7 +189,10 @@ def verdicts(stages: list[dict[str, Any]], probe: str = "mlp") -> list[str]:
                     r = scores[ref][factor][probe]
                     word = "above" if v > r else ("level with" if v == r else "BELOW")
                     parts.append(f"{word} {ref} ({r:.3g}{unit})")
-            lines.append(f"- stage {row['stage']} {row['dataset']}, {factor}: VASE {v:.3g}{unit} -- " + ", ".join(parts))
+            lines.append(
+                f"- stage {row['stage']} {row['dataset']}, {factor}: VASE {v:.3g}{unit} -- "
+                + ", ".join(parts)
+            )
     return lines
 
 
@@ -187,9 +210,14 @@ def evaluate_quality(run_dir: str, qs: QualitySettings | None = None) -> dict[st
         encoders["entangled"] = ContinualLearner.load(ref_final, device=qs.device).encode
     datasets = list(dict.fromkeys(settings.sequence))
     transfer = readout_transfer_table(encoders, datasets, config.model.image_size, qs) if encoders else []
-    return {"probe": "offline (frozen mu(x)); linear + 2x256 MLP", "train_size": qs.probe.train_size,
-            "test_size": qs.probe.test_size, "stages": stages, "verdicts": verdicts(stages),
-            "transfer": transfer}
+    return {
+        "probe": "offline (frozen mu(x)); linear + 2x256 MLP",
+        "train_size": qs.probe.train_size,
+        "test_size": qs.probe.test_size,
+        "stages": stages,
+        "verdicts": verdicts(stages),
+        "transfer": transfer,
+    }
 
 
 def _fmt_score(v: float | None, factor: str) -> str:
@@ -200,27 +228,50 @@ def _fmt_score(v: float | None, factor: str) -> str:
 
 def quality_markdown(q: dict[str, Any]) -> list[str]:
     """The report's leading section: verdicts, a table per stage, the readout-transfer table."""
-    out = [(f"Offline probes on frozen mu(x) ({q['train_size']} train-split images to fit, {q['test_size']} "
-           "held-out test-split images to score), each fit the same way on every representation: VASE at "
-           "the end of the dataset's stage, the same model untrained (same seed), the entangled beta=1 "
-           "baseline trained on the same sequence and budget (when trained), raw pixels. Class: accuracy "
-           "(%); position / scale: R^2."), "", "**Verdicts (MLP probe)**", "", *q["verdicts"], ""]
+    out = [
+        (
+            f"Offline probes on frozen mu(x) ({q['train_size']} train-split images to fit, {q['test_size']} "
+            "held-out test-split images to score), each fit the same way on every representation: VASE at "
+            "the end of the dataset's stage, the same model untrained (same seed), the entangled beta=1 "
+            "baseline trained on the same sequence and budget (when trained), raw pixels. Class: accuracy "
+            "(%); position / scale: R^2."
+        ),
+        "",
+        "**Verdicts (MLP probe)**",
+        "",
+        *q["verdicts"],
+        "",
+    ]
     for row in q["stages"]:
         reps = list(row["scores"])
         factors = list(dict.fromkeys(f for r in reps for f in row["scores"][r]))
         header = ["representation"] + [f"{f} {p}" for f in factors for p in ("linear", "mlp")]
-        out += [f"Stage {row['stage']} -- `{row['dataset']}` (step {row['step']}):", "",
-                "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += [
+            f"Stage {row['stage']} -- `{row['dataset']}` (step {row['step']}):",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
         for r in reps:
-            cells = [_fmt_score(row["scores"][r].get(f, {}).get(p), f) for f in factors for p in ("linear", "mlp")]
+            cells = [
+                _fmt_score(row["scores"][r].get(f, {}).get(p), f) for f in factors for p in ("linear", "mlp")
+            ]
             out.append(f"| {r} | " + " | ".join(cells) + " |")
         out.append("")
     if q["transfer"]:
-        out += [("Readout transfer (final learner): a linear probe fit on A's codes, scored on B's held-out "
-                "codes; *in-domain* = the same probe scored on A's held-out codes."), "",
-                "| factor | A | B | representation | in-domain A->A | transfer A->B |", "|---|---|---|---|---|---|"]
+        out += [
+            (
+                "Readout transfer (final learner): a linear probe fit on A's codes, scored on B's held-out "
+                "codes; *in-domain* = the same probe scored on A's held-out codes."
+            ),
+            "",
+            "| factor | A | B | representation | in-domain A->A | transfer A->B |",
+            "|---|---|---|---|---|---|",
+        ]
         for t in q["transfer"]:
-            out.append(f"| {t['factor']} | {t['a']} | {t['b']} | {t['representation']} | "
-                       f"{_fmt_score(t['in_domain'], t['factor'])} | {_fmt_score(t['transfer'], t['factor'])} |")
+            out.append(
+                f"| {t['factor']} | {t['a']} | {t['b']} | {t['representation']} | "
+                f"{_fmt_score(t['in_domain'], t['factor'])} | {_fmt_score(t['transfer'], t['factor'])} |"
+            )
         out.append("")
     return out

@@ -1,0 +1,17 @@
+"""Fixtures shared by the test files."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from helpers import DATA_DIR
+
+
+@pytest.fixture
+def data_dir(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The real data directory (skips when MNIST is not there), exported as VASE_DATA_DIR."""
+    if not os.path.isfile(os.path.join(DATA_DIR, "mnist", "t10k-labels-idx1-ubyte.gz")):
+        pytest.skip(f"real data not found in {DATA_DIR}")
+    monkeypatch.setenv("VASE_DATA_DIR", DATA_DIR)
+    return DATA_DIR
