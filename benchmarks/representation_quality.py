@@ -132,8 +132,11 @@ def _path(variant: str, dataset: str, seed: int) -> Path:
 
 
 def _mean_std(values: list[float]) -> str:
+    """``mean +- std`` over seeds (sample std); a single seed is shown alone (no spread to report)."""
     a = np.asarray(values, dtype=float)
-    return f"{a.mean():.3g} +- {a.std(ddof=1) if len(a) > 1 else 0.0:.2g}" if len(a) else "-"
+    if len(a) == 0:
+        return "-"
+    return f"{a.mean():.3g}" if len(a) == 1 else f"{a.mean():.3g} +- {a.std(ddof=1):.2g}"
 
 
 def summarise() -> str:
