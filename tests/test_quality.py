@@ -117,3 +117,12 @@ def test_short_cpu_preset_run_keeps_more_identity_than_its_untrained_encoder(dat
 def test_missing_run_directory_is_a_clear_error(tmp_path: str, bad: str) -> None:
     with pytest.raises(FileNotFoundError):
         evaluate_quality(os.path.join(tmp_path, bad), SMALL)
+
+
+def test_readout_transfer_tests_position_between_moving_datasets_and_class_within_fashion() -> None:
+    from vase_rl.quality import _transfer_factors
+
+    assert _transfer_factors("moving-fashion", "moving-inverse-fashion") == ["position", "class"]
+    assert _transfer_factors("fashion", "inverse-fashion") == ["class"]
+    assert _transfer_factors("moving-mnist", "moving-fashion") == ["position"]
+    assert _transfer_factors("mnist", "moving-mnist") == []

@@ -122,14 +122,16 @@ def stage_quality(run_dir: str, qs: QualitySettings | None = None) -> list[dict[
     return rows
 
 
-def _transfer_factor(a: str, b: str) -> str | None:
-    """Which factor a readout between datasets ``a`` and ``b`` tests (None: no shared factor)."""
+def _transfer_factors(a: str, b: str) -> list[str]:
+    """The factors a readout between datasets ``a`` and ``b`` tests: position between moving datasets,
+    class within the Fashion family (Fashion and inverse Fashion, static or moving)."""
+    out = []
     if a.startswith("moving-") and b.startswith("moving-"):
-        return "position"
+        out.append("position")
     src_a, src_b = a.removeprefix("moving-"), b.removeprefix("moving-")
     if src_a in FASHION_FAMILY and src_b in FASHION_FAMILY and src_a != src_b:
-        return "class"
-    return None
+        out.append("class")
+    return out
 
 
 def readout_transfer_table(
@@ -152,24 +154,16 @@ def readout_transfer_table(
     for name, enc in encoders.items():
         codes = {d: (encode_codes(enc, tr[0]), encode_codes(enc, te[0])) for d, (tr, te) in data.items()}
         for a, b in itertools.permutations(datasets, 2):
-            factor = _transfer_factor(a, b)
-            if factor is None:
-                continue
-            kind, tgt_a = factor_targets(data[a][0][1], a)[factor]
-            _, tgt_a_test = factor_targets(data[a][1][1], a)[factor]
-            _, tgt_b = factor_targets(data[b][1][1], b)[factor]
-            rows.append(
-                {
-                    "factor": factor,
-                    "a": a,
-                    "b": b,
-                    "representation": name,
-                    "in_domain": fit_probe(
-                        codes[a][0], tgt_a, codes[a][1], tgt_a_test, kind, "linear", qs.probe
-                    ),
-                    "transfer": fit_probe(codes[a][0], tgt_a, codes[b][1], tgt_b, kind, "linear", qs.probe),
-                }
-            )
+            for factor in _transfer_factors(a, b):
+                kind, tgt_a = factor_targets(data[a][0][1], a)[factor]
+                _, tgt_a_test = factor_targets(data[a][1][1], a)[factor]
+                _, tgt_b = factor_targets(data[b][1][1], b)[factor]
+                train = (codes[a][0], tgt_a)
+                rows.append({
+                    "factor": factor, "a": a, "b": b, "representation": name,
+                    "in_domain": fit_probe(*train, codes[a][1], tgt_a_test, kind, "linear", qs.probe),
+                    "transfer": fit_probe(*train, codes[b][1], tgt_b, kind, "linear", qs.probe),
+                })  # fmt: skip
     return rows
 
 
