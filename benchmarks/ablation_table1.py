@@ -90,10 +90,11 @@ def summarise() -> None:
         "",
         pc.provenance(results),
         "",
-        ("Each cell: ours mean (± std over seeds) / the paper's mean (± std over 20 replicas, 150k steps per "
-        "dataset, 64x64, GPU). Accuracy/MSE are averaged over the sequence's datasets (MSE over the two moving "
-        "ones); 'max'/'min' is the best probe value while the dataset was trained, 'change' the difference to "
-        "the worst value afterwards (A.6; the last dataset has no 'afterwards'). Position MSE: x, y in [0, 1]."),
+        ("Each cell: ours mean (± std over seeds) / the paper's mean (± std over 20 replicas, 150k steps "
+        "per dataset, 64x64, GPU). Accuracy/MSE are averaged over the sequence's datasets (MSE over the two "
+        "moving ones); 'max'/'min' is the best probe value while the dataset was trained, 'change' the "
+        "difference to the worst value afterwards (A.6; the last dataset has no 'afterwards'). Position "
+        "MSE: x, y in [0, 1]."),
         "",
         pc.summarise_table(results, COLUMNS),
         "",

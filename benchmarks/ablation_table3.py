@@ -81,8 +81,9 @@ def summarise() -> None:
     results = pc.load_results(EXPERIMENT)
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(results, key=lambda r: (r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"]))
     per_seed = [[r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"], r["stage_envs"], r["n_envs"]]
-                for r in sorted(results, key=lambda r: (r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"]))]
+                for r in ordered]
     text = [
         "# Table 3: MNIST -> Fashion -> MNIST ablation",
         "",

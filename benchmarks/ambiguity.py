@@ -100,7 +100,10 @@ def algorithm1(learner: Any, x: torch.Tensor) -> int:
 
 @torch.no_grad()
 def context_maps(learner: Any, faces: torch.Tensor, fashion: torch.Tensor, env_faces: int) -> dict[str, Any]:
-    """Heatmaps (len(CONTEXTS), len(WEIGHTS)): per-sample q(faces|x), batch q(faces), P(Alg. 1 = faces/new)."""
+    """Heatmaps (len(CONTEXTS), len(WEIGHTS)).
+
+    Per-sample q(faces|x), batch q(faces), P(Alg. 1 = faces/new).
+    """
     gen = torch.Generator().manual_seed(0)
     real = {"faces": faces, "inverse-fashion": fashion}
     n_seen = max(learner.memory.n_seen, 1)
@@ -113,7 +116,9 @@ def context_maps(learner: Any, faces: torch.Tensor, fashion: torch.Tensor, env_f
                 a = torch.randint(len(faces), (BATCH - n_real,), generator=gen)
                 b = torch.randint(len(fashion), (BATCH - n_real,), generator=gen)
                 amb = mix(w, faces[a], fashion[b])
-                parts = [amb] + ([real[ctx][torch.randint(len(real[ctx]), (n_real,), generator=gen)]] if n_real else [])
+                parts = [amb]
+                if n_real:  # the real images of the context
+                    parts.append(real[ctx][torch.randint(len(real[ctx]), (n_real,), generator=gen)])
                 x = learner.preprocess(torch.cat(parts))
                 _, _, hidden = learner.model.encoder(x)
                 probs = torch.softmax(learner.model.classifier(hidden, n_seen), dim=1)[:, env_faces]
@@ -127,7 +132,9 @@ def context_maps(learner: Any, faces: torch.Tensor, fashion: torch.Tensor, env_f
 
 
 @torch.no_grad()
-def latent_stats(learner: Any, faces: torch.Tensor, fashion: torch.Tensor, envs: tuple[int, int]) -> dict[str, Any]:
+def latent_stats(
+    learner: Any, faces: torch.Tensor, fashion: torch.Tensor, envs: tuple[int, int]
+) -> dict[str, Any]:
     """Mean mu and sigma of q(z|x_w) per latent and weight, and the latent groups (Fig. 5A top)."""
     used_f, used_i = (learner.memory.used[e] & learner.applied_mask(e).cpu() for e in envs)
     groups = {"faces-specific": (used_f & ~used_i), "fashion-specific": (used_i & ~used_f),
@@ -137,7 +144,8 @@ def latent_stats(learner: Any, faces: torch.Tensor, fashion: torch.Tensor, envs:
         mu, logvar = learner.encode(mix(w, faces, fashion), return_logvar=True)
         mus.append(mu.mean(0).tolist())
         sigmas.append((0.5 * logvar).exp().mean(0).tolist())
-    return {"mu": mus, "sigma": sigmas, "groups": {k: torch.nonzero(v).flatten().tolist() for k, v in groups.items()}}
+    members = {k: torch.nonzero(v).flatten().tolist() for k, v in groups.items()}
+    return {"mu": mus, "sigma": sigmas, "groups": members}
 
 
 def analyse(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
@@ -156,7 +164,9 @@ def analyse(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
                   "latents": latent_stats(learner, faces[:BATCH], fashion[:BATCH], (env_faces, env_fashion))}
         out = pc.RESULTS / EXPERIMENT / spec.key
         out.mkdir(parents=True, exist_ok=True)
-        plot_reconstructions(learner, faces[:3], fashion[:3], (env_faces, env_fashion), out / "reconstructions.png")
+        plot_reconstructions(
+            learner, faces[:3], fashion[:3], (env_faces, env_fashion), out / "reconstructions.png"
+        )
     plot_heatmaps(result, out / "heatmaps.png")
     plot_latents(result, out / "latents.png")
     pc.shrink_pngs(out)
@@ -182,7 +192,7 @@ def plot_heatmaps(res: dict[str, Any], path: Path) -> None:
             ("p_alg1_new", "P(Algorithm 1 finds no match:\n'new environment')"))
     fig, axes = plt.subplots(1, len(keys), figsize=(18, 4.6))
     labels = [f"{int(f * 100)}% real {c}" if c != "none" else "ambiguous only" for c, f in res["contexts"]]
-    for ax, (key, title) in zip(axes, keys):
+    for ax, (key, title) in zip(axes, keys, strict=True):
         im = ax.imshow(np.array(res[key]), vmin=0, vmax=1, cmap="coolwarm", aspect="auto")
         ax.set_xticks(range(len(res["weights"])))
         ax.set_xticklabels([f"{w:.1f}" for w in res["weights"]], fontsize=7)
@@ -207,8 +217,10 @@ def plot_latents(res: dict[str, Any], path: Path) -> None:
     fig, (ax, ax_s) = plt.subplots(1, 2, figsize=(12, 4.5))
     for group, latents in res["latents"]["groups"].items():
         for k, n in enumerate(latents):
-            ax.plot(w, mu[:, n], color=colours[group], label=f"{group} ({len(latents)})" if k == 0 else None)
-            ax.fill_between(w, mu[:, n] - sigma[:, n], mu[:, n] + sigma[:, n], color=colours[group], alpha=0.12)
+            label = f"{group} ({len(latents)})" if k == 0 else None
+            ax.plot(w, mu[:, n], color=colours[group], label=label)
+            band = (mu[:, n] - sigma[:, n], mu[:, n] + sigma[:, n])
+            ax.fill_between(w, *band, color=colours[group], alpha=0.12)
         if latents:
             ax_s.plot(w, sigma[:, latents].mean(1), color=colours[group], marker="o", label=group)
     ax.set_xlabel("w (0 = inverse Fashion, 1 = face)")
@@ -235,7 +247,8 @@ def plot_reconstructions(learner: Any, faces: torch.Tensor, fashion: torch.Tenso
     for p in range(len(faces)):
         x = torch.stack([mix(w, faces[p], fashion[p]) for w in WEIGHTS])
         mu = learner.encode(x)
-        rows = [learner.preprocess(x)] + [learner.decode(mu * learner.applied_mask(e).to(mu.dtype), e) for e in envs]
+        as_env = [learner.decode(mu * learner.applied_mask(e).to(mu.dtype), e) for e in envs]
+        rows = [learner.preprocess(x), *as_env]
         for r, imgs in enumerate(rows):
             for j in range(len(WEIGHTS)):
                 ax = axes[3 * p + r, j]
@@ -243,7 +256,8 @@ def plot_reconstructions(learner: Any, faces: torch.Tensor, fashion: torch.Tenso
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if j == 0:
-                    ax.set_ylabel(["input x_w", f"as faces (s{envs[0]})", f"as inv. F. (s{envs[1]})"][r], fontsize=6)
+                    names = ["input x_w", f"as faces (s{envs[0]})", f"as inv. F. (s{envs[1]})"]
+                    ax.set_ylabel(names[r], fontsize=6)
                 if 3 * p + r == 8:
                     ax.set_xlabel(f"w={WEIGHTS[j]:.1f}", fontsize=7)
     fig.suptitle("Ambiguous inputs and their reconstructions under either environment", fontsize=9)
@@ -264,9 +278,9 @@ def summarise(redraw: bool) -> None:
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
     text = ["# Ambiguity: faces (CelebA) -> inverse Fashion (Fig. 5A)", "", pc.provenance(results), "",
-            (f"Overrides of the cpu preset at {results[0]['spec']['steps_per_env'] if results else '?'} steps per "
-            f"dataset: {overrides(results[0]['spec']['steps_per_env']) if results else '-'} (see the script's "
-            "docstring for the scaling)."), ""]
+            (f"Overrides of the cpu preset at {results[0]['spec']['steps_per_env'] if results else '?'} "
+            f"steps per dataset: {overrides(results[0]['spec']['steps_per_env']) if results else '-'} "
+            "(see the script's docstring for the scaling)."), ""]
     for r in results:
         spec = pc.spec_from_record(r)
         if redraw and pc.needs_figures(r, out / spec.key):
@@ -278,12 +292,12 @@ def summarise(redraw: bool) -> None:
             f"## {spec.row} ({spec.mode}), seed {spec.seed}", "",
             (f"Environments allocated: {a['n_envs']}; faces -> s{a['env_faces']}, inverse Fashion -> "
             f"s{a['env_fashion']} (majority per stage); latent groups: {a['latents']['groups']}."), "",
-            common.markdown_table(["w (face weight)"] + [f"{w:.1f}" for w in a["weights"]],
-                                  [["q(s=faces given x_w), no context"] + [f"{v:.2f}" for v in q[mid]],
-                                   ["P(Alg. 1 = faces), no context"] + [f"{v:.2f}" for v in a["p_alg1_faces"][mid]],
-                                   ["P(Alg. 1 = faces), 75% real faces"] + [f"{v:.2f}" for v in a["p_alg1_faces"][0]],
-                                   ["P(Alg. 1 = faces), 75% real inv. Fashion"]
-                                   + [f"{v:.2f}" for v in a["p_alg1_faces"][-1]]]),
+            common.markdown_table(["w (face weight)", *(f"{w:.1f}" for w in a["weights"])], [
+                ["q(s=faces given x_w), no context", *(f"{v:.2f}" for v in q[mid])],
+                ["P(Alg. 1 = faces), no context", *(f"{v:.2f}" for v in a["p_alg1_faces"][mid])],
+                ["P(Alg. 1 = faces), 75% real faces", *(f"{v:.2f}" for v in a["p_alg1_faces"][0])],
+                ["P(Alg. 1 = faces), 75% real inv. Fashion", *(f"{v:.2f}" for v in a["p_alg1_faces"][-1])],
+            ]),
             "", f"![heatmaps]({spec.key}/heatmaps.png)", "", f"![latents]({spec.key}/latents.png)", "",
             f"![reconstructions]({spec.key}/reconstructions.png)", "",
         ]

@@ -291,7 +291,7 @@ def plot_image_rows(panels: dict[str, np.ndarray], row_labels: Sequence[str], ti
     r, k, s = next(iter(panels.values())).shape[:3]
     size = (0.75 * k * len(panels) + 1.8, 0.75 * r + 0.9)
     fig, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False)
-    for ax, (name, images) in zip(axes[0], panels.items()):
+    for ax, (name, images) in zip(axes[0], panels.items(), strict=True):
         grid = np.full((r * (s + 2) - 2, k * (s + 2) - 2, 3), 255, dtype=np.uint8)
         for i, j in itertools.product(range(r), range(k)):
             grid[i * (s + 2): i * (s + 2) + s, j * (s + 2): j * (s + 2) + s] = images[i, j]

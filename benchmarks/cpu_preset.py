@@ -58,7 +58,8 @@ class Args:
 def probe_accuracy(learner: ContinualLearner, args: Args) -> float:
     """Object-ID accuracy (%) of an A.6 probe trained on mu of train images, tested on test images."""
     seed = args.seed
-    train_x, train_f = SpriteSampler("moving-mnist", 32, split="train", seed=seed + 1).sample(args.probe_train)
+    train_sampler = SpriteSampler("moving-mnist", 32, split="train", seed=seed + 1)
+    train_x, train_f = train_sampler.sample(args.probe_train)
     test_x, test_f = SpriteSampler("moving-mnist", 32, split="test", seed=seed + 2).sample(args.probe_test)
     z_train, z_test = learner.encode(train_x), learner.encode(test_x)
     y_train = torch.as_tensor(train_f["label"])
@@ -125,8 +126,8 @@ def run(args: Args) -> None:
 def summarise(out_dir: str) -> str:
     """The table of every objective's JSON in ``out_dir``; also written to ``out_dir/README.md``."""
     rows = [common.load_json(p) for p in sorted(Path(out_dir).glob("*.json"))]
-    header = ["objective", "steps", "recon NLL", "information (nats)", "KL", "informative latents", "max alpha",
-              "probe acc %", "train s"]
+    header = ["objective", "steps", "recon NLL", "information (nats)", "KL", "informative latents",
+              "max alpha", "probe acc %", "train s"]
     table = [[r["objective"], r["steps"], f"{r['recon_nll']:.1f}", f"{r['information_nats']:.1f}",
               f"{r['kl_total']:.1f}", r["informative_latents"], f"{r['max_atypicality']:.2f}",
               f"{r['probe_accuracy']:.1f}", f"{r['train_seconds']:.0f}"] for r in rows]

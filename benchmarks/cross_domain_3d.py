@@ -270,8 +270,8 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
               and len(data["A"]["episode"]) == len(data["B"]["episode"])
               and np.allclose(data["A"]["factors"]["position"], data["B"]["factors"]["position"]))
     record: dict[str, Any] = {"method": method, "seed": seed, "args": dataclasses.asdict(args),
-                              "hardware": common.hardware(opengl=b3d.opengl()), "vase_config": config.to_dict(),
-                              "paired": bool(paired),
+                              "hardware": common.hardware(opengl=b3d.opengl()),
+                              "vase_config": config.to_dict(), "paired": bool(paired),
                               "probe_frames": {k: len(d["episode"]) for k, d in data.items()}}
     print(f"{method} seed {seed}: {record['probe_frames']} held-out frames, paired={paired}", flush=True)
     envs: dict[str, int] = {}
@@ -318,7 +318,7 @@ def plot_probes(by_method: dict[str, list[dict[str, Any]]], path: str) -> None:
             x, mean = np.arange(4) + (k - (len(by_method) - 1) / 2) * width, v.mean(0)
             ax.bar(x, np.maximum(mean, -1), width, yerr=np.where(mean > -1, v.std(0), 0), capsize=2,
                    label=f"{m} ({len(rs)} seeds)")
-            for xi, mi in zip(x[mean <= -1], mean[mean <= -1]):  # clipped bars: print the mean
+            for xi, mi in zip(x[mean <= -1], mean[mean <= -1], strict=True):  # clipped bars: print the mean
                 ax.text(xi, -0.97, f"{mi:.1f}", rotation=90, ha="center", va="bottom", fontsize=7)
         ax.axhline(0, color="k", lw=0.6)
         ax.set(xticks=range(4), xticklabels=DIRECTIONS, ylim=(-1, 1), title=f"{g} ({probe} probe)",

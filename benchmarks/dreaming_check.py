@@ -73,7 +73,8 @@ def summarise() -> None:
         "",
         pc.provenance([r for _, r in done]),
         "",
-        "Validation seed (not a Table 1 evaluation seed); columns as Table 1 (mean over the sequence's datasets).",
+        ("Validation seed (not a Table 1 evaluation seed); columns as Table 1 (mean over the sequence's "
+         "datasets)."),
         "",
         common.markdown_table(["variant", "seed"] + [c.title for c in t1.COLUMNS[:4]], lines),
         "",

@@ -239,25 +239,43 @@ METRICS: list[tuple[str, str, Any]] = [
 
 
 def summarise(args: Args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(args.out)
     records = [common.load_json(p) for p in sorted(out.glob("*_seed*.json"))]
     by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
     if not records:
         raise SystemExit(f"no results in {out}")
     n = records[0]["steps_per_env"]
-    hw = records[0]["hardware"]
+    losses = [r["agent_loss"] for r in by["imagination"] if r["agent_loss"]]
+    lines = _summary_lines(args, out, records, by, losses)
+    common.write_text(out / "results.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _plot_curves(out, records, by, losses, n)
+    _plot_examples(out)
+
+
+def _run_configs(out: Path, records: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """(the learner config of the first run, whether every run used the same config and library code).
+
+    Read from each run's config.json: the preset may change between commits.
+    """
     configs = {}
-    for r in records:  # the learner config each run actually used (the preset may change between commits)
+    for r in records:
         run_dir = out / "runs" / run_name(r["condition"], r["seed"])
         vase = common.load_json(run_dir / "config.json")["vase"]
         configs[run_name(r["condition"], r["seed"])] = {k: v for k, v in vase.items() if k != "seed"}
     cfg = next(iter(configs.values()))
     same = all(c == cfg for c in configs.values()) and len({r.get("code") for r in records}) == 1
+    return cfg, same
+
+
+def _summary_lines(
+    args: Args, out: Path, records: list[dict[str, Any]], by: dict[str, list[dict[str, Any]]],
+    losses: list[Any],
+) -> list[str]:
+    """results.md: setup and hardware, the metric table, environments per stage, the policy's loss."""
+    n = records[0]["steps_per_env"]
+    hw = records[0]["hardware"]
+    cfg, same = _run_configs(out, records)
     cpu = [r["cpu_s"] for r in records if "cpu_s" in r]
     lines = [
         "# Imagination-driven exploration (Fig. 5B), CPU reproduction", "",
@@ -290,26 +308,40 @@ def summarise(args: Args) -> None:
     lines += ["", "Environments inferred per stage (env indices seen in the log, per seed):", ""]
     for r in records:
         lines.append(f"- {r['condition']} seed {r['seed']}: {r['envs_per_stage']} ({r['n_envs']} allocated)")
-    losses = [r["agent_loss"] for r in by["imagination"] if r["agent_loss"]]
     if losses:
-        end1 = [np.mean([row[1] for row in al if row[0] < n][-10:]) for al in losses]
-        start = [al[0][1] for al in losses]
-        lines += ["", (f"Policy loss L_agent (all {cfg['model']['latent_dim']} latents): "
-                       f"{np.mean(start):.1f} at step 0 -> "
-                       f"{np.mean(end1):.1f} at the end of the moving-Fashion stage (mean over seeds).")]
-        for lo, hi, name in ((0, n, "moving-Fashion"), (n, 2 * n, "MNIST"), (2 * n, 3 * n, "moving-MNIST")):
-            rows = np.array([row for al in losses for row in al if lo + n // 2 <= row[0] < hi]).reshape(-1, 5)
-            if not len(rows):
-                continue
-            lines.append(f"- second half of the {name} stage: mean |t| = {rows[:, 2].mean():.3f}; "
-                         f"spread (std, px) of object centres: imagined x* {rows[:, 3].mean():.2f} "
-                         f"vs input x {rows[:, 4].mean():.2f}")
-    common.write_text(out / "results.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+        lines += _policy_loss_lines(losses, n, cfg["model"]["latent_dim"])
+    return lines
+
+
+def _policy_loss_lines(losses: list[Any], n: int, latent_dim: int) -> list[str]:
+    """L_agent from start to the end of the first stage; per stage, |t| and the spread of x* vs x."""
+    end1 = [np.mean([row[1] for row in al if row[0] < n][-10:]) for al in losses]
+    start = [al[0][1] for al in losses]
+    lines = ["", (f"Policy loss L_agent (all {latent_dim} latents): "
+                  f"{np.mean(start):.1f} at step 0 -> "
+                  f"{np.mean(end1):.1f} at the end of the moving-Fashion stage (mean over seeds).")]
+    for lo, hi, name in ((0, n, "moving-Fashion"), (n, 2 * n, "MNIST"), (2 * n, 3 * n, "moving-MNIST")):
+        rows = np.array([row for al in losses for row in al if lo + n // 2 <= row[0] < hi]).reshape(-1, 5)
+        if not len(rows):
+            continue
+        lines.append(f"- second half of the {name} stage: mean |t| = {rows[:, 2].mean():.3f}; "
+                     f"spread (std, px) of object centres: imagined x* {rows[:, 3].mean():.2f} "
+                     f"vs input x {rows[:, 4].mean():.2f}")
+    return lines
+
+
+def _plot_curves(
+    out: Path, records: list[dict[str, Any]], by: dict[str, list[dict[str, Any]]], losses: list[Any], n: int
+) -> None:
+    """curves.png: moving-MNIST probe accuracy and position MSE per condition; spread of x* vs x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     colours = {"baseline": "tab:gray", "imagination": "tab:red"}
-    for ax, key in zip(axes, ("moving-mnist/accuracy", "moving-mnist/position_mse")):
+    for ax, key in zip(axes[:2], ("moving-mnist/accuracy", "moving-mnist/position_mse"), strict=True):
         for c in CONDITIONS:
             for i, r in enumerate(by[c]):
                 s, v = r["curves"][key]
@@ -332,23 +364,32 @@ def summarise(args: Args) -> None:
     fig.savefig(out / "curves.png", dpi=110)
     plt.close(fig)
 
+
+def _plot_examples(out: Path) -> None:
+    """examples.png: for each saved example batch, inputs x above imagined x* (8 per row)."""
     examples = sorted(out.glob("examples_seed*.npz"))
-    if examples:
-        fig, axes = plt.subplots(2 * len(examples), 8, figsize=(8, 2.1 * len(examples)), squeeze=False)
-        for e, path in enumerate(examples):
-            d = np.load(path)
-            for j in range(8):
-                for row, key in enumerate(("x", "x_star")):
-                    ax = axes[2 * e + row, j]
-                    ax.axis("off")
-                    if j < len(d[key]):
-                        ax.imshow(d[key][j, 0], cmap="gray", vmin=0, vmax=1)
-                axes[2 * e, 0].set_title(f"{path.stem}: x ({d['dataset']}, step {int(d['step'])})",
-                                         fontsize=8, loc="left")
-                axes[2 * e + 1, 0].set_title("x* = g(z*, x) . x", fontsize=8, loc="left")
-        fig.tight_layout()
-        fig.savefig(out / "examples.png", dpi=110)
-        plt.close(fig)
+    if not examples:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2 * len(examples), 8, figsize=(8, 2.1 * len(examples)), squeeze=False)
+    for e, path in enumerate(examples):
+        d = np.load(path)
+        for j in range(8):
+            for row, key in enumerate(("x", "x_star")):
+                ax = axes[2 * e + row, j]
+                ax.axis("off")
+                if j < len(d[key]):
+                    ax.imshow(d[key][j, 0], cmap="gray", vmin=0, vmax=1)
+            axes[2 * e, 0].set_title(f"{path.stem}: x ({d['dataset']}, step {int(d['step'])})",
+                                     fontsize=8, loc="left")
+            axes[2 * e + 1, 0].set_title("x* = g(z*, x) . x", fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(out / "examples.png", dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:

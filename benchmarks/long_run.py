@@ -44,7 +44,9 @@ from vase_rl.learner import ContinualLearner, NonFiniteLossError
 from vase_rl.training import make_sampler
 
 RESULTS = common.RESULTS
-SEQUENCE = ("moving-mnist", "fashion", "inverse-fashion", "mnist", "moving-fashion", "shapes", "moving-shapes")
+SEQUENCE = (
+    "moving-mnist", "fashion", "inverse-fashion", "mnist", "moving-fashion", "shapes", "moving-shapes",
+)
 
 
 @dataclass
@@ -103,7 +105,8 @@ class LongRun:
         self.config = get_preset(args.preset).with_overrides(seed=args.seed)
         self.learner = ContinualLearner(self.config, device="cpu")
         size = self.config.model.image_size
-        self.samplers = {n: make_sampler(n, size, "train", args.seed * 1000 + i) for i, n in enumerate(args.sequence)}
+        self.samplers = {n: make_sampler(n, size, "train", args.seed * 1000 + i)
+                         for i, n in enumerate(args.sequence)}
         self.probe_batches = {n: make_sampler(n, size, "test", 10_000 + i).sample(64)[0]
                               for i, n in enumerate(args.sequence)}
         self.per_stage = math.ceil(args.steps / len(args.sequence))
@@ -113,7 +116,8 @@ class LongRun:
             "seconds": 0.0,
         }
         if args.resume and os.path.exists(args.checkpoint):
-            config, learner_state, extra = load_checkpoint(args.checkpoint)  # its config: may be 'merge' by now
+            # its config: may be 'merge' by now
+            config, learner_state, extra = load_checkpoint(args.checkpoint)
             self.learner = ContinualLearner(config, device="cpu")
             self.learner.load_state_dict(learner_state)
             self.state = extra["state"]
@@ -142,7 +146,9 @@ class LongRun:
         reasons = st["reasons"][name]
         reasons[out["reason"]] = reasons.get(out["reason"], 0) + 1
         if out["new_env"]:
-            st["allocations"].append({"step": step, "dataset": name, "env": out["env"], "reason": out["reason"]})
+            st["allocations"].append(
+                {"step": step, "dataset": name, "env": out["env"], "reason": out["reason"]}
+            )
         if step % self.args.rss_every == 0:
             st["rss"].append([step, rss_mib()])
         if step % self.args.probe_every == 0:
@@ -163,7 +169,8 @@ class LongRun:
                 try:
                     self.one_step(st["step"])
                 except (EnvironmentOverflowError, NonFiniteLossError) as exc:
-                    st["findings"].append({"step": st["step"], "error": type(exc).__name__, "message": str(exc)})
+                    finding = {"step": st["step"], "error": type(exc).__name__, "message": str(exc)}
+                    st["findings"].append(finding)
                     if isinstance(exc, EnvironmentOverflowError) and a.continue_after_overflow:
                         self.merge_from_now_on()
                         continue  # the same step again, on a fresh batch
@@ -196,18 +203,21 @@ class LongRun:
             if seg:
                 vals, counts = np.unique(seg, return_counts=True)
                 dominant[name] = {"env": int(vals[counts.argmax()]), "share": float(counts.max() / len(seg)),
-                                  "envs_seen": {int(v): int(c) for v, c in zip(vals, counts)}}
+                                  "envs_seen": {int(v): int(c) for v, c in zip(vals, counts, strict=True)}}
         return {
             "args": {**asdict(a), "sequence": list(a.sequence)},
             "steps_done": st["step"], "steps_per_dataset": self.per_stage,
             "findings": st["findings"], "stopped_by": st["stopped"],
             "nan": {"train_loss_nonfinite": any(f["error"] == "NonFiniteLossError" for f in st["findings"]),
                     "encode_nonfinite": st["encode_nan"]},
-            "rss_mib": {"warmup_end": base, "max_after_warmup": float(after[:, 1].max()) if len(after) else None,
+            "rss_mib": {"warmup_end": base,
+                        "max_after_warmup": float(after[:, 1].max()) if len(after) else None,
                         "final": float(rss[-1, 1]), "growth_after_warmup": growth,
                         "slope_mib_per_1k_steps": slope, "samples": st["rss"]},
-            "inference": {"n_envs_final": self.learner.memory.n_seen, "truth_final": self.stage(st["step"] - 1) + 1,
-                          "max_excess_over_truth": st["max_excess"], "min_excess_over_truth": st["min_excess"],
+            "inference": {"n_envs_final": self.learner.memory.n_seen,
+                          "truth_final": self.stage(st["step"] - 1) + 1,
+                          "max_excess_over_truth": st["max_excess"],
+                          "min_excess_over_truth": st["min_excess"],
                           "allocations": st["allocations"], "dominant_env_per_dataset": dominant,
                           "inference_outcomes_per_dataset": st["reasons"],
                           "timeline": env_runs(envs)},
@@ -219,13 +229,15 @@ class LongRun:
 def summarise(s: dict[str, Any]) -> str:
     """The markdown report of a :meth:`LongRun.summary`."""
     inf, rss, hw = s["inference"], s["rss_mib"], s["hardware"]
-    stopped = "no" if s["stopped_by"] is None else f"**{s['stopped_by']['error']} at step {s['stopped_by']['step']}**"
+    by = s["stopped_by"]
+    stopped = "no" if by is None else f"**{by['error']} at step {by['step']}**"
     within = inf["max_excess_over_truth"] <= 1
     lines = [
         "# Long-run stability", "",
         (f"Produced by `python benchmarks/long_run.py` (preset `{s['args']['preset']}`, {s['steps_done']} of "
          f"{s['args']['steps']} steps, {s['steps_per_dataset']} per dataset, seed {s['args']['seed']}, "
-         f"{hw.get('torch_threads', hw.get('threads'))} torch thread on a shared {hw['cpu']}, torch {hw['torch']}; "
+         f"{hw.get('torch_threads', hw.get('threads'))} torch thread on a shared {hw['cpu']}, "
+         f"torch {hw['torch']}; "
          f"{s['seconds'] / 60:.1f} min, {s['steps_per_s']:.2f} steps/s)."), "",
         f"Sequence: {', '.join(s['args']['sequence'])}.", "",
         "| check | result | target |", "|---|---|---|",
@@ -239,16 +251,21 @@ def summarise(s: dict[str, Any]) -> str:
         f"| RSS growth after warm-up | {100 * rss['growth_after_warmup']:.2f} % | < 5 % |",
         f"| RSS slope after warm-up | {rss['slope_mib_per_1k_steps']:.2f} MiB / 1k steps | ~0 |",
         f"| environments allocated / datasets seen | {inf['n_envs_final']} / {inf['truth_final']} | |",
-        f"| max (allocated - seen) at any step | {inf['max_excess_over_truth']} | <= 1 ({'met' if within else 'NOT met'}) |",
-        f"| min (allocated - seen) at any step | {inf['min_excess_over_truth']} | (negative = datasets merged) |",
+        (f"| max (allocated - seen) at any step | {inf['max_excess_over_truth']} | "
+         f"<= 1 ({'met' if within else 'NOT met'}) |"),
+        (f"| min (allocated - seen) at any step | {inf['min_excess_over_truth']} | "
+         "(negative = datasets merged) |"),
         "", "## Findings", "",
     ]
-    lines += [f"- step {f['step']}: `{f['error']}`: {f['message']}" + (f" -> {f['action']}." if "action" in f else "")
+    lines += [f"- step {f['step']}: `{f['error']}`: {f['message']}"
+              + (f" -> {f['action']}." if "action" in f else "")
               for f in s["findings"]] or ["- none"]
     lines += ["", "## Allocations", "", "| step | dataset | env | reason |", "|---|---|---|---|"]
-    lines += [f"| {al['step']} | {al['dataset']} | {al['env']} | {al['reason']} |" for al in inf["allocations"]]
+    lines += [f"| {al['step']} | {al['dataset']} | {al['env']} | {al['reason']} |"
+              for al in inf["allocations"]]
     lines += ["", "## Inferred environment per dataset", "",
-              "| dataset | dominant env | share | envs (steps) | inference outcomes (steps) |", "|---|---|---|---|---|"]
+              "| dataset | dominant env | share | envs (steps) | inference outcomes (steps) |",
+              "|---|---|---|---|---|"]
     for name, d in inf["dominant_env_per_dataset"].items():
         outcomes = inf["inference_outcomes_per_dataset"].get(name, {})
         lines.append(f"| {name} | {d['env']} | {100 * d['share']:.1f} % | {d['envs_seen']} | {outcomes} |")

@@ -40,6 +40,8 @@ MODES = ("dis", "ent")
 
 Extra = Callable[[str, "RunSpec"], dict[str, Any]]
 """(run dir, spec) -> experiment-specific results stored in the run's JSON under "extra"."""
+FrozenOverrides = tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+"""Hashable config overrides: ((section, ((field, value), ...)), ...)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class RunSpec:
     sequence: tuple[str, ...]
     steps_per_env: int
     preset: str = "cpu"
-    overrides: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    overrides: FrozenOverrides = ()
     """Config overrides per section, e.g. (("loss", (("gamma", 200.0),)),) -- hashable form of a dict."""
     probe_eval_every: int = 100
 
@@ -69,7 +71,7 @@ class RunSpec:
         return {section: dict(items) for section, items in self.overrides}
 
 
-def freeze_overrides(d: Mapping[str, Mapping[str, Any]]) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+def freeze_overrides(d: Mapping[str, Mapping[str, Any]]) -> FrozenOverrides:
     """Hashable form of ``{"loss": {"gamma": 200.0}, ...}`` for :attr:`RunSpec.overrides`."""
     return tuple((s, tuple(sorted(v.items()))) for s, v in sorted(d.items()))
 
@@ -223,7 +225,10 @@ def run_all(specs: Sequence[RunSpec], runs_dir: str, jobs: int = 2, extra: Extra
         futures = [pool.submit(_worker, s, runs_dir, extra) for s in todo]
         for i, fut in enumerate(as_completed(futures), 1):
             key, secs, err = fut.result()
-            status = "ok" if err is None else ("SKIPPED: " if "claimed" in err or "another" in err else "FAILED\n") + err
+            if err is None:
+                status = "ok"
+            else:
+                status = ("SKIPPED: " if "claimed" in err or "another" in err else "FAILED\n") + err
             print(f"[{i}/{len(todo)}] {key}: {secs / 60:.1f} min ({(time.time() - t0) / 60:.1f} min total) "
                   f"{status}", flush=True)
 
@@ -319,8 +324,8 @@ def summarise_table(results: Sequence[dict[str, Any]], columns: Sequence[Column]
     header = ["row", "objective", "seeds"] + [c.title + " (ours / paper)" for c in columns]
     lines = []
     for (row, mode), runs in group(results).items():
-        cells: list[Any] = [row if row != "SDA" else "VASE (SDA)", "disentangled" if mode == "dis" else "entangled",
-                            len(runs)]
+        cells: list[Any] = [row if row != "SDA" else "VASE (SDA)",
+                            "disentangled" if mode == "dis" else "entangled", len(runs)]
         for c in columns:
             ours = mean_std((c.value(r) for r in runs), c.scale, c.digits)
             cells.append(f"{ours} / {c.paper.get((row, mode), '-')}")
@@ -344,7 +349,7 @@ def provenance(results: Sequence[dict[str, Any]]) -> str:
 
 
 def shrink_pngs(folder: Path, colours: int = 128) -> None:
-    """Re-save every PNG in ``folder`` with a ``colours``-entry palette (2-3x smaller; keeps results/ small)."""
+    """Re-save every PNG in ``folder`` with a ``colours``-entry palette (2-3x smaller files)."""
     from PIL import Image
 
     for path in Path(folder).glob("*.png"):
@@ -360,7 +365,8 @@ def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) 
     import matplotlib.pyplot as plt
 
     groups = group(results)
-    metrics = [m for m in ("accuracy", "position_mse") if any(rec[2] == m for r in results for rec in r["probes"])]
+    metrics = [m for m in ("accuracy", "position_mse")
+               if any(rec[2] == m for r in results for rec in r["probes"])]
     ncol = min(len(groups), 6)  # wrap: each band of len(metrics) rows shows up to 6 (row, mode) groups
     bands = -(-len(groups) // ncol)
     fig, axes = plt.subplots(len(metrics) * bands, ncol, figsize=(3.6 * ncol + 1, 3.2 * len(metrics) * bands),
@@ -390,7 +396,8 @@ def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) 
                 ax.axvline(b * spec["steps_per_env"], color="k", ls="--", lw=0.8)
             ax.grid(alpha=0.3)
             if m == 0:
-                ax.set_title(f"{row} {'disent.' if mode == 'dis' else 'entangled'} (n={len(runs)})", fontsize=9)
+                kind = "disent." if mode == "dis" else "entangled"
+                ax.set_title(f"{row} {kind} (n={len(runs)})", fontsize=9)
             if j == 0:
                 ax.set_ylabel("object-ID accuracy (%)" if metric == "accuracy" else "position MSE")
             if m == len(metrics) - 1:

@@ -251,8 +251,8 @@ def summarise(args: Args) -> str:
 
     lines = [
         (
-            "| method | seeds | return A | zero-shot B | B after fine-tune | A after B | forgetting (A - A after B) "
-            "| envs inferred | CPU time / run |"
+            "| method | seeds | return A | zero-shot B | B after fine-tune | A after B "
+            "| forgetting (A - A after B) | envs inferred | CPU time / run |"
         ),
         "|" + "---|" * 9,
     ]
@@ -266,21 +266,23 @@ def summarise(args: Args) -> str:
             )
     if rand:
         lines.append(
-            f"| random policy | - | {rand['A']:.2f} | {rand['B']:.2f} | {rand['B']:.2f} | {rand['A']:.2f} | - | - | - |"
+            f"| random policy | - | {rand['A']:.2f} | {rand['B']:.2f} | {rand['B']:.2f} | {rand['A']:.2f} "
+            "| - | - | - |"
         )
     a = records[0]["args"] if records else dataclasses.asdict(args)
     hw = records[0]["hardware"] if records else common.hardware()
     total = sum(r.get("cpu_s", r["wall_s"]) for r in records)
     wall = sum(r["wall_s"] for r in records) / max(a["jobs"], 1)
     intro = (
-        f"Produced by `python benchmarks/rl_transfer.py` (then `--summarise`). Budget per run: {a['steps_a']} env steps "
-        f"in A, {a['steps_b']} in B ({a['n_envs']} sub-envs, {a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, "
-        f"online VASE round every {a['train_every']} frames, batch 64); evaluation: {a['eval_episodes']} episodes of "
-        f"the stochastic policy. Hardware: {hw['cpu']}, {hw['cores']} cores, {a['jobs']} runs in parallel with one "
-        f"torch thread each (machine shared with other jobs: 1-min load average {hw['load_avg_1m']:.1f} at the "
-        f"start). Total CPU time {total / 60:.1f} min (one thread per run), i.e. {total / 120:.1f} min of wall "
-        f"time on 2 dedicated cores; on the shared machine the runs took {wall / 60:.1f} min of wall time "
-        f"({a['jobs']} at a time)."
+        f"Produced by `python benchmarks/rl_transfer.py` (then `--summarise`). Budget per run: "
+        f"{a['steps_a']} env steps in A, {a['steps_b']} in B ({a['n_envs']} sub-envs, "
+        f"{a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, online VASE round every "
+        f"{a['train_every']} frames, batch 64); evaluation: {a['eval_episodes']} episodes of the stochastic "
+        f"policy. Hardware: {hw['cpu']}, {hw['cores']} cores, {a['jobs']} runs in parallel with one torch "
+        f"thread each (machine shared with other jobs: 1-min load average {hw['load_avg_1m']:.1f} at the "
+        f"start). Total CPU time {total / 60:.1f} min (one thread per run), i.e. {total / 120:.1f} min of "
+        f"wall time on 2 dedicated cores; on the shared machine the runs took {wall / 60:.1f} min of wall "
+        f"time ({a['jobs']} at a time)."
     )
     header = ["# RL transfer: PPO on VASE latents, moving Fashion (A) -> moving MNIST (B)", "", intro, ""]
     md = "\n".join(header + lines) + "\n"

@@ -154,7 +154,7 @@ def curve_callback() -> Any:
             self.success: deque[bool] = deque(maxlen=100)
 
         def _on_step(self) -> bool:
-            for done, info in zip(self.locals["dones"], self.locals["infos"]):
+            for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
                 if done and "episode" in info:
                     self.returns.append(float(info["episode"]["r"]))
                     self.success.append(not info.get("TimeLimit.truncated", False))

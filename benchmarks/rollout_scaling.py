@@ -110,10 +110,15 @@ def wrap(api: str, venv: Any, learner: ContinualLearner | None, learn: bool) -> 
     return cls(venv, learner, learn=learn)
 
 
-def frames_per_s(venv: Any, api: str, n: int, frames: int, repeats: int, warmup_frames: int) -> tuple[float, float]:
-    """Best frames/s of random actions over ``repeats`` timings of ``frames`` frames (after warm-up), and the
-    main (learner) process's CPU milliseconds per frame in that timing (load-independent: the wall-clock
-    rate on a shared machine depends on what else runs, the CPU cost of the single learner process not)."""
+def frames_per_s(
+    venv: Any, api: str, n: int, frames: int, repeats: int, warmup_frames: int
+) -> tuple[float, float]:
+    """Best frames/s of random actions over ``repeats`` timings of ``frames`` frames (after warm-up).
+
+    Also the main (learner) process's CPU milliseconds per frame in that timing (load-independent: the
+    wall-clock rate on a shared machine depends on what else runs, the CPU cost of the single learner
+    process not).
+    """
     rng = np.random.default_rng(0)
     steps = -(-frames // n)
     if api == "sb3":
@@ -136,7 +141,7 @@ def frames_per_s(venv: Any, api: str, n: int, frames: int, repeats: int, warmup_
 
 
 def measure(args: Args, api: str, parallel: bool, n: int, cost_ms: float, mode: str) -> tuple[float, float]:
-    """(frames/s, main-process CPU ms/frame) of one configuration; ``mode``: ``raw``, ``encode`` or ``learn``."""
+    """(frames/s, main-process CPU ms/frame) of one configuration; ``mode``: raw, encode or learn."""
     config = get_preset(args.preset)
     learner = None if mode == "raw" else ContinualLearner(config, device="cpu")
     venv = wrap(api, make_vec(api, parallel, n, config.model.image_size, cost_ms), learner, mode == "learn")
@@ -174,8 +179,9 @@ def summarise(result: dict[str, Any]) -> str:
     lines = [
         "# Rollout scaling: worker processes feeding one VASE learner", "",
         (f"Produced by `python benchmarks/rollout_scaling.py` on a shared {hw['cpu']} "
-        f"(load average at the end {(hw.get('load_average') or hw['load_avg_end'])[0]:.1f}), torch {hw['torch']} with "
-        f"{hw['learner_threads']} thread in the learner process, gymnasium {hw['gymnasium']}. "
+        f"(load average at the end {(hw.get('load_average') or hw['load_avg_end'])[0]:.1f}), "
+        f"torch {hw['torch']} with {hw['learner_threads']} thread in the learner process, "
+        f"gymnasium {hw['gymnasium']}. "
         f"Env `{ENV_ID}` at the `{a['preset']}` preset's canvas, random actions, one sub-env per worker; "
         f"best of {a['repeats']} timings of {a['frames']} frames. `learn` = `learn=True`, the wrapper's "
         "defaults (a train step on 64 buffered frames every 64 frames), timed after the buffer warm-up."),
@@ -190,7 +196,8 @@ def summarise(result: dict[str, Any]) -> str:
     ]
     for cost in sorted({r["env_cost_ms"] for r in result["rows"]}):
         lines += [f"## Env cost +{cost:g} ms of CPU per step", "",
-                  "| API | mode | " + " | ".join(f"{n} sub-env(s): in-process / workers" for n in a["workers"]) + " |",
+                  "| API | mode | "
+                  + " | ".join(f"{n} sub-env(s): in-process / workers" for n in a["workers"]) + " |",
                   "|---|---|" + "---|" * len(a["workers"])]
         for api in ("sb3", "gym"):
             for mode in ("raw", "encode", "learn"):
@@ -199,8 +206,10 @@ def summarise(result: dict[str, Any]) -> str:
                     got = {r["parallel"]: r for r in result["rows"]
                            if (r["api"], r["mode"], r["sub_envs"], r["env_cost_ms"]) == (api, mode, n, cost)}
                     if got:
-                        cells.append(" / ".join(f"{got[p]['frames_per_s']:,.0f} ({got[p]['main_cpu_ms_per_frame']:.2f})"
-                                                for p in (False, True)))
+                        cells.append(" / ".join(
+                            f"{got[p]['frames_per_s']:,.0f} ({got[p]['main_cpu_ms_per_frame']:.2f})"
+                            for p in (False, True)
+                        ))
                 if cells:
                     lines.append(f"| {api} | {mode} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -409,7 +409,8 @@ def run(args: Args) -> dict[str, Any]:
     }
     hw = common.hardware()
     return {
-        "benchmark": "speed", "date": hw["date"], "hardware": hw, "load_average_before": [round(v, 2) for v in load_before],
+        "benchmark": "speed", "date": hw["date"], "hardware": hw,
+        "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in load_after], "args": dataclasses.asdict(args),
         "targets_met": targets, "rows": rows, "flops": flops, "peaks": {str(t): p for t, p in peaks.items()},
         "outcomes_last_repeat": outcomes, "used_latent_search": used, "peak_rss": rss, "explore": explored,

@@ -136,11 +136,12 @@ def summarise(payload: dict[str, Any]) -> str:
         (f"- {a['steps']} random-action steps x {a['repeats']} repeats per row, resets included; "
          f"obs {a['obs_size']}x{a['obs_size']}; target {a['target_steps_per_s']:.0f} steps/s"),
         "",
-        "Wall-clock steps/s depend on what else runs on the machine (see the load average); steps per CPU-second",
+        ("Wall-clock steps/s depend on what else runs on the machine (see the load average); steps per "
+         "CPU-second"),
         "(process time, llvmpipe threads included) are what one otherwise idle core delivers.",
         "",
-        common.markdown_table(["level", "MSAA samples", "median steps/s", "best steps/s", "median steps/CPU-s",
-                               "mean reset ms", "steps/CPU-s >= target"], rows),
+        common.markdown_table(["level", "MSAA samples", "median steps/s", "best steps/s",
+                               "median steps/CPU-s", "mean reset ms", "steps/CPU-s >= target"], rows),
     ]
     return "\n".join(lines) + "\n"
 

@@ -187,8 +187,9 @@ def summarise(result: dict[str, Any]) -> str:
     threads = sorted({1, a["threads"]})
     intro = (
         f"Produced by `python benchmarks/wrapper_speed.py`. {hw['cpu']}, {hw['cores']} cores, torch "
-        f"{hw['torch']} with {a['threads']} thread(s); best of {a['repeats']} timings. The machine was shared "
-        f"(1-min load average {hw.get('load_avg_1m', hw.get('load_before')):.1f} before, {hw['load_after']:.1f} after, on 2 cores), so each "
+        f"{hw['torch']} with {a['threads']} thread(s); best of {a['repeats']} timings. The machine was "
+        f"shared (1-min load average {hw.get('load_avg_1m', hw.get('load_before')):.1f} before, "
+        f"{hw['load_after']:.1f} after, on 2 cores), so each "
         f"cell gives the wall-clock rate / the rate per CPU-second of this process (= one dedicated core at "
         f"1 thread). Random actions on `{ENV_ID}`, `learn=False`, CPU."
     )
@@ -199,7 +200,8 @@ def summarise(result: dict[str, Any]) -> str:
         "",
         "## Env steps/s (sub-env frames per second): wall / per CPU-second",
         "",
-        "| preset / canvas | sub-envs | raw env | per-env wrapper | VASEVecEnv | gym vector wrapper | vector / per-env |",
+        ("| preset / canvas | sub-envs | raw env | per-env wrapper | VASEVecEnv | gym vector wrapper "
+         "| vector / per-env |"),
         "|---|---|---|---|---|---|---|",
     ]
 
@@ -215,7 +217,8 @@ def summarise(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"## Encoder throughput, paper preset (64x64), batch {a['encode_batch']}: img/s wall / per CPU-second",
+        (f"## Encoder throughput, paper preset (64x64), batch {a['encode_batch']}: "
+         "img/s wall / per CPU-second"),
         "",
         "| path | " + " | ".join(f"{t} thread(s)" for t in threads) + " |",
         "|---|" + "---|" * len(threads),
@@ -223,8 +226,9 @@ def summarise(result: dict[str, Any]) -> str:
     for path in ("learner_encode", "wrapper_encode"):
         lines.append(f"| `{path}` | " + " | ".join(both(e[f"{path}_{t}t"]) for t in threads) + " |")
     head = (
-        "| preset / canvas | frames | mode | train steps | learner's steps inside the rounds (wall) | extra wall "
-        "time of learn=True per step | ratio | extra CPU per step | warm train_step alone (wall / CPU) |"
+        "| preset / canvas | frames | mode | train steps | learner's steps inside the rounds (wall) "
+        "| extra wall time of learn=True per step | ratio | extra CPU per step "
+        "| warm train_step alone (wall / CPU) |"
     )
     lines += [
         "",
@@ -239,8 +243,8 @@ def summarise(result: dict[str, Any]) -> str:
             m = r[mode]
             lines.append(
                 f"| {r['preset']} / {r['canvas']} | {r['frames']} | {mode} | {m['train_steps']} | "
-                f"{m['in_round_step_wall_s'] * 1e3:,.0f} ms | {m['extra_wall_s'] * 1e3:,.0f} ms | {m['ratio']:.2f} | "
-                f"{m['extra_cpu_s'] * 1e3:,.0f} ms | {warm} |"
+                f"{m['in_round_step_wall_s'] * 1e3:,.0f} ms | {m['extra_wall_s'] * 1e3:,.0f} ms | "
+                f"{m['ratio']:.2f} | {m['extra_cpu_s'] * 1e3:,.0f} ms | {warm} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -16,7 +16,8 @@ running (``is_running()`` is False); ``max_episode_steps`` optionally truncates 
 >>> import gymnasium as gym
 >>> register_lab_envs()  # needs no deepmind_lab
 >>> env = gym.make("vase_rl/DMLab-NatLab-v0")  # doctest: +SKIP
->>> env = gym.make("vase_rl/DMLab-v0", level="contributed/dmlab30/explore_goal_locations_small")  # doctest: +SKIP
+>>> level = "contributed/dmlab30/explore_goal_locations_small"
+>>> env = gym.make("vase_rl/DMLab-v0", level=level)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def _action_table(action_set: Sequence[Sequence[int]], spec: list[dict[str, Any]
         if values.shape != (len(spec),):
             raise ValueError(f"action_set[{index}] must have {len(spec)} entries (one per "
                              f"{[s['name'] for s in spec]}), got {tuple(action)}")
-        for value, limits in zip(values, spec):
+        for value, limits in zip(values, spec, strict=True):
             if not limits["min"] <= value <= limits["max"]:
                 raise ValueError(f"action_set[{index}]: {limits['name']}={value} is outside "
                                  f"[{limits['min']}, {limits['max']}]")

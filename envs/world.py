@@ -174,7 +174,7 @@ def check_gl() -> str:
 
 
 @functools.cache
-def _simulator_class() -> type:
+def _simulator_class() -> type:  # noqa: C901 (mccabe sums the nested classes' methods; each is small)
     """Build the MiniWorld subclass lazily, so that importing this module never touches OpenGL."""
     _import_miniworld()
     import pyglet
@@ -266,7 +266,8 @@ def _simulator_class() -> type:
                 upload_texture(name)
             rooms = [
                 self.add_rect_room(*bounds, wall_height=theme.wall_height, floor_tex=theme.floor_tex,
-                                   wall_tex=theme.wall_tex, ceil_tex=theme.ceil_tex, no_ceiling=theme.no_ceiling)
+                                   wall_tex=theme.wall_tex, ceil_tex=theme.ceil_tex,
+                                   no_ceiling=theme.no_ceiling)
                 for bounds in lay.room_bounds()
             ]
             for a, b, centre in lay.doors:
@@ -274,7 +275,8 @@ def _simulator_class() -> type:
                 span = {f"min_{axis}": centre - half, f"max_{axis}": centre + half}
                 self.connect_rooms(rooms[a], rooms[b], max_y=theme.door_height, **span)
             kinds = [theme.obstacles[k % len(theme.obstacles)] for k in lay.obstacle_kind]
-            for style, pos, radius, yaw in zip(kinds, lay.obstacle_pos, lay.obstacle_radius, lay.obstacle_dir):
+            obstacles = zip(kinds, lay.obstacle_pos, lay.obstacle_radius, lay.obstacle_dir, strict=True)
+            for style, pos, radius, yaw in obstacles:
                 self._place(style, pos, radius, yaw)
             self.target = self._place(theme.target, lay.target_pos, lay.target_radius, 0.0)
             self.place_agent(pos=np.array([lay.agent_pos[0], 0.0, lay.agent_pos[1]]), dir=lay.agent_dir)
@@ -290,7 +292,8 @@ def _simulator_class() -> type:
             for param, value in ((gl.GL_POSITION, (*self.light_pos, 1)), (gl.GL_AMBIENT, self.light_ambient),
                                  (gl.GL_DIFFUSE, self.light_color)):
                 gl.glLightfv(gl.GL_LIGHT0, param, (gl.GLfloat * 4)(*value))
-            for cap in (gl.GL_LIGHTING, gl.GL_LIGHT0, gl.GL_COLOR_MATERIAL, gl.GL_NORMALIZE, gl.GL_TEXTURE_2D):
+            caps = (gl.GL_LIGHTING, gl.GL_LIGHT0, gl.GL_COLOR_MATERIAL, gl.GL_NORMALIZE, gl.GL_TEXTURE_2D)
+            for cap in caps:
                 gl.glEnable(cap)
             gl.glShadeModel(gl.GL_SMOOTH)
             gl.glColorMaterial(gl.GL_FRONT_AND_BACK, gl.GL_AMBIENT_AND_DIFFUSE)

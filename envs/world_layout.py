@@ -93,7 +93,9 @@ def generate_layout(rng: np.random.Generator, config: WorldConfig) -> WorldLayou
     """Draw one episode's geometry from ``rng`` (the same RNG state gives the same layout in any theme)."""
     size, k, edge = config.arena_size, config.num_obstacles, config.door_width / 2 + config.agent_radius
     split = tuple(float(v) for v in rng.uniform(*config.split_range, size=2) * size)
-    spans = {(0, 1): (0.0, split[1]), (2, 3): (split[1], size), (0, 2): (0.0, split[0]), (1, 3): (split[0], size)}
+    spans = {
+        (0, 1): (0.0, split[1]), (2, 3): (split[1], size), (0, 2): (0.0, split[0]), (1, 3): (split[0], size),
+    }
     walled = int(rng.integers(len(spans)))
     doors = tuple(
         (a, b, float(rng.uniform(lo + edge, hi - edge)))
@@ -102,7 +104,8 @@ def generate_layout(rng: np.random.Generator, config: WorldConfig) -> WorldLayou
     radii = rng.uniform(*config.obstacle_radius, size=k)
     placed: list[tuple[np.ndarray, float]] = []
     for radius in radii:
-        placed.append((_sample_free(rng, config, split, float(radius), config.clearance, placed), float(radius)))
+        pos = _sample_free(rng, config, split, float(radius), config.clearance, placed)
+        placed.append((pos, float(radius)))
     agent_pos = _sample_free(rng, config, split, config.agent_radius, 0.1, placed)
     # The agent joins as a disc sized so that every accepted target is >= min_target_distance away.
     reach = (agent_pos, config.min_target_distance - config.target_radius - config.clearance)

@@ -74,7 +74,9 @@ class Lab:
         if config is not None and not isinstance(config, dict):
             raise TypeError(f"argument 3 must be dict, not {type(config).__name__}")
         if renderer not in ("hardware", "software"):
-            raise RuntimeError(f'Failed to set renderer must be "hardware" or "software" actual "{renderer}"!')
+            raise RuntimeError(
+                f'Failed to set renderer must be "hardware" or "software" actual "{renderer}"!'
+            )
         settings = {"width": "320", "height": "240", "fps": "60", "episodeLengthSeconds": "2"}
         for key, value in (config or {}).items():
             if not isinstance(key, str) or not isinstance(value, str):
@@ -104,8 +106,9 @@ class Lab:
 
     def _make_observation_spec(self) -> dict[str, dict[str, Any]]:
         h, w = self.height, self.width
-        shapes = {"RGB_INTERLEAVED": (h, w, 3), "RGBD_INTERLEAVED": (h, w, 4), "RGB": (3, h, w), "RGBD": (4, h, w),
-                  "DEBUG.POS.TRANS": (3,), "DEBUG.POS.ROT": (3,), "VEL.TRANS": (3,), "VEL.ROT": (3,)}
+        shapes = {"RGB_INTERLEAVED": (h, w, 3), "RGBD_INTERLEAVED": (h, w, 4), "RGB": (3, h, w),
+                  "RGBD": (4, h, w), "DEBUG.POS.TRANS": (3,), "DEBUG.POS.ROT": (3,), "VEL.TRANS": (3,),
+                  "VEL.ROT": (3,)}
         spec = {name: {"name": name, "shape": shape, "dtype": np.uint8 if "RGB" in name else np.float64}
                 for name, shape in shapes.items()}
         spec["INSTR"] = {"name": "INSTR", "shape": (), "dtype": str}
@@ -177,7 +180,7 @@ class Lab:
         if not self.is_running():
             raise RuntimeError("Environment in wrong status for call to observations()")
         frame = self.render_frame()
-        depth = np.full(frame.shape[:2] + (1,), 128, dtype=np.uint8)
+        depth = np.full((*frame.shape[:2], 1), 128, dtype=np.uint8)
         values = {
             "RGB_INTERLEAVED": frame,
             "RGBD_INTERLEAVED": np.concatenate([frame, depth], axis=2),

@@ -9,7 +9,9 @@ import pytest
 
 from vase_rl.config import VASEConfig, get_preset
 
-DATA_DIR = os.environ.get("VASE_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+DATA_DIR = os.environ.get(
+    "VASE_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+)
 HAVE_DATA = os.path.isfile(os.path.join(DATA_DIR, "mnist", "train-labels-idx1-ubyte.gz"))
 needs_data = pytest.mark.skipif(not HAVE_DATA, reason=f"real data not found in {DATA_DIR}: set VASE_DATA_DIR")
 

@@ -139,7 +139,7 @@ def _states_equal(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_states_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_states_equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_states_equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, torch.Tensor):
         return torch.equal(a, b)
     return bool(a == b)
@@ -168,7 +168,9 @@ def test_a_checkpoint_from_another_config_is_refused_and_nothing_is_loaded(
     assert _states_equal(before, _full_state(other))
 
 
-def test_steps_per_env_and_preset_name_may_differ(saved: tuple[ContinualLearner, bytes], tmp_path: Path) -> None:
+def test_steps_per_env_and_preset_name_may_differ(
+    saved: tuple[ContinualLearner, bytes], tmp_path: Path
+) -> None:
     path = tmp_path / "ok.pt"
     path.write_bytes(saved[1])
     other = ContinualLearner(tiny_config(steps_per_env=7, preset="renamed"), device="cpu")
@@ -176,7 +178,9 @@ def test_steps_per_env_and_preset_name_may_differ(saved: tuple[ContinualLearner,
     assert other.step == 1
 
 
-def test_wrapper_load_rejects_a_corrupt_checkpoint(saved: tuple[ContinualLearner, bytes], tmp_path: Path) -> None:
+def test_wrapper_load_rejects_a_corrupt_checkpoint(
+    saved: tuple[ContinualLearner, bytes], tmp_path: Path
+) -> None:
     import gymnasium as gym
 
     import vase_rl.envs  # noqa: F401
@@ -184,7 +188,7 @@ def test_wrapper_load_rejects_a_corrupt_checkpoint(saved: tuple[ContinualLearner
 
     path = tmp_path / "half.pt"
     path.write_bytes(saved[1][: len(saved[1]) // 3])
-    with pytest.raises(CheckpointError, match="half.pt"):
+    with pytest.raises(CheckpointError, match=r"half\.pt"):
         VASEObservation.load(str(path), gym.make("vase_rl/MovingShapes-v0", canvas_size=16))
 
 
@@ -194,7 +198,7 @@ def test_a_tampered_state_with_a_matching_config_is_refused_and_nothing_is_loade
     path = tmp_path / "tampered.pt"
     save_checkpoint(str(path), learner.config, foreign.state_dict(), {})
     before = _full_state(learner)
-    with pytest.raises(CheckpointError, match="tampered.pt"):
+    with pytest.raises(CheckpointError, match=r"tampered\.pt"):
         learner.load_into(str(path))
     assert _states_equal(before, _full_state(learner))
 

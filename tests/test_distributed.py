@@ -61,7 +61,9 @@ def _rank_main(rank: int, rendezvous: str, out_dir: str) -> None:
     learner = DistributedLearner(scenario_config(), device="cpu")
     good = scenario_batches()[0][rank * 8:(rank + 1) * 8]
     record: dict[str, Any] = {
-        "bad_input": _expect_error(lambda: learner.train_step(good.astype(np.float32) if rank == 1 else good)),
+        "bad_input": _expect_error(
+            lambda: learner.train_step(good.astype(np.float32) if rank == 1 else good)
+        ),
         "unequal": _expect_error(lambda: learner.train_step(good[: 8 - 2 * rank])),
         "rank0_error": _expect_error(lambda: learner.on_rank0(_overflow)),
     }
@@ -110,7 +112,9 @@ def test_two_gloo_ranks_equal_one_process_on_the_combined_batch(ranks, reference
         got = [o.get(key, 0.0) for o in outs]
         want = [o.get(key, 0.0) for o in ref_outs]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4, err_msg=key)
-    np.testing.assert_allclose([o["atypicality"] for o in outs], [o["atypicality"] for o in ref_outs], atol=1e-4)
+    np.testing.assert_allclose(
+        [o["atypicality"] for o in outs], [o["atypicality"] for o in ref_outs], atol=1e-4
+    )
     state = records[0]["state"]
     for name, tensor in ref.model.state_dict().items():
         torch.testing.assert_close(state["model"][name], tensor, atol=1e-5, rtol=1e-4, msg=name)
@@ -138,9 +142,11 @@ def test_every_rank_holds_the_same_parameters_memory_and_generator(ranks) -> Non
 def test_bad_or_unequal_local_batches_raise_on_every_rank(ranks) -> None:
     records, _ = ranks
     for rank, rec in enumerate(records):
-        assert rec["bad_input"].startswith("ValueError") and "local batch sizes by rank: [8, 0]" in rec["bad_input"]
+        assert rec["bad_input"].startswith("ValueError")
+        assert "local batch sizes by rank: [8, 0]" in rec["bad_input"]
         assert rec["unequal"].startswith("ValueError") and "[8, 6]" in rec["unequal"], rank
-    assert "float images must lie in [0, 1]" in records[1]["bad_input"]  # the rank with the bad batch says why
+    # the rank with the bad batch says why
+    assert "float images must lie in [0, 1]" in records[1]["bad_input"]
 
 
 def test_an_error_on_rank0_is_raised_on_every_rank(ranks) -> None:
@@ -162,8 +168,8 @@ def test_distributed_learner_needs_a_process_group() -> None:
 
 
 def _entry_point(launcher: list[str], out: Path) -> ContinualLearner:
-    cmd = launcher + ["-m", "vase_rl.distributed", "--sequence", "moving-shapes,shapes", "--preset", "cpu",
-                      "--steps-per-env", "6", "--batch-size", "8", "--threads", "1", "--quiet", "--out", str(out)]
+    cmd = [*launcher, "-m", "vase_rl.distributed", "--sequence", "moving-shapes,shapes", "--preset", "cpu",
+           "--steps-per-env", "6", "--batch-size", "8", "--threads", "1", "--quiet", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
     assert (out / "done").exists()
@@ -178,5 +184,5 @@ def test_torchrun_entry_point_with_two_ranks_equals_one_process(tmp_path: Path) 
     assert two.step == one.step == 12
     assert torch.equal(two.generator.get_state(), one.generator.get_state())
     assert torch.equal(two.memory.masks, one.memory.masks) and two.memory.n_seen == one.memory.n_seen
-    for a, b in zip(two.model.parameters(), one.model.parameters()):
+    for a, b in zip(two.model.parameters(), one.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -29,7 +29,10 @@ from vase_rl.vector_wrapper import VASEVectorObservation
 from vase_rl.wrapper import VASEObservation, WrapperConfig
 
 FAST_EXAMPLES, SLOW_EXAMPLES = 15, 300
-CLEAR = ("shape", "dtype", "channel", "NaN", "[0, 1]", "empty", "too small", "numpy array", "batch", "Box", "image")
+CLEAR = (
+    "shape", "dtype", "channel", "NaN", "[0, 1]", "empty", "too small", "numpy array", "batch", "Box",
+    "image",
+)
 """An error is clear when its message names one of these (what was received / expected)."""
 DTYPES = (np.uint8, np.float32, np.float64, np.float16, np.int64, np.int8, np.uint16, np.bool_, np.complex64)
 SIDES = (1, 2, 3, 5, 16, 17, 40)
@@ -66,8 +69,9 @@ def images(draw: st.DrawFn, canonical: bool = False, side: int | None = None) ->
         specials: tuple[float, ...] = (0.0, 1.0, 1e-40, 0.5)
     else:
         layout = draw(st.sampled_from(LAYOUTS))
-        sides = {"B": draw(st.integers(0, 4)), "H": draw(st.sampled_from(SIDES)), "W": draw(st.sampled_from(SIDES)),
-                 "C": draw(st.sampled_from((0, 1, 2, 3, 4))), "X": draw(st.integers(1, 2))}
+        sides = {"B": draw(st.integers(0, 4)), "H": draw(st.sampled_from(SIDES)),
+                 "W": draw(st.sampled_from(SIDES)), "C": draw(st.sampled_from((0, 1, 2, 3, 4))),
+                 "X": draw(st.integers(1, 2))}
         dtype = draw(st.sampled_from(DTYPES))
         specials = SPECIAL_FLOATS
     shape = tuple(sides[k] for k in layout)
@@ -75,7 +79,8 @@ def images(draw: st.DrawFn, canonical: bool = False, side: int | None = None) ->
     elements: st.SearchStrategy[Any]
     if kind == "f":  # values in [0, 1], or specials rounded to the dtype (hypothesis needs exact values)
         exact = np.array(specials, dtype=dtype).tolist()
-        elements = st.one_of(st.floats(0.0, 1.0, width=16 if dtype == np.float16 else 32, allow_subnormal=False), st.sampled_from(exact))
+        width = 16 if dtype == np.float16 else 32
+        elements = st.one_of(st.floats(0.0, 1.0, width=width, allow_subnormal=False), st.sampled_from(exact))
     elif kind == "c":
         elements = st.complex_numbers(max_magnitude=2.0, width=64, allow_subnormal=False)
     elif kind == "b":
@@ -123,7 +128,8 @@ def _encode_any_input(x: Any) -> None:
         assert_finite_latents(mu)
 
 
-test_encode_any_input_works_or_raises_clearly, test_encode_any_input_works_or_raises_clearly_many = _encode_any_input
+(test_encode_any_input_works_or_raises_clearly,
+ test_encode_any_input_works_or_raises_clearly_many) = _encode_any_input
 
 
 @both(x=images(canonical=True))

@@ -257,7 +257,7 @@ def test_pending_batches_are_not_trained_on(train_on_pending: bool):
     out = learner.train_step(_white())
     assert out.reason is Reason.PENDING and out.failure is Failure.RECONSTRUCTION and out.env == 0
     assert out.updated is train_on_pending and learner.step == 61
-    same = all(torch.equal(a, b) for a, b in zip(before, _params(learner)))
+    same = all(torch.equal(a, b) for a, b in zip(before, _params(learner), strict=True))
     assert same is not train_on_pending
     assert torch.equal(learner.memory.steps, steps) is not train_on_pending
     log = out.to_log()

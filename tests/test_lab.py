@@ -63,7 +63,7 @@ def test_fake_raises_like_the_real_module(fake_lab: ModuleType) -> None:
     with pytest.raises(ValueError, match="'seed' must be int or None"):
         lab.reset(seed="invalid")
     lab.reset(seed=1)
-    with pytest.raises(ValueError, match="dtype np.intc"):
+    with pytest.raises(ValueError, match=r"dtype np\.intc"):
         lab.step(np.zeros(7, dtype=np.int64))
     with pytest.raises(ValueError, match=r"shape \(7\)"):
         lab.step(np.zeros(6, dtype=np.intc))
@@ -133,7 +133,8 @@ def test_actions_map_to_impala_set_with_repeat(fake_lab: ModuleType) -> None:
         sent = lab.actions[-1]
         assert sent.dtype == np.intc and tuple(sent) == expected
         assert info["frames"] == 4 * (index + 1)
-        assert reward == (4.0 if env.action_names[index] == "fire" else 0.0)  # the fake scores 1 per FIRE frame
+        # the fake scores 1 per FIRE frame
+        assert reward == (4.0 if env.action_names[index] == "fire" else 0.0)
         assert not terminated and not truncated
     with pytest.raises(ValueError, match=r"action must be an int in \[0, 9\)"):
         env.step(9)
@@ -149,7 +150,7 @@ def test_same_seed_same_episode(fake_lab: ModuleType) -> None:
         runs.append([obs, info["lab_seed"]] + [env.step(a)[0] for a in actions])
         env.close()
     assert runs[0][1] == runs[1][1]
-    for a, b in zip(runs[0], runs[1]):
+    for a, b in zip(runs[0], runs[1], strict=True):
         np.testing.assert_array_equal(a, b)
     env = LabEnv(NATLAB_LEVEL)
     assert not np.array_equal(env.reset(seed=43)[0], runs[0][0])

@@ -23,7 +23,7 @@ def _params(learner: ContinualLearner) -> list[torch.Tensor]:
 
 
 def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a, b))
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_kl_tracks_capacity_target_and_c_changes_the_loss():
@@ -137,17 +137,17 @@ def test_corrupt_truncated_and_mismatched_checkpoints_are_refused(tmp_path):
     data = Path(path).read_bytes()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated.pt.*corrupt or truncated"):
+    with pytest.raises(CheckpointError, match=r"truncated\.pt.*corrupt or truncated"):
         ContinualLearner.load(str(truncated), device="cpu")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="garbage.pt"):
+    with pytest.raises(CheckpointError, match=r"garbage\.pt"):
         ContinualLearner.load(str(garbage), device="cpu")
     with pytest.raises(CheckpointError, match="does not exist"):
         ContinualLearner.load(str(tmp_path / "missing.pt"), device="cpu")
     other = ContinualLearner(tiny_config(model={"latent_dim": 8}), device="cpu")
     before = _params(other)
-    with pytest.raises(CheckpointError, match="model.latent_dim: checkpoint=6 expected=8"):
+    with pytest.raises(CheckpointError, match=r"model\.latent_dim: checkpoint=6 expected=8"):
         other.load_into(path)
     assert _same(before, _params(other))  # refused, not half-loaded
 

@@ -60,9 +60,8 @@ def test_wasserstein_matches_hand_computed_value():
 
 def test_bernoulli_kl_decoder_proximity_matches_hand_computed_value():
     p_new, p_old = 0.3, 0.8
-    logit = lambda p: math.log(p / (1 - p))
-    out = torch.full((1, 1, 1, 2), logit(p_new))
-    out_old = torch.full((1, 1, 1, 2), logit(p_old))
+    out = torch.full((1, 1, 1, 2), math.log(p_new / (1 - p_new)))  # logits
+    out_old = torch.full((1, 1, 1, 2), math.log(p_old / (1 - p_old)))
     kl_one = p_old * math.log(p_old / p_new) + (1 - p_old) * math.log((1 - p_old) / (1 - p_new))
     assert float(decoder_proximity(out, out_old, "bernoulli")) == pytest.approx(2 * kl_one, rel=1e-5)
     assert float(decoder_proximity(out_old, out_old, "bernoulli")) == pytest.approx(0.0, abs=1e-6)

@@ -176,7 +176,7 @@ def test_report_has_every_section_and_every_figure_on_disk(run_dir: str, report:
     assert positions == sorted(positions)  # all present, in order
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == len(FIGURES)
-    for fig, link in zip(FIGURES, links):
+    for fig, link in zip(FIGURES, links, strict=True):
         assert f"### {fig.title}\n\n{fig.how_to_read}" in text
         assert not os.path.isabs(link) and link == f"figures/{fig.filename}"
         assert os.path.getsize(os.path.join(run_dir, link)) > 1000

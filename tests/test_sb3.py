@@ -159,9 +159,9 @@ def test_features_extractor_matches_wrapper_latents_and_stays_frozen(tmp_path: A
     extractor = model.policy.features_extractor
     assert isinstance(extractor, VASEFeaturesExtractor) and extractor.features_dim == 6
     source = list(learner.model.encoder.parameters())  # survived SB3's orthogonal init and training:
-    assert all(torch.equal(a, b) for a, b in zip(source, extractor.encoder.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(source, extractor.encoder.parameters(), strict=True))
     model.learn(128)
-    assert all(torch.equal(a, b) for a, b in zip(source, extractor.encoder.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(source, extractor.encoder.parameters(), strict=True))
     frames = np.stack([env.reset(seed=s)[0] for s in range(4)])
     obs_tensor, _ = model.policy.obs_to_tensor(frames)
     features = extractor(obs_tensor.float() / 255.0).numpy()

@@ -26,11 +26,15 @@ def small_cpu_config(**overrides) -> VASEConfig:
     return cfg.with_overrides(**overrides) if overrides else cfg
 
 
-def run_sequence(learner: ContinualLearner, sequence: list[tuple[str, int]], seed: int = 0) -> list[list[int]]:
+def run_sequence(
+    learner: ContinualLearner, sequence: list[tuple[str, int]], seed: int = 0
+) -> list[list[int]]:
     """Train on (dataset, steps) stages; return the inferred environment of every step, per stage."""
     from vase_rl.envs.sampler import SpriteSampler
 
-    samplers = {name: SpriteSampler(name, canvas_size=32, seed=seed + i) for i, (name, _) in enumerate(sequence)}
+    samplers = {
+        name: SpriteSampler(name, canvas_size=32, seed=seed + i) for i, (name, _) in enumerate(sequence)
+    }
     envs = []
     for name, steps in sequence:
         envs.append([learner.train_step(samplers[name].sample(64)[0]).env for _ in range(steps)])

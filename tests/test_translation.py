@@ -173,7 +173,7 @@ def test_policy_step_does_not_change_the_vase_encoder(learner: ContinualLearner)
     for _ in range(3):
         ex.policy_step(torch.rand(8, 1, 32, 32))
     assert all(torch.equal(v, learner.model.state_dict()[k]) for k, v in enc_before.items())
-    assert any(not torch.equal(a, b) for a, b in zip(pol_before, ex.policy.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(pol_before, ex.policy.parameters(), strict=True))
 
 
 def test_policy_learns_to_move_a_sprite_to_the_position_z_star_encodes() -> None:

@@ -52,7 +52,8 @@ def test_layout_is_seeded_and_keeps_clearances() -> None:
     for seed in range(20):
         lay = generate_layout(np.random.default_rng(seed), config)
         assert len(lay.doors) == 3 and lay.obstacle_pos.shape == (config.num_obstacles, 2)
-        discs = [*zip(lay.obstacle_pos, lay.obstacle_radius), (lay.target_pos, lay.target_radius)]
+        obstacles = zip(lay.obstacle_pos, lay.obstacle_radius, strict=True)
+        discs = [*obstacles, (lay.target_pos, lay.target_radius)]
         for i, (p, r) in enumerate(discs):
             assert r + config.clearance <= p.min() and p.max() <= config.arena_size - r - config.clearance
             assert np.abs(p - np.array(lay.split)).min() >= r + config.clearance
@@ -107,14 +108,14 @@ def test_levels_share_geometry_and_motion_but_not_pixels(gl: str) -> None:
     frames_o, infos_o = rollout(outdoor, 3, actions)
     frames_i, infos_i = rollout(indoor, 3, actions)
     assert len(infos_o) == len(infos_i) > 1
-    for io, ii in zip(infos_o, infos_i):
+    for io, ii in zip(infos_o, infos_i, strict=True):
         np.testing.assert_array_equal(io["agent_pos"], ii["agent_pos"])
         assert io["agent_dir"] == ii["agent_dir"]
         np.testing.assert_array_equal(io["object_pos"], ii["object_pos"])
         np.testing.assert_array_equal(io["target_pos"], ii["target_pos"])
     moved = np.hypot(*(infos_o[-1]["agent_pos"] - infos_o[0]["agent_pos"]))
     assert moved > 0.5, "the random walk should move the agent"
-    gaps = [np.abs(fo.astype(int) - fi.astype(int)).mean() for fo, fi in zip(frames_o, frames_i)]
+    gaps = [np.abs(fo.astype(int) - fi.astype(int)).mean() for fo, fi in zip(frames_o, frames_i, strict=True)]
     assert min(gaps) > 20.0, gaps
     outdoor.close()
     indoor.close()
@@ -137,7 +138,8 @@ def test_info_reports_motion_in_world_units(gl: str) -> None:
     env = WorldEnv("outdoor")
     _, info = env.reset(seed=0)
     assert set(info) == {"agent_pos", "agent_dir", "object_pos", "target_pos", "level"}
-    assert info["object_pos"].shape == (6, 2) and info["target_pos"].shape == (2,) and info["level"] == "outdoor"
+    assert info["object_pos"].shape == (6, 2) and info["target_pos"].shape == (2,)
+    assert info["level"] == "outdoor"
     _, _, _, _, turned = env.step(0)  # turn left by turn_step_deg
     turn = math.remainder(turned["agent_dir"] - info["agent_dir"], 2 * math.pi)
     assert turn == pytest.approx(math.radians(15.0))
@@ -208,12 +210,12 @@ def _indoor() -> gym.Env:
 def test_fork_started_vector_env_matches_serial_envs(gl: str) -> None:
     actions = np.random.default_rng(2).integers(0, 4, size=(8, 2))
     serial = [_outdoor(), _indoor()]
-    expected = np.stack([env.reset(seed=seed)[0] for env, seed in zip(serial, (5, 6))])
+    expected = np.stack([env.reset(seed=seed)[0] for env, seed in zip(serial, (5, 6), strict=True)])
     venv = gym.vector.AsyncVectorEnv([_outdoor, _indoor], context="fork")  # GL is already live here
     venv.reset_async(seed=[5, 6])
     np.testing.assert_array_equal(venv.reset_wait(timeout=30)[0], expected)
     for action in actions:
-        expected = np.stack([env.step(int(a))[0] for env, a in zip(serial, action)])
+        expected = np.stack([env.step(int(a))[0] for env, a in zip(serial, action, strict=True)])
         venv.step_async(action)
         np.testing.assert_array_equal(venv.step_wait(timeout=30)[0], expected)
     venv.close()

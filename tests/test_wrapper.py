@@ -211,7 +211,7 @@ def test_learning_changes_the_encoder_only_when_learn_is_true() -> None:
     for t in range(100):
         env.step(t % 5)
     assert learner.step == 0 and env.vase_stats()["train_steps"] == 0
-    assert all(torch.equal(a, b) for a, b in zip(params, encoder_params(learner)))
+    assert all(torch.equal(a, b) for a, b in zip(params, encoder_params(learner), strict=True))
     env.learn = True
     for t in range(100):
         env.step(t % 5)
@@ -310,11 +310,11 @@ def test_non_image_spaces_are_rejected_at_construction(space: spaces.Space[Any],
 
 def test_bad_frames_and_options_raise_clear_errors() -> None:
     learner = tiny_learner()
-    with pytest.raises(ValueError, match="3 channel\\(s\\).*expects 1"):
+    with pytest.raises(ValueError, match=r"3 channel\(s\).*expects 1"):
         VASEObservation(ImageEnv(spaces.Box(0, 255, (32, 32, 3), np.uint8)), learner)
     env = VASEObservation(shapes_env(), learner, learn=False)
     with pytest.raises(
-        ValueError, match="expected frames of shape \\(32, 32, 1\\).*got a batch of shape \\(16, 16, 1\\)"
+        ValueError, match=r"expected frames of shape \(32, 32, 1\).*got a batch of shape \(16, 16, 1\)"
     ):
         env.observation(np.zeros((16, 16, 1), np.uint8))
     nan_env = VASEObservation(ImageEnv(spaces.Box(0.0, 1.0, (32, 32), np.float32), nan_at=2), learner)
@@ -354,7 +354,7 @@ def test_save_load_round_trip_gives_identical_latents(tmp_path: Any) -> None:
     vector = VASEVectorObservation.load(path, venv, device="cpu")
     np.testing.assert_allclose(vector.vase.encode(frames)["latent"], expected["latent"], atol=1e-5)
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="broken.pt"):
+    with pytest.raises(CheckpointError, match=r"broken\.pt"):
         VASEObservation.load(str(tmp_path / "broken.pt"), shapes_env())
 
 
@@ -394,5 +394,5 @@ def test_importing_vase_rl_is_lazy_and_exports_the_public_api() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:2] == ["[]", "vase_rl.wrapper vase_rl.vector_wrapper vase_rl.online False"]
-    with pytest.raises(ImportError, match="from vase_rl.agents.sb3_vec import VASEVecEnv"):
+    with pytest.raises(ImportError, match=r"from vase_rl\.agents\.sb3_vec import VASEVecEnv"):
         from vase_rl.vector_wrapper import VASEVecEnv as _  # noqa: F401

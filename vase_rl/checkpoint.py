@@ -21,7 +21,7 @@ class CheckpointError(ValueError):
 
 
 def _temp_prefix(path: str, pid: int | None = None) -> str:
-    """Name prefix of the temp files that :func:`atomic_torch_save` writes for ``path`` (by process ``pid``)."""
+    """Name prefix of the temp files :func:`atomic_torch_save` writes for ``path`` (by process ``pid``)."""
     return f".tmp-{os.path.basename(path)}-" + ("" if pid is None else f"{pid}-")
 
 

@@ -44,9 +44,9 @@ from .transforms import (  # re-exported: callers use vase_rl.data.invert etc.
 )
 
 __all__ = [
-    "FACE_CROP", "FACE_PATCH_SIZE", "INVERT_CONTRAST", "LUMA", "DataError", "download", "face_files", "face_patch",
-    "get_data_dir", "invert", "load_faces", "load_fashion_mnist", "load_mnist", "place_on_canvas", "read_idx",
-    "resize_area", "sha256_file", "verify_files",
+    "FACE_CROP", "FACE_PATCH_SIZE", "INVERT_CONTRAST", "LUMA", "DataError", "download", "face_files",
+    "face_patch", "get_data_dir", "invert", "load_faces", "load_fashion_mnist", "load_mnist",
+    "place_on_canvas", "read_idx", "resize_area", "sha256_file", "verify_files",
 ]
 
 Split = Literal["train", "test"]
@@ -350,7 +350,7 @@ def download(dataset: str, data_dir: PathLike | None = None, force: bool = False
 
 def _fetch(url: str, target: Path, sha: str) -> None:
     """Stream ``url`` to a temp file next to ``target``, check its SHA-256, then ``os.replace``."""
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:

@@ -8,7 +8,8 @@ checks it with 2 gloo processes):
 The learner's step is written once; :class:`DDPCollectives`, the learner's collectives strategy
 (:mod:`vase_rl.collectives`), supplies what changes:
 
-* **Gradients** are averaged over ranks with one flattened ``all_reduce`` just before ``optimizer.step()``. This is data parallelism without ``DistributedDataParallel``'s overlap
+* **Gradients** are averaged over ranks with one flattened ``all_reduce`` just before
+  ``optimizer.step()``. This is data parallelism without ``DistributedDataParallel``'s overlap
   of communication and backward: a VASE step runs several forward passes through the encoder and
   decoder *submodules* (data, dreams, candidates), which DDP's module wrapper does not see.
 * **Per-batch statistics** are computed over the combined batch: the atypicality alpha (eq. 4) from the
@@ -29,11 +30,13 @@ The learner's step is written once; :class:`DDPCollectives`, the learner's colle
 
 Requirements: equal local batch sizes >= 2 (checked on every step). A non-finite loss is detected by
 the rank that computed it; if only some ranks see it the others stop at the collective timeout
-(``--timeout-s``). The entry point runs the loop of ``vase-rl train`` (:class:`~vase_rl.training.SequenceTrainer`)
-with this learner and :class:`ProcessGroupRanks` and takes its options (:mod:`vase_rl.cli`; probes and
-imagination run in one process only). Command line (``docs/scaling.md``)::
+(``--timeout-s``). The entry point runs the loop of ``vase-rl train``
+(:class:`~vase_rl.training.SequenceTrainer`) with this learner and :class:`ProcessGroupRanks` and takes
+its options (:mod:`vase_rl.cli`; probes and imagination run in one process only). Command line
+(``docs/scaling.md``)::
 
-    torchrun --nproc_per_node=2 -m vase_rl.distributed --sequence moving-fashion,mnist --preset cpu --out runs/ddp
+    torchrun --nproc_per_node=2 -m vase_rl.distributed --sequence moving-fashion,mnist --preset cpu \
+        --out runs/ddp
 """
 
 from __future__ import annotations
@@ -73,7 +76,9 @@ def mean_over_ranks(values: list[float]) -> list[float]:
 
 
 def _collective_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 class _GatherBatch(torch.autograd.Function):
@@ -119,7 +124,7 @@ class DDPCollectives:
         return gather_batch(local)
 
     def gather_with_grad(self, local: torch.Tensor) -> torch.Tensor:
-        return _GatherBatch.apply(local)  # type: ignore[no-any-return]
+        return _GatherBatch.apply(local)
 
     def mean(self, values: list[float]) -> list[float]:
         return mean_over_ranks(values)
@@ -144,7 +149,7 @@ class DDPCollectives:
             raise value
         if self.rank != 0:
             shared.load_state_dict(state)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def average_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
         """Replace every gradient by its mean over ranks (one flat all_reduce).
@@ -187,7 +192,8 @@ class DistributedLearner(ContinualLearner):
 
     def on_rank0(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on rank 0 only (on all-gathered tensors), broadcast its result and the shared state
-        (inference state and generator). ``fn`` must not call collectives; its exception is raised on every rank."""
+        (inference state and generator). ``fn`` must not call collectives; its exception is raised on every
+        rank."""
         return self.collectives.on_leader(fn, self.shared)
 
     def train_step(self, x: Any) -> StepResult:
@@ -225,7 +231,7 @@ class DistributedLearner(ContinualLearner):
 
 # ---------------------------------------------------------------------- entry point (torchrun)
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    """The options of ``vase-rl train``'s config and run loop (:mod:`vase_rl.cli`) plus the process group's."""
+    """Options of ``vase-rl train``'s config and run loop (:mod:`vase_rl.cli`), and the process group's."""
     from .cli import add_config_arguments, add_run_arguments
 
     p = argparse.ArgumentParser(

@@ -94,7 +94,7 @@ class EnvironmentMemory:
         if alpha is not None:
             self.alpha_avg[env] = ema * self.alpha_avg[env] + (1 - ema) * alpha.cpu()
         old = float(self.recon_avg[env])
-        self.recon_avg[env] = recon if not torch.isfinite(torch.tensor(old)) else ema * old + (1 - ema) * recon
+        self.recon_avg[env] = ema * old + (1 - ema) * recon if math.isfinite(old) else recon
         self.steps[env] += 1
 
     def state_dict(self) -> dict[str, Any]:

@@ -180,7 +180,7 @@ class InferenceCopy:
         if stamp == self._stamp:
             return
         with torch.no_grad():
-            for dst, src in zip(self._targets, self._sources):
+            for dst, src in zip(self._targets, self._sources, strict=True):
                 dst.copy_(src)
         self._stamp = stamp
 

@@ -105,7 +105,7 @@ def _show_usage(ax: Axes, state: np.ndarray, extent: tuple[float, float, float, 
 
 
 def _usage_legend(fig: Figure) -> None:
-    handles = [Patch(facecolor=c, label=s) for c, s in zip(USAGE_COLOURS, USAGE_STATES)]
+    handles = [Patch(facecolor=c, label=s) for c, s in zip(USAGE_COLOURS, USAGE_STATES, strict=True)]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
 
 
@@ -172,7 +172,7 @@ def plot_latent_traversals(
     names = list(seeds)
     fig = _figure(figsize or _grid_figsize(n_lat + 1, len(vals), len(names), True, label_in=1.1, cell=0.42))
     axes = fig.subplots(1, len(names), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         env = envs[name]
         x = learner.preprocess(seeds[name], batched=False)
         z0 = eval_codes(learner, learner.encode(x), env)[0]
@@ -214,7 +214,7 @@ def plot_cross_reconstructions(
     k = len(next(iter(batches.values())))
     fig = _figure(figsize or _grid_figsize(n_env + 1, k, len(names), False, label_in=2.2, cell=0.62))
     axes = fig.subplots(len(names), 1, squeeze=False)
-    for ax, name in zip(axes[:, 0], names):
+    for ax, name in zip(axes[:, 0], names, strict=True):
         x = learner.preprocess(batches[name])
         mu = learner.encode(x)
         recs = [learner.decode(eval_codes(learner, mu, s), s) for s in range(n_env)]
@@ -292,7 +292,7 @@ def plot_probe_curves(
         "accuracy": ("object-identity probe accuracy (%)", "accuracy (%)"),
         "position_mse": ("position probe MSE (lower is better)", "MSE (x, y in [0, 1])"),
     }
-    for i, (ax, metric) in enumerate(zip(axes[:, 0], metrics)):
+    for i, (ax, metric) in enumerate(zip(axes[:, 0], metrics, strict=True)):
         for j, name in enumerate(dict.fromkeys(stages.names)):  # one colour per dataset in every panel
             steps, values = history.curve(name, metric)
             if steps.size:
@@ -315,7 +315,7 @@ def plot_latent_usage(
 
     masks, used: (n_envs, N) bool for the allocated environments (rows of EnvironmentMemory).
     """
-    state = np.stack([_usage_state(m, u) for m, u in zip(masks, used)], 1)  # (N, n_envs)
+    state = np.stack([_usage_state(m, u) for m, u in zip(masks, used, strict=True)], 1)  # (N, n_envs)
     n_lat, n_env = state.shape
     fig = _figure(figsize or (2.2 + 1.6 * n_env, 0.28 * n_lat + 1.8))
     ax = fig.subplots()
@@ -342,7 +342,10 @@ def plot_usage_over_training(
     """Latent use progression (Fig. 2's colours): each latent's state in the current environment vs step."""
     steps, mask = _log_series(log, "mask")
     _, used = _log_series(log, "used")
-    state = np.stack([_usage_state(m, u) for m, u in zip(mask, used)], 1) if steps.size else np.zeros((1, 1))
+    if steps.size:
+        state = np.stack([_usage_state(m, u) for m, u in zip(mask, used, strict=True)], 1)
+    else:
+        state = np.zeros((1, 1))
     fig = _figure(figsize)
     ax = fig.subplots()
     half = (steps[1] - steps[0]) / 2 if steps.size > 1 else 0.5

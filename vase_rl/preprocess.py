@@ -27,18 +27,38 @@ def to_model_input(
     a channel count different from ``channels``, NaN/inf, or floats outside [0, 1]; each message names
     what was received and what was expected.
     """
+    t = _as_tensor(x)
+    t = _channels_first(t, tuple(x.shape), batched)
+    if t.shape[1] != channels:
+        raise ValueError(
+            f"images have {t.shape[1]} channel(s) (shape {tuple(x.shape)}) but the model expects {channels}"
+        )
+    if min(t.shape[-2:]) < 2:
+        raise ValueError(f"images of shape {tuple(x.shape)} are too small to be resized to {image_size}")
+    t = _unit_float(t.to(device), tuple(x.shape))
+    if tuple(t.shape[-2:]) != (image_size, image_size):
+        if t.shape[-1] < image_size or t.shape[-2] < image_size:
+            t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        else:
+            t = resize_area_tensor(t, image_size)
+    return t.contiguous()
+
+
+def _as_tensor(x: Any) -> torch.Tensor:
+    """x as a torch tensor (numpy arrays shared, not copied); TypeError unless uint8 or float."""
     if isinstance(x, np.ndarray):
         if x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating):
-            t = torch.from_numpy(np.ascontiguousarray(x))
-        else:
-            raise TypeError(f"images must be uint8 or float, got numpy dtype {x.dtype}")
-    elif isinstance(x, torch.Tensor):
-        t = x
-        if not (t.dtype == torch.uint8 or t.is_floating_point()):
-            raise TypeError(f"images must be uint8 or float, got torch dtype {t.dtype}")
-    else:
-        raise TypeError(f"images must be a numpy array or torch tensor, got {type(x).__name__}")
+            return torch.from_numpy(np.ascontiguousarray(x))
+        raise TypeError(f"images must be uint8 or float, got numpy dtype {x.dtype}")
+    if isinstance(x, torch.Tensor):
+        if not (x.dtype == torch.uint8 or x.is_floating_point()):
+            raise TypeError(f"images must be uint8 or float, got torch dtype {x.dtype}")
+        return x
+    raise TypeError(f"images must be a numpy array or torch tensor, got {type(x).__name__}")
 
+
+def _channels_first(t: torch.Tensor, shape: tuple[int, ...], batched: bool) -> torch.Tensor:
+    """t laid out (B, C, H, W); ``shape`` (the input's) names the input in errors. ValueError if empty."""
     expected = "(B, H, W), (B, H, W, C) or (B, C, H, W)" if batched else "(H, W), (H, W, C) or (C, H, W)"
     if not batched:
         t = t.unsqueeze(0)
@@ -51,40 +71,30 @@ def to_model_input(
             t = t.permute(0, 3, 1, 2)
         else:
             raise ValueError(
-                f"cannot find the channel axis of images with shape {tuple(x.shape)}: expected {expected} "
+                f"cannot find the channel axis of images with shape {shape}: expected {expected} "
                 f"with C in (1, 3)"
             )
     else:
-        raise ValueError(f"images must have shape {expected}, got shape {tuple(x.shape)}")
+        raise ValueError(f"images must have shape {expected}, got shape {shape}")
     if t.shape[0] == 0:
         raise ValueError("received an empty batch of images")
-    if t.shape[1] != channels:
-        raise ValueError(
-            f"images have {t.shape[1]} channel(s) (shape {tuple(x.shape)}) but the model expects {channels}"
-        )
-    if min(t.shape[-2:]) < 2:
-        raise ValueError(f"images of shape {tuple(x.shape)} are too small to be resized to {image_size}")
+    return t
 
-    t = t.to(device)
+
+def _unit_float(t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """uint8 [0, 255] -> float [0, 1]; float checked finite and in [0, 1] (within _FLOAT_TOL), clamped."""
     if t.dtype == torch.uint8:
-        t = t.float().div_(255.0)
-    else:
-        t = t.float()
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"images contain NaN or inf values (shape {tuple(x.shape)})")
-        lo, hi = float(t.min()), float(t.max())
-        if lo < -_FLOAT_TOL or hi > 1.0 + _FLOAT_TOL:
-            raise ValueError(
-                f"float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
-                "pass uint8 images in [0, 255] or divide by 255"
-            )
-        t = t.clamp(0.0, 1.0)
-    if tuple(t.shape[-2:]) != (image_size, image_size):
-        if t.shape[-1] < image_size or t.shape[-2] < image_size:
-            t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", align_corners=False)
-        else:
-            t = resize_area_tensor(t, image_size)
-    return t.contiguous()
+        return t.float().div_(255.0)
+    t = t.float()
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"images contain NaN or inf values (shape {shape})")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -_FLOAT_TOL or hi > 1.0 + _FLOAT_TOL:
+        raise ValueError(
+            f"float images must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
+            "pass uint8 images in [0, 255] or divide by 255"
+        )
+    return t.clamp(0.0, 1.0)
 
 
 def resize_area_tensor(t: torch.Tensor, size: int) -> torch.Tensor:
@@ -95,6 +105,7 @@ def resize_area_tensor(t: torch.Tensor, size: int) -> torch.Tensor:
     under each output pixel. ``F.interpolate(mode="area")`` (adaptive average pooling) agrees only when
     ``size`` divides h and w; for other factors its windows are whole input pixels.
     """
-    rows = torch.as_tensor(area_weights(t.shape[-2], size), dtype=t.dtype, device=t.device)
-    cols = torch.as_tensor(area_weights(t.shape[-1], size), dtype=t.dtype, device=t.device)
+    # torch.tensor copies: the cached weights are read-only (torch.as_tensor would warn about it)
+    rows = torch.tensor(area_weights(t.shape[-2], size), dtype=t.dtype, device=t.device)
+    cols = torch.tensor(area_weights(t.shape[-1], size), dtype=t.dtype, device=t.device)
     return rows @ t @ cols.T

@@ -1,4 +1,4 @@
-"""Image transforms of appendix A.5 (numpy, uint8): inverse contrast, sprite placement, area resize, face patch.
+"""Image transforms of appendix A.5 (numpy, uint8): inverse contrast, sprites, area resize, face patch.
 
 Used by the dataset loaders (:mod:`vase_rl.data`) and the sprite sampler (:mod:`vase_rl.envs.sampler`);
 :mod:`vase_rl.data` re-exports them.

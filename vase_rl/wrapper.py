@@ -45,8 +45,8 @@ Online learning (``learn=True``)
     sampled uniformly.
     The learner infers the environment of each batch (eq. 6), so a batch should come from one
     environment phase: give each environment its own wrapper (own buffer, shared learner) and call
-    :meth:`~vase_rl.online.VASEWrapperMixin.clear_buffer` when the wrapped env itself changes source; otherwise
-    batches mix old and new frames for ``buffer_size`` steps after the switch.
+    :meth:`~vase_rl.online.VASEWrapperMixin.clear_buffer` when the wrapped env itself changes source;
+    otherwise batches mix old and new frames for ``buffer_size`` steps after the switch.
     While learning, the same frame maps to different latents over time (the encoder trains): the
     observation is **not** stationary, and checkers that compare two rollouts will fail. Agents
     should either alternate phases (learn, then ``freeze()`` and train the policy on fixed latents;
