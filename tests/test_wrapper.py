@@ -4,7 +4,6 @@ errors, persistence. The default learner (preset, resizing): tests/test_wrapper_
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import sys
 import warnings
@@ -30,7 +29,6 @@ from vase_rl.vector_wrapper import VASEVectorObservation
 from vase_rl.wrapper import VASEObservation
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = "/work/shared/data"
 CANVAS = 32
 
 
@@ -41,14 +39,6 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture
-def data_dir(monkeypatch: pytest.MonkeyPatch) -> str:
-    if not os.path.isfile(os.path.join(DATA_DIR, "mnist", "t10k-labels-idx1-ubyte.gz")):
-        pytest.skip(f"real data not found in {DATA_DIR}")
-    monkeypatch.setenv("VASE_DATA_DIR", DATA_DIR)
-    return DATA_DIR
 
 
 def tiny_config(**overrides: Any) -> VASEConfig:
