@@ -146,7 +146,7 @@ def summarise() -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [common.load_json(p) for p in sorted(OUT.glob("*.json"))]
+    records = [common.load_json(p) for p in sorted(OUT.glob("*_seed*.json"))]
     if not records:
         return "no results yet"
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
