@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+import torch
 from helpers import DATA_DIR
 
 
@@ -15,3 +17,13 @@ def data_dir(monkeypatch: pytest.MonkeyPatch) -> str:
         pytest.skip(f"real data not found in {DATA_DIR}")
     monkeypatch.setenv("VASE_DATA_DIR", DATA_DIR)
     return DATA_DIR
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test, restored after: deterministic and fast on a shared 2-core machine
+    (two OpenMP threads thrash under load). Files opt in with ``pytest.mark.usefixtures``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

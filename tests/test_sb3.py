@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -37,13 +36,7 @@ ENV_ID = "vase_rl/MovingShapes-v0"
 KW = {"canvas_size": 32}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Deterministic and fast on a shared 2-core machine (two OpenMP threads thrash under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_learner() -> ContinualLearner:

@@ -7,7 +7,6 @@ import ast
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CANVAS = 32
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Deterministic and fast on a shared 2-core machine (two OpenMP threads thrash under load)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**overrides: Any) -> VASEConfig:
