@@ -8,7 +8,7 @@ DEMO_OUT ?= runs/demo
 .PHONY: setup demo test test-all clean
 
 setup:
-	bash scripts/setup_env.sh "sb3,dev,world"
+	bash scripts/setup_env.sh "sb3,dev,world,atari"
 	bash scripts/install_gl.sh || true
 
 demo: setup

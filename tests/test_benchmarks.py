@@ -278,6 +278,42 @@ CASES.append(Case("representation_quality", ("--datasets", "mnist", "--variants"
                                              "--epochs", "2"), check_quality, ("data",)))
 
 
+def check_atari(r: Path) -> None:
+    out = r / "atari_probes"
+    recs = {rep: load(out / f"{rep}_seed0.json") for rep in ("vase", "entangled", "untrained", "pixels")}
+    vase = recs["vase"]
+    assert [st["after"] for st in vase["stages"]] == ["pong", "freeway"]
+    assert set(vase["stages"][0]["scores"]) == {"pong"} and set(vase["stages"][1]["scores"]) == {"pong", "freeway"}
+    assert vase["stages"][-1]["steps"] == 4 and vase["stages"][-1]["train_cpu_s"] > 0
+    assert vase["data"]["pong"]["units"] == 6 and vase["data"]["freeway"]["kept"]
+    for rec in recs.values():
+        for s in rec["stages"][-1]["scores"].values():
+            assert all(0.0 <= f <= 1.0 for f in s["f1"].values()) and 0.0 <= s["categories"]["mean"] <= 1.0
+    assert recs["pixels"]["stages"][0]["after"] is None
+    text = (out / "atari_probes.md").read_text()
+    assert "| vase |" in text and "| pixels |" in text and "forgets less than the entangled" in text
+    assert (out / "atari_probes.png").stat().st_size > 0
+
+
+# needs ale-py (the atari extra, installed by `make setup`)
+CASES.append(Case("atari_probes", ("--games", "pong", "freeway", "--frames-per-game", "120", "--segment-frames",
+                                   "20", "--steps-per-game", "2", "--probe-epochs", "2"), check_atari, ("atari",)))
+
+def check_identity(r: Path) -> None:
+    runs = r / "rl_transfer" / "identity"
+    for m in ("vase", "pixels"):
+        rec = load(runs / f"{m}_seed0.json")
+        assert rec["pretrain_frames"] == (64 if m == "vase" else 0) and rec["curve"]
+    assert "| vase | 1 | 64 |" in (runs / "rl_identity.md").read_text()
+    assert (runs / "rl_identity.png").stat().st_size > 0
+
+
+CASES.append(Case("rl_identity", ("--methods", "vase", "pixels", "--seeds", "0", "--steps", "128",
+                                  "--pretrain-steps", "64", "--n-envs", "2", "--ppo-n-steps", "32",
+                                  "--ppo-batch-size", "32", "--ppo-epochs", "1", "--eval-episodes", "2",
+                                  "--jobs", "1"), check_identity, ("data", "sb3")))
+
+
 def test_every_script_has_a_tiny_run() -> None:
     assert sorted(c.script for c in CASES) == SCRIPTS
 
