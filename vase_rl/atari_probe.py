@@ -177,8 +177,9 @@ def split_by_episode(episodes: np.ndarray, seed: int, config: ProbeConfig | None
         raise ValueError(f"need >= 3 episodes to split train/val/test, got {len(ids)} (collect more frames "
                          "or cut episodes into segments)")
     ids = ids[np.random.RandomState(seed).permutation(len(ids))]
-    val_at = min(max(1, int(cfg.fractions[0] * len(ids))), len(ids) - 2)
-    test_at = min(max(val_at + 1, int((cfg.fractions[0] + cfg.fractions[1]) * len(ids))), len(ids) - 1)
+    cut = np.floor(np.cumsum(cfg.fractions[:2]) * len(ids) + 1e-9).astype(int)  # 0.7 + 0.1 is 0.7999...
+    val_at = min(max(1, int(cut[0])), len(ids) - 2)
+    test_at = min(max(val_at + 1, int(cut[1])), len(ids) - 1)
     parts = (ids[:val_at], ids[val_at:test_at], ids[test_at:])
     train, val, test = (np.flatnonzero(np.isin(episodes, p)) for p in parts)
     return Splits(train, val, test)
