@@ -101,8 +101,8 @@ def translation_to_env_action(env: Any, t: np.ndarray) -> np.ndarray:
     base = getattr(env, "unwrapped", env)
     if getattr(base, "action_type", None) != "continuous" or not hasattr(base, "renderer"):
         raise ValueError(
-            f"act_in_env needs a SpriteCanvas with action_type='continuous', got {type(base).__name__} "
-            f"with action_type={getattr(base, 'action_type', None)!r}"
+            "acting in the world needs a SpriteCanvas with action_type='continuous', got "
+            f"{type(base).__name__} with action_type={getattr(base, 'action_type', None)!r}"
         )
     t = np.asarray(t, dtype=np.float64).reshape(-1)
     if t.shape != (2,) or not np.all(np.isfinite(t)):

@@ -10,7 +10,7 @@ are updated: the VASE encoder is evaluated with detached parameters (:func:`froz
 :class:`ImaginationExplorer` trains the policy alongside the learner and replaces a fraction of each
 training batch with imagined images x* = g . x ("moving" a static object before ever seeing it move).
 
-Translation convention (used by :func:`translate`, the policy and :meth:`ImaginationExplorer.act_in_env`)
+Translation convention (used by :func:`translate`, the policy and :meth:`ImaginationExplorer.env_action`)
 ------------------------------------------------------------------------------------------------------
 ``t = (t_x, t_y)`` in ``[-1, 1]^2`` is measured in normalised image coordinates, where the image spans
 ``[-1, 1]`` along each axis (``F.affine_grid`` with ``align_corners=False``: pixel centres sit at
@@ -22,10 +22,12 @@ the resampling grid then falls exactly on pixel centres and bilinear sampling co
 Content moved out of the frame is cropped; uncovered pixels are filled with zeros (``padding_mode="zeros"``).
 
 Acting in the world vs. in the graph: the STN (:func:`translate`) works on any image but crops at the
-borders and interpolates fractional shifts; :meth:`ImaginationExplorer.act_in_env` instead sends the
-translation as the continuous action of a ``SpriteCanvas`` env, which re-renders the sprite exactly
+borders and interpolates fractional shifts; :meth:`ImaginationExplorer.env_action` instead turns the
+translation into the continuous action of a ``SpriteCanvas`` env, which re-renders the sprite exactly
 (no blur) and clips its position at the canvas edge (the sprite is never cut off); one env step
 shifts the sprite by at most ``free / 2`` pixels per axis (:func:`translation_to_env_action`).
+:func:`vase_rl.agents.explore.explore` runs that loop through a ``VASEObservation``-wrapped env, so the
+wrapper's online learner trains on the frames the policy's actions produce.
 
 Wiring into training::
 
@@ -310,24 +312,46 @@ class ImaginationExplorer:
         return self
 
     # ------------------------------------------------------------------------------ the world
+    def env_action(
+        self, env: Any, frame: Any, z_star: Any | None = None
+    ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """The policy's move in the world for one frame, without stepping the env (no gradient).
+
+        Args:
+            env: a ``SpriteCanvas`` (possibly wrapped) made with ``action_type="continuous"``.
+            frame: its current image (C, C, 1) uint8 (resized to the model's input if needed); behind a
+                :class:`~vase_rl.wrapper.VASEObservation` it is ``info["frame"]`` (``frame_in_info=True``).
+            z_star: optional target (N,) or (1, N); default z* ~ p(z) (drawn from the explorer's generator).
+        Returns:
+            (the env action (2,) float32 of :func:`translation_to_env_action`, the translation t (2,)
+            float64, the target z* (1, N) used).
+        """
+        x = self.learner.preprocess(frame, batched=False)
+        z = None if z_star is None else check_targets(
+            torch.as_tensor(np.asarray(z_star, dtype=np.float32)).reshape(1, -1), 1, self.latent_dim
+        )
+        with torch.no_grad():
+            t, z_used = self.act(x, z)
+        t_np = t[0].cpu().numpy().astype(np.float64)
+        return translation_to_env_action(env, t_np), t_np, z_used
+
     def act_in_env(self, env: Any, obs: Any, z_star: Any | None = None) -> tuple[Any, ...]:
         """Act in the world: step a continuous-action ``SpriteCanvas`` with the policy's translation.
 
         The env re-renders the moved sprite exactly (no interpolation) and clips its position at the
-        canvas edge, where the STN would crop it. See :func:`translation_to_env_action`.
+        canvas edge, where the STN would crop it. See :func:`translation_to_env_action`. To act through a
+        ``VASEObservation``-wrapped env (whose observation is the latent) and train the policy on the way,
+        use :func:`vase_rl.agents.explore.explore`.
 
         Args:
             env: a ``SpriteCanvas`` (possibly wrapped) made with ``action_type="continuous"``.
-            obs: its current observation (C, C, 1) uint8 (resized to the model's input if needed).
+            obs: its current image (C, C, 1) uint8 (resized to the model's input if needed).
             z_star: optional (N,) target; default z* ~ p(z).
         Returns:
             ``env.step(action)``'s 5-tuple (obs, reward, terminated, truncated, info).
         """
-        x = self.learner.preprocess(obs, batched=False)
-        z = None if z_star is None else torch.as_tensor(np.asarray(z_star, dtype=np.float32)).reshape(1, -1)
-        with torch.no_grad():
-            t, _ = self.act(x, z)
-        return env.step(translation_to_env_action(env, t[0].cpu().numpy()))
+        action, _, _ = self.env_action(env, obs, z_star)
+        return env.step(action)
 
     # ------------------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:

@@ -17,12 +17,27 @@ learner uses ``on_overflow="merge"`` (the allocations are reported). The trainer
 probe history, TensorBoard) are kept under ``runs/``. ``--summarise`` writes ``results.md``,
 ``curves.png`` and ``examples.png``.
 
-    VASE_DATA_DIR=/work/shared/data python benchmarks/imagination.py            # runs + summary
+Two modes (``--mode``): ``in-graph`` is the above -- the policy imagines x* with the spatial transformer
+inside the training loop (``make_imagination_hook``). ``in-world`` lets the policy *act*, as A.4 puts it
+("we let the agent act on the environment in order to realise the imagined configuration"): each dataset
+is a continuous-action ``SpriteCanvas`` wrapped in ``VASEObservation(..., frame_in_info=True)`` (one
+wrapper and rollout buffer per dataset, one shared learner), and ``vase_rl.agents.explore.explore`` moves
+the sprite towards z* ~ p(z) every step while the policy trains on L_agent; the wrapper's online learner
+trains on the frames those moves produce. The in-world ``baseline`` takes the zero action (the learner
+sees the env as it comes). Both modes give the learner ``steps_per_env`` train steps per dataset (in the
+world: ``steps_per_env * world_train_every`` env steps). The in-world number is an offline linear probe
+(``vase_rl.offline_probe``) of moving-MNIST class and position on the frozen encoder at the end of each
+stage, plus the spread of the sprite positions the learner saw. In-world JSONs go to ``in-world/``;
+``results.md`` has a section per mode.
+
+    VASE_DATA_DIR=/work/shared/data python benchmarks/imagination.py            # both modes + summary
+    python benchmarks/imagination.py --mode in-world --seeds 0                   # the world only
     python benchmarks/imagination.py --summarise                                 # summary only
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -39,13 +54,25 @@ import common
 import numpy as np
 import torch
 
+from vase_rl.agents.explore import explore
 from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
 from vase_rl.config import get_preset
+from vase_rl.envs.sampler import SpriteSampler
+from vase_rl.envs.sprites import SpriteCanvas
+from vase_rl.learner import ContinualLearner
+from vase_rl.offline_probe import encode_codes, fit_probe
 from vase_rl.training import RunSettings, SequenceTrainer, read_log
+from vase_rl.wrapper import VASEObservation
 
 OUT = common.RESULTS / "imagination"
 SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
 CONDITIONS = ("baseline", "imagination")
+MODES = ("in-graph", "in-world")
+WORLD = "in-world"
+"""Sub-folder of the in-world JSONs (the in-graph ones stay at the top, as before)."""
+TITLE = "# Imagination-driven exploration (Fig. 5B), CPU reproduction"
+WORLD_PROBED = "moving-mnist"
+"""Dataset whose class and position the in-world probes read out at the end of every stage."""
 
 
 @dataclass
@@ -67,6 +94,22 @@ class Args:
     on_overflow: str = "merge"
     """Learner's ``InferenceConfig.on_overflow``: "merge" keeps a run alive when spurious environment
     allocations exhaust ``max_environments`` (the count is reported); "error" is the library default."""
+    mode: str = "both"
+    """``in-graph`` (the STN imagines x* inside the training loop), ``in-world`` (the policy moves the
+    sprite of a wrapped continuous SpriteCanvas; the online learner trains on the frames), or ``both``."""
+    world_train_every: int = 8
+    """In-world: env steps per learner train step (``train_every``; ``steps_per_env`` train steps per
+    dataset take ``steps_per_env * world_train_every`` env steps and as many policy steps)."""
+    world_buffer_size: int = 4096
+    """In-world: rollout-buffer capacity of each dataset's wrapper, in frames."""
+    world_warmup: int = 512
+    """In-world: frames buffered before the learner's first train step in each dataset."""
+    world_episode_steps: int = 20
+    """In-world: steps per episode (each reset draws a new sprite; static datasets restart centred)."""
+    world_probe_train: int = 2000
+    """In-world: moving-MNIST train-split images the offline linear probes are fit on."""
+    world_probe_test: int = 1000
+    """In-world: moving-MNIST test-split images the probes are scored on."""
     jobs: int = 2
     """Runs in parallel (one torch thread each)."""
     out: str = str(OUT)
@@ -74,17 +117,26 @@ class Args:
     summarise: bool = False
     """Only write the summary (table + PNGs) from existing JSON files."""
     run: str = ""
-    """Internal: run one ``condition:seed`` in this process."""
+    """Internal: run one ``mode:condition:seed`` in this process."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in (*MODES, "both"):
+            raise ValueError(f"mode must be one of {(*MODES, 'both')}, got {self.mode!r}")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes this invocation runs and summarises."""
+        return MODES if self.mode == "both" else (self.mode,)
 
 
 def code_fingerprint() -> str:
     """sha256 (12 hex) of the library sources this process imported (vase_rl, its envs, the policy)."""
     import vase_rl
     from vase_rl import envs
-    from vase_rl.agents import translation
+    from vase_rl.agents import explore, stn, translation
 
     sources = [*Path(vase_rl.__file__).parent.glob("*.py"), *Path(envs.__file__).parent.glob("*.py"),
-               Path(translation.__file__)]
+               *(Path(m.__file__) for m in (translation, stn, explore))]
     digest = hashlib.sha256()
     for path in sorted(sources, key=lambda p: (p.parent.name, p.name)):
         digest.update(path.read_bytes())
@@ -167,6 +219,91 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------------ in the world
+def world_env(args: Args, learner: ContinualLearner, dataset: str, seed: int) -> VASEObservation:
+    """One dataset of the sequence as a world: a continuous SpriteCanvas at the model's size, wrapped so
+    that the learner trains online on its frames and the policy sees each frame in ``info``. The goal
+    radius is tiny: the reward plays no part here, episodes end by truncation."""
+    canvas = SpriteCanvas(dataset=dataset, canvas_size=learner.config.model.image_size,
+                          action_type="continuous", goal_radius=1e-6,
+                          max_episode_steps=args.world_episode_steps)
+    return VASEObservation(canvas, learner, frame_in_info=True, train_every=args.world_train_every,
+                           warmup=args.world_warmup, buffer_size=args.world_buffer_size, seed=seed)
+
+
+def passive(env: VASEObservation, steps: int, seed: int) -> np.ndarray:
+    """The in-world baseline: ``steps`` zero actions (resetting ended episodes); sprite (x, y) per step."""
+    _, info = env.reset(seed=seed)
+    positions = []
+    for _ in range(steps):
+        _, _, terminated, truncated, info = env.step(np.zeros(2, np.float32))
+        positions.append((info["x"], info["y"]))
+        if terminated or truncated:
+            _, info = env.reset()
+    return np.asarray(positions, np.float64).reshape(-1, 2)
+
+
+def world_probes(learner: ContinualLearner, data: dict[str, Any]) -> dict[str, float]:
+    """Offline linear probes on the frozen encoder: moving-MNIST class accuracy (%) and position R^2."""
+    train, test = (encode_codes(learner.encode, data[k][0]) for k in ("train", "test"))
+    pos = {k: np.stack([data[k][1]["x"], data[k][1]["y"]], 1) for k in ("train", "test")}
+    return {
+        "class_acc": fit_probe(train, data["train"][1]["label"], test, data["test"][1]["label"], "class",
+                               "linear"),
+        "position_r2": fit_probe(train, pos["train"], test, pos["test"], "continuous", "linear"),
+    }
+
+
+def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
+    """One in-world (condition, seed) through the sequence: per stage, what the learner saw and the probes."""
+    torch.set_num_threads(1)
+    config = get_preset(args.preset).with_overrides(seed=seed, inference={"on_overflow": args.on_overflow})
+    learner = ContinualLearner(config, device="cpu")
+    explorer = ImaginationExplorer(learner, ImaginationConfig(enabled=True, lr=args.policy_lr, seed=seed))
+    size, steps = config.model.image_size, args.steps_per_env * args.world_train_every
+    data = {split: SpriteSampler(WORLD_PROBED, size, split=split, seed=seed).sample(n)
+            for split, n in (("train", args.world_probe_train), ("test", args.world_probe_test))}
+    code = code_fingerprint()
+    t0, c0 = time.time(), time.process_time()
+    stages = []
+    for k, dataset in enumerate(SEQUENCE):
+        env = world_env(args, learner, dataset, seed=seed * 1000 + k)
+        if condition == "imagination":
+            run = explore(env, explorer, steps, seed=seed * 1000 + k)
+            positions, loss = run.positions, run.agent_loss
+        else:
+            positions, loss = passive(env, steps, seed * 1000 + k), np.zeros(0)
+        stats = env.vase_stats()
+        env.close()
+        free = env.unwrapped.renderer.free
+        stages.append({
+            "dataset": dataset, "env_steps": stats["env_steps"], "train_steps": stats["train_steps"],
+            "env": stats.get("env"), "n_envs": stats.get("n_envs"),
+            "position_spread_px": float(positions.std(0).mean() * free),
+            "agent_loss_first": float(loss[: max(1, len(loss) // 10)].mean()) if len(loss) else None,
+            "agent_loss_last": float(loss[-max(1, len(loss) // 10) :].mean()) if len(loss) else None,
+            "probes": world_probes(learner, data),
+        })
+        print(f"{WORLD} {run_name(condition, seed)} {dataset}: {stages[-1]}", flush=True)
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    return {
+        "mode": WORLD, "condition": condition, "seed": seed, "preset": args.preset,
+        "steps_per_env": args.steps_per_env, "env_steps_per_env": steps, "sequence": list(SEQUENCE),
+        "train_every": args.world_train_every, "warmup": args.world_warmup,
+        "buffer_size": args.world_buffer_size, "episode_steps": args.world_episode_steps,
+        "probe_sizes": [args.world_probe_train, args.world_probe_test], "policy_lr": args.policy_lr,
+        "stages": stages, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "hardware": common.hardware(),
+        "torch_threads": 1, "code": code, "on_overflow": args.on_overflow,
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def result_path(args: Args, mode: str, condition: str, seed: int) -> Path:
+    """The JSON of one run: in-graph at the top of ``out`` (as before), in-world ones in ``in-world/``."""
+    folder = Path(args.out) / WORLD if mode == WORLD else Path(args.out)
+    return folder / f"{run_name(condition, seed)}.json"
+
+
 def snapshot_library() -> str:
     """Copy the imported library (vase_rl, vase_rl.envs, vase_rl.agents) to a temp folder for PYTHONPATH,
     so that every run of this invocation uses the same code even while the working tree is edited."""
@@ -183,23 +320,22 @@ def snapshot_library() -> str:
 
 
 def run(args: Args) -> None:
-    """Launch every missing (condition, seed) as a subprocess, ``args.jobs`` at a time, on a snapshot
+    """Launch every missing (mode, condition, seed) as a subprocess, ``args.jobs`` at a time, on a snapshot
     of the library (see :func:`snapshot_library`)."""
-    out = Path(args.out)
-    todo = [(c, s) for s in args.seeds for c in CONDITIONS if not (out / f"{run_name(c, s)}.json").exists()]
-    passthrough = [f"--steps-per-env={args.steps_per_env}", f"--fraction={args.fraction}",
-                   f"--policy-lr={args.policy_lr}", f"--probe-eval-every={args.probe_eval_every}",
-                   f"--probe-eval-size={args.probe_eval_size}", f"--preset={args.preset}",
-                   f"--out={args.out}", f"--on-overflow={args.on_overflow}"]
+    todo = [(m, c, s) for m in args.modes for s in args.seeds for c in CONDITIONS
+            if not result_path(args, m, c, s).exists()]
+    skip = {"mode", "seeds", "jobs", "summarise", "run"}
+    passthrough = [f"--{f.name.replace('_', '-')}={getattr(args, f.name)}" for f in dataclasses.fields(args)
+                   if f.name not in skip]
     snapshot = snapshot_library()
     env = {**os.environ, "PYTHONPATH": snapshot}
     running: list[subprocess.Popen] = []
     try:
         while todo or running:
             while todo and len(running) < args.jobs:
-                c, s = todo.pop(0)
-                print(f"start {run_name(c, s)}", flush=True)
-                cmd = [sys.executable, __file__, f"--run={c}:{s}", *passthrough]
+                m, c, s = todo.pop(0)
+                print(f"start {m} {run_name(c, s)}", flush=True)
+                cmd = [sys.executable, __file__, f"--run={m}:{c}:{s}", *passthrough]
                 running.append(subprocess.Popen(cmd, env=env))
             time.sleep(2)
             for p in [p for p in running if p.poll() is not None]:
@@ -239,18 +375,69 @@ METRICS: list[tuple[str, str, Any]] = [
 
 
 def summarise(args: Args) -> None:
+    """results.md (a section per mode that has results), curves.png and examples.png (in-graph)."""
     out = Path(args.out)
     records = [common.load_json(p) for p in sorted(out.glob("*_seed*.json"))]
-    by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
-    if not records:
+    world = [common.load_json(p) for p in sorted((out / WORLD).glob("*_seed*.json"))]
+    if not records and not world:
         raise SystemExit(f"no results in {out}")
-    n = records[0]["steps_per_env"]
-    losses = [r["agent_loss"] for r in by["imagination"] if r["agent_loss"]]
-    lines = _summary_lines(args, out, records, by, losses)
+    lines = [TITLE, ""]
+    if records:
+        by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
+        losses = [r["agent_loss"] for r in by["imagination"] if r["agent_loss"]]
+        lines += _summary_lines(args, out, records, by, losses)
+        _plot_curves(out, records, by, losses, records[0]["steps_per_env"])
+        _plot_examples(out)
+    if world:
+        lines += ["", *_world_lines(world)]
     common.write_text(out / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot_curves(out, records, by, losses, n)
-    _plot_examples(out)
+
+
+def _world_lines(records: list[dict[str, Any]]) -> list[str]:
+    """The in-world section of results.md: per stage, the probes after it and what the learner saw in it."""
+    by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
+    r0, hw = records[0], records[0]["hardware"]
+    lines = [
+        "## In the world: the policy moves the sprite of a wrapped SpriteCanvas", "",
+        (f"Sequence {' -> '.join(r0['sequence'])}, each a continuous-action SpriteCanvas in "
+         f"`VASEObservation(frame_in_info=True)`; preset `{r0['preset']}`; {r0['env_steps_per_env']} env "
+         f"steps per dataset, a learner train step every {r0['train_every']} env steps "
+         f"({r0['steps_per_env']} per dataset, after a warm-up of {r0['warmup']} frames; buffer "
+         f"{r0['buffer_size']}); episodes of {r0['episode_steps']} steps. imagination: "
+         "`vase_rl.agents.explore.explore` (one policy step on L_agent per env step, policy Adam "
+         f"{r0['policy_lr']}); baseline: zero actions. Probes: linear, on the frozen encoder after each "
+         f"stage, {r0['probe_sizes'][0]} moving-MNIST train / {r0['probe_sizes'][1]} test images. "
+         f"Library code {r0.get('code')}. Hardware: {hw['cpu']}, {hw['cores']} cores, 1 thread per run; "
+         "wall time per run: "
+         + ", ".join(f"{r['condition']}/{r['seed']} {r['wall_s'] / 60:.1f} min" for r in records) + "."),
+        "",
+        "| after stage | metric | " + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in CONDITIONS)
+        + " | per seed |",
+        "|---|---|---|---|---|",
+    ]
+    metrics: list[tuple[str, Any]] = [
+        ("moving-MNIST class acc. (linear, %)", lambda st: st["probes"]["class_acc"]),
+        ("moving-MNIST position R^2 (linear)", lambda st: st["probes"]["position_r2"]),
+        ("spread of sprite positions seen (std, px)", lambda st: st["position_spread_px"]),
+        ("learner train steps", lambda st: st["train_steps"]),
+    ]
+    for k, stage in enumerate(r0["sequence"]):
+        for label, fn in metrics:
+            cells, per_seed = [], []
+            for c in CONDITIONS:
+                vals = [fn(r["stages"][k]) for r in by[c]]
+                cells.append(f"{np.mean(vals):.3g} ± {np.std(vals):.2g}" if vals else "-")
+                per_seed.append(f"{c[:3]}: " + ", ".join(f"{v:.3g}" for v in vals))
+            lines.append(f"| {stage} | {label} | " + " | ".join(cells) + " | " + "; ".join(per_seed) + " |")
+    lines += ["", "Last inferred environment / environments allocated after each stage, per run:", ""]
+    for r in records:
+        envs = ", ".join(f"{st['dataset']} {st['env']}/{st['n_envs']}" for st in r["stages"])
+        loss = ", ".join(f"{st['agent_loss_first']:.1f} -> {st['agent_loss_last']:.1f}" for st in r["stages"]
+                         if st["agent_loss_first"] is not None)
+        tail = f"; L_agent per stage {loss}" if loss else ""
+        lines.append(f"- {r['condition']} seed {r['seed']}: {envs}{tail}")
+    return lines
 
 
 def _run_configs(out: Path, records: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
@@ -278,7 +465,7 @@ def _summary_lines(
     cfg, same = _run_configs(out, records)
     cpu = [r["cpu_s"] for r in records if "cpu_s" in r]
     lines = [
-        "# Imagination-driven exploration (Fig. 5B), CPU reproduction", "",
+        "## In the graph: the STN imagines x* inside the training loop", "",
         (f"Sequence {' -> '.join(records[0]['sequence'])}; preset `{records[0]['preset']}` as run: "
          f"{cfg['model']['image_size']}x{cfg['model']['image_size']}, {cfg['model']['latent_dim']} latents, "
          f"gamma {cfg['loss']['gamma']}, C_max {cfg['loss']['c_max']} "
@@ -397,8 +584,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.run:
-        condition, seed = args.run.split(":")
-        common.write_json(out / f"{run_name(condition, int(seed))}.json", run_one(args, condition, int(seed)))
+        mode, condition, seed = args.run.split(":")
+        record = (run_world if mode == WORLD else run_one)(args, condition, int(seed))
+        common.write_json(result_path(args, mode, condition, int(seed)), record)
         return
     if not args.summarise:
         run(args)

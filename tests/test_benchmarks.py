@@ -197,6 +197,13 @@ def check_imagination(r: Path) -> None:
     assert set(recs) == {"baseline_seed0", "imagination_seed0"}
     assert recs["imagination_seed0"]["fraction"] == 0.5 and recs["imagination_seed0"]["agent_loss"]
     assert "| moving-MNIST acc." in (r / "imagination" / "results.md").read_text()
+    world = {p.stem: load(p) for p in (r / "imagination" / "in-world").glob("*_seed0.json")}
+    assert set(world) == {"baseline_seed0", "imagination_seed0"}
+    stages = world["imagination_seed0"]["stages"]
+    assert [st["env_steps"] for st in stages] == [4 * 32 + 3] * 3  # 128 actions + 3 episode starts
+    assert stages[1]["train_steps"] >= 1
+    assert 0.0 <= stages[1]["probes"]["class_acc"] <= 100.0 and stages[1]["agent_loss_last"] > 0
+    assert "| mnist | moving-MNIST class acc." in (r / "imagination" / "results.md").read_text()
 
 
 def check_rl(folder: str, methods: tuple[str, ...], keys: tuple[str, ...]) -> Callable[[Path], None]:
@@ -247,7 +254,9 @@ CASES = [
          check_paper("dreaming_check/D_tau8", "D_dis_s0", "dreaming_check.md"), ("data",)),
     Case("ambiguity", TINY_PAPER, check_paper("ambiguity", "SDA_dis_s0", "ambiguity.md"), ("data",)),
     Case("imagination", ("--steps-per-env", "4", "--seeds", "0", "--jobs", "1", "--probe-eval-every", "4",
-                         "--probe-eval-size", "50"), check_imagination, ("data",)),
+                         "--probe-eval-size", "50", "--world-train-every", "32", "--world-warmup", "64",
+                         "--world-episode-steps", "64", "--world-probe-train", "200", "--world-probe-test",
+                         "100"), check_imagination, ("data",)),
     Case("rl_transfer", ("--methods", "vase", "pixels", *PPO_TINY),
          check_rl("rl_transfer", ("vase", "pixels"), ("return_a", "zero_shot_b", "return_b", "forgetting")),
          ("data", "sb3")),

@@ -65,6 +65,20 @@ Asynchronous mode (``asynchronous=True``)
     round's training (measured on a loaded 2-core CPU: 10% less wall time per train step, which is
     within the noise of that machine; ``benchmarks/results/wrapper_speed.md``), so it is off by default.
 
+The encoded frame in ``info`` (``frame_in_info=True``, off by default)
+    ``reset`` and ``step`` also return the frame the wrapper just encoded, as the wrapped env returned
+    it (a copy, e.g. ``(C, C, 1)`` uint8), under ``info["frame"]`` (:data:`FRAME_KEY`). An agent that
+    needs the image as well as the latent -- the A.4 translation policy acting in the world
+    (:func:`vase_rl.agents.explore.explore`) -- reads it there; while ``learn`` is on, the online learner
+    trains on exactly these frames. Off, observations and infos are those of gymnasium's
+    ``ObservationWrapper``; an env whose own info already has a ``"frame"`` key raises a ValueError.
+
+>>> env = VASEObservation(gym.make("vase_rl/MovingShapes-v0", canvas_size=32), learner, learn=False,
+...                       frame_in_info=True)
+>>> obs, info = env.reset(seed=0)
+>>> obs.shape, info["frame"].shape, info["frame"].dtype
+((24,), (32, 32, 1), dtype('uint8'))
+
 Vectorised forms, sub-processes, persistence
     ``vase_rl.vector_wrapper.VASEVectorObservation`` (gymnasium) and ``vase_rl.agents.sb3_vec.VASEVecEnv``
     (SB3 ``VecEnvWrapper``) encode all sub-envs in one batched pass and return the same latents as
@@ -77,12 +91,13 @@ Vectorised forms, sub-processes, persistence
 
 Change log: 0.1.0 -- first version; the engine and its options (``OnlineConfig``, formerly
 ``WrapperConfig``) moved to :mod:`vase_rl.online`, ``image_layout`` to :mod:`vase_rl.image_space`; the
-default learner resizes frames to its preset and takes the preset from the device.
+default learner resizes frames to its preset and takes the preset from the device; ``frame_in_info``
+(the encoded frame in ``info``, for agents that act on images, e.g. A.4 imagination in the world).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -91,7 +106,10 @@ import torch
 from .learner import ContinualLearner
 from .online import OnlineConfig, OnlineVASE, VASEWrapperMixin, WrapperConfig
 
-__all__ = ["VASEObservation", "WrapperConfig"]
+__all__ = ["FRAME_KEY", "VASEObservation", "WrapperConfig"]
+
+FRAME_KEY = "frame"
+"""The ``info`` key of the encoded frame when ``frame_in_info=True``."""
 
 
 class VASEObservation(
@@ -105,6 +123,7 @@ class VASEObservation(
             (``preset``; None: ``"paper"`` on CUDA, ``"cpu"`` otherwise; ``device``).
         config: an :class:`~vase_rl.online.OnlineConfig`; ``options`` (its field names, e.g.
             ``learn=False``) override it.
+        frame_in_info: also return the encoded frame as ``info["frame"]`` (module docstring).
     """
 
     def __init__(
@@ -115,13 +134,42 @@ class VASEObservation(
         config: OnlineConfig | None = None,
         preset: str | None = None,
         device: str | torch.device = "auto",
+        frame_in_info: bool = False,
         **options: Any,
     ) -> None:
+        if not isinstance(frame_in_info, bool):
+            raise TypeError(f"frame_in_info must be True or False, got {frame_in_info!r}")
         self.vase = OnlineVASE.create(env.observation_space, learner, config, preset, device, **options)
+        self.frame_in_info = frame_in_info
         # env.spec.make() rebuilds the wrapper with the same learner and options
-        gym.utils.RecordConstructorArgs.__init__(self, learner=self.vase.learner, config=self.vase.config)
+        recorded: dict[str, Any] = {"frame_in_info": True} if frame_in_info else {}
+        gym.utils.RecordConstructorArgs.__init__(
+            self, learner=self.vase.learner, config=self.vase.config, **recorded
+        )
         gym.ObservationWrapper.__init__(self, env)
         self.observation_space = self.vase.observation_space
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """``ObservationWrapper.reset``; with ``frame_in_info`` the encoded frame is ``info["frame"]``."""
+        frame, info = self.env.reset(seed=seed, options=options)
+        return self.observation(frame), self._with_frame(info, frame)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """``ObservationWrapper.step``; with ``frame_in_info`` the encoded frame is ``info["frame"]``."""
+        frame, reward, terminated, truncated, info = self.env.step(action)
+        return self.observation(frame), reward, terminated, truncated, self._with_frame(info, frame)
+
+    def _with_frame(self, info: dict[str, Any], frame: Any) -> dict[str, Any]:
+        if not self.frame_in_info:
+            return info
+        if FRAME_KEY in info:
+            raise ValueError(
+                f"frame_in_info=True would overwrite the wrapped env's own info[{FRAME_KEY!r}]; "
+                "use frame_in_info=False for this env"
+            )
+        return {**info, FRAME_KEY: np.array(frame, copy=True)}
 
     def observation(self, observation: Any) -> Any:
         """One frame (*frame_shape) -> latent (latent_dim,) float32 (or a dict of such arrays)."""
