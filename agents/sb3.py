@@ -52,6 +52,7 @@ from .sb3_vec import VASEVecEnv
 
 __all__ = [
     "ALGORITHMS",
+    "SmallCNN",
     "VASEFeaturesExtractor",
     "VASELoggingCallback",
     "VASEVecEnv",
@@ -262,6 +263,37 @@ class VASEFeaturesExtractor(BaseFeaturesExtractor):
         super().train(mode)
         self.encoder.eval()
         return self
+
+
+class SmallCNN(BaseFeaturesExtractor):
+    """Conv features for small image observations, the baseline "CnnPolicy on pixels" (SB3's
+    ``NatureCNN`` needs frames of at least 36x36): conv 32 4x4/2, conv 64 4x4/2, conv 64 3x3/1 (ReLU
+    each), then a linear layer to ``features_dim`` with ReLU. Works down to 14x14 frames.
+
+    observations (B, C, H, W) float in [0, 1] (SB3 transposes and scales uint8 images) -> (B, features_dim).
+
+    >>> from stable_baselines3 import PPO
+    >>> venv = make_vec_env("vase_rl.envs:vase_rl/MovingShapes-v0", 1, env_kwargs={"canvas_size": 32})
+    >>> model = PPO("CnnPolicy", venv, policy_kwargs={"features_extractor_class": SmallCNN}, n_steps=8)
+    >>> model.policy.features_extractor.features_dim
+    128
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 128) -> None:
+        super().__init__(observation_space, features_dim)
+        shape = observation_space.shape
+        if shape is None or len(shape) != 3 or min(shape[1:]) < 14:
+            raise ValueError(f"SmallCNN needs channel-first images of at least 14x14, got shape {shape}")
+        self.cnn = nn.Sequential(
+            nn.Conv2d(shape[0], 32, 4, 2), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, 1), nn.ReLU(), nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.cnn(torch.zeros(1, *shape)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(n_flat, features_dim), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.cnn(observations))
 
 
 def save_agent(model: BaseAlgorithm, folder: str) -> None:

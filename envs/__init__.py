@@ -26,6 +26,9 @@ SPRITE_ENV_IDS: dict[str, dict[str, Any]] = {
     "vase_rl/Faces-v0": {"dataset": "faces"},
     "vase_rl/Shapes-v0": {"dataset": "shapes"},
     "vase_rl/MovingShapes-v0": {"dataset": "moving-shapes"},
+    "vase_rl/MovingMNISTIdentity-v0": {"dataset": "moving-mnist", "task": "identity"},
+    "vase_rl/MovingFashionIdentity-v0": {"dataset": "moving-fashion", "task": "identity"},
+    "vase_rl/MovingInverseFashionIdentity-v0": {"dataset": "moving-inverse-fashion", "task": "identity"},
 }
 """Registered sprite env ids -> default kwargs (``SpriteCanvas-v0`` takes ``source``/``moving``/...)."""
 

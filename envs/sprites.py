@@ -21,9 +21,21 @@ Task and reward
     policy is the shortest path. Episodes truncate after ``max_episode_steps`` (counted here, no
     ``TimeLimit`` wrapper needed).
 
+Identity task (``task="identity"``)
+    The reward depends on *what* the sprite is: classes ``< split_label`` (default 5: digits 0-4,
+    Fashion T-shirt, trouser, pullover, dress, coat) must be pushed to the left edge, the others to the
+    right edge. With ``e`` the horizontal distance ``|x - target_x|`` to the class's edge, each step gives
+    ``(e_before - e_after) - time_penalty``; reaching *either* edge (``x <= goal_radius`` or
+    ``x >= 1 - goal_radius``) terminates, with ``+success_bonus`` at the right one and
+    ``-success_bonus`` at the wrong one, so a policy blind to identity scores about 0 on the bonus.
+    Moving variants start at a uniform ``y`` and a uniform ``x`` in the central half (never at an
+    edge); static ones start centred. Needs labelled sprites (mnist, fashion, inverse-fashion).
+
 Resets
     Each reset draws a new sprite uniformly from the split; moving variants also draw a uniform start
-    position, static ones start centred. ``info``: ``label`` (class, -1 for faces, shape index for
+    position, static ones start centred. ``reset(options={"index": i, "position": (px, py)})`` sets
+    either instead (the draws are still made, so the seeded stream does not change).
+    ``info``: ``label`` (class, -1 for faces, shape index for
     shapes), ``index``, ``x``, ``y``, plus ``shape``, ``scale`` for shapes, and ``is_success``.
 
 >>> env = SpriteCanvas(source="shapes", moving=True, canvas_size=32)
@@ -49,6 +61,24 @@ MOVES = np.array([(0, 0), (0, -1), (0, 1), (-1, 0), (1, 0)], dtype=np.int64)
 """Discrete action -> unit move (dx, dy): noop, up, down, left, right."""
 STEP_FRACTION = 16
 """Default discrete step = canvas_size / STEP_FRACTION pixels."""
+TASKS = ("goal", "identity")
+"""``goal``: reach a fixed position; ``identity``: push the sprite to the edge of its class."""
+LABELLED_SOURCES = ("mnist", "fashion", "inverse-fashion")
+"""Sources with classes 0-9 (the identity task needs them)."""
+
+
+def check_task(task: str, source: str, split_label: int, goal_radius: float) -> None:
+    """ValueError naming the problem when ``task`` and its arguments do not fit ``source``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if task == "identity" and source not in LABELLED_SOURCES:
+        raise ValueError(f"task='identity' needs class labels: source must be one of "
+                         f"{LABELLED_SOURCES}, got {source!r}")
+    if not 1 <= split_label <= 9:
+        raise ValueError(f"split_label must be in 1..9 (classes below it go left), got {split_label}")
+    if task == "identity" and not 0 < goal_radius < 0.5:
+        raise ValueError(f"task='identity' needs 0 < goal_radius < 0.5 (the edge bands must not "
+                         f"overlap), got {goal_radius}")
 
 
 class SpriteCanvas(gym.Env[np.ndarray, Any]):
@@ -64,6 +94,8 @@ class SpriteCanvas(gym.Env[np.ndarray, Any]):
         goal, goal_radius: target position (x, y) in [0, 1]^2 and success radius (normalised units).
         success_bonus, time_penalty: reward terms.
         max_episode_steps: truncation horizon.
+        task: "goal" (reach ``goal``) or "identity" (push to the class's edge; module docstring).
+        split_label: identity task: classes below it go left, the others right (in 1..9).
         render_mode: None or "rgb_array" ((C, C, 3) uint8).
     """
 
@@ -86,13 +118,18 @@ class SpriteCanvas(gym.Env[np.ndarray, Any]):
         max_episode_steps: int = 50,
         render_mode: str | None = None,
         data_dir: str | os.PathLike[str] | None = None,
+        task: Literal["goal", "identity"] = "goal",
+        split_label: int = 5,
     ) -> None:
         if dataset is not None:
             if source is not None:
                 raise ValueError(f"give either dataset={dataset!r} or source={source!r}, not both")
             source, moving = parse_dataset(dataset)
         self.moving = bool(moving)
-        self.renderer = SpriteRenderer(source or "mnist", canvas_size, sprite_size, split, data_dir)
+        source = source or "mnist"
+        check_task(task, source, split_label, goal_radius)
+        self.task, self.split_label = task, int(split_label)
+        self.renderer = SpriteRenderer(source, canvas_size, sprite_size, split, data_dir)
         if action_type == "discrete":
             self.action_space: spaces.Space[Any] = spaces.Discrete(len(MOVES))
         elif action_type == "continuous":
@@ -123,9 +160,22 @@ class SpriteCanvas(gym.Env[np.ndarray, Any]):
         px, py = self._pos[:1], self._pos[1:]
         return self.renderer.render(np.array([self._index]), px, py)[0]
 
+    def _xy(self) -> np.ndarray:
+        return self.renderer.normalise(self._pos).astype(np.float64)
+
+    def _target_x(self) -> float:
+        """Identity task: 0.0 (left edge) for classes below ``split_label``, else 1.0 (right edge)."""
+        return 0.0 if self.renderer.bank.labels[self._index] < self.split_label else 1.0
+
     def _distance(self) -> float:
-        xy = self.renderer.normalise(self._pos).astype(np.float64)
-        return float(np.linalg.norm(xy - self.goal))
+        """Goal task: distance to the goal; identity task: horizontal distance to the class's edge."""
+        if self.task == "identity":
+            return abs(float(self._xy()[0]) - self._target_x())
+        return float(np.linalg.norm(self._xy() - self.goal))
+
+    def _at_edge(self) -> bool:
+        x = float(self._xy()[0])
+        return x <= self.goal_radius or x >= 1.0 - self.goal_radius
 
     def _info(self) -> dict[str, Any]:
         factors = self.renderer.factors(np.array([self._index]), self._pos[:1], self._pos[1:])
@@ -157,11 +207,35 @@ class SpriteCanvas(gym.Env[np.ndarray, Any]):
         self._index = int(self.np_random.integers(0, r.num_sprites))
         if self.moving:
             px, py = r.random_positions(self.np_random, 1)
+            if self.task == "identity":  # x in the central half, never at an edge
+                px = r.free // 4 + px * (r.free - 2 * (r.free // 4)) // max(r.free, 1)
             self._pos = np.array([px[0], py[0]], dtype=np.int64)
         else:
             self._pos = np.full(2, r.centre, dtype=np.int64)
+        if options:
+            self._apply_options(options)
         self._steps = 0
         return self._obs(), self._info()
+
+    def _apply_options(self, options: dict[str, Any]) -> None:
+        """``reset(options=...)``: ``index`` (sprite, int in [0, num_sprites)) and/or ``position``
+        (top-left pixel (px, py) in [0, free]^2) replace the random draws (which are still made, so the
+        seeded stream is the same with or without options)."""
+        unknown = sorted(set(options) - {"index", "position"})
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {unknown}; valid: ['index', 'position']")
+        r = self.renderer
+        if "index" in options:
+            index = options["index"]
+            if not (isinstance(index, (int, np.integer)) and 0 <= index < r.num_sprites):
+                raise ValueError(f"reset option index must be an int in [0, {r.num_sprites}), got {index!r}")
+            self._index = int(index)
+        if "position" in options:
+            pos = np.asarray(options["position"])
+            if pos.shape != (2,) or pos.dtype.kind not in "iu" or pos.min() < 0 or pos.max() > r.free:
+                raise ValueError(f"reset option position must be 2 ints (px, py) in [0, {r.free}], "
+                                 f"got {options['position']!r}")
+            self._pos = pos.astype(np.int64)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Move the sprite; reward = shaping + bonus - penalty (module docstring)."""
@@ -169,8 +243,10 @@ class SpriteCanvas(gym.Env[np.ndarray, Any]):
         self._pos = self._move(action)
         self._steps += 1
         after = self._distance()
-        terminated = after <= self.goal_radius
-        reward = (before - after) - self.time_penalty + (self.success_bonus if terminated else 0.0)
+        success = after <= self.goal_radius
+        terminated = self._at_edge() if self.task == "identity" else success
+        bonus = (self.success_bonus if success else -self.success_bonus) if terminated else 0.0
+        reward = (before - after) - self.time_penalty + bonus
         truncated = not terminated and self._steps >= self.max_episode_steps
         return self._obs(), float(reward), terminated, truncated, self._info()
 
