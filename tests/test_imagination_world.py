@@ -169,3 +169,12 @@ def test_exploration_is_deterministic_given_seeds() -> None:
     for field in fields:
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_saved_wrapper_reloads_with_frame_in_info(tmp_path: Any) -> None:
+    learner = make_learner()
+    world(learner).save(str(tmp_path / "w.pt"))
+    env = VASEObservation.load(str(tmp_path / "w.pt"), canvas(), device="cpu", frame_in_info=True)
+    obs, info = env.reset(seed=0)
+    assert env.frame_in_info and info[FRAME_KEY].shape == (32, 32, 1)
+    np.testing.assert_array_equal(obs, world(learner).reset(seed=0)[0])
