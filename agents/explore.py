@@ -18,7 +18,8 @@ with ``frame_in_info=True``; each step
 
 Episodes that end (goal reached or truncated) are reset; those reset frames go to the learner as well.
 The explorer must use the wrapper's learner (the encoder L_agent is computed with is the one trained on
-the frames). Layering: this module imports the wrapper and the explorer; nothing in ``vase_rl/`` imports it.
+the frames); :func:`env_translation_range` gives the policy range that matches one env step.
+Layering: this module imports the wrapper and the explorer; nothing in ``vase_rl/`` imports it.
 
 >>> import gymnasium as gym
 >>> from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
@@ -49,7 +50,25 @@ from vase_rl.wrapper import FRAME_KEY, VASEObservation
 from .stn import translation_to_env_action
 from .translation import ImaginationExplorer
 
-__all__ = ["Exploration", "ExploreStep", "ImaginationAgent", "explore", "find_vase_wrapper"]
+__all__ = [
+    "Exploration", "ExploreStep", "ImaginationAgent", "env_translation_range", "explore", "find_vase_wrapper",
+]
+
+
+def env_translation_range(env: Any) -> float:
+    """The largest translation |t| (per axis, normalised units) one step of a continuous ``SpriteCanvas``
+    realises: ``free / canvas_size`` (the env moves the sprite by at most ``free / 2`` pixels per step;
+    :func:`~vase_rl.agents.translation.translation_to_env_action` clips larger t).
+
+    Give the explorer ``ImaginationConfig(max_translation=env_translation_range(env))`` to keep the STN's
+    imagined moves (through which L_agent trains) within what the world does: with the default range of 1
+    the STN can move a sprite out of the frame -- an empty image, which an untrained encoder maps near
+    z = 0, the cheapest answer to every z* -- while the env pins it at the canvas edge instead.
+    From a centred start (static datasets) a move within this range never leaves the canvas.
+    """
+    translation_to_env_action(env, np.zeros(2))  # ValueError unless a continuous SpriteCanvas
+    renderer = env.unwrapped.renderer
+    return float(renderer.free / renderer.canvas_size)
 
 
 def find_vase_wrapper(env: Any) -> VASEObservation:

@@ -54,7 +54,7 @@ import common
 import numpy as np
 import torch
 
-from vase_rl.agents.explore import explore
+from vase_rl.agents.explore import ImaginationAgent, env_translation_range
 from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
 from vase_rl.config import get_preset
 from vase_rl.envs.sampler import SpriteSampler
@@ -98,8 +98,12 @@ class Args:
     """``in-graph`` (the STN imagines x* inside the training loop), ``in-world`` (the policy moves the
     sprite of a wrapped continuous SpriteCanvas; the online learner trains on the frames), or ``both``."""
     world_train_every: int = 8
-    """In-world: env steps per learner train step (``train_every``; ``steps_per_env`` train steps per
-    dataset take ``steps_per_env * world_train_every`` env steps and as many policy steps)."""
+    """In-world: env steps per learner train step (``train_every``). Each dataset is stepped until the
+    learner has taken ``steps_per_env`` train steps: about ``world_warmup + steps_per_env *
+    world_train_every`` env steps, and as many policy steps."""
+    world_max_translation: float | None = None
+    """In-world: the policy's translation range (``ImaginationConfig.max_translation``); None: what one
+    env step realises, ``free / canvas`` (``vase_rl.agents.explore.env_translation_range``)."""
     world_buffer_size: int = 4096
     """In-world: rollout-buffer capacity of each dataset's wrapper, in frames."""
     world_warmup: int = 512
@@ -231,16 +235,32 @@ def world_env(args: Args, learner: ContinualLearner, dataset: str, seed: int) ->
                            warmup=args.world_warmup, buffer_size=args.world_buffer_size, seed=seed)
 
 
-def passive(env: VASEObservation, steps: int, seed: int) -> np.ndarray:
-    """The in-world baseline: ``steps`` zero actions (resetting ended episodes); sprite (x, y) per step."""
-    _, info = env.reset(seed=seed)
-    positions = []
-    for _ in range(steps):
+def world_stage(
+    args: Args, env: VASEObservation, explorer: ImaginationExplorer | None, seed: int
+) -> dict[str, np.ndarray]:
+    """Step one dataset's world until its learner has taken ``steps_per_env`` train steps (warm-up and
+    episode starts included, so both conditions give the learner the same budget). With an explorer the
+    policy acts (:class:`ImaginationAgent`); without, the baseline takes the zero action.
+    Returns per step: sprite (x, y) after it, |t| (mean over axes) and L_agent (empty for the baseline)."""
+    positions, t_abs, loss = [], [], []
+    agent = ImaginationAgent(env, explorer) if explorer is not None else None
+    if agent is not None:
+        agent.reset(seed)
+    else:
+        env.reset(seed=seed)
+    while env.vase_stats()["train_steps"] < args.steps_per_env:
+        if agent is not None:
+            step = agent.step()
+            positions.append(step.after)
+            t_abs.append(float(np.abs(step.translation).mean()))
+            loss.append(step.agent_loss)
+            continue
         _, _, terminated, truncated, info = env.step(np.zeros(2, np.float32))
         positions.append((info["x"], info["y"]))
         if terminated or truncated:
-            _, info = env.reset()
-    return np.asarray(positions, np.float64).reshape(-1, 2)
+            env.reset()
+    return {"positions": np.asarray(positions, np.float64).reshape(-1, 2), "t_abs": np.asarray(t_abs),
+            "agent_loss": np.asarray(loss)}
 
 
 def world_probes(learner: ContinualLearner, data: dict[str, Any]) -> dict[str, float]:
@@ -259,36 +279,39 @@ def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     config = get_preset(args.preset).with_overrides(seed=seed, inference={"on_overflow": args.on_overflow})
     learner = ContinualLearner(config, device="cpu")
-    explorer = ImaginationExplorer(learner, ImaginationConfig(enabled=True, lr=args.policy_lr, seed=seed))
-    size, steps = config.model.image_size, args.steps_per_env * args.world_train_every
+    size = config.model.image_size
     data = {split: SpriteSampler(WORLD_PROBED, size, split=split, seed=seed).sample(n)
             for split, n in (("train", args.world_probe_train), ("test", args.world_probe_test))}
     code = code_fingerprint()
     t0, c0 = time.time(), time.process_time()
-    stages = []
+    explorer, stages = None, []
     for k, dataset in enumerate(SEQUENCE):
         env = world_env(args, learner, dataset, seed=seed * 1000 + k)
-        if condition == "imagination":
-            run = explore(env, explorer, steps, seed=seed * 1000 + k)
-            positions, loss = run.positions, run.agent_loss
-        else:
-            positions, loss = passive(env, steps, seed * 1000 + k), np.zeros(0)
+        if condition == "imagination" and explorer is None:  # one policy for the whole sequence
+            reach = args.world_max_translation or env_translation_range(env)
+            explorer = ImaginationExplorer(learner, ImaginationConfig(
+                enabled=True, lr=args.policy_lr, max_translation=reach, seed=seed))
+        rec = world_stage(args, env, explorer, seed * 1000 + k)
         stats = env.vase_stats()
         env.close()
+        pos, loss, tenth = rec["positions"], rec["agent_loss"], max(1, len(rec["agent_loss"]) // 10)
         free = env.unwrapped.renderer.free
         stages.append({
             "dataset": dataset, "env_steps": stats["env_steps"], "train_steps": stats["train_steps"],
             "env": stats.get("env"), "n_envs": stats.get("n_envs"),
-            "position_spread_px": float(positions.std(0).mean() * free),
-            "agent_loss_first": float(loss[: max(1, len(loss) // 10)].mean()) if len(loss) else None,
-            "agent_loss_last": float(loss[-max(1, len(loss) // 10) :].mean()) if len(loss) else None,
+            "position_spread_px": float(pos.std(0).mean() * free),
+            "at_edge": float(((pos <= 0) | (pos >= 1)).any(1).mean()),
+            "translation_abs": float(rec["t_abs"].mean()) if len(rec["t_abs"]) else None,
+            "agent_loss_first": float(loss[:tenth].mean()) if len(loss) else None,
+            "agent_loss_last": float(loss[-tenth:].mean()) if len(loss) else None,
             "probes": world_probes(learner, data),
         })
         print(f"{WORLD} {run_name(condition, seed)} {dataset}: {stages[-1]}", flush=True)
     wall, cpu = time.time() - t0, time.process_time() - c0
     return {
         "mode": WORLD, "condition": condition, "seed": seed, "preset": args.preset,
-        "steps_per_env": args.steps_per_env, "env_steps_per_env": steps, "sequence": list(SEQUENCE),
+        "steps_per_env": args.steps_per_env, "sequence": list(SEQUENCE),
+        "max_translation": explorer.config.max_translation if explorer is not None else None,
         "train_every": args.world_train_every, "warmup": args.world_warmup,
         "buffer_size": args.world_buffer_size, "episode_steps": args.world_episode_steps,
         "probe_sizes": [args.world_probe_train, args.world_probe_test], "policy_lr": args.policy_lr,
@@ -326,7 +349,7 @@ def run(args: Args) -> None:
             if not result_path(args, m, c, s).exists()]
     skip = {"mode", "seeds", "jobs", "summarise", "run"}
     passthrough = [f"--{f.name.replace('_', '-')}={getattr(args, f.name)}" for f in dataclasses.fields(args)
-                   if f.name not in skip]
+                   if f.name not in skip and getattr(args, f.name) is not None]
     snapshot = snapshot_library()
     env = {**os.environ, "PYTHONPATH": snapshot}
     running: list[subprocess.Popen] = []
@@ -401,12 +424,13 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## In the world: the policy moves the sprite of a wrapped SpriteCanvas", "",
         (f"Sequence {' -> '.join(r0['sequence'])}, each a continuous-action SpriteCanvas in "
-         f"`VASEObservation(frame_in_info=True)`; preset `{r0['preset']}`; {r0['env_steps_per_env']} env "
-         f"steps per dataset, a learner train step every {r0['train_every']} env steps "
-         f"({r0['steps_per_env']} per dataset, after a warm-up of {r0['warmup']} frames; buffer "
-         f"{r0['buffer_size']}); episodes of {r0['episode_steps']} steps. imagination: "
-         "`vase_rl.agents.explore.explore` (one policy step on L_agent per env step, policy Adam "
-         f"{r0['policy_lr']}); baseline: zero actions. Probes: linear, on the frozen encoder after each "
+         f"`VASEObservation(frame_in_info=True)`; preset `{r0['preset']}`; each dataset is stepped until "
+         f"the learner has taken {r0['steps_per_env']} train steps, one every {r0['train_every']} env "
+         f"steps after a warm-up of {r0['warmup']} frames (buffer {r0['buffer_size']}); episodes of "
+         f"{r0['episode_steps']} steps. imagination: `vase_rl.agents.explore.ImaginationAgent` (one "
+         f"policy step on L_agent per env step, policy Adam {r0['policy_lr']}, translation range "
+         f"{next((r['max_translation'] for r in by['imagination']), None)}); baseline: zero actions. "
+         "Probes: linear, on the frozen encoder after each "
          f"stage, {r0['probe_sizes'][0]} moving-MNIST train / {r0['probe_sizes'][1]} test images. "
          f"Library code {r0.get('code')}. Hardware: {hw['cpu']}, {hw['cores']} cores, 1 thread per run; "
          "wall time per run: "
@@ -420,6 +444,8 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
         ("moving-MNIST class acc. (linear, %)", lambda st: st["probes"]["class_acc"]),
         ("moving-MNIST position R^2 (linear)", lambda st: st["probes"]["position_r2"]),
         ("spread of sprite positions seen (std, px)", lambda st: st["position_spread_px"]),
+        ("sprite at the canvas edge (fraction of steps)", lambda st: st["at_edge"]),
+        ("env steps (incl. episode starts)", lambda st: st["env_steps"]),
         ("learner train steps", lambda st: st["train_steps"]),
     ]
     for k, stage in enumerate(r0["sequence"]):
@@ -433,9 +459,10 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     lines += ["", "Last inferred environment / environments allocated after each stage, per run:", ""]
     for r in records:
         envs = ", ".join(f"{st['dataset']} {st['env']}/{st['n_envs']}" for st in r["stages"])
-        loss = ", ".join(f"{st['agent_loss_first']:.1f} -> {st['agent_loss_last']:.1f}" for st in r["stages"]
+        loss = ", ".join(f"{st['agent_loss_first']:.1f} -> {st['agent_loss_last']:.1f} (|t| "
+                         f"{st['translation_abs']:.3f})" for st in r["stages"]
                          if st["agent_loss_first"] is not None)
-        tail = f"; L_agent per stage {loss}" if loss else ""
+        tail = f"; L_agent first -> last tenth per stage {loss}" if loss else ""
         lines.append(f"- {r['condition']} seed {r['seed']}: {envs}{tail}")
     return lines
 

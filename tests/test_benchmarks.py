@@ -200,8 +200,8 @@ def check_imagination(r: Path) -> None:
     world = {p.stem: load(p) for p in (r / "imagination" / "in-world").glob("*_seed0.json")}
     assert set(world) == {"baseline_seed0", "imagination_seed0"}
     stages = world["imagination_seed0"]["stages"]
-    assert [st["env_steps"] for st in stages] == [4 * 32 + 3] * 3  # 128 actions + 3 episode starts
-    assert stages[1]["train_steps"] >= 1
+    # each dataset runs until the learner took 4 train steps: warm-up 64 frames, then one every 32 frames
+    assert [(st["env_steps"], st["train_steps"]) for st in stages] == [(64 + 3 * 32, 4)] * 3
     assert 0.0 <= stages[1]["probes"]["class_acc"] <= 100.0 and stages[1]["agent_loss_last"] > 0
     assert "| mnist | moving-MNIST class acc." in (r / "imagination" / "results.md").read_text()
 

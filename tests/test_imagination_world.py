@@ -10,8 +10,8 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from vase_rl.agents.explore import ImaginationAgent, explore
-from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
+from vase_rl.agents.explore import ImaginationAgent, env_translation_range, explore
+from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer, translation_to_env_action
 from vase_rl.config import get_preset
 from vase_rl.envs.sprites import SpriteCanvas
 from vase_rl.learner import ContinualLearner
@@ -178,3 +178,13 @@ def test_saved_wrapper_reloads_with_frame_in_info(tmp_path: Any) -> None:
     obs, info = env.reset(seed=0)
     assert env.frame_in_info and info[FRAME_KEY].shape == (32, 32, 1)
     np.testing.assert_array_equal(obs, world(learner).reset(seed=0)[0])
+
+
+def test_env_translation_range_is_what_one_env_step_realises() -> None:
+    env = world(make_learner())
+    free = env.unwrapped.renderer.free
+    reach = env_translation_range(env)
+    assert reach == free / 32
+    np.testing.assert_array_equal(translation_to_env_action(env, np.array([reach, -reach])), [1.0, -1.0])
+    with pytest.raises(ValueError, match="continuous"):
+        env_translation_range(canvas(action_type="discrete"))
