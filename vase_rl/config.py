@@ -70,6 +70,17 @@ class ModelConfig:
     sigma = 1 and mu ~ 0 at the start, the decoder learns the mean image, the encoder gets no gradient
     to use z, and any KL pressure keeps it there (measured on the cpu preset: README,
     "Why the latents carried no identity")."""
+    new_env_code: Literal["random", "inherit"] = "random"
+    """How the decoder's weights for a newly allocated environment's one-hot code start: "random" (as
+    initialised; the paper) or "inherit", a copy of those of the environment the batch was decoded under
+    when eq. 6 rejected it, so that p(x|z, s_new) starts as p(x|z, s_old) and the new environment can
+    read the latents the old one wrote (latent reuse, section 3.3)."""
+    env_conditioning: Literal["input", "input+output"] = "input"
+    """How the decoder p(x|z, s) sees the environment: "input", its one-hot code concatenated to z (A.1);
+    "input+output", also a learnt per-environment affine (scale, bias) of each output channel's logits
+    (or means), initialised to the identity. An environment that renders the same factors differently
+    (inverted contrast, another colour) can then change its rendering without re-mapping what the
+    latents mean: reading the same latents with the same sign is what readout transfer measures."""
 
     def __post_init__(self) -> None:
         if self.image_size % 16 != 0 or self.image_size < 16:
@@ -84,6 +95,12 @@ class ModelConfig:
             raise ValueError(f"init must be 'kaiming' or 'pytorch', got {self.init!r}")
         if self.likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}")
+        if self.new_env_code not in ("random", "inherit"):
+            raise ValueError(f"new_env_code must be 'random' or 'inherit', got {self.new_env_code!r}")
+        if self.env_conditioning not in ("input", "input+output"):
+            raise ValueError(
+                f"env_conditioning must be 'input' or 'input+output', got {self.env_conditioning!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -95,7 +112,11 @@ class LossConfig:
     c_max: float = 35.0
     """C_max in nats: final value of the capacity target C."""
     delta_c: float = 6.3e-6
-    """delta_C: C grows by delta_C * C_max per step from 0 until it reaches C_max (A.3)."""
+    """delta_C: C grows by delta_C * C_max per step from ``c_start`` until it reaches C_max (A.3)."""
+    c_start: float = 0.0
+    """C at step 0 in nats. The paper's schedule starts at 0 (A.3); a positive start keeps the ramp's
+    order of discovery (the factors worth the most nats first) without squeezing a sharp initial
+    posterior back to the prior at C = 0 (see ``ModelConfig.init_logvar``)."""
     capacity_mode: Literal["two-sided", "upper"] = "two-sided"
     """"two-sided": eq. 3 as written, gamma*(KL - C)^2. "upper": gamma*max(0, KL - C)^2, equal to eq. 3
     whenever KL >= C but without the push *up* towards C that, at CPU step counts, the encoder meets

@@ -157,7 +157,7 @@ class ContinualLearner(Checkpointable):
     @property
     def capacity(self) -> float:
         lc = self.config.loss
-        return capacity_schedule(self.step, lc.c_max, lc.delta_c)
+        return capacity_schedule(self.step, lc.c_max, lc.delta_c, lc.c_start)
 
     # ------------------------------------------------------------------ pieces of a step
     def sample_z(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -238,6 +238,8 @@ class ContinualLearner(Checkpointable):
         nll = self.reconstruction_nll(self.masked(z, active), max(prev, 0), x)
         decision = self._infer(z.detach(), hidden, x, alpha, float(nll.detach().mean()))  # eq. 6 / Alg. 1
         env, n_seen = decision.env, self.memory.n_seen
+        if decision.allocated and prev >= 0 and cfg.model.new_env_code == "inherit":
+            self._inherit_env_code(prev, env)
         if env != prev:  # switched or allocated: redo the forward under the inferred environment
             active = self.applied_mask(env)  # a^s, eq. 2
             nll = self.reconstruction_nll(self.masked(z, active), env, x)
@@ -266,6 +268,16 @@ class ContinualLearner(Checkpointable):
         if self.step % cfg.dream.tau == 0:
             self.snapshot.sync(self.model)
         return self._result(decision, alpha, active, mask, scalars, dream.scalars, updated=True)
+
+    @torch.no_grad()
+    def _inherit_env_code(self, source: int, target: int) -> None:
+        """``ModelConfig.new_env_code == "inherit"``: the decoder's input weights of environment ``target``'s
+        one-hot code become a copy of ``source``'s, so p(x|z, target) starts equal to p(x|z, source)."""
+        decoder, n = self.model.decoder, self.config.model.latent_dim
+        decoder.fc1.weight[:, n + target] = decoder.fc1.weight[:, n + source]
+        for per_env in (decoder.env_scale, decoder.env_bias):
+            if per_env is not None:
+                per_env[target] = per_env[source]
 
     def _classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """q(s|x) averaged over the batch (max_environments,) from the encoder's hidden layer (B, hidden)."""

@@ -13,15 +13,18 @@ import torch.nn.functional as F
 from .config import Likelihood, LossConfig
 
 
-def capacity_schedule(step: int, c_max: float, delta_c: float) -> float:
+def capacity_schedule(step: int, c_max: float, delta_c: float, c_start: float = 0.0) -> float:
     """Capacity target C at training ``step`` (appendix A.3).
 
-    C starts at 0 and grows linearly by ``delta_c * c_max`` per step until it reaches ``c_max``,
-    where it stays: ``C(step) = min(c_max, step * delta_c * c_max)``.
+    C starts at ``c_start`` (the paper: 0) and grows linearly by ``delta_c * c_max`` per step until it
+    reaches ``c_max``, where it stays: ``C(step) = min(c_max, c_start + step * delta_c * c_max)``.
+
+    >>> capacity_schedule(0, 25.0, 1 / 2500, c_start=5.0), capacity_schedule(1250, 25.0, 1 / 2500, 5.0)
+    (5.0, 17.5)
     """
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
-    return float(min(c_max, step * delta_c * c_max))
+    return float(min(c_max, c_start + step * delta_c * c_max))
 
 
 def reconstruction_nll(

@@ -62,12 +62,20 @@ class Decoder(nn.Module):
         self.deconvs = nn.Sequential(*layers)
         layers[-1]._vase_linear_output = True  # type: ignore[assignment]  # logits / means: no ReLU after
         self.top_channels = widths[-1]
+        self.env_scale: nn.Parameter | None = None
+        self.env_bias: nn.Parameter | None = None
+        if cfg.env_conditioning == "input+output":  # per-environment affine of the output channels
+            self.env_scale = nn.Parameter(torch.ones(cfg.max_environments, cfg.channels))
+            self.env_bias = nn.Parameter(torch.zeros(cfg.max_environments, cfg.channels))
 
     def forward(self, z: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
         one_hot = F.one_hot(env, self.cfg.max_environments).to(z.dtype)
         h = F.relu(self.fc1(torch.cat([z, one_hot], dim=1)))
         h = F.relu(self.fc2(h)).view(-1, self.top_channels, self.feature_side, self.feature_side)
-        return self.deconvs(h)
+        out = self.deconvs(h)
+        if self.env_scale is not None and self.env_bias is not None:
+            out = out * self.env_scale[env][:, :, None, None] + self.env_bias[env][:, :, None, None]
+        return out
 
     def mean(self, z: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
         """Mean of p(x|z,s) in [0, 1] (sigmoid of the logits for Bernoulli)."""

@@ -43,6 +43,7 @@ __all__ = [
     "pixel_codes",
     "probe_factors",
     "readout_transfer",
+    "shared_latents",
 ]
 
 FactorKind = Literal["class", "continuous"]
@@ -275,3 +276,41 @@ def readout_transfer(
     embedding (Fig. 4B). Accuracy (%) for classes, R^2 for continuous factors.
     """
     return fit_probe(codes_a, target_a, codes_b, target_b, kind, "linear", config)
+
+
+def _columns_corr(codes: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every code column with every target column: (d, k)."""
+    c = (codes - codes.mean(0)) / np.where(codes.std(0) > 1e-8, codes.std(0), 1.0)
+    t = (target - target.mean(0)) / np.where(target.std(0) > 1e-8, target.std(0), 1.0)
+    return c.T @ t / len(codes)
+
+
+def shared_latents(
+    codes_a: np.ndarray, target_a: np.ndarray, codes_b: np.ndarray, target_b: np.ndarray
+) -> list[dict[str, float | int]]:
+    """Which latent carries each continuous factor column in A, and what that latent does in B.
+
+    For factor column k (e.g. x, y of position): the latent n most correlated with it on A's codes, its
+    correlation in A and the correlation of the *same* latent with the same factor on B's codes, and the
+    latent most correlated in B. ``corr_b ~ corr_a``: shared and read the same way (readout transfers);
+    ``corr_b ~ -corr_a``: the same latent, mirrored (a linear readout fit on A fails on B although the
+    latent is reused); ``|corr_b| ~ 0``: B wrote the factor elsewhere.
+
+    codes: (n, d); target: (n, k) float. Returns one dict per column: ``latent``, ``corr_a``, ``corr_b``,
+    ``best_b``, ``best_corr_b``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> t = rng.standard_normal((500, 1))
+    >>> a = np.concatenate([t, rng.standard_normal((500, 2))], 1)
+    >>> b = np.concatenate([-t, rng.standard_normal((500, 2))], 1)  # the same latent, mirrored
+    >>> r = shared_latents(a, t, b, t)[0]
+    >>> r["latent"], round(r["corr_a"], 2), round(r["corr_b"], 2), r["best_b"]
+    (0, 1.0, -1.0, 0)
+    """
+    ca, cb = _columns_corr(codes_a, target_a), _columns_corr(codes_b, target_b)
+    out: list[dict[str, float | int]] = []
+    for k in range(ca.shape[1]):
+        n, m = int(np.abs(ca[:, k]).argmax()), int(np.abs(cb[:, k]).argmax())
+        out.append({"latent": n, "corr_a": float(ca[n, k]), "corr_b": float(cb[n, k]), "best_b": m,
+                    "best_corr_b": float(cb[m, k])})
+    return out

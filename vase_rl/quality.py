@@ -36,6 +36,7 @@ from .offline_probe import (
     fit_probe,
     pixel_codes,
     probe_factors,
+    shared_latents,
 )
 from .run_format import make_sampler, read_run_config
 
@@ -163,6 +164,8 @@ def readout_transfer_table(
                     "factor": factor, "a": a, "b": b, "representation": name,
                     "in_domain": fit_probe(*train, codes[a][1], tgt_a_test, kind, "linear", qs.probe),
                     "transfer": fit_probe(*train, codes[b][1], tgt_b, kind, "linear", qs.probe),
+                    "latents": (shared_latents(codes[a][1], tgt_a_test, codes[b][1], tgt_b)
+                                if kind == "continuous" else []),
                 })  # fmt: skip
     return rows
 
@@ -220,6 +223,10 @@ def _fmt_score(v: float | None, factor: str) -> str:
     return f"{v:.1f}" if factor in ("class", "shape") else f"{v:.3f}"
 
 
+def _latents_cell(latents: list[dict[str, Any]]) -> str:
+    return ", ".join(f"z{r['latent']}: {r['corr_a']:+.2f} / {r['corr_b']:+.2f}" for r in latents) or "-"
+
+
 def quality_markdown(q: dict[str, Any]) -> list[str]:
     """The report's leading section: verdicts, a table per stage, the readout-transfer table."""
     out = [
@@ -259,13 +266,17 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
                 "codes; *in-domain* = the same probe scored on A's held-out codes."
             ),
             "",
-            "| factor | A | B | representation | in-domain A->A | transfer A->B |",
-            "|---|---|---|---|---|---|",
+            "| factor | A | B | representation | in-domain A->A | transfer A->B | latent: corr in A / in B |",
+            "|---|---|---|---|---|---|---|",
         ]
         for t in q["transfer"]:
             out.append(
                 f"| {t['factor']} | {t['a']} | {t['b']} | {t['representation']} | "
-                f"{_fmt_score(t['in_domain'], t['factor'])} | {_fmt_score(t['transfer'], t['factor'])} |"
+                f"{_fmt_score(t['in_domain'], t['factor'])} | {_fmt_score(t['transfer'], t['factor'])} | "
+                f"{_latents_cell(t.get('latents', []))} |"
             )
+        out += ["", "The last column: for each coordinate of a continuous factor, the latent most correlated "
+                "with it on A and that latent's correlation on A / on B (a sign flip = the same latent, "
+                "mirrored; ~0 = B wrote the factor elsewhere)."]
         out.append("")
     return out

@@ -1,0 +1,79 @@
+"""Latent reuse across environments: the new environment's decoder code, the per-environment output
+affine, the capacity start and the shared-latents diagnostic (issue 15, point 7)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import shapes_batches, tiny_config
+
+from vase_rl.config import ModelConfig
+from vase_rl.learner import ContinualLearner
+from vase_rl.losses import capacity_schedule
+from vase_rl.offline_probe import shared_latents
+
+
+def _allocate_two(new_env_code: str, conditioning: str = "input") -> ContinualLearner:
+    """Env 0 trained on shapes, env 1 allocated by their inverse; the learning rate is set to 0 before the
+    allocating step so that it changes no weight."""
+    cfg = tiny_config(model={"new_env_code": new_env_code, "env_conditioning": conditioning},
+                      inference={"patience": 2})
+    learner = ContinualLearner(cfg, device="cpu")
+    batches = shapes_batches(60, 16, seed=3)
+    assert {learner.train_step(b).env for b in batches[:40]} == {0}
+    for group in learner.optimizer.param_groups:
+        group["lr"] = 0.0
+    allocated = [learner.train_step(255 - b).new_env for b in batches[40:]]
+    assert any(allocated) and learner.memory.n_seen == 2, allocated
+    return learner
+
+
+@pytest.mark.parametrize("conditioning", ["input", "input+output"])
+def test_inherited_code_makes_the_new_environment_decode_like_the_old(conditioning: str) -> None:
+    z = torch.randn(8, 6, generator=torch.Generator().manual_seed(0))
+    inherit = _allocate_two("inherit", conditioning)
+    assert torch.allclose(inherit.decode(z, 0), inherit.decode(z, 1), atol=1e-6)
+    random = _allocate_two("random", conditioning)
+    assert (random.decode(z, 0) - random.decode(z, 1)).abs().max() > 1e-3  # a random code decodes otherwise
+
+
+def test_output_affine_starts_as_identity_and_can_invert_contrast() -> None:
+    cfg = tiny_config()
+    plain = ContinualLearner(cfg, device="cpu")
+    affine = ContinualLearner(cfg.with_overrides(model={"env_conditioning": "input+output"}), device="cpu")
+    z = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(plain.decode(z, 2), affine.decode(z, 2), atol=1e-6)  # same init, identity affine
+    assert affine.model.decoder.env_scale is not None
+    with torch.no_grad():
+        affine.model.decoder.env_scale[2] = -1.0  # Bernoulli logits negated: mean image 1 - x
+    assert torch.allclose(affine.decode(z, 2), 1 - plain.decode(z, 2), atol=1e-6)
+    assert torch.allclose(affine.decode(z, 0), plain.decode(z, 0), atol=1e-6)  # other environments as before
+
+
+def test_bad_reuse_options_are_rejected_by_name() -> None:
+    with pytest.raises(ValueError, match="new_env_code"):
+        ModelConfig(new_env_code="copy")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="env_conditioning"):
+        ModelConfig(env_conditioning="film")  # type: ignore[arg-type]
+
+
+def test_capacity_starts_at_c_start_and_ramps_to_c_max() -> None:
+    assert capacity_schedule(0, 25.0, 1e-3, c_start=6.0) == 6.0
+    assert capacity_schedule(400, 25.0, 1e-3, c_start=6.0) == pytest.approx(16.0)
+    assert capacity_schedule(10_000, 25.0, 1e-3, c_start=6.0) == 25.0
+    learner = ContinualLearner(tiny_config(loss={"c_start": 3.0, "delta_c": 0.0}), device="cpu")
+    assert learner.capacity == 3.0
+
+
+def test_shared_latents_tells_shared_mirrored_and_moved_factors_apart() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((800, 1))
+    noise = rng.standard_normal((800, 3))
+    a = np.concatenate([x, noise], 1)
+    same = shared_latents(a, x, np.concatenate([x, noise], 1), x)[0]
+    mirrored = shared_latents(a, x, np.concatenate([-x, noise], 1), x)[0]
+    moved = shared_latents(a, x, np.concatenate([noise[:, :1], x, noise[:, 1:]], 1), x)[0]
+    assert same["latent"] == 0 and same["corr_b"] > 0.99
+    assert mirrored["corr_b"] < -0.99 and mirrored["best_b"] == 0
+    assert abs(moved["corr_b"]) < 0.1 and moved["best_b"] == 1 and moved["best_corr_b"] > 0.99
