@@ -2,9 +2,9 @@
 
 Modelled on SB3's ``VecTransposeImage``: ``reset`` and ``step_wait`` encode the frames of all sub-envs
 in one batched pass of the shared engine :class:`~vase_rl.online.OnlineVASE` and return the latents of
-``VASEObservation``, frame for frame; ``terminal_observation`` infos are encoded too (one batch, not
-trained on). With ``SubprocVecEnv``, wrap it here in the main process --
-``VASEVecEnv(SubprocVecEnv(...), learner)`` -- and one learner sees every frame (nothing to
+``VASEObservation``, frame for frame; ``terminal_observation`` infos are encoded too (in the same
+encoder pass as the step's frames, not trained on). With ``SubprocVecEnv``, wrap it here in the main
+process -- ``VASEVecEnv(SubprocVecEnv(...), learner)`` -- and one learner sees every frame (nothing to
 synchronise). The options and their rationale: :mod:`vase_rl.wrapper`. Needs the ``sb3`` extra.
 
 Change log: 0.1.0 -- first version (moved here from ``vase_rl.vector_wrapper``).
@@ -50,13 +50,14 @@ class VASEVecEnv(VASEWrapperMixin, VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
         terminal = [i for i, info in enumerate(infos) if "terminal_observation" in info]
-        if terminal:
-            latents = self.vase.encode(np.stack([infos[i]["terminal_observation"] for i in terminal]))
-            for j, i in enumerate(terminal):
-                infos[i]["terminal_observation"] = (
-                    {k: v[j] for k, v in latents.items()} if isinstance(latents, dict) else latents[j]
-                )
-        return self.vase.process(obs), rewards, dones, infos
+        finals = np.stack([infos[i]["terminal_observation"] for i in terminal]) if terminal else None
+        latents, final_latents = self.vase.process_with(obs, finals)  # one encoder pass for both
+        for j, i in enumerate(terminal):
+            infos[i]["terminal_observation"] = (
+                {k: v[j] for k, v in final_latents.items()} if isinstance(final_latents, dict)
+                else final_latents[j]
+            )
+        return latents, rewards, dones, infos
 
     def close(self) -> None:
         self.vase.close()

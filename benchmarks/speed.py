@@ -1,6 +1,8 @@
-"""Speed and memory of one VASE training step on CPU, paper preset (64x64, widths 64,64,128,128, 24 latents).
+"""Speed and memory of one VASE training step on CPU: paper preset (64x64, widths 64,64,128,128, 24 latents)
+and cpu preset (32x32, widths 32,32,64,64, 24 latents).
 
-In one run, at batch 64 and at 1 and 2 torch threads, three kinds of ``ContinualLearner.train_step``:
+In one run, for each preset, at batch 64 and at 1 and 2 torch threads, three kinds of
+``ContinualLearner.train_step``:
 
 - ``plain``: ablation "-", a plain CCI-VAE step (encoder, decoder, capacity loss, Adam);
 - ``vase``: the full VASE step (ablation SDA) with the paper's dream batch (64) and a full eq. 6 scan
@@ -19,9 +21,11 @@ Reported per kind: steps/s (wall clock and per CPU-second of this process), the 
 convolutions and matrix products, not element-wise ops), the VASE/plain time ratio against the FLOP
 ratio, and the achieved GFLOP/s against a practical peak measured in the same run: a large fp32
 ``torch.mm`` (MKL) and, because MKL runs AVX2 code on AMD CPUs while oneDNN runs AVX-512, a large 3x3
-convolution (oneDNN). Both layouts are measured: the library's (contiguous NCHW) and channels-last
-parameters (``model.to(memory_format=torch.channels_last)`` applied from outside, the candidate
-optimisation). Peak RSS is measured in a fresh subprocess that trains the paper preset in that steady
+convolution (oneDNN). Both parameter layouts are measured, set explicitly on the model and the snapshot
+before the first step: channels-last (``vase_rl.model.channels_last_``, the library's layout since this
+measurement made it so) and contiguous NCHW (the layout before); the layout speed-up is the median over
+repeats of the paired (back-to-back) CPU-time ratios. Peak RSS is measured in a fresh subprocess that
+trains the paper preset in that steady
 state for ``rss_steps`` steps. ``--explore`` adds the measurements of what did not pay (torch.compile,
 GEMM forms of the single-channel layers, batch size per image) and 2 threads under the default OpenMP
 wait policy (the run itself uses ``OMP_WAIT_POLICY=PASSIVE``, see ``Args.omp_wait_policy``).
@@ -30,7 +34,7 @@ The reference machine is shared (load average recorded before and after): wall-c
 what dedicated cores deliver; rates per CPU-second are what the process got while it ran, and the
 ratios use them. Writes ``benchmarks/results/speed.{json,md}`` (``--out``).
 
-    python benchmarks/speed.py [--threads 1 2 --steps 10 --repeats 2 --no-explore]
+    python benchmarks/speed.py [--presets paper cpu --threads 1 2 --steps 10 --repeats 2 --no-explore]
 """
 
 from __future__ import annotations
@@ -62,10 +66,13 @@ from vase_rl.learner import ContinualLearner
 RESULTS = common.RESULTS
 KINDS = ("plain", "vase", "vase-cheap")
 LAYOUTS = ("contiguous", "channels_last")
+PRESETS = ("paper", "cpu")
 
 
 @dataclass
 class Args:
+    presets: tuple[str, ...] = PRESETS
+    """Presets to time; the targets are judged on the first (the paper preset by default)."""
     threads: tuple[int, ...] = (1, 2)
     """torch thread counts to time (the reference machine has 2 cores)."""
     steps: int = 10
@@ -104,9 +111,11 @@ class Args:
 
 
 # ---------------------------------------------------------------------------------------- setup
-def step_config(kind: str, args: Args) -> VASEConfig:
-    """The paper preset configured for one kind of step (see the module docstring)."""
-    cfg = get_preset("paper").with_overrides(seed=args.seed)
+def step_config(kind: str, args: Args, preset: str = "paper") -> VASEConfig:
+    """``preset`` configured for one kind of step (see the module docstring)."""
+    cfg = get_preset(preset).with_overrides(seed=args.seed)
+    if preset == "cpu":  # near its lambda0/lambda1 an untrained cpu model's mask flips from batch to batch,
+        cfg = cfg.with_overrides(inference={"train_on_pending": True})  # so eq. 6 fails on it: train anyway
     if kind == "plain":
         return cfg.with_overrides(ablation=Ablation.parse("-"))
     if kind == "vase-cheap":
@@ -116,9 +125,9 @@ def step_config(kind: str, args: Args) -> VASEConfig:
     return cfg
 
 
-def image_pool(n_batches: int, batch: int, seed: int) -> list[torch.Tensor]:
-    """``n_batches`` batches (batch, 1, 64, 64) float in [0, 1] of moving shapes, sampled before timing."""
-    images, _ = SpriteSampler("moving-shapes", canvas_size=64, seed=seed).sample(n_batches * batch)
+def image_pool(n_batches: int, batch: int, seed: int, side: int = 64) -> list[torch.Tensor]:
+    """``n_batches`` batches (batch, 1, side, side) float in [0, 1] of moving shapes, sampled up front."""
+    images, _ = SpriteSampler("moving-shapes", canvas_size=side, seed=seed).sample(n_batches * batch)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0).contiguous()
     return list(x.split(batch))
 
@@ -156,9 +165,11 @@ def apply_layout(learner: ContinualLearner, layout: str) -> None:
     learner.snapshot.model.to(memory_format=formats[layout])
 
 
-def build(kind: str, layout: str, args: Args, pool: list[torch.Tensor]) -> tuple[ContinualLearner, dict]:
+def build(
+    kind: str, layout: str, args: Args, pool: list[torch.Tensor], preset: str = "paper"
+) -> tuple[ContinualLearner, dict]:
     """A warmed learner in the steady state and a copy of its state to restore before each timing."""
-    learner = ContinualLearner(step_config(kind, args), device="cpu")
+    learner = ContinualLearner(step_config(kind, args, preset), device="cpu")
     apply_layout(learner, layout)
     steady_state(learner, pool[0])
     for i in range(args.warmup):
@@ -346,28 +357,32 @@ def run(args: Args) -> dict[str, Any]:
     load_before = os.getloadavg()
     rss = run_child("rss", args, args.omp_wait_policy)
     print(f"peak RSS of {args.rss_steps} paper-preset VASE steps: {rss['peak_rss_mib']:.0f} MiB", flush=True)
-    pool = image_pool(8, 64, args.seed)
+    pools = {p: image_pool(8, 64, args.seed, get_preset(p).model.image_size) for p in args.presets}
     torch.set_num_threads(1)
-    learners = {(k, lay): build(k, lay, args, pool) for lay in args.layouts for k in KINDS}
+    learners = {(p, k, lay): build(k, lay, args, pools[p], p)
+                for p in args.presets for lay in args.layouts for k in KINDS}
     print(f"built {len(learners)} learners in {time.perf_counter() - started:.0f} s", flush=True)
 
     # timings, interleaved so that load changes hit every cell alike
-    times: dict[tuple[int, str, str], list[tuple[float, float]]] = collections.defaultdict(list)
+    times: dict[tuple[int, str, str, str], list[tuple[float, float]]] = collections.defaultdict(list)
     outcomes: dict[str, dict[str, int]] = {}
     for rep in range(args.repeats):
         for threads in args.threads:
             torch.set_num_threads(threads)
-            for (kind, layout), (learner, state) in learners.items():
+            for (preset, kind, layout), (learner, state) in learners.items():
                 restore(learner, state)
-                wall, cpu, seen = timed(lambda learner=learner: run_steps(learner, pool, args.steps))
-                times[(threads, layout, kind)].append((wall, cpu))
-                outcomes[f"{kind}/{layout}"] = dict(seen)
-                print(f"repeat {rep} threads {threads} {layout:>13s} {kind:>10s}: "
+                pool = pools[preset]
+                wall, cpu, seen = timed(lambda lr=learner, pool=pool: run_steps(lr, pool, args.steps))
+                times[(threads, preset, layout, kind)].append((wall, cpu))
+                outcomes[f"{preset}/{kind}/{layout}"] = dict(seen)
+                print(f"repeat {rep} threads {threads} {preset:>5s} {layout:>13s} {kind:>10s}: "
                       f"{wall / args.steps * 1e3:7.0f} ms wall {cpu / args.steps * 1e3:6.0f} ms CPU per step",
                       flush=True)
 
     torch.set_num_threads(1)
-    flops = {kind: count_flops(*learners[(kind, args.layouts[0])], pool, args.steps) for kind in KINDS}
+    flops = {(p, kind): count_flops(*learners[(p, kind, args.layouts[0])], pools[p], args.steps)
+             for p in args.presets for kind in KINDS}
+    pool = pools.get("paper") or image_pool(8, 64, args.seed)  # the used-latent search and explore: paper
     peaks = {t: peak(t, args.peak_size) for t in args.threads}
     used = used_latent_cost(args, pool)
     explored = explore(args, pool) if args.explore else {}
@@ -375,17 +390,22 @@ def run(args: Args) -> dict[str, Any]:
     load_after = os.getloadavg()
 
     rows = []
-    for (threads, layout, kind), cell in times.items():
+    for (threads, preset, layout, kind), cell in times.items():
         wall_step, cpu_step = min(w for w, _ in cell) / args.steps, min(c for _, c in cell) / args.steps
-        plain = times[(threads, layout, "plain")]
+        plain = times[(threads, preset, layout, "plain")]
         # ratios paired within a repeat (the two timings ran back to back), median over repeats
         ratio_cpu = statistics.median(c / pc for (_, c), (_, pc) in zip(cell, plain, strict=True))
         ratio_wall = statistics.median(w / pw for (w, _), (pw, _) in zip(cell, plain, strict=True))
-        f = flops[kind]["mean"]
-        flop_ratio = f / flops["plain"]["mean"]
+        f = flops[(preset, kind)]["mean"]
+        flop_ratio = f / flops[(preset, "plain")]["mean"]
         pk = peaks[threads]
+        other = next(c for c in LAYOUTS if c != layout)
+        paired = times.get((threads, preset, other, kind))
+        # layout speed-up: CPU time of the other layout / this one, paired within a repeat, median
+        speedup = (statistics.median(oc / c for (_, c), (_, oc) in zip(cell, paired, strict=True))
+                   if paired else None)
         rows.append({
-            "threads": threads, "layout": layout, "kind": kind,
+            "preset": preset, "threads": threads, "layout": layout, "kind": kind,
             "ms_per_step_wall": wall_step * 1e3, "ms_per_step_cpu": cpu_step * 1e3,
             "steps_per_s_wall": 1 / wall_step, "steps_per_cpu_s": 1 / cpu_step,
             "gflop_per_step": f / 1e9,
@@ -395,10 +415,10 @@ def run(args: Args) -> dict[str, Any]:
             "fraction_of_conv_peak_cpu": f / cpu_step / 1e9 / pk["conv3x3_gflops_cpu"],
             "time_ratio_cpu": ratio_cpu, "time_ratio_wall": ratio_wall,
             "flop_ratio": flop_ratio, "ratio_deviation_cpu": ratio_cpu / flop_ratio - 1,
-            "timings_wall_cpu_s": cell,
+            "speedup_over_other_layout_cpu": speedup, "timings_wall_cpu_s": cell,
         })
     most = max(args.threads)
-    default = [r for r in rows if r["layout"] == args.layouts[0]]
+    default = [r for r in rows if r["layout"] == args.layouts[0] and r["preset"] == args.presets[0]]
     targets = {
         "ratio_within_tolerance_cpu": all(abs(r["ratio_deviation_cpu"]) <= args.ratio_tolerance
                                           for r in default),
@@ -412,7 +432,8 @@ def run(args: Args) -> dict[str, Any]:
         "benchmark": "speed", "date": hw["date"], "hardware": hw,
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in load_after], "args": dataclasses.asdict(args),
-        "targets_met": targets, "rows": rows, "flops": flops, "peaks": {str(t): p for t, p in peaks.items()},
+        "targets_met": targets, "rows": rows, "flops": {f"{p}/{k}": v for (p, k), v in flops.items()},
+        "peaks": {str(t): p for t, p in peaks.items()},
         "outcomes_last_repeat": outcomes, "used_latent_search": used, "peak_rss": rss, "explore": explored,
         "runtime_s": time.perf_counter() - started,
     }
@@ -438,11 +459,13 @@ def summarise(r: dict[str, Any]) -> str:
         (f"- load average (1/5/15 min) before / after: {r['load_average_before']} / "
          f"{r['load_average_after']} "
         "(shared machine: wall-clock rates understate dedicated cores; ratios use CPU time)"),
-        (f"- paper preset, batch 64, 64x64; {a['repeats']} timings of {a['steps']} steps from the "
+        (f"- presets {', '.join(a.get('presets', ['paper']))} (paper 64x64, cpu 32x32), batch 64; "
+         f"{a['repeats']} timings of {a['steps']} steps from the "
          "same state per cell (ms and rates: best; time ratios: median of back-to-back pairs); "
          f"`vase-cheap` = dream batch {a['cheap_dream_batch']}, scan_every=0; "
          f"OMP_WAIT_POLICY={a['omp_wait_policy'] or '(default)'}; runtime {r['runtime_s']:.0f} s"),
-        (f"- targets: time ratio within {a['ratio_tolerance']:.0%} of FLOP ratio (CPU time, contiguous): "
+        (f"- targets (first preset, {a['layouts'][0]} layout): time ratio within "
+         f"{a['ratio_tolerance']:.0%} of FLOP ratio (CPU time): "
         f"{yes[t['ratio_within_tolerance_cpu']]} (no overhead above it: {yes[t['ratio_no_overhead_cpu']]}); "
         f">= {a['efficiency_target']:.0%} of matmul peak at {max(a['threads'])} threads: "
         f"{yes[t['efficiency_at_most_threads_cpu']]}; peak RSS <= {a['rss_limit_gib']} GiB: "
@@ -450,19 +473,27 @@ def summarise(r: dict[str, Any]) -> str:
         ("- cores the process got (CPU time / wall time, mean over rows): "
          + ", ".join(f"{th} thread(s) {cores(r['rows'], th):.2f}" for th in a["threads"])
          + " (2 dedicated cores would give up to 2 at 2 threads)"),
+        ("- layout speed-up = CPU time of the other layout / this one, paired back to back, median over "
+         "repeats; channels-last is the library's layout (`vase_rl.model.channels_last_`), contiguous the "
+         "layout before it"),
         "",
-        ("| threads | layout | step | ms/step wall | ms/step CPU | steps/s wall | steps/CPU-s | GFLOP/step | "
-        "GFLOP/s wall | GFLOP/CPU-s | % matmul peak (CPU) | % conv peak (CPU) | time ratio (CPU) | "
-        "FLOP ratio | deviation |"),
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ("| preset | threads | layout | step | ms/step wall | ms/step CPU | steps/s wall | steps/CPU-s | "
+         "GFLOP/step | GFLOP/s wall | GFLOP/CPU-s | % matmul peak (CPU) | % conv peak (CPU) | "
+         "time ratio (CPU) | FLOP ratio | deviation | layout speed-up (CPU) |"),
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in sorted(r["rows"], key=lambda x: (x["threads"], x["layout"], KINDS.index(x["kind"]))):
+    order = a.get("presets", ["paper"])
+    for row in sorted(r["rows"], key=lambda x: (order.index(x.get("preset", "paper")), x["threads"],
+                                                x["layout"], KINDS.index(x["kind"]))):
+        up = row.get("speedup_over_other_layout_cpu")
         lines.append(
-            f"| {row['threads']} | {row['layout']} | {row['kind']} | {row['ms_per_step_wall']:.0f} | "
+            f"| {row.get('preset', 'paper')} | {row['threads']} | {row['layout']} | {row['kind']} | "
+            f"{row['ms_per_step_wall']:.0f} | "
             f"{row['ms_per_step_cpu']:.0f} | {row['steps_per_s_wall']:.2f} | {row['steps_per_cpu_s']:.2f} | "
             f"{row['gflop_per_step']:.1f} | {row['gflops_wall']:.0f} | {row['gflops_cpu']:.0f} | "
             f"{row['fraction_of_matmul_peak_cpu']:.0%} | {row['fraction_of_conv_peak_cpu']:.0%} | "
-            f"{row['time_ratio_cpu']:.2f} | {row['flop_ratio']:.2f} | {row['ratio_deviation_cpu']:+.0%} |")
+            f"{row['time_ratio_cpu']:.2f} | {row['flop_ratio']:.2f} | {row['ratio_deviation_cpu']:+.0%} | "
+            + ("-" if up is None else f"{up:.2f}x") + " |")
     lines += ["", "Practical peak, fp32, best of 3 (GFLOP/s wall / per CPU-second):", "",
               "| threads | matmul (MKL) | 3x3 conv (oneDNN) |", "|---:|---:|---:|"]
     for th, p in r["peaks"].items():

@@ -154,10 +154,10 @@ class InferenceCopy:
     """A copy of the learner's encoder and environment classifier used to encode observations.
 
     Encoding from a copy lets a background training round (asynchronous mode) update the learner
-    without blocking or tearing the weights the env steps read. On CPU the copy is channels-last:
-    for frames that ``preprocess`` hands over as NCHW (RGB HxWx3, or CxHxW frames) oneDNN runs it
-    1.6-1.7x faster per CPU-second (2,100-2,360 vs 1,290-1,380 64x64 images/s, paper preset, 1 thread);
-    1-channel HxWx1 frames already reach the learner in a channels-last layout (same speed).
+    without blocking or tearing the weights the env steps read. The copy runs under
+    ``torch.inference_mode`` (no autograd bookkeeping) and, on CPU, channels-last: its conv weights
+    are (as the learner's, :func:`vase_rl.model.channels_last_`) and NCHW inputs (RGB HxWx3 or CxHxW
+    frames) are laid out so too; 1-channel frames are both layouts at once (no copy).
     ``refresh()`` copies the learner's weights whenever they changed (tensor version counters or the
     learner's step moved), so the copy's latents equal ``learner.encode`` up to float rounding.
     """
@@ -184,7 +184,7 @@ class InferenceCopy:
                 dst.copy_(src)
         self._stamp = stamp
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, x: torch.Tensor, with_env: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, C, S, S) -> mu (B, N) and, if ``with_env``, the argmax of q(s|x) per frame (B,) int64."""
         if self.channels_last:
@@ -301,6 +301,23 @@ class OnlineVASE:
         """Latents of frames (B, *frame_shape), no learning: (B, latent_dim) float32, or a dict of arrays."""
         return self._encode_input(self.to_input(frames))
 
+    def process_with(self, frames: Any, others: Any | None) -> tuple[Any, Any | None]:
+        """:meth:`process` of frames (B, *frame_shape), and the latents of ``others`` (B', *frame_shape)
+        -- frames that are encoded but not trained on, e.g. an SB3 step's terminal observations -- from
+        the same batched encoder pass (one pass instead of two; ``others=None``: no second output).
+        Only ``frames`` go into the buffer and count as env steps."""
+        if others is None or len(others) == 0:
+            return self.process(frames), None
+        x = self.to_input(frames)
+        out = self._encode_input(torch.cat([x, self.to_input(others)]))
+        n = x.shape[0]
+        if isinstance(out, dict):
+            mine, theirs = {k: v[:n] for k, v in out.items()}, {k: v[n:] for k, v in out.items()}
+        else:
+            mine, theirs = out[:n], out[n:]
+        self._learn_from(x)
+        return mine, theirs
+
     def _encode_input(self, x: torch.Tensor) -> Any:
         self._raise_pending_error()
         if self.lock.acquire(blocking=False):  # a training round in flight keeps the previous copy
@@ -308,13 +325,14 @@ class OnlineVASE:
                 self.copy.refresh()
             finally:
                 self.lock.release()
-        mu, env = self.copy(x, with_env=self.config.include_env or self.config.include_mask)
         c = self.config.clip
-        latent = mu.clamp_(-c, c).cpu().numpy().astype(np.float32, copy=False)
-        if env is None:
+        with torch.inference_mode():  # mu is an inference tensor: clamped in place inside the mode
+            mu, env = self.copy(x, with_env=self.config.include_env or self.config.include_mask)
+            latent = mu.clamp_(-c, c).cpu().numpy().astype(np.float32, copy=False)
+            env_np = None if env is None else env.cpu().numpy()
+        if env_np is None:
             return latent
         out = {"latent": latent}
-        env_np = env.cpu().numpy()
         if self.config.include_env:
             out["env"] = np.eye(self.learner.config.model.max_environments, dtype=np.float32)[env_np]
         if self.config.include_mask:
@@ -325,6 +343,11 @@ class OnlineVASE:
         """Encode frames (B, *frame_shape); while learning, buffer them and train when a round is due."""
         x = self.to_input(frames)
         out = self._encode_input(x)
+        self._learn_from(x)
+        return out
+
+    def _learn_from(self, x: torch.Tensor) -> None:
+        """While learning: buffer x (B, C, S, S) in [0, 1], count the frames, train when a round is due."""
         if self.learning:
             self.buffer.add(x)
             self.env_steps += x.shape[0]
@@ -332,7 +355,6 @@ class OnlineVASE:
             rounds, self._since_round = divmod(self._since_round, self.config.train_every)
             if rounds and len(self.buffer) >= self.min_frames:
                 self._start_rounds(rounds)
-        return out
 
     # ----------------------------------------------------------------------------- training
     def _start_rounds(self, rounds: int) -> None:
