@@ -50,6 +50,8 @@ LEARNING = ("vase", "entangled")
 """Methods whose representation keeps learning online (from A's rollouts, B's frames, fine-tuning)."""
 SHIFTS = ("b", "b2")
 """Record keys of the two appearance shifts (``env_b``, ``env_b2``)."""
+ISSUE_SEEDS = 5
+"""Seeds per method issue 16 asks for before a verdict is final."""
 RUN_FIELDS = ("methods", "seeds", "jobs", "out_dir", "tensorboard", "summarise")
 """Args fields that do not change a run's result (the rest must match to share a results folder)."""
 
@@ -447,6 +449,9 @@ def summarise(args: Args) -> str:
             ["method", "seeds", "zero-shot before adaptation", "zero-shot after adaptation", "kept (B / A)",
              "after fine-tune", "A after adaptation", "envs inferred"], rows), ""]
     md += [verdict(by_method), ""]
+    fewest = min((len(rs) for rs in by_method.values()), default=0)
+    if fewest < ISSUE_SEEDS:
+        md += [f"Preliminary: {fewest} seed(s) per method, fewer than the issue's {ISSUE_SEEDS}.", ""]
     folder = Path(args.out_dir).parent
     panels = [("curve_a", "env A (training)")]
     panels += [(f"curve_{k}", f"fine-tuning on {k.upper()}") for k, _ in shifts]
