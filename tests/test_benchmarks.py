@@ -336,6 +336,8 @@ def skip_reason(needs: tuple[str, ...]) -> str | None:
         return f"real data not found in {DATA_DIR}: set VASE_DATA_DIR"
     if "gl" in needs and not have_gl():
         return "MiniWorld cannot render here (no OpenGL)"
+    if "atari" in needs and importlib.util.find_spec("ale_py") is None:
+        return "ale-py is not installed (pip install -e .[atari])"
     if "sb3" in needs and not have_sb3():
         return "stable-baselines3 is not installed (pip install -e .[sb3])"
     return None
