@@ -383,8 +383,9 @@ def cpu_preset() -> VASEConfig:
     """The paper's algorithm scaled to train the 3-dataset sequence in minutes on 2 CPU cores.
 
     32x32 canvas, half-width encoder (32,32,64,64 filters), 24 latents, 2,500 steps per dataset.
-    Capacity: gamma=10, C_max=25 reached after 1,500 steps (delta_C=1/1500), upper-sided; the choice
-    and the measurements behind it are in the README ("The cpu preset"). tau and the inference grace
+    Capacity: gamma=10, C_max=25 from step 1 (delta_C=1), upper-sided, with He init and a sharp initial
+    posterior (init_logvar=-3); the choice and the measurements behind it are in the README ("The cpu
+    preset", "Why the latents carried no identity"). tau and the inference grace
     period are scaled with the step budget (tau=250, grace=200).
 
     >>> cfg = cpu_preset()

@@ -53,7 +53,7 @@ Online learning (``learn=True``)
     ``unfreeze()`` for the next environment) or keep fine-tuning the policy while the latents drift
     (VASE's dreaming feedback is meant to limit the drift on past environments; an improving policy
     also shifts the frame distribution, which VASE may take for a new environment --
-    ``benchmarks/results/rl_transfer.md``). ``learn=False`` or
+    ``benchmarks/results/rl_transfer/rl_transfer.md``). ``learn=False`` or
     ``freeze()`` gives deterministic latents; ``freeze()`` freezes the (shared) learner itself.
     Normalise the latents for the policy (``vase_rl.agents.sb3.normalize_latents``, SB3's
     ``VecNormalize``): their scales differ per unit and drift while VASE learns.

@@ -56,6 +56,15 @@ def main():
             out = learner.train_step(sampler.sample(cfg.batch_size)[0])
             if out.new_env and stage == 1 and os.environ.get("FRESH_USED"):  # u^s unknown, not all-used
                 learner.memory.used[out.env] = False
+            if out.new_env and stage == 1 and os.environ.get("FREEZE_CODE"):  # new env's input code fixed
+                col = cfg.model.latent_dim + out.env
+
+                def freeze(grad, col=col):
+                    grad = grad.clone()
+                    grad[:, col] = 0
+                    return grad
+
+                learner.model.decoder.fc1.weight.register_hook(freeze)
             if out.new_env or i in (0, 50, 200, 500) or i == n - 1:
                 log.append({"stage": stage, "i": i, "env": out.env, "new": out.new_env,
                             "reason": out.reason.value, "recon": round(out.recon, 2), "kl": round(out.kl, 2),
