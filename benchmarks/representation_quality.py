@@ -157,7 +157,10 @@ def summarise() -> str:
         for factor in factors:
             for ref in ("pixels", "untrained"):
                 for var in dict.fromkeys(r["variant"] for r in recs):
-                    vals = [r[ref][factor] for r in recs if r["variant"] == var]
+                    if ref == "pixels":  # the same images per seed whatever the variant: one value per seed
+                        vals = list({r["seed"]: r[ref][factor] for r in recs}.values())
+                    else:
+                        vals = [r[ref][factor] for r in recs if r["variant"] == var]
                     rows.append(
                         [
                             ds,
