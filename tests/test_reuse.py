@@ -8,24 +8,28 @@ import pytest
 import torch
 from helpers import shapes_batches, tiny_config
 
-from vase_rl.config import ModelConfig
+from vase_rl.config import MaskConfig, ModelConfig
 from vase_rl.learner import ContinualLearner
 from vase_rl.losses import capacity_schedule
 from vase_rl.offline_probe import shared_latents
 
 
-def _allocate_two(new_env_code: str, conditioning: str = "input") -> ContinualLearner:
+def _allocate_two(
+    new_env_code: str, conditioning: str = "input", new_env_used: str = "all"
+) -> ContinualLearner:
     """Env 0 trained on shapes, env 1 allocated by their inverse; the learning rate is set to 0 before the
     allocating step so that it changes no weight."""
     cfg = tiny_config(model={"new_env_code": new_env_code, "env_conditioning": conditioning},
-                      inference={"patience": 2})
+                      inference={"patience": 2}, mask={"new_env_used": new_env_used})
     learner = ContinualLearner(cfg, device="cpu")
     batches = shapes_batches(60, 16, seed=3)
     assert {learner.train_step(b).env for b in batches[:40]} == {0}
     for group in learner.optimizer.param_groups:
         group["lr"] = 0.0
-    allocated = [learner.train_step(255 - b).new_env for b in batches[40:]]
-    assert any(allocated) and learner.memory.n_seen == 2, allocated
+    for b in batches[40:]:  # until eq. 6 allocates (patience 2); nothing after it
+        if learner.train_step(255 - b).new_env:
+            break
+    assert learner.memory.n_seen == 2 and learner.current_env == 1
     return learner
 
 
@@ -51,11 +55,19 @@ def test_output_affine_starts_as_identity_and_can_invert_contrast() -> None:
     assert torch.allclose(affine.decode(z, 0), plain.decode(z, 0), atol=1e-6)  # other environments as before
 
 
+@pytest.mark.parametrize(("new_env_used", "expected"), [("all", 6), ("none", 0)])
+def test_new_environment_starts_with_all_or_no_latents_used(new_env_used: str, expected: int) -> None:
+    learner = _allocate_two("random", new_env_used=new_env_used)
+    assert int(learner.memory.used[1].sum()) == expected  # before A.2's first test on env 1 (grace 10)
+
+
 def test_bad_reuse_options_are_rejected_by_name() -> None:
     with pytest.raises(ValueError, match="new_env_code"):
         ModelConfig(new_env_code="copy")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="env_conditioning"):
         ModelConfig(env_conditioning="film")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="new_env_used"):
+        MaskConfig(new_env_used="some")  # type: ignore[arg-type]
 
 
 def test_capacity_starts_at_c_start_and_ramps_to_c_max() -> None:
