@@ -46,6 +46,8 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from vase_rl.envs.atari import CATEGORIES, AtariEnvConfig, categories, random_agent_frames
+from vase_rl.metrics import discrete_entropy
+from vase_rl.offline_probe import standardise
 from vase_rl.preprocess import to_model_input
 
 __all__ = [
@@ -203,11 +205,7 @@ def remove_duplicates(frames: np.ndarray, splits: Splits) -> Splits:
 
 def label_entropy(labels: np.ndarray) -> np.ndarray:
     """Entropy in nats of each column's empirical distribution: labels (n, V) int -> (V,) float."""
-    out = np.zeros(labels.shape[1])
-    for v in range(labels.shape[1]):
-        p = np.unique(labels[:, v], return_counts=True)[1] / len(labels)
-        out[v] = float(-(p * np.log(p)).sum())
-    return out
+    return np.array([discrete_entropy(labels[:, v]) for v in range(labels.shape[1])])
 
 
 def informative_labels(train_labels: np.ndarray, threshold: float = 0.6) -> np.ndarray:
@@ -219,13 +217,6 @@ def informative_labels(train_labels: np.ndarray, threshold: float = 0.6) -> np.n
 def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Weighted F1 over the classes present (``sklearn.metrics.f1_score(average="weighted")``)."""
     return float(f1_score(y_true, y_pred, average="weighted", zero_division=0))
-
-
-def _standardise(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
-    """Codes scaled by the train split's mean and std (constant columns left unscaled)."""
-    mean, std = train.mean(0), train.std(0)
-    std = np.where(std > 1e-6, std, 1.0)
-    return [torch.as_tensor((a - mean) / std, dtype=torch.float32) for a in (train, *others)]
 
 
 def _class_maps(train_y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -293,7 +284,7 @@ def fit_linear_probes(
     (xtr, ytr), (xva, yva), (xte, yte) = train, val, test
     if ytr.min(initial=0) < 0 or ytr.max(initial=0) >= N_VALUES:
         raise ValueError(f"labels must be RAM bytes in [0, {N_VALUES}); got [{ytr.min()}, {ytr.max()}]")
-    x, xv, xt = _standardise(np.asarray(xtr, np.float32), np.asarray(xva, np.float32),
+    x, xv, xt = standardise(np.asarray(xtr, np.float32), np.asarray(xva, np.float32),
                              np.asarray(xte, np.float32))
     values, offsets = _class_maps(ytr)
     probe = _train_probe(x, _targets(ytr, values), xv, _targets(yva, values), offsets, cfg)

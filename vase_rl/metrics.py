@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "AverageForgetting", "DCIResult", "EnvInferenceResult", "ForgettingResult", "average_forgetting", "dci",
+    "discrete_entropy",
     "environment_inference_accuracy", "forgetting", "histogram_discretize", "mutual_information_gap",
 ]  # fmt: skip
 
@@ -136,7 +137,7 @@ def histogram_discretize(values: ArrayLike, n_bins: int) -> np.ndarray:
     return out
 
 
-def _entropy(labels: np.ndarray) -> float:
+def discrete_entropy(labels: np.ndarray) -> float:
     """Plug-in entropy (nats) of a 1-D label array: I(v; v), as disentanglement_lib's ``discrete_entropy``."""
     from sklearn.metrics import mutual_info_score
 
@@ -194,7 +195,7 @@ def mutual_information_gap(
     gaps = []
     for k, is_discrete in enumerate(discrete_factors):
         v = f[:, k] if is_discrete else histogram_discretize(f[:, k : k + 1].astype(np.float64), n_bins)[:, 0]
-        h = _entropy(v)
+        h = discrete_entropy(v)
         if h <= 0.0:
             raise ValueError(f"factor {k} is constant (entropy 0): MIG is undefined for it")
         mi = np.sort([mutual_info_score(zc[:, j], v) for j in range(c.shape[1])])[::-1]

@@ -44,6 +44,7 @@ __all__ = [
     "probe_factors",
     "readout_transfer",
     "shared_latents",
+    "standardise",
 ]
 
 FactorKind = Literal["class", "continuous"]
@@ -119,7 +120,9 @@ def factor_targets(
     return {k: v for k, v in out.items() if np.unique(v[1], axis=0).shape[0] > 1}
 
 
-def _standardise(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
+def standardise(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
+    """Codes (n, d) scaled by the train split's mean and std (constant columns left unscaled), as float32
+    tensors: [train, *others]."""
     mean, std = train.mean(0), train.std(0)
     std = np.where(std > 1e-6, std, 1.0)
     return [torch.as_tensor((a - mean) / std, dtype=torch.float32) for a in (train, *others)]
@@ -216,7 +219,7 @@ def fit_probe(
         raise ValueError(
             f"probe must be 'linear' or 'mlp' and kind 'class' or 'continuous', got {probe!r}, {kind!r}"
         )
-    xtr, xte = _standardise(train_codes, test_codes)
+    xtr, xte = standardise(train_codes, test_codes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         if kind == "class":
