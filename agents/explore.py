@@ -3,7 +3,7 @@
 A.4: "Given an image x from the current environment, and a random configuration z* sampled from the
 prior p(z), we let the agent act on the environment in order to realise the imagined configuration.
 The result of this action is a new image x*, [which] is then added to the training data." Here the
-agent acts in a continuous-action ``SpriteCanvas`` wrapped in :class:`~vase_rl.wrapper.VASEObservation`
+agent acts in a continuous-action ``SpriteCanvas`` wrapped in :class:`~vase_rl.rl.wrapper.VASEObservation`
 with ``frame_in_info=True``; each step
 
 1. reads the frame x the wrapper just encoded (``info["frame"]``; the observation itself is the latent),
@@ -23,10 +23,10 @@ Layering: this module imports the wrapper and the explorer; nothing in ``vase_rl
 
 >>> import gymnasium as gym
 >>> from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
->>> from vase_rl.config import get_preset
+>>> from vase_rl.core.config import get_preset
 >>> from vase_rl.envs.sprites import SpriteCanvas
->>> from vase_rl.learner import ContinualLearner
->>> from vase_rl.wrapper import VASEObservation
+>>> from vase_rl.core.learner import ContinualLearner
+>>> from vase_rl.rl.wrapper import VASEObservation
 >>> learner = ContinualLearner(get_preset("cpu"), device="cpu")
 >>> canvas = SpriteCanvas(source="shapes", canvas_size=32, action_type="continuous")
 >>> env = VASEObservation(canvas, learner, frame_in_info=True, warmup=64, train_every=8)
@@ -45,13 +45,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from vase_rl.wrapper import FRAME_KEY, VASEObservation
+from vase_rl.rl.wrapper import FRAME_KEY, VASEObservation
 
 from .stn import translation_to_env_action
 from .translation import ImaginationExplorer
 
 __all__ = [
-    "Exploration", "ExploreStep", "ImaginationAgent", "env_translation_range", "explore", "find_vase_wrapper",
+    "Exploration",
+    "ExploreStep",
+    "ImaginationAgent",
+    "env_translation_range",
+    "explore",
+    "find_vase_wrapper",
 ]
 
 
@@ -172,8 +177,10 @@ class ImaginationAgent:
     def _checked(self, info: dict[str, Any]) -> dict[str, Any]:
         for key in (FRAME_KEY, "x", "y"):
             if key not in info:
-                raise ValueError(f"info has no {key!r} (keys {sorted(info)}): a wrapper outside "
-                                 "VASEObservation dropped it, or the env is not a SpriteCanvas")
+                raise ValueError(
+                    f"info has no {key!r} (keys {sorted(info)}): a wrapper outside "
+                    "VASEObservation dropped it, or the env is not a SpriteCanvas"
+                )
         return info
 
     def step(self) -> ExploreStep:
@@ -193,8 +200,9 @@ class ImaginationAgent:
         target = z[0].detach().cpu().numpy().astype(np.float32)
         return ExploreStep(target, t, action, before, after, loss, new_frame, ended)
 
-    def run(self, steps: int, seed: int | None = None, *, keep_frames: bool = False,
-            progress: bool = False) -> Exploration:
+    def run(
+        self, steps: int, seed: int | None = None, *, keep_frames: bool = False, progress: bool = False
+    ) -> Exploration:
         """``steps`` :meth:`step` calls, after a reset with ``seed`` (or continuing the current episode when
         ``seed`` is None and one is running). ``progress`` shows a tqdm bar."""
         if isinstance(steps, bool) or not float(steps).is_integer() or steps < 0:
@@ -219,16 +227,27 @@ class ImaginationAgent:
         if keep_frames:
             frames = np.stack([r.frame for r in rows]) if rows else None
         return Exploration(
-            targets=stack("target", (n,), np.float32), translations=stack("translation", (2,), np.float64),
-            actions=stack("action", (2,), np.float32), start_positions=stack("before", (2,), np.float64),
-            positions=stack("after", (2,), np.float64), agent_loss=stack("agent_loss", (), np.float64),
-            resets=stack("reset", (), bool), episodes=self.episodes - first, frames=frames,
+            targets=stack("target", (n,), np.float32),
+            translations=stack("translation", (2,), np.float64),
+            actions=stack("action", (2,), np.float32),
+            start_positions=stack("before", (2,), np.float64),
+            positions=stack("after", (2,), np.float64),
+            agent_loss=stack("agent_loss", (), np.float64),
+            resets=stack("reset", (), bool),
+            episodes=self.episodes - first,
+            frames=frames,
         )
 
 
 def explore(
-    env: Any, explorer: ImaginationExplorer, steps: int, *, seed: int | None = None,
-    train_policy: bool = True, keep_frames: bool = False, progress: bool = False,
+    env: Any,
+    explorer: ImaginationExplorer,
+    steps: int,
+    *,
+    seed: int | None = None,
+    train_policy: bool = True,
+    keep_frames: bool = False,
+    progress: bool = False,
 ) -> Exploration:
     """Imagination-driven exploration in the world: ``steps`` policy actions in a wrapped env (module doc).
 

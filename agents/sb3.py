@@ -3,7 +3,7 @@
 Two routes (needs the ``sb3`` extra):
 
 * **Latents as observations** (the design's main route): wrap the env with
-  :class:`~vase_rl.wrapper.VASEObservation` or a vector env with :class:`~vase_rl.agents.sb3_vec.VASEVecEnv`
+  :class:`~vase_rl.rl.wrapper.VASEObservation` or a vector env with :class:`~vase_rl.agents.sb3_vec.VASEVecEnv`
   (VASE keeps learning from the rollouts while ``learn=True``), then :func:`train_on_latents`
   (which normalises the latents with SB3's ``VecNormalize`` by default, see :func:`normalize_latents`).
   :class:`VASELoggingCallback` records the learner's scalars under ``vase/`` in SB3's logger
@@ -13,8 +13,8 @@ Two routes (needs the ``sb3`` extra):
   maps image observations to the clipped latent means of a frozen copy of a VASE encoder.
 
 >>> import gymnasium as gym, vase_rl.envs
->>> from vase_rl.config import get_preset
->>> from vase_rl.learner import ContinualLearner
+>>> from vase_rl.core.config import get_preset
+>>> from vase_rl.core.learner import ContinualLearner
 >>> learner = ContinualLearner(get_preset("cpu"), device="cpu")
 >>> venv = make_latent_vec_env("vase_rl/MovingShapes-v0", 2, learner, env_kwargs={"canvas_size": 32})
 >>> model = train_on_latents(venv, "ppo", total_timesteps=64, n_steps=32, batch_size=32)
@@ -43,10 +43,12 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 from torch import nn
 
-from vase_rl.image_space import image_layout
-from vase_rl.learner import ContinualLearner
-from vase_rl.online import OnlineConfig, OnlineVASE, VASEWrapperMixin
-from vase_rl.preprocess import to_model_input
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.core.preprocess import to_model_input
+from vase_rl.rl.image_space import image_layout
+from vase_rl.rl.online import OnlineVASE
+from vase_rl.rl.online_config import OnlineConfig
+from vase_rl.rl.wrapper_mixin import VASEWrapperMixin
 
 from .sb3_vec import VASEVecEnv
 
@@ -95,7 +97,7 @@ def make_latent_vec_env(
     """``make_vec_env(env_id, n_envs, ...)`` wrapped in :class:`VASEVecEnv` in this process, so that one
     learner sees the frames of every sub-env even with ``vec_env_cls=SubprocVecEnv``.
 
-    ``options``: :class:`~vase_rl.online.OnlineConfig` fields (``learn``, ``train_every``, ...) or
+    ``options``: :class:`~vase_rl.rl.online_config.OnlineConfig` fields (``learn``, ``train_every``, ...) or
     ``preset``/``device`` for a fresh learner. ``vase_rl/...`` ids are made as ``vase_rl.envs:vase_rl/...``
     so that sub-processes started by spawn/forkserver register the sprite envs before making them.
     """
@@ -211,7 +213,7 @@ class VASEFeaturesExtractor(BaseFeaturesExtractor):
             pickled into saved policies), or
         learner: a learner object (pickled whole into saved policies).
         features_dim: must equal the learner's latent_dim if given (explicit for readers).
-        clip: as :attr:`~vase_rl.online.OnlineConfig.clip`.
+        clip: as :attr:`~vase_rl.rl.online_config.OnlineConfig.clip`.
     """
 
     def __init__(
@@ -285,8 +287,13 @@ class SmallCNN(BaseFeaturesExtractor):
         if shape is None or len(shape) != 3 or min(shape[1:]) < 14:
             raise ValueError(f"SmallCNN needs channel-first images of at least 14x14, got shape {shape}")
         self.cnn = nn.Sequential(
-            nn.Conv2d(shape[0], 32, 4, 2), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, 1), nn.ReLU(), nn.Flatten(),
+            nn.Conv2d(shape[0], 32, 4, 2),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, 2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, 1),
+            nn.ReLU(),
+            nn.Flatten(),
         )
         with torch.no_grad():
             n_flat = self.cnn(torch.zeros(1, *shape)).shape[1]

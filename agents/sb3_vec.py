@@ -1,13 +1,11 @@
-"""``VASEVecEnv``: the Stable-Baselines3 ``VecEnvWrapper`` form of :class:`~vase_rl.wrapper.VASEObservation`.
+"""``VASEVecEnv``: the Stable-Baselines3 ``VecEnvWrapper`` form of :class:`~vase_rl.rl.wrapper.VASEObservation`.
 
 Modelled on SB3's ``VecTransposeImage``: ``reset`` and ``step_wait`` encode the frames of all sub-envs
-in one batched pass of the shared engine :class:`~vase_rl.online.OnlineVASE` and return the latents of
+in one batched pass of the shared engine :class:`~vase_rl.rl.online.OnlineVASE` and return the latents of
 ``VASEObservation``, frame for frame; ``terminal_observation`` infos are encoded too (in the same
 encoder pass as the step's frames, not trained on). With ``SubprocVecEnv``, wrap it here in the main
 process -- ``VASEVecEnv(SubprocVecEnv(...), learner)`` -- and one learner sees every frame (nothing to
-synchronise). The options and their rationale: :mod:`vase_rl.wrapper`. Needs the ``sb3`` extra.
-
-Change log: 0.1.0 -- first version (moved here from ``vase_rl.vector_wrapper``).
+synchronise). The options and their rationale: :mod:`vase_rl.rl.wrapper`. Needs the ``sb3`` extra.
 """
 
 from __future__ import annotations
@@ -19,8 +17,10 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from vase_rl.learner import ContinualLearner
-from vase_rl.online import OnlineConfig, OnlineVASE, VASEWrapperMixin
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.rl.online import OnlineVASE
+from vase_rl.rl.online_config import OnlineConfig
+from vase_rl.rl.wrapper_mixin import VASEWrapperMixin
 
 __all__ = ["VASEVecEnv"]
 
@@ -28,7 +28,8 @@ __all__ = ["VASEVecEnv"]
 class VASEVecEnv(VASEWrapperMixin, VecEnvWrapper):
     """SB3 ``VecEnv`` of images -> latents; one batched encoding per step for all sub-envs.
 
-    Args: as :class:`~vase_rl.wrapper.VASEObservation`, with an SB3 ``VecEnv`` instead of an env.
+    Args: as :class:`~vase_rl.rl.wrapper.VASEObservation` except ``frame_in_info`` (single envs only), with an
+    SB3 ``VecEnv`` instead of an env.
     """
 
     def __init__(
@@ -54,7 +55,8 @@ class VASEVecEnv(VASEWrapperMixin, VecEnvWrapper):
         latents, final_latents = self.vase.process_with(obs, finals)  # one encoder pass for both
         for j, i in enumerate(terminal):
             infos[i]["terminal_observation"] = (
-                {k: v[j] for k, v in final_latents.items()} if isinstance(final_latents, dict)
+                {k: v[j] for k, v in final_latents.items()}
+                if isinstance(final_latents, dict)
                 else final_latents[j]
             )
         return latents, rewards, dones, infos

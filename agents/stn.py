@@ -48,6 +48,7 @@ def translation_grid(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
     Returns: grid (B, H, W, 2) of (x, y) sampling locations in normalised coordinates.
     """
+
     def centres(n: int) -> torch.Tensor:
         return ((2 * torch.arange(n, dtype=torch.float64) + 1) / n - 1).to(t.device, t.dtype)
 

@@ -31,8 +31,8 @@ wrapper's online learner trains on the frames the policy's actions produce.
 
 Wiring into training::
 
-    >>> from vase_rl.config import get_preset
-    >>> from vase_rl.learner import ContinualLearner
+    >>> from vase_rl.core.config import get_preset
+    >>> from vase_rl.core.learner import ContinualLearner
     >>> learner = ContinualLearner(get_preset("cpu"), device="cpu")
     >>> hook = make_imagination_hook(learner, ImaginationConfig(enabled=True, fraction=0.5))
     >>> x = torch.rand(8, 1, 32, 32)
@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vase_rl.run_format import BatchHook
+from vase_rl.runs.run_format import BatchHook
 
 from .stn import (
     pixels_to_translation,
@@ -62,9 +62,19 @@ from .stn import (
 )
 
 __all__ = [
-    "ImaginationConfig", "ImaginationExplorer", "TranslationPolicy", "agent_loss", "check_targets",
-    "frozen_encoder_forward", "make_imagination_hook", "pixels_to_translation", "translate",
-    "translation_grid", "translation_theta", "translation_to_env_action", "translation_to_pixels",
+    "ImaginationConfig",
+    "ImaginationExplorer",
+    "TranslationPolicy",
+    "agent_loss",
+    "check_targets",
+    "frozen_encoder_forward",
+    "make_imagination_hook",
+    "pixels_to_translation",
+    "translate",
+    "translation_grid",
+    "translation_theta",
+    "translation_to_env_action",
+    "translation_to_pixels",
 ]
 
 TargetLatents = Literal["all", "used"]
@@ -118,7 +128,12 @@ class TranslationPolicy(nn.Module):
     """
 
     def __init__(
-        self, image_size: int, channels: int, latent_dim: int, hidden: int = 256, filters: int = 16,
+        self,
+        image_size: int,
+        channels: int,
+        latent_dim: int,
+        hidden: int = 256,
+        filters: int = 16,
         max_translation: float = 1.0,
     ) -> None:
         super().__init__()
@@ -196,7 +211,7 @@ def agent_loss(
 
 # ------------------------------------------------------------------------------------ explorer
 class LearnerLike(Protocol):
-    """What the explorer reads from a :class:`vase_rl.learner.ContinualLearner`."""
+    """What the explorer reads from a :class:`vase_rl.core.learner.ContinualLearner`."""
 
     model: Any  # .encoder: x (B, C, H, W) -> (mu, logvar, hidden)
     config: Any  # .model.image_size, .model.channels, .model.latent_dim
@@ -228,7 +243,11 @@ class ImaginationExplorer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             self.policy = TranslationPolicy(
-                mc.image_size, mc.channels, mc.latent_dim, self.config.hidden, self.config.filters,
+                mc.image_size,
+                mc.channels,
+                mc.latent_dim,
+                self.config.hidden,
+                self.config.filters,
                 self.config.max_translation,
             ).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.lr)
@@ -296,7 +315,7 @@ class ImaginationExplorer:
         return round(self.config.fraction * batch)
 
     def __call__(self, step: int, dataset: str, x: torch.Tensor) -> torch.Tensor:
-        """Batch hook (``vase_rl.run_format.BatchHook``): x (B, C, S, S) float -> the batch to train on."""
+        """Batch hook (``vase_rl.runs.run_format.BatchHook``): x (B, C, S, S) float -> the batch to train on."""
         if not self.config.enabled:
             return x
         self.policy_step(x)
@@ -308,7 +327,7 @@ class ImaginationExplorer:
         return torch.cat([x_star.to(x.dtype), x[k:]], dim=0)
 
     def as_batch_hook(self) -> BatchHook:
-        """This explorer as the ``batch_hook`` of :class:`vase_rl.training.SequenceTrainer`."""
+        """This explorer as the ``batch_hook`` of :class:`vase_rl.runs.training.SequenceTrainer`."""
         return self
 
     # ------------------------------------------------------------------------------ the world
@@ -320,15 +339,19 @@ class ImaginationExplorer:
         Args:
             env: a ``SpriteCanvas`` (possibly wrapped) made with ``action_type="continuous"``.
             frame: its current image (C, C, 1) uint8 (resized to the model's input if needed); behind a
-                :class:`~vase_rl.wrapper.VASEObservation` it is ``info["frame"]`` (``frame_in_info=True``).
+                :class:`~vase_rl.rl.wrapper.VASEObservation` it is ``info["frame"]`` (``frame_in_info=True``).
             z_star: optional target (N,) or (1, N); default z* ~ p(z) (drawn from the explorer's generator).
         Returns:
             (the env action (2,) float32 of :func:`translation_to_env_action`, the translation t (2,)
             float64, the target z* (1, N) used).
         """
         x = self.learner.preprocess(frame, batched=False)
-        z = None if z_star is None else check_targets(
-            torch.as_tensor(np.asarray(z_star, dtype=np.float32)).reshape(1, -1), 1, self.latent_dim
+        z = (
+            None
+            if z_star is None
+            else check_targets(
+                torch.as_tensor(np.asarray(z_star, dtype=np.float32)).reshape(1, -1), 1, self.latent_dim
+            )
         )
         with torch.no_grad():
             t, z_used = self.act(x, z)

@@ -32,24 +32,89 @@ SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
 class Args(pc.ExperimentArgs):
     """The complete experiment by default: 9 rows x 2 objectives x 3 seeds, 2,500 steps per dataset."""
 
+
 _T1 = {  # row: (dis acc max, dis acc change, dis mse min, dis mse change, ent ...x4); MSE in 1e-4
-    "-": ("88.6 (±0.4)", "-15.2 (±2.8)", "3.5 (±0.05)", "24.8 (±13.5)",
-          "91.8 (±0.4)", "-12.1 (±0.8)", "4.2 (±0.7)", "10.5 (±2.6)"),
-    "S": ("88.9 (±0.5)", "-13.9 (±1.9)", "3.4 (±0.05)", "22.5 (±12.2)",
-          "91.7 (±0.4)", "-12.2 (±0.03)", "4.5 (±0.8)", "10.9 (±3.1)"),
-    "D": ("88.6 (±0.3)", "-14.4 (±1.9)", "3.3 (±0.04)", "21.4 (±4.9)",
-          "91.8 (±0.4)", "-12.4 (±0.7)", "4.3 (±0.7)", "11.7 (±3.2)"),
-    "A": ("86.7 (±1.9)", "-24.5 (±1.0)", "3.3 (±0.04)", "67.6 (±107.0)",
-          "88.6 (±0.3)", "-19.7 (±0.5)", "4.5 (±0.7)", "47.1 (±26.2)"),
-    "SA": ("87.1 (±1.8)", "-28.1 (±0.08)", "3.3 (±0.04)", "78.9 (±109.0)",
-           "89.9 (±1.3)", "-18.3 (±0.4)", "4.8 (±0.7)", "41.8 (±20.6)"),
-    "DA": ("86.3 (±2.5)", "-25.2 (±0.5)", "3.3 (±0.04)", "72.2 (±90.0)",
-           "88.8 (±0.3)", "-19.4 (±0.4)", "4.6 (±0.7)", "40.2 (±19.2)"),
-    "SD": ("88.3 (±0.3)", "-12.9 (±1.9)", "3.4 (±0.05)", "20.0 (±3.5)",
-           "91.4 (±0.3)", "-11.7 (±0.6)", "4.3 (±0.5)", "11.6 (±1.9)"),
+    "-": (
+        "88.6 (±0.4)",
+        "-15.2 (±2.8)",
+        "3.5 (±0.05)",
+        "24.8 (±13.5)",
+        "91.8 (±0.4)",
+        "-12.1 (±0.8)",
+        "4.2 (±0.7)",
+        "10.5 (±2.6)",
+    ),
+    "S": (
+        "88.9 (±0.5)",
+        "-13.9 (±1.9)",
+        "3.4 (±0.05)",
+        "22.5 (±12.2)",
+        "91.7 (±0.4)",
+        "-12.2 (±0.03)",
+        "4.5 (±0.8)",
+        "10.9 (±3.1)",
+    ),
+    "D": (
+        "88.6 (±0.3)",
+        "-14.4 (±1.9)",
+        "3.3 (±0.04)",
+        "21.4 (±4.9)",
+        "91.8 (±0.4)",
+        "-12.4 (±0.7)",
+        "4.3 (±0.7)",
+        "11.7 (±3.2)",
+    ),
+    "A": (
+        "86.7 (±1.9)",
+        "-24.5 (±1.0)",
+        "3.3 (±0.04)",
+        "67.6 (±107.0)",
+        "88.6 (±0.3)",
+        "-19.7 (±0.5)",
+        "4.5 (±0.7)",
+        "47.1 (±26.2)",
+    ),
+    "SA": (
+        "87.1 (±1.8)",
+        "-28.1 (±0.08)",
+        "3.3 (±0.04)",
+        "78.9 (±109.0)",
+        "89.9 (±1.3)",
+        "-18.3 (±0.4)",
+        "4.8 (±0.7)",
+        "41.8 (±20.6)",
+    ),
+    "DA": (
+        "86.3 (±2.5)",
+        "-25.2 (±0.5)",
+        "3.3 (±0.04)",
+        "72.2 (±90.0)",
+        "88.8 (±0.3)",
+        "-19.4 (±0.4)",
+        "4.6 (±0.7)",
+        "40.2 (±19.2)",
+    ),
+    "SD": (
+        "88.3 (±0.3)",
+        "-12.9 (±1.9)",
+        "3.4 (±0.05)",
+        "20.0 (±3.5)",
+        "91.4 (±0.3)",
+        "-11.7 (±0.6)",
+        "4.3 (±0.5)",
+        "11.6 (±1.9)",
+    ),
     "SD-[41]": ("-", "-", "-", "-", "91.9 (±0.1)", "-11.6 (±1.1)", "4.7 (±0.8)", "10.2 (±1.8)"),
-    "SDA": ("88.6 (±0.4)", "-5.4 (±0.3)", "3.2 (±0.03)", "3.0 (±0.2)",
-            "91.5 (±0.1)", "-6.5 (±0.7)", "4.2 (±0.4)", "3.9 (±1.1)"),
+    "SDA": (
+        "88.6 (±0.4)",
+        "-5.4 (±0.3)",
+        "3.2 (±0.03)",
+        "3.0 (±0.2)",
+        "91.5 (±0.1)",
+        "-6.5 (±0.7)",
+        "4.2 (±0.4)",
+        "3.9 (±1.1)",
+    ),
 }
 """Paper Table 1 (20 replicas each)."""
 
@@ -60,18 +125,35 @@ def paper_column(i: int) -> dict[tuple[str, str], str]:
 
 
 COLUMNS = [
-    pc.Column("object-ID max (%)", lambda r: pc.forgetting_value(r, "accuracy", "mean_best_during"),
-              paper=paper_column(0)),
-    pc.Column("object-ID change (%)", lambda r: pc.forgetting_value(r, "accuracy", "mean_change"),
-              paper=paper_column(1)),
-    pc.Column("position MSE min (1e-4)", lambda r: pc.forgetting_value(r, "position_mse", "mean_best_during"),
-              scale=1e4, paper=paper_column(2)),
-    pc.Column("position MSE change (1e-4)", lambda r: pc.forgetting_value(r, "position_mse", "mean_change"),
-              scale=1e4, paper=paper_column(3)),
+    pc.Column(
+        "object-ID max (%)",
+        lambda r: pc.forgetting_value(r, "accuracy", "mean_best_during"),
+        paper=paper_column(0),
+    ),
+    pc.Column(
+        "object-ID change (%)",
+        lambda r: pc.forgetting_value(r, "accuracy", "mean_change"),
+        paper=paper_column(1),
+    ),
+    pc.Column(
+        "position MSE min (1e-4)",
+        lambda r: pc.forgetting_value(r, "position_mse", "mean_best_during"),
+        scale=1e4,
+        paper=paper_column(2),
+    ),
+    pc.Column(
+        "position MSE change (1e-4)",
+        lambda r: pc.forgetting_value(r, "position_mse", "mean_change"),
+        scale=1e4,
+        paper=paper_column(3),
+    ),
     pc.Column("envs allocated", lambda r: r["n_envs"]),
-    pc.Column("env-inference acc. (%)",
-              lambda r: 100 * r["evaluation"]["env_inference"]["accuracy"] if r["evaluation"]["env_inference"]
-              else None),
+    pc.Column(
+        "env-inference acc. (%)",
+        lambda r: (
+            100 * r["evaluation"]["env_inference"]["accuracy"] if r["evaluation"]["env_inference"] else None
+        ),
+    ),
 ]
 
 
@@ -90,11 +172,13 @@ def summarise() -> None:
         "",
         pc.provenance(results),
         "",
-        ("Each cell: ours mean (± std over seeds) / the paper's mean (± std over 20 replicas, 150k steps "
-        "per dataset, 64x64, GPU). Accuracy/MSE are averaged over the sequence's datasets (MSE over the two "
-        "moving ones); 'max'/'min' is the best probe value while the dataset was trained, 'change' the "
-        "difference to the worst value afterwards (A.6; the last dataset has no 'afterwards'). Position "
-        "MSE: x, y in [0, 1]."),
+        (
+            "Each cell: ours mean (± std over seeds) / the paper's mean (± std over 20 replicas, 150k steps "
+            "per dataset, 64x64, GPU). Accuracy/MSE are averaged over the sequence's datasets (MSE over the two "
+            "moving ones); 'max'/'min' is the best probe value while the dataset was trained, 'change' the "
+            "difference to the worst value afterwards (A.6; the last dataset has no 'afterwards'). Position "
+            "MSE: x, y in [0, 1]."
+        ),
         "",
         pc.summarise_table(results, COLUMNS),
         "",

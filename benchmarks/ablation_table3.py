@@ -30,6 +30,7 @@ SEQUENCE = ("mnist", "fashion", "mnist")
 class Args(pc.ExperimentArgs):
     """The complete experiment by default: 9 rows x 2 objectives x 3 seeds, 2,500 steps per dataset."""
 
+
 _T3 = {  # row: (dis avg decrease, dis avg max, ent avg decrease, ent avg max), %
     "DA": ("-7.9", "90.5", "-12.1", "90.9"),
     "SD": ("-2.2", "91.0", "-4.3", "92.1"),
@@ -61,10 +62,16 @@ def distinct_fashion(r: Mapping[str, Any]) -> float | None:
 
 
 COLUMNS = [
-    pc.Column("object-ID max (%)", lambda r: pc.forgetting_value(r, "accuracy", "mean_best_during"),
-              paper=paper_column(1)),
-    pc.Column("object-ID decrease (%)", lambda r: pc.forgetting_value(r, "accuracy", "mean_change"),
-              paper=paper_column(0)),
+    pc.Column(
+        "object-ID max (%)",
+        lambda r: pc.forgetting_value(r, "accuracy", "mean_best_during"),
+        paper=paper_column(1),
+    ),
+    pc.Column(
+        "object-ID decrease (%)",
+        lambda r: pc.forgetting_value(r, "accuracy", "mean_change"),
+        paper=paper_column(0),
+    ),
     pc.Column("revisit -> MNIST's env (% of seeds)", returned),
     pc.Column("Fashion got its own env (% of seeds)", distinct_fashion),
     pc.Column("envs allocated", lambda r: r["n_envs"]),
@@ -82,24 +89,29 @@ def summarise() -> None:
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(results, key=lambda r: (r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"]))
-    per_seed = [[r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"], r["stage_envs"], r["n_envs"]]
-                for r in ordered]
+    per_seed = [
+        [r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"], r["stage_envs"], r["n_envs"]]
+        for r in ordered
+    ]
     text = [
         "# Table 3: MNIST -> Fashion -> MNIST ablation",
         "",
         pc.provenance(results),
         "",
-        ("Each cell: ours mean (± std over seeds) / the paper's value (20 replicas, 150k steps per dataset, "
-        "no std reported). 'max' is the best object-ID probe accuracy while a dataset was first trained, "
-        "'decrease' the change to the worst accuracy afterwards (A.6), averaged over MNIST and Fashion. "
-        "Without S there is a single environment, so the revisit trivially 'returns' to it."),
+        (
+            "Each cell: ours mean (± std over seeds) / the paper's value (20 replicas, 150k steps per dataset, "
+            "no std reported). 'max' is the best object-ID probe accuracy while a dataset was first trained, "
+            "'decrease' the change to the worst accuracy afterwards (A.6), averaged over MNIST and Fashion. "
+            "Without S there is a single environment, so the revisit trivially 'returns' to it."
+        ),
         "",
         pc.summarise_table(results, COLUMNS),
         "",
         "Environment per stage (majority of logged Algorithm-1 decisions) for every run:",
         "",
-        common.markdown_table(["row", "objective", "seed", "env of stages (MNIST, Fashion, MNIST)",
-                               "envs allocated"], per_seed),
+        common.markdown_table(
+            ["row", "objective", "seed", "env of stages (MNIST, Fashion, MNIST)", "envs allocated"], per_seed
+        ),
         "",
         "![probe curves](table3_probes.png)",
         "",

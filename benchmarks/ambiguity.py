@@ -42,8 +42,15 @@ EXPERIMENT = "ambiguity"
 SEQUENCE = ("faces", "inverse-fashion")
 WEIGHTS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 """Interpolation weight w of the face in x_w = w * face + (1 - w) * inverse Fashion."""
-CONTEXTS = (("faces", 0.75), ("faces", 0.5), ("faces", 0.25), ("none", 0.0),
-            ("inverse-fashion", 0.25), ("inverse-fashion", 0.5), ("inverse-fashion", 0.75))
+CONTEXTS = (
+    ("faces", 0.75),
+    ("faces", 0.5),
+    ("faces", 0.25),
+    ("none", 0.0),
+    ("inverse-fashion", 0.25),
+    ("inverse-fashion", 0.5),
+    ("inverse-fashion", 0.75),
+)
 """(dataset of the real samples, their fraction of the batch); the rest of the batch is ambiguous."""
 BATCH, REPEATS = 64, 4
 RAMP_DATASETS = 0.6 * (1 / (1.7e-5 * 30_000)) / (1 / (6.3e-6 * 150_000))
@@ -77,7 +84,7 @@ def overrides(steps_per_env: int) -> dict[str, dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ analysis
 def _images(name: str, n: int, size: int, seed: int) -> torch.Tensor:
     """n held-out images of ``name`` as floats (n, H, W, 1) in [0, 1]."""
-    from vase_rl.training import make_sampler
+    from vase_rl.runs.training import make_sampler
 
     imgs, _ = make_sampler(name, size, "test", seed).sample(n)
     return torch.as_tensor(imgs, dtype=torch.float32) / 255.0
@@ -127,8 +134,12 @@ def context_maps(learner: Any, faces: torch.Tensor, fashion: torch.Tensor, env_f
                 decision = algorithm1(learner, x)
                 p_faces[i, j] += (decision == env_faces) / REPEATS
                 p_new[i, j] += (decision == -1) / REPEATS
-    return {"q_sample": q_sample.tolist(), "q_batch": q_batch.tolist(), "p_alg1_faces": p_faces.tolist(),
-            "p_alg1_new": p_new.tolist()}
+    return {
+        "q_sample": q_sample.tolist(),
+        "q_batch": q_batch.tolist(),
+        "p_alg1_faces": p_faces.tolist(),
+        "p_alg1_new": p_new.tolist(),
+    }
 
 
 @torch.no_grad()
@@ -137,8 +148,11 @@ def latent_stats(
 ) -> dict[str, Any]:
     """Mean mu and sigma of q(z|x_w) per latent and weight, and the latent groups (Fig. 5A top)."""
     used_f, used_i = (learner.memory.used[e] & learner.applied_mask(e).cpu() for e in envs)
-    groups = {"faces-specific": (used_f & ~used_i), "fashion-specific": (used_i & ~used_f),
-              "shared": (used_f & used_i)}
+    groups = {
+        "faces-specific": (used_f & ~used_i),
+        "fashion-specific": (used_i & ~used_f),
+        "shared": (used_f & used_i),
+    }
     mus, sigmas = [], []
     for w in WEIGHTS:
         mu, logvar = learner.encode(mix(w, faces, fashion), return_logvar=True)
@@ -150,7 +164,7 @@ def latent_stats(
 
 def analyse(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
     """Everything of Fig. 5A for a finished run; draws the PNGs and returns the numbers for the JSON."""
-    from vase_rl.evaluation import load_run, torch_threads
+    from vase_rl.evaluation.evaluate import load_run, torch_threads
 
     with torch_threads(1):
         run = load_run(run_dir)
@@ -158,10 +172,15 @@ def analyse(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
         envs = pc.stage_envs(run.log, len(SEQUENCE))
         env_faces, env_fashion = (e if e is not None else 0 for e in envs)
         faces, fashion = _images("faces", 256, size, 1), _images("inverse-fashion", 256, size, 2)
-        result = {"env_faces": env_faces, "env_fashion": env_fashion, "n_envs": learner.memory.n_seen,
-                  "weights": list(WEIGHTS), "contexts": [list(c) for c in CONTEXTS],
-                  **context_maps(learner, faces, fashion, env_faces),
-                  "latents": latent_stats(learner, faces[:BATCH], fashion[:BATCH], (env_faces, env_fashion))}
+        result = {
+            "env_faces": env_faces,
+            "env_fashion": env_fashion,
+            "n_envs": learner.memory.n_seen,
+            "weights": list(WEIGHTS),
+            "contexts": [list(c) for c in CONTEXTS],
+            **context_maps(learner, faces, fashion, env_faces),
+            "latents": latent_stats(learner, faces[:BATCH], fashion[:BATCH], (env_faces, env_fashion)),
+        }
         out = pc.RESULTS / EXPERIMENT / spec.key
         out.mkdir(parents=True, exist_ok=True)
         plot_reconstructions(
@@ -186,10 +205,12 @@ def _plt() -> Any:
 def plot_heatmaps(res: dict[str, Any], path: Path) -> None:
     """Fig. 5A bottom: x = face weight w, y = context (real samples in the batch), colour = probability."""
     plt = _plt()
-    keys = (("q_sample", "classifier q(s=faces|x)\non the ambiguous samples"),
-            ("q_batch", "classifier q(s=faces|x)\naveraged over the batch (Alg. 1's s-hat)"),
-            ("p_alg1_faces", "P(Algorithm 1 / eq. 6 assigns\nthe batch to faces)"),
-            ("p_alg1_new", "P(Algorithm 1 finds no match:\n'new environment')"))
+    keys = (
+        ("q_sample", "classifier q(s=faces|x)\non the ambiguous samples"),
+        ("q_batch", "classifier q(s=faces|x)\naveraged over the batch (Alg. 1's s-hat)"),
+        ("p_alg1_faces", "P(Algorithm 1 / eq. 6 assigns\nthe batch to faces)"),
+        ("p_alg1_new", "P(Algorithm 1 finds no match:\n'new environment')"),
+    )
     fig, axes = plt.subplots(1, len(keys), figsize=(18, 4.6))
     labels = [f"{int(f * 100)}% real {c}" if c != "none" else "ambiguous only" for c, f in res["contexts"]]
     for ax, (key, title) in zip(axes, keys, strict=True):
@@ -203,8 +224,11 @@ def plot_heatmaps(res: dict[str, Any], path: Path) -> None:
         for (i, j), v in np.ndenumerate(np.array(res[key])):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(im, ax=axes, fraction=0.02)
-    fig.suptitle(y=1.06, t=f"Ambiguous inputs in context (faces = s{res['env_faces']}, inverse Fashion = "
-                 f"s{res['env_fashion']}, {res['n_envs']} envs allocated)")
+    fig.suptitle(
+        y=1.06,
+        t=f"Ambiguous inputs in context (faces = s{res['env_faces']}, inverse Fashion = "
+        f"s{res['env_fashion']}, {res['n_envs']} envs allocated)",
+    )
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
 
@@ -239,8 +263,9 @@ def plot_latents(res: dict[str, Any], path: Path) -> None:
 
 
 @torch.no_grad()
-def plot_reconstructions(learner: Any, faces: torch.Tensor, fashion: torch.Tensor, envs: tuple[int, int],
-                         path: Path) -> None:
+def plot_reconstructions(
+    learner: Any, faces: torch.Tensor, fashion: torch.Tensor, envs: tuple[int, int], path: Path
+) -> None:
     """Fig. 5A middle: for 3 face/Fashion pairs, x_w and its reconstructions under either environment."""
     plt = _plt()
     fig, axes = plt.subplots(9, len(WEIGHTS), figsize=(len(WEIGHTS) * 0.9, 9 * 0.95))
@@ -277,10 +302,18 @@ def summarise(redraw: bool) -> None:
     results = pc.load_results(EXPERIMENT)
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
-    text = ["# Ambiguity: faces (CelebA) -> inverse Fashion (Fig. 5A)", "", pc.provenance(results), "",
-            (f"Overrides of the cpu preset at {results[0]['spec']['steps_per_env'] if results else '?'} "
+    text = [
+        "# Ambiguity: faces (CelebA) -> inverse Fashion (Fig. 5A)",
+        "",
+        pc.provenance(results),
+        "",
+        (
+            f"Overrides of the cpu preset at {results[0]['spec']['steps_per_env'] if results else '?'} "
             f"steps per dataset: {overrides(results[0]['spec']['steps_per_env']) if results else '-'} "
-            "(see the script's docstring for the scaling)."), ""]
+            "(see the script's docstring for the scaling)."
+        ),
+        "",
+    ]
     for r in results:
         spec = pc.spec_from_record(r)
         if redraw and pc.needs_figures(r, out / spec.key):
@@ -289,17 +322,32 @@ def summarise(redraw: bool) -> None:
         q = np.array(a["q_sample"])
         mid = CONTEXTS.index(("none", 0.0))
         text += [
-            f"## {spec.row} ({spec.mode}), seed {spec.seed}", "",
-            (f"Environments allocated: {a['n_envs']}; faces -> s{a['env_faces']}, inverse Fashion -> "
-            f"s{a['env_fashion']} (majority per stage); latent groups: {a['latents']['groups']}."), "",
-            common.markdown_table(["w (face weight)", *(f"{w:.1f}" for w in a["weights"])], [
-                ["q(s=faces given x_w), no context", *(f"{v:.2f}" for v in q[mid])],
-                ["P(Alg. 1 = faces), no context", *(f"{v:.2f}" for v in a["p_alg1_faces"][mid])],
-                ["P(Alg. 1 = faces), 75% real faces", *(f"{v:.2f}" for v in a["p_alg1_faces"][0])],
-                ["P(Alg. 1 = faces), 75% real inv. Fashion", *(f"{v:.2f}" for v in a["p_alg1_faces"][-1])],
-            ]),
-            "", f"![heatmaps]({spec.key}/heatmaps.png)", "", f"![latents]({spec.key}/latents.png)", "",
-            f"![reconstructions]({spec.key}/reconstructions.png)", "",
+            f"## {spec.row} ({spec.mode}), seed {spec.seed}",
+            "",
+            (
+                f"Environments allocated: {a['n_envs']}; faces -> s{a['env_faces']}, inverse Fashion -> "
+                f"s{a['env_fashion']} (majority per stage); latent groups: {a['latents']['groups']}."
+            ),
+            "",
+            common.markdown_table(
+                ["w (face weight)", *(f"{w:.1f}" for w in a["weights"])],
+                [
+                    ["q(s=faces given x_w), no context", *(f"{v:.2f}" for v in q[mid])],
+                    ["P(Alg. 1 = faces), no context", *(f"{v:.2f}" for v in a["p_alg1_faces"][mid])],
+                    ["P(Alg. 1 = faces), 75% real faces", *(f"{v:.2f}" for v in a["p_alg1_faces"][0])],
+                    [
+                        "P(Alg. 1 = faces), 75% real inv. Fashion",
+                        *(f"{v:.2f}" for v in a["p_alg1_faces"][-1]),
+                    ],
+                ],
+            ),
+            "",
+            f"![heatmaps]({spec.key}/heatmaps.png)",
+            "",
+            f"![latents]({spec.key}/latents.png)",
+            "",
+            f"![reconstructions]({spec.key}/reconstructions.png)",
+            "",
         ]
     common.write_text(out / "ambiguity.md", "\n".join(text))
     print((out / "ambiguity.md").read_text())

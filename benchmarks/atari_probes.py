@@ -1,7 +1,7 @@
 """Atari state probes (AtariARI, Anand et al. 2019): how much of each game's RAM state a frozen
 representation keeps, and how much of an earlier game's it forgets while learning later ones.
 
-Protocol (:mod:`vase_rl.atari_probe`): frames of a uniformly random agent with their RAM labels
+Protocol (:mod:`vase_rl.probing.atari_probe`): frames of a uniformly random agent with their RAM labels
 (:mod:`vase_rl.envs.atari`), grayscale and area-resized from 210x160 to the cpu preset's 32x32 (every
 representation sees the same 32x32 frames); episodes (cut into ``--segment-frames`` segments) split
 70/10/20 into train/val/test; val/test frames identical to an earlier split's dropped; variables with
@@ -39,9 +39,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vase_rl.atari_probe import (
+from vase_rl.core.config import VASEConfig, get_preset
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.probing.atari_probe import (
+    AtariProbeConfig,
     LabelledFrames,
-    ProbeConfig,
     category_scores,
     collect_labelled_frames,
     fit_linear_probes,
@@ -50,9 +52,7 @@ from vase_rl.atari_probe import (
     remove_duplicates,
     split_by_episode,
 )
-from vase_rl.config import VASEConfig, get_preset
-from vase_rl.learner import ContinualLearner
-from vase_rl.offline_probe import encode_codes, pixel_codes
+from vase_rl.probing.offline_probe import encode_codes, pixel_codes
 
 OUT = common.RESULTS / "atari_probes"
 REPRESENTATIONS = ("vase", "entangled", "untrained", "pixels")
@@ -114,19 +114,25 @@ def config(rep: str, seed: int) -> VASEConfig:
     return VASEConfig.for_row("-", True, base=cpu) if rep == "entangled" else cpu
 
 
-def probe(encode: Any, game: GameData, pc: ProbeConfig) -> dict[str, Any]:
+def probe(encode: Any, game: GameData, pc: AtariProbeConfig) -> dict[str, Any]:
     """F1 per variable and per category of ``encode`` (None: raw pixels) on one game."""
-    codes = [pixel_codes(s.frames) if encode is None else encode_codes(encode, s.frames)
-             for s in (game.train, game.val, game.test)]
-    f1 = fit_linear_probes((codes[0], game.train.labels), (codes[1], game.val.labels),
-                           (codes[2], game.test.labels), pc)
+    codes = [
+        pixel_codes(s.frames) if encode is None else encode_codes(encode, s.frames)
+        for s in (game.train, game.val, game.test)
+    ]
+    f1 = fit_linear_probes(
+        (codes[0], game.train.labels), (codes[1], game.val.labels), (codes[2], game.test.labels), pc
+    )
     names = game.train.names
-    return {"f1": dict(zip(names, f1.round(4).tolist(), strict=True)),
-            "categories": category_scores(names, f1)}
+    return {
+        "f1": dict(zip(names, f1.round(4).tolist(), strict=True)),
+        "categories": category_scores(names, f1),
+    }
 
 
-def train_on(learner: ContinualLearner, frames: np.ndarray, steps: int, rng: np.random.Generator,
-             desc: str) -> int:
+def train_on(
+    learner: ContinualLearner, frames: np.ndarray, steps: int, rng: np.random.Generator, desc: str
+) -> int:
     """``steps`` learner steps on batches of distinct frames (n, S, S, 1) uint8; the environments used."""
     n_envs = 0
     for _ in tqdm(range(steps), desc=desc, mininterval=10, leave=False):
@@ -139,13 +145,19 @@ def run(rep: str, seed: int, args: Args) -> dict[str, Any]:
     """Probe one representation over the game sequence (trained ones: after every game)."""
     torch.set_num_threads(args.threads)
     cfg = config(rep, seed)
-    pc = ProbeConfig(epochs=args.probe_epochs, seed=seed)
+    pc = AtariProbeConfig(epochs=args.probe_epochs, seed=seed)
     t0 = time.process_time()
     games = [prepare(g, i, seed, cfg.model.image_size, args) for i, g in enumerate(args.games)]
-    record: dict[str, Any] = {"representation": rep, "seed": seed, "args": asdict(args),
-                              "probe": asdict(pc), "config": cfg.to_dict(),
-                              "data": {g: d.info for g, d in zip(args.games, games, strict=True)},
-                              "data_cpu_s": time.process_time() - t0, "stages": []}
+    record: dict[str, Any] = {
+        "representation": rep,
+        "seed": seed,
+        "args": asdict(args),
+        "probe": asdict(pc),
+        "config": cfg.to_dict(),
+        "data": {g: d.info for g, d in zip(args.games, games, strict=True)},
+        "data_cpu_s": time.process_time() - t0,
+        "stages": [],
+    }
     learner = ContinualLearner(cfg, device="cpu")
     encode = None if rep == "pixels" else learner.encode
     if rep not in TRAINED:
@@ -158,8 +170,15 @@ def run(rep: str, seed: int, args: Args) -> dict[str, Any]:
         n_envs = train_on(learner, data.train.frames, args.steps_per_game, rng, f"{rep} {game}")
         train_cpu += time.process_time() - t0
         scores = {g: probe(encode, d, pc) for g, d in zip(args.games[: k + 1], games[: k + 1], strict=True)}
-        record["stages"].append({"after": game, "steps": (k + 1) * args.steps_per_game, "n_envs": n_envs,
-                                 "train_cpu_s": train_cpu, "scores": scores})
+        record["stages"].append(
+            {
+                "after": game,
+                "steps": (k + 1) * args.steps_per_game,
+                "n_envs": n_envs,
+                "train_cpu_s": train_cpu,
+                "scores": scores,
+            }
+        )
         means = {g: round(s["categories"]["mean_over_categories"], 3) for g, s in scores.items()}
         print(rep, seed, game, means, flush=True)
     record["hardware"] = common.hardware()
@@ -194,21 +213,30 @@ def _mean(values: list[float]) -> str:
 
 def _targets(by_rep: dict[str, list[dict[str, Any]]], games: list[str]) -> list[str]:
     """The issue's two targets, met or not, from the seed means."""
+
     def mean_final(rep: str, g: str) -> float:
         return float(np.mean([final_and_forgetting(r, games)[0][g] for r in by_rep[rep]]))
 
     lines = []
     if "vase" in by_rep and "untrained" in by_rep:
         above = [g for g in games if mean_final("vase", g) > mean_final("untrained", g)]
-        lines.append(f"- VASE above the untrained encoder (after the sequence) on >= 4 games: "
-                     f"{'met' if len(above) >= 4 else 'not met'} "
-                     f"({len(above)}/{len(games)}: {', '.join(above) or 'none'})")
+        lines.append(
+            f"- VASE above the untrained encoder (after the sequence) on >= 4 games: "
+            f"{'met' if len(above) >= 4 else 'not met'} "
+            f"({len(above)}/{len(games)}: {', '.join(above) or 'none'})"
+        )
     if "vase" in by_rep and "entangled" in by_rep:
-        forget = {rep: float(np.mean([np.mean(list(final_and_forgetting(r, games)[1].values()))
-                                      for r in by_rep[rep]])) for rep in TRAINED}
-        lines.append(f"- VASE forgets less than the entangled baseline: "
-                     f"{'met' if forget['vase'] < forget['entangled'] else 'not met'} (mean forgetting "
-                     f"{forget['vase']:.3f} vs {forget['entangled']:.3f} F1)")
+        forget = {
+            rep: float(
+                np.mean([np.mean(list(final_and_forgetting(r, games)[1].values())) for r in by_rep[rep]])
+            )
+            for rep in TRAINED
+        }
+        lines.append(
+            f"- VASE forgets less than the entangled baseline: "
+            f"{'met' if forget['vase'] < forget['entangled'] else 'not met'} (mean forgetting "
+            f"{forget['vase']:.3f} vs {forget['entangled']:.3f} F1)"
+        )
     return lines
 
 
@@ -223,8 +251,13 @@ def _figure(by_rep: dict[str, list[dict[str, Any]]], games: list[str]) -> None:
     for i, (rep, recs) in enumerate(by_rep.items()):
         vals = np.array([[final_and_forgetting(r, games)[0][g] for g in games] for r in recs])
         ax.bar(np.arange(len(games)) + i * width, vals.mean(0), width, yerr=vals.std(0), label=rep, capsize=2)
-    ax.set(xticks=np.arange(len(games)) + 0.4 - width / 2, xticklabels=games, ylim=(0, 1),
-           ylabel="weighted F1 (mean over categories)", title="Linear probes after the whole sequence")
+    ax.set(
+        xticks=np.arange(len(games)) + 0.4 - width / 2,
+        xticklabels=games,
+        ylim=(0, 1),
+        ylabel="weighted F1 (mean over categories)",
+        title="Linear probes after the whole sequence",
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(OUT / "atari_probes.png", dpi=120)
@@ -244,17 +277,39 @@ def summarise() -> str:
         finals = [final_and_forgetting(r, games) for r in recs]
         forgetting = _mean([np.mean(list(f[1].values())) for f in finals]) if rep in TRAINED else "-"
         rows.append([rep, *[_mean([f[0][g] for f in finals]) for g in games], forgetting, len(recs)])
-    cats = sorted({c for r in records for s in r["stages"][-1]["scores"].values() for c in s["categories"]
-                   if c not in ("mean", "mean_over_categories")})
-    cat_rows = [[rep, g, *[_mean([_score(r["stages"][-1], g, c) for r in recs]) for c in cats]]
-                for rep, recs in by_rep.items() for g in games]
+    cats = sorted(
+        {
+            c
+            for r in records
+            for s in r["stages"][-1]["scores"].values()
+            for c in s["categories"]
+            if c not in ("mean", "mean_over_categories")
+        }
+    )
+    cat_rows = [
+        [rep, g, *[_mean([_score(r["stages"][-1], g, c) for r in recs]) for c in cats]]
+        for rep, recs in by_rep.items()
+        for g in games
+    ]
     _figure(by_rep, games)
     a, hw = records[0]["args"], records[0]["hardware"]
     data = records[0]["data"]
-    data_rows = [[g, d["units"], d["frames"]["train"], d["frames"]["val"], d["frames"]["test"],
-                  d["duplicates_removed"], len(d["kept"]), len(d["entropy"])] for g, d in data.items()]
-    cpu = {rep: _mean([r["stages"][-1].get("train_cpu_s", np.nan) for r in recs])
-           for rep, recs in by_rep.items()}
+    data_rows = [
+        [
+            g,
+            d["units"],
+            d["frames"]["train"],
+            d["frames"]["val"],
+            d["frames"]["test"],
+            d["duplicates_removed"],
+            len(d["kept"]),
+            len(d["entropy"]),
+        ]
+        for g, d in data.items()
+    ]
+    cpu = {
+        rep: _mean([r["stages"][-1].get("train_cpu_s", np.nan) for r in recs]) for rep, recs in by_rep.items()
+    }
     text = (
         "# Atari state probes (AtariARI protocol)\n\n"
         f"Games in training order: {', '.join(games)}. Budget: {a['frames_per_game']} random-agent frames "
@@ -266,12 +321,17 @@ def summarise() -> str:
         "## Weighted F1 after the whole sequence (mean over categories); forgetting = F1 right after a game "
         "minus F1 at the end, mean over the earlier games\n\n"
         + common.markdown_table(["representation", *games, "forgetting", "seeds"], rows)
-        + "\n\n## Targets (issue 16 point 4)\n\n" + "\n".join(_targets(by_rep, games))
+        + "\n\n## Targets (issue 16 point 4)\n\n"
+        + "\n".join(_targets(by_rep, games))
         + "\n\n![F1 after the sequence](atari_probes.png)\n\n## Per category, after the sequence\n\n"
         + common.markdown_table(["representation", "game", *cats], cat_rows)
-        + "\n\n## Data (seed " + str(records[0]["seed"]) + ")\n\n"
-        + common.markdown_table(["game", "units", "train", "val", "test", "duplicates removed",
-                                 "variables kept", "variables"], data_rows)
+        + "\n\n## Data (seed "
+        + str(records[0]["seed"])
+        + ")\n\n"
+        + common.markdown_table(
+            ["game", "units", "train", "val", "test", "duplicates removed", "variables kept", "variables"],
+            data_rows,
+        )
         + "\n\nProduced by `python benchmarks/atari_probes.py` then `--summarise`.\n"
     )
     common.write_text(OUT / "atari_probes.md", text)

@@ -42,13 +42,22 @@ HALF_FOV = math.radians(30.0)
 PAPER_STEPS_PER_DATASET = 60_000
 """Appendix Table 2: the NatLab -> EDE experiment trains 60k steps per dataset."""
 TABLE2 = {
-    "vase": {"loss": {"gamma": 200.0, "c_max": 25.0, "delta_c": 1e-5}, "mask": {"lambda1": 2.0},
-             "inference": {"kappa": 1.1}, "dream": {"tau": 5000}},
-    "entangled": {"loss": {"entangled": True, "beta_vae": 1.0}, "mask": {"lambda1": 20.0},
-                  "inference": {"kappa": 1.1}, "dream": {"tau": 5000}},
+    "vase": {
+        "loss": {"gamma": 200.0, "c_max": 25.0, "delta_c": 1e-5},
+        "mask": {"lambda1": 2.0},
+        "inference": {"kappa": 1.1},
+        "dream": {"tau": 5000},
+    },
+    "entangled": {
+        "loss": {"entangled": True, "beta_vae": 1.0},
+        "mask": {"lambda1": 20.0},
+        "inference": {"kappa": 1.1},
+        "dream": {"tau": 5000},
+    },
 }
 """Appendix Table 2, NatLab -> EDE row: disentangled (gamma, C_max, delta_C, lambda, kappa, tau) and
 entangled (lambda, kappa, tau); tau and delta_C are per-step values at 60k steps per dataset."""
+
 
 # ------------------------------------------------------------------------------------ levels
 def level_spec(level: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
@@ -63,9 +72,11 @@ def level_spec(level: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
     env_id, extra = LEVEL_ALIASES.get(level, level), {}
     if env_id not in gym.registry:
         if "/" not in level or level.startswith("vase_rl/"):
-            raise ValueError(f"unknown level {level!r}: use one of {sorted(LEVEL_ALIASES)}, a registered gym "
-                             "id, or a DM Lab level name such as "
-                             "'contributed/dmlab30/natlab_varying_map_randomized'")
+            raise ValueError(
+                f"unknown level {level!r}: use one of {sorted(LEVEL_ALIASES)}, a registered gym "
+                "id, or a DM Lab level name such as "
+                "'contributed/dmlab30/natlab_varying_map_randomized'"
+            )
         env_id, extra = "vase_rl/DMLab-v0", {"level": level}
     if "lab:LabEnv" in str(gym.spec(env_id).entry_point):
         extra["info_observations"] = LAB_POSE_OBSERVATIONS
@@ -108,8 +119,9 @@ def state_factors(info: dict[str, Any]) -> dict[str, list[float]]:
         yaw = math.radians(float(np.asarray(info[LAB_POSE_OBSERVATIONS[1]])[1]))
         pos = np.asarray(info[LAB_POSE_OBSERVATIONS[0]], dtype=float)[:2]
     else:
-        raise KeyError(f"no pose in info (keys {sorted(info)}); expected agent_dir/agent_pos or "
-                       f"{LAB_POSE_OBSERVATIONS}")
+        raise KeyError(
+            f"no pose in info (keys {sorted(info)}); expected agent_dir/agent_pos or {LAB_POSE_OBSERVATIONS}"
+        )
     out = {"heading": [math.sin(yaw), math.cos(yaw)], "position": [float(pos[0]), float(pos[1])]}
     if "target_pos" in info:
         out["target"] = view_factors(np.asarray(info["target_pos"], dtype=float) - pos, yaw)
@@ -132,7 +144,7 @@ def vase_config(method: str, seed: int, steps_per_level: int, image_size: int = 
     cpu preset's ``"upper"`` (README, "The cpu preset": the two-sided eq. 3 with large gamma learns no
     information at CPU step counts). Environment overflow merges with the closest environment (no error).
     """
-    from vase_rl.config import get_preset
+    from vase_rl.core.config import get_preset
 
     if method not in TABLE2:
         raise ValueError(f"unknown VASE method {method!r}; choose one of {sorted(TABLE2)}")
@@ -147,22 +159,27 @@ def vase_config(method: str, seed: int, steps_per_level: int, image_size: int = 
         model={"image_size": image_size, "channels": 3, "likelihood": "gaussian"},
         loss=loss,
         mask={"lambda0": lam / 2, "lambda1": lam, "used_every": max(1, round(base.mask.used_every * r_cpu))},
-        inference={"kappa": t2["inference"]["kappa"], "on_overflow": "merge",
-                   "patience": 2 * base.inference.patience,
-                   "grace_steps": max(1, round(base.inference.grace_steps * r_cpu))},
+        inference={
+            "kappa": t2["inference"]["kappa"],
+            "on_overflow": "merge",
+            "patience": 2 * base.inference.patience,
+            "grace_steps": max(1, round(base.inference.grace_steps * r_cpu)),
+        },
         dream={"tau": max(1, round(t2["dream"]["tau"] * r))},
-        steps_per_env=steps_per_level, seed=seed, preset=f"cpu+table2-natlab-ede-{method}",
+        steps_per_env=steps_per_level,
+        seed=seed,
+        preset=f"cpu+table2-natlab-ede-{method}",
     )
 
 
 def make_learner(config: Any) -> Any:
-    """A CPU :class:`~vase_rl.learner.ContinualLearner` for ``config``.
+    """A CPU :class:`~vase_rl.core.learner.ContinualLearner` for ``config``.
 
     (The results committed in this session were produced with a subclass that dropped the Gaussian NLL's
-    constant 0.5 log(2 pi sigma^2) per pixel; ``vase_rl.losses.reconstruction_nll`` now omits it itself,
+    constant 0.5 log(2 pi sigma^2) per pixel; ``vase_rl.core.losses.reconstruction_nll`` now omits it itself,
     so the numbers are unchanged.)
     """
-    from vase_rl.learner import ContinualLearner
+    from vase_rl.core.learner import ContinualLearner
 
     return ContinualLearner(config, device="cpu")
 
@@ -175,19 +192,26 @@ def describe_configs(by_method: dict[str, list[dict[str, Any]]]) -> str:
         if not c:
             continue
         model, loss = c["model"], c["loss"]
-        cap = "beta=1 ELBO" if loss["entangled"] else \
-            f"gamma={loss['gamma']}, C_max={loss['c_max']}, delta_C={loss['delta_c']:.2e}"
-        hyper.append(f"{m}: {cap}, lambda={c['mask']['lambda1']} (lambda0={c['mask']['lambda0']}), "
-                     f"kappa={c['inference']['kappa']}, patience={c['inference']['patience']}, "
-                     f"tau={c['dream']['tau']}, used_every={c['mask']['used_every']}, "
-                     f"grace_steps={c['inference']['grace_steps']}")
+        cap = (
+            "beta=1 ELBO"
+            if loss["entangled"]
+            else f"gamma={loss['gamma']}, C_max={loss['c_max']}, delta_C={loss['delta_c']:.2e}"
+        )
+        hyper.append(
+            f"{m}: {cap}, lambda={c['mask']['lambda1']} (lambda0={c['mask']['lambda0']}), "
+            f"kappa={c['inference']['kappa']}, patience={c['inference']['patience']}, "
+            f"tau={c['dream']['tau']}, used_every={c['mask']['used_every']}, "
+            f"grace_steps={c['inference']['grace_steps']}"
+        )
     if model is None:
         return ""
-    return (f"VASE: {model['image_size']}x{model['image_size']} RGB inputs (64x64 frames area-resized by the "
-            f"wrapper), fixed-variance Gaussian likelihood (A.1, std {model['gaussian_std']}), cpu-preset "
-            f"networks ({model['latent_dim']} latents); Table 2 NatLab->EDE values, delta_C and tau scaled "
-            "from 60k steps per level to this budget (``bench3d_common.vase_config``), capacity_mode 'upper' "
-            "(cpu preset) -- " + "; ".join(hyper) + ".")
+    return (
+        f"VASE: {model['image_size']}x{model['image_size']} RGB inputs (64x64 frames area-resized by the "
+        f"wrapper), fixed-variance Gaussian likelihood (A.1, std {model['gaussian_std']}), cpu-preset "
+        f"networks ({model['latent_dim']} latents); Table 2 NatLab->EDE values, delta_C and tau scaled "
+        "from 60k steps per level to this budget (``bench3d_common.vase_config``), capacity_mode 'upper' "
+        "(cpu preset) -- " + "; ".join(hyper) + "."
+    )
 
 
 # ------------------------------------------------------------------------------------ runs
@@ -270,12 +294,14 @@ def provenance(records: Sequence[dict[str, Any]], command: str) -> str:
     hw, a = records[0]["hardware"], records[0]["args"]
     wall = sum(r["wall_s"] for r in records)
     cpu = sum(r.get("cpu_s", r["wall_s"]) for r in records)
-    return (f"Produced by `{command}` (then `--summarise`). Hardware: {hw['cpu']}, {hw['cores']} cores, "
-            f"torch {hw['torch']} on {hw['torch_threads']} thread per run, {a['jobs']} runs in parallel, "
-            f"OpenGL {hw.get('opengl')}; the machine was shared (1-min load average {hw['load_avg_1m']} when "
-            f"the first run started). {len(records)} runs: {wall / 60:.1f} min of run wall time in total, "
-            f"i.e. ~{wall / 60 / max(1, a['jobs']):.0f} min elapsed ({cpu / 60:.1f} min of process CPU "
-            "time: each run got a fraction of a core).")
+    return (
+        f"Produced by `{command}` (then `--summarise`). Hardware: {hw['cpu']}, {hw['cores']} cores, "
+        f"torch {hw['torch']} on {hw['torch_threads']} thread per run, {a['jobs']} runs in parallel, "
+        f"OpenGL {hw.get('opengl')}; the machine was shared (1-min load average {hw['load_avg_1m']} when "
+        f"the first run started). {len(records)} runs: {wall / 60:.1f} min of run wall time in total, "
+        f"i.e. ~{wall / 60 / max(1, a['jobs']):.0f} min elapsed ({cpu / 60:.1f} min of process CPU "
+        "time: each run got a fraction of a core)."
+    )
 
 
 # ------------------------------------------------------------------------------------ figures
@@ -294,7 +320,7 @@ def plot_image_rows(panels: dict[str, np.ndarray], row_labels: Sequence[str], ti
     for ax, (name, images) in zip(axes[0], panels.items(), strict=True):
         grid = np.full((r * (s + 2) - 2, k * (s + 2) - 2, 3), 255, dtype=np.uint8)
         for i, j in itertools.product(range(r), range(k)):
-            grid[i * (s + 2): i * (s + 2) + s, j * (s + 2): j * (s + 2) + s] = images[i, j]
+            grid[i * (s + 2) : i * (s + 2) + s, j * (s + 2) : j * (s + 2) + s] = images[i, j]
         ax.imshow(grid, interpolation="nearest")
         ax.set_yticks([i * (s + 2) + s / 2 for i in range(r)], row_labels, fontsize=8)
         ax.set_xticks([])

@@ -52,9 +52,16 @@ def field_docs(cls: type) -> dict[str, str]:
             body = ast.parse(inspect.getsource(klass)).body[0].body  # type: ignore[attr-defined]
         except (OSError, TypeError):  # no source (defined interactively): no help texts
             continue
-        helps.update({a.target.id: " ".join(b.value.value.split()) for a, b in itertools.pairwise(body)
-                      if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
-                      and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)})
+        helps.update(
+            {
+                a.target.id: " ".join(b.value.value.split())
+                for a, b in itertools.pairwise(body)
+                if isinstance(a, ast.AnnAssign)
+                and isinstance(a.target, ast.Name)
+                and isinstance(b, ast.Expr)
+                and isinstance(b.value, ast.Constant)
+            }
+        )
     return helps
 
 
@@ -88,15 +95,19 @@ def parse_args(cls: type[T], description: str | None = None, argv: Sequence[str]
         hints = typing.get_type_hints(cls)  # each field's annotation in the module of its class
     except (NameError, KeyError):  # an annotation that does not resolve: fall back to the defaults' types
         hints = {}
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     tuples: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         text = helps.get(f.name)
         flags = [f"--{f.name.replace('_', '-')}"]
-        kw: dict[str, Any] = {"default": default, "dest": f.name,
-                              "help": argparse.SUPPRESS if text and text.startswith(INTERNAL) else text}
+        kw: dict[str, Any] = {
+            "default": default,
+            "dest": f.name,
+            "help": argparse.SUPPRESS if text and text.startswith(INTERNAL) else text,
+        }
         hint = hints.get(f.name)
         if isinstance(default, bool):
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
@@ -143,9 +154,11 @@ def cpu_name() -> str:
 
 def git_commit() -> str | None:
     """Short commit of the repository, ``+dirty`` when the working tree has changes; None outside git."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True,
-                              timeout=20).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=20
+        ).stdout.strip()
 
     try:
         dirty = git("status", "--porcelain", "--untracked-files=no")
@@ -167,11 +180,21 @@ def hardware(**extra: Any) -> dict[str, Any]:
     load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else [float("nan")] * 3
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cpu": cpu_name(), "cpu_family": info.get("cpu family"), "cpu_model": info.get("model"),
-        "cores": cores, "cpu_count": os.cpu_count(), "load_average": load, "load_avg_1m": load[0],
-        "python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__,
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "commit": git_commit(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **extra,
+        "cpu": cpu_name(),
+        "cpu_family": info.get("cpu family"),
+        "cpu_model": info.get("model"),
+        "cores": cores,
+        "cpu_count": os.cpu_count(),
+        "load_average": load,
+        "load_avg_1m": load[0],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "commit": git_commit(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
     }
 
 

@@ -20,11 +20,11 @@ import common
 import numpy as np
 import torch
 
-from vase_rl.config import Ablation, get_preset
+from vase_rl.core.config import Ablation, get_preset
+from vase_rl.core.latents import atypicality
+from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
-from vase_rl.latents import atypicality
-from vase_rl.learner import ContinualLearner
-from vase_rl.probes import Probe
+from vase_rl.probing.probes import Probe
 
 OUT = common.RESULTS / "cpu_preset"
 OBJECTIVES = {
@@ -78,8 +78,9 @@ def probe_accuracy(learner: ContinualLearner, args: Args) -> float:
 
 
 def run_one(name: str, loss_overrides: dict, args: Args) -> dict:
-    cfg = get_preset("cpu").with_overrides(loss=loss_overrides, ablation=Ablation(False, False, False),
-                                           seed=args.seed)
+    cfg = get_preset("cpu").with_overrides(
+        loss=loss_overrides, ablation=Ablation(False, False, False), seed=args.seed
+    )
     learner = ContinualLearner(cfg, device="cpu")
     sampler = SpriteSampler("moving-mnist", 32, seed=args.seed)
     t0 = time.time()
@@ -126,11 +127,31 @@ def run(args: Args) -> None:
 def summarise(out_dir: str) -> str:
     """The table of every objective's JSON in ``out_dir``; also written to ``out_dir/README.md``."""
     rows = [common.load_json(p) for p in sorted(Path(out_dir).glob("*.json"))]
-    header = ["objective", "steps", "recon NLL", "information (nats)", "KL", "informative latents",
-              "max alpha", "probe acc %", "train s"]
-    table = [[r["objective"], r["steps"], f"{r['recon_nll']:.1f}", f"{r['information_nats']:.1f}",
-              f"{r['kl_total']:.1f}", r["informative_latents"], f"{r['max_atypicality']:.2f}",
-              f"{r['probe_accuracy']:.1f}", f"{r['train_seconds']:.0f}"] for r in rows]
+    header = [
+        "objective",
+        "steps",
+        "recon NLL",
+        "information (nats)",
+        "KL",
+        "informative latents",
+        "max alpha",
+        "probe acc %",
+        "train s",
+    ]
+    table = [
+        [
+            r["objective"],
+            r["steps"],
+            f"{r['recon_nll']:.1f}",
+            f"{r['information_nats']:.1f}",
+            f"{r['kl_total']:.1f}",
+            r["informative_latents"],
+            f"{r['max_atypicality']:.2f}",
+            f"{r['probe_accuracy']:.1f}",
+            f"{r['train_seconds']:.0f}",
+        ]
+        for r in rows
+    ]
     lines = [
         "# Capacity objective at CPU scale (moving MNIST, cpu-preset model, 1 seed)",
         "",

@@ -3,7 +3,7 @@
 Protocol, per (method, seed):
   1. VASE (``vase``: Table 2's NatLab -> EDE disentangled values; ``entangled``: the beta=1 ELBO with that
      row's entangled values; both scaled to the CPU budget by ``bench3d_common.vase_config``) learns online
-     through :class:`~vase_rl.wrapper.VASEObservation` from rollouts of a **uniform random policy** in
+     through :class:`~vase_rl.rl.wrapper.VASEObservation` from rollouts of a **uniform random policy** in
      level A (``--level-a``, default the outdoor, NatLab-like MiniWorld level) until the learner has taken
      ``steps_per_level`` train steps, then in level B (``--level-b``, default the indoor, EDE-like level)
      through a new wrapper (own rollout buffer, same learner; no task labels: the learner infers that B is
@@ -106,17 +106,26 @@ def collect_episodes(args: Args, level: str) -> dict[str, Any]:
             if terminated or truncated:
                 break
     env.close()
-    return {"frames": np.stack(frames), "episode": np.array(episode),
-            "factors": {k: np.array(v) for k, v in factors.items()}}
+    return {
+        "frames": np.stack(frames),
+        "episode": np.array(episode),
+        "factors": {k: np.array(v) for k, v in factors.items()},
+    }
 
 
 def train_phase(args: Args, learner: Any, level: str, seed: int) -> dict[str, Any]:
     """Random-policy rollouts of ``level`` through ``VASEObservation`` until the learner took
     ``steps_per_level`` more train steps; returns counters and the inference trace."""
-    from vase_rl.wrapper import VASEObservation
+    from vase_rl.rl.wrapper import VASEObservation
 
-    env = VASEObservation(b3d.make_level(level, max_episode_steps=args.episode_steps), learner, learn=True,
-                          train_every=args.train_every, buffer_size=args.buffer_size, seed=seed)
+    env = VASEObservation(
+        b3d.make_level(level, max_episode_steps=args.episode_steps),
+        learner,
+        learn=True,
+        train_every=args.train_every,
+        buffer_size=args.buffer_size,
+        seed=seed,
+    )
     rng, target, start = np.random.default_rng(seed), learner.step + args.steps_per_level, time.perf_counter()
     trace: list[dict[str, Any]] = []
     next_trace = learner.step + 100
@@ -129,8 +138,15 @@ def train_phase(args: Args, learner: Any, level: str, seed: int) -> dict[str, An
             stats, next_trace = env.vase_stats(), next_trace + 100
             trace.append({k: stats.get(k) for k in ("step", "env", "n_envs", "recon", "kl", "C", "reason")})
     stats = env.vase_stats()
-    out = {"level": level, "frames": stats["env_steps"], "train_s": stats["train_time_s"], "trace": trace,
-           "wall_s": time.perf_counter() - start, "env": learner.current_env, "n_envs": learner.memory.n_seen}
+    out = {
+        "level": level,
+        "frames": stats["env_steps"],
+        "train_s": stats["train_time_s"],
+        "trace": trace,
+        "wall_s": time.perf_counter() - start,
+        "env": learner.current_env,
+        "n_envs": learner.memory.n_seen,
+    }
     env.close()
     return out
 
@@ -162,10 +178,10 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> Any:
 
 
 def fit_mlp(x: np.ndarray, y: np.ndarray, steps: int, seed: int) -> Any:
-    """A.6's 2x256 ReLU MLP (``vase_rl.probes.Probe``), Adam 6e-4, batch 64, on standardised x and y."""
+    """A.6's 2x256 ReLU MLP (``vase_rl.probing.probes.Probe``), Adam 6e-4, batch 64, on standardised x and y."""
     import torch
 
-    from vase_rl.probes import Probe
+    from vase_rl.probing.probes import Probe
 
     xm, xs, ym, ys = x.mean(0), x.std(0) + 1e-6, y.mean(0), y.std(0) + 1e-6
     gen = torch.Generator().manual_seed(seed)
@@ -187,8 +203,9 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, steps: int, seed: int) -> Any:
     return predict
 
 
-def probe_transfer(args: Args, mu: dict[str, np.ndarray], data: dict[str, dict[str, Any]], seed: int,
-                   mlp: bool) -> dict[str, Any]:
+def probe_transfer(
+    args: Args, mu: dict[str, np.ndarray], data: dict[str, dict[str, Any]], seed: int, mlp: bool
+) -> dict[str, Any]:
     """R^2 per factor group of probes trained on one level's training episodes and tested on the test
     episodes of both levels: ``{probe: {"A->A": {group: r2}, "A->B": ..., "B->B": ..., "B->A": ...}}``."""
     names = list(data["A"]["factors"])
@@ -210,20 +227,28 @@ def probe_transfer(args: Args, mu: dict[str, np.ndarray], data: dict[str, dict[s
                 mask = t["episode"] >= args.probe_episodes - args.test_episodes
                 yt = np.concatenate([t["factors"][g] for g in names], axis=1)[mask]
                 r2 = r2_score(predict(mu[test][mask]), yt)
-                res[f"{src}->{test}"] = {g: float(r2[bounds[i]:bounds[i + 1]].mean())
-                                         for i, g in enumerate(names)}
+                res[f"{src}->{test}"] = {
+                    g: float(r2[bounds[i] : bounds[i + 1]].mean()) for i, g in enumerate(names)
+                }
         out[probe] = res
     return out
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def evaluate(args: Args, learner: Any, data: dict[str, dict[str, Any]], envs: dict[str, int], paired: bool,
-             seed: int, mlp: bool) -> tuple[dict[str, Any], np.ndarray]:
+def evaluate(
+    args: Args,
+    learner: Any,
+    data: dict[str, dict[str, Any]],
+    envs: dict[str, int],
+    paired: bool,
+    seed: int,
+    mlp: bool,
+) -> tuple[dict[str, Any], np.ndarray]:
     """Probes, inferred environments and (when ``paired``) cross-domain reconstruction errors; also the
     figure's images (6, K, S, S, 3) uint8: x_A, A as A, A as B, x_B, B as B, B as A."""
     import torch
 
-    from vase_rl.evaluation import eval_codes
+    from vase_rl.evaluation.evaluate import eval_codes
 
     x = {k: learner.preprocess(d["frames"]) for k, d in data.items()}
     mu = {k: learner.encode(v) for k, v in x.items()}
@@ -250,8 +275,14 @@ def evaluate(args: Args, learner: Any, data: dict[str, dict[str, Any]], envs: di
     out["recon_mse"] = recon
     test = np.flatnonzero(data["A"]["episode"] >= args.probe_episodes - args.test_episodes)
     cols = test[np.linspace(0, len(test) - 1, args.figure_columns).round().astype(int)]
-    rows = [x["A"][cols], decode("A", "A")[cols], decode("A", "B")[cols],
-            x["B"][cols], decode("B", "B")[cols], decode("B", "A")[cols]]
+    rows = [
+        x["A"][cols],
+        decode("A", "A")[cols],
+        decode("A", "B")[cols],
+        x["B"][cols],
+        decode("B", "B")[cols],
+        decode("B", "A")[cols],
+    ]
     images = (torch.stack(rows).permute(0, 1, 3, 4, 2).numpy() * 255).round().astype(np.uint8)
     return out, images
 
@@ -266,13 +297,21 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     config = b3d.vase_config(method, seed, args.steps_per_level, args.image_size)
     learner = b3d.make_learner(config)
     data = {"A": collect_episodes(args, args.level_a), "B": collect_episodes(args, args.level_b)}
-    paired = (b3d.is_world(args.level_a) and b3d.is_world(args.level_b)
-              and len(data["A"]["episode"]) == len(data["B"]["episode"])
-              and np.allclose(data["A"]["factors"]["position"], data["B"]["factors"]["position"]))
-    record: dict[str, Any] = {"method": method, "seed": seed, "args": dataclasses.asdict(args),
-                              "hardware": common.hardware(opengl=b3d.opengl()),
-                              "vase_config": config.to_dict(), "paired": bool(paired),
-                              "probe_frames": {k: len(d["episode"]) for k, d in data.items()}}
+    paired = (
+        b3d.is_world(args.level_a)
+        and b3d.is_world(args.level_b)
+        and len(data["A"]["episode"]) == len(data["B"]["episode"])
+        and np.allclose(data["A"]["factors"]["position"], data["B"]["factors"]["position"])
+    )
+    record: dict[str, Any] = {
+        "method": method,
+        "seed": seed,
+        "args": dataclasses.asdict(args),
+        "hardware": common.hardware(opengl=b3d.opengl()),
+        "vase_config": config.to_dict(),
+        "paired": bool(paired),
+        "probe_frames": {k: len(d["episode"]) for k, d in data.items()},
+    }
     print(f"{method} seed {seed}: {record['probe_frames']} held-out frames, paired={paired}", flush=True)
     envs: dict[str, int] = {}
     images = None
@@ -286,10 +325,18 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
             learner.save(os.path.join(args.runs_dir, f"{method}_seed{seed}_after_{phase}.pt"))
         evaluation, images = evaluate(args, learner, data, envs, paired, seed, mlp=phase == "B")
         record[f"eval_after_{phase}"] = evaluation
-        print(f"{method} seed {seed}: level {phase} done at {(time.perf_counter() - t0) / 60:.1f} min, "
-              f"envs {envs}, n_envs {learner.memory.n_seen}", flush=True)
-    record.update(envs=envs, n_envs=learner.memory.n_seen, learner_steps=learner.step,
-                  wall_s=time.perf_counter() - t0, cpu_s=time.process_time() - cpu0)
+        print(
+            f"{method} seed {seed}: level {phase} done at {(time.perf_counter() - t0) / 60:.1f} min, "
+            f"envs {envs}, n_envs {learner.memory.n_seen}",
+            flush=True,
+        )
+    record.update(
+        envs=envs,
+        n_envs=learner.memory.n_seen,
+        learner_steps=learner.step,
+        wall_s=time.perf_counter() - t0,
+        cpu_s=time.process_time() - cpu0,
+    )
     np.savez_compressed(b3d.run_path(args.out_dir, method, seed, "npz"), images=images)
     return record
 
@@ -308,21 +355,33 @@ def plot_probes(by_method: dict[str, list[dict[str, Any]]], path: str) -> None:
 
     first = next(iter(by_method.values()))[0]["eval_after_B"]["probes"]
     groups, probes = list(first["ridge"]["A->A"]), list(first)
-    fig, axes = plt.subplots(len(probes), len(groups), figsize=(4 * len(groups), 3.2 * len(probes)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(probes), len(groups), figsize=(4 * len(groups), 3.2 * len(probes)), squeeze=False
+    )
     width = 0.8 / len(by_method)
     for (i, probe), (j, g) in itertools.product(enumerate(probes), enumerate(groups)):
         ax = axes[i, j]
         for k, (m, rs) in enumerate(by_method.items()):
             v = np.array([[r["eval_after_B"]["probes"][probe][d][g] for d in DIRECTIONS] for r in rs])
             x, mean = np.arange(4) + (k - (len(by_method) - 1) / 2) * width, v.mean(0)
-            ax.bar(x, np.maximum(mean, -1), width, yerr=np.where(mean > -1, v.std(0), 0), capsize=2,
-                   label=f"{m} ({len(rs)} seeds)")
+            ax.bar(
+                x,
+                np.maximum(mean, -1),
+                width,
+                yerr=np.where(mean > -1, v.std(0), 0),
+                capsize=2,
+                label=f"{m} ({len(rs)} seeds)",
+            )
             for xi, mi in zip(x[mean <= -1], mean[mean <= -1], strict=True):  # clipped bars: print the mean
                 ax.text(xi, -0.97, f"{mi:.1f}", rotation=90, ha="center", va="bottom", fontsize=7)
         ax.axhline(0, color="k", lw=0.6)
-        ax.set(xticks=range(4), xticklabels=DIRECTIONS, ylim=(-1, 1), title=f"{g} ({probe} probe)",
-               ylabel="R^2 (clipped at -1)")
+        ax.set(
+            xticks=range(4),
+            xticklabels=DIRECTIONS,
+            ylim=(-1, 1),
+            title=f"{g} ({probe} probe)",
+            ylabel="R^2 (clipped at -1)",
+        )
         ax.legend(fontsize=7)
     fig.suptitle("Probes trained on one level's latents, tested on both (train->test)")
     fig.tight_layout()
@@ -338,47 +397,95 @@ def summarise(args: Args) -> str:
     by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
     by_method = {m: rs for m, rs in by_method.items() if rs}
     a = records[0]["args"] if records else dataclasses.asdict(args)
-    parts = [f"# Semantic transfer across 3-D levels: {a['level_a']} (A) -> {a['level_b']} (B)", "",
-             b3d.provenance(records, "python benchmarks/cross_domain_3d.py"), "",
-             budget_text(by_method, a), ""]
+    parts = [
+        f"# Semantic transfer across 3-D levels: {a['level_a']} (A) -> {a['level_b']} (B)",
+        "",
+        b3d.provenance(records, "python benchmarks/cross_domain_3d.py"),
+        "",
+        budget_text(by_method, a),
+        "",
+    ]
     groups = list(records[0]["eval_after_B"]["probes"]["ridge"]["A->A"]) if records else []
     for g in groups:
         rows = []
         for (m, rs), probe in itertools.product(by_method.items(), ("ridge", "mlp")):
-            cells = [b3d.mean_std(r["eval_after_B"]["probes"][probe][d][g] for r in rs)
-                     for d in DIRECTIONS]
+            cells = [b3d.mean_std(r["eval_after_B"]["probes"][probe][d][g] for r in rs) for d in DIRECTIONS]
             zero = b3d.mean_std(r["eval_after_A"]["probes"]["ridge"]["A->B"][g] for r in rs)
             zero = zero if probe == "ridge" else ""
             rows.append([m, probe, len(rs), *cells, zero])
-        parts += [f"### Probe R^2 for {g} (after training on A then B; held-out test episodes)", "",
-                  common.markdown_table(["method", "probe", "seeds", "A->A (in-domain)", "A->B (transfer)",
-                                  "B->B (in-domain)", "B->A (transfer)", "A->B after A only"], rows), ""]
+        parts += [
+            f"### Probe R^2 for {g} (after training on A then B; held-out test episodes)",
+            "",
+            common.markdown_table(
+                [
+                    "method",
+                    "probe",
+                    "seeds",
+                    "A->A (in-domain)",
+                    "A->B (transfer)",
+                    "B->B (in-domain)",
+                    "B->A (transfer)",
+                    "A->B after A only",
+                ],
+                rows,
+            ),
+            "",
+        ]
     rows = []
     for m, rs in by_method.items():
         rec = [r["eval_after_B"]["recon_mse"] for r in rs]
-        rows.append([m, len(rs), sorted({r["n_envs"] for r in rs}),
-                     sorted({(r["envs"]["A"], r["envs"]["B"]) for r in rs}),
-                     b3d.mean_std((r["eval_after_A"]["recon_mse"]["A->A"] for r in rs), 4),
-                     *(b3d.mean_std((q[k] for q in rec), 4) for k in ("A->A", "B->B", "mean_frame_B")),
-                     *(b3d.mean_std((q.get(k) for q in rec), 3) for k in ("A->B_ratio", "B->A_ratio"))])
-    parts += ["### Environments and reconstructions (pixel MSE of the 32x32 inputs in [0, 1])", "",
-              common.markdown_table(["method", "seeds", "environments allocated", "(env of A, env of B)",
-                              "A recon after A", "A recon after B", "B recon", "B mean-frame baseline",
-                              "A->B paired/unpaired", "B->A paired/unpaired"], rows), "",
-              ("paired/unpaired: MSE of the cross-reconstruction decode(mu(x_A), s_B) against the frame x_B "
-               "of the *same* state, divided by its MSE against frames of other states (< 1: the "
-               "cross-reconstruction depicts that state in the other level; 1: it does not depend on it)."),
-              ""]
+        rows.append(
+            [
+                m,
+                len(rs),
+                sorted({r["n_envs"] for r in rs}),
+                sorted({(r["envs"]["A"], r["envs"]["B"]) for r in rs}),
+                b3d.mean_std((r["eval_after_A"]["recon_mse"]["A->A"] for r in rs), 4),
+                *(b3d.mean_std((q[k] for q in rec), 4) for k in ("A->A", "B->B", "mean_frame_B")),
+                *(b3d.mean_std((q.get(k) for q in rec), 3) for k in ("A->B_ratio", "B->A_ratio")),
+            ]
+        )
+    parts += [
+        "### Environments and reconstructions (pixel MSE of the 32x32 inputs in [0, 1])",
+        "",
+        common.markdown_table(
+            [
+                "method",
+                "seeds",
+                "environments allocated",
+                "(env of A, env of B)",
+                "A recon after A",
+                "A recon after B",
+                "B recon",
+                "B mean-frame baseline",
+                "A->B paired/unpaired",
+                "B->A paired/unpaired",
+            ],
+            rows,
+        ),
+        "",
+        (
+            "paired/unpaired: MSE of the cross-reconstruction decode(mu(x_A), s_B) against the frame x_B "
+            "of the *same* state, divided by its MSE against frames of other states (< 1: the "
+            "cross-reconstruction depicts that state in the other level; 1: it does not depend on it)."
+        ),
+        "",
+    ]
     if records:
         plot_probes(by_method, str(folder / "cross_domain_probes.png"))
         seed = min(r["seed"] for r in records)
         paths = {m: b3d.run_path(args.out_dir, m, seed, "npz") for m in by_method}
         images = {f"{m} (seed {seed})": np.load(p)["images"] for m, p in paths.items() if os.path.exists(p)}
-        title = (f"Cross-domain reconstructions, A = {a['level_a']}, B = {a['level_b']} "
-                 "(held-out paired states)")
+        title = (
+            f"Cross-domain reconstructions, A = {a['level_a']}, B = {a['level_b']} (held-out paired states)"
+        )
         b3d.plot_image_rows(images, XREC_ROWS, title, str(folder / "cross_domain_xrec.png"))
-        parts += ["![probe transfer](cross_domain_probes.png)", "",
-                  "![cross-domain reconstructions](cross_domain_xrec.png)", ""]
+        parts += [
+            "![probe transfer](cross_domain_probes.png)",
+            "",
+            "![cross-domain reconstructions](cross_domain_xrec.png)",
+            "",
+        ]
     md = "\n".join(parts)
     common.write_text(folder / "cross_domain.md", md)
     return md
@@ -389,13 +496,16 @@ def budget_text(by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -
     if not by_method:
         return ""
     frames = next(iter(by_method.values()))[0]["train_A"]["frames"]
-    return (f"Budget per run: {a['steps_per_level']} learner steps (batch 64) per level (the paper: 60k), "
-            f"one every {a['train_every']} frames of a **uniform random policy** ({frames} frames of A, "
-            f"episodes of {a['episode_steps']} steps). " + b3d.describe_configs(by_method)
-            + f" Probes: {a['probe_episodes']} held-out paired episodes of {a['probe_episode_steps']} random "
-            f"steps, the last {a['test_episodes']} for testing; R^2 is the mean over a group's columns "
-            "(heading: sin, cos; position: x, z; target and "
-            "obstacle: image x and proximity exp(-d/3m) when in the view cone, else 0).")
+    return (
+        f"Budget per run: {a['steps_per_level']} learner steps (batch 64) per level (the paper: 60k), "
+        f"one every {a['train_every']} frames of a **uniform random policy** ({frames} frames of A, "
+        f"episodes of {a['episode_steps']} steps). "
+        + b3d.describe_configs(by_method)
+        + f" Probes: {a['probe_episodes']} held-out paired episodes of {a['probe_episode_steps']} random "
+        f"steps, the last {a['test_episodes']} for testing; R^2 is the mean over a group's columns "
+        "(heading: sin, cos; position: x, z; target and "
+        "obstacle: image x and proximity exp(-d/3m) when in the view cone, else 0)."
+    )
 
 
 def main() -> None:

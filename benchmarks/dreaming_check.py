@@ -56,9 +56,20 @@ class Args(pc.ExperimentArgs):
 def run(args: Args) -> None:
     """Train and evaluate every (variant, seed) without a result JSON (``rows``/``modes`` do not apply)."""
     specs = [
-        pc.RunSpec(f"{EXPERIMENT}/{variant}", row, "dis", seed, t1.SEQUENCE, args.steps_per_env, args.preset,
-                   pc.freeze_overrides(overrides), args.probe_eval_every)
-        for seed in args.seeds for variant, (row, overrides) in VARIANTS.items() if variant in args.variants
+        pc.RunSpec(
+            f"{EXPERIMENT}/{variant}",
+            row,
+            "dis",
+            seed,
+            t1.SEQUENCE,
+            args.steps_per_env,
+            args.preset,
+            pc.freeze_overrides(overrides),
+            args.probe_eval_every,
+        )
+        for seed in args.seeds
+        for variant, (row, overrides) in VARIANTS.items()
+        if variant in args.variants
     ]
     pc.run_all(specs, args.runs_dir, args.jobs)
 
@@ -73,8 +84,10 @@ def summarise() -> None:
         "",
         pc.provenance([r for _, r in done]),
         "",
-        ("Validation seed (not a Table 1 evaluation seed); columns as Table 1 (mean over the sequence's "
-         "datasets)."),
+        (
+            "Validation seed (not a Table 1 evaluation seed); columns as Table 1 (mean over the sequence's "
+            "datasets)."
+        ),
         "",
         common.markdown_table(["variant", "seed"] + [c.title for c in t1.COLUMNS[:4]], lines),
         "",

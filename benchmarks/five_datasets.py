@@ -48,7 +48,7 @@ class Args(pc.ExperimentArgs):
 
 def scaled_tau(preset: str, steps_per_env: int) -> int:
     """tau for this experiment: preset tau x TAU_FACTOR x steps_per_env / preset steps, <= steps_per_env."""
-    from vase_rl.config import get_preset
+    from vase_rl.core.config import get_preset
 
     cfg = get_preset(preset)
     return int(min(steps_per_env, round(cfg.dream.tau * TAU_FACTOR * steps_per_env / cfg.steps_per_env)))
@@ -56,8 +56,8 @@ def scaled_tau(preset: str, steps_per_env: int) -> int:
 
 def figures(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
     """Draw the report figures of a finished run into the results folder (needs its checkpoint)."""
-    from vase_rl.evaluation import load_run, torch_threads
-    from vase_rl.report import make_figures
+    from vase_rl.evaluation.evaluate import load_run, torch_threads
+    from vase_rl.evaluation.report import make_figures
 
     out = pc.RESULTS / EXPERIMENT / spec.key
     with torch_threads(1):
@@ -70,21 +70,37 @@ def _dataset_rows(r: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for name, d in r["evaluation"]["datasets"].items():
         acc, mse = d["probes"].get("accuracy", {}), d["probes"].get("position_mse", {})
-        rows.append([
-            name, d["log_env"], d["inferred_env"], f"{d['env_probability']:.2f}",
-            pc.fmt(acc.get("best_during")), pc.fmt(acc.get("change")),
-            pc.fmt(mse.get("best_during"), 1e4), pc.fmt(mse.get("change"), 1e4),
-            f"{d['information']:.1f}",
-        ])
+        rows.append(
+            [
+                name,
+                d["log_env"],
+                d["inferred_env"],
+                f"{d['env_probability']:.2f}",
+                pc.fmt(acc.get("best_during")),
+                pc.fmt(acc.get("change")),
+                pc.fmt(mse.get("best_during"), 1e4),
+                pc.fmt(mse.get("change"), 1e4),
+                f"{d['information']:.1f}",
+            ]
+        )
     return rows
 
 
 def _env_rows(r: dict[str, Any]) -> list[list[Any]]:
     env_data = r["evaluation"]["env_inference"] or {}
     mapping = env_data.get("mapping", {})
-    return [[e["env"], mapping.get(str(e["env"]), "(spurious)"), e["n_active"], e["n_used"],
-             e["n_used_and_active"], " ".join(f"z{i}" for i in e["latents"]), e["steps"]]
-            for e in r["evaluation"]["environments"]]
+    return [
+        [
+            e["env"],
+            mapping.get(str(e["env"]), "(spurious)"),
+            e["n_active"],
+            e["n_used"],
+            e["n_used_and_active"],
+            " ".join(f"z{i}" for i in e["latents"]),
+            e["steps"],
+        ]
+        for e in r["evaluation"]["environments"]
+    ]
 
 
 def run(args: Args) -> None:
@@ -99,32 +115,59 @@ def summarise(redraw: bool) -> None:
     results = pc.load_results(EXPERIMENT)
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
-    text = ["# Five datasets: moving MNIST -> Fashion -> inverse Fashion -> MNIST -> moving Fashion", "",
-            pc.provenance(results), ""]
+    text = [
+        "# Five datasets: moving MNIST -> Fashion -> inverse Fashion -> MNIST -> moving Fashion",
+        "",
+        pc.provenance(results),
+        "",
+    ]
     for r in results:
         spec = pc.spec_from_record(r)
         if redraw and pc.needs_figures(r, out / spec.key):
             r["extra"] = figures(r["run_dir"], spec)
         inf = r["evaluation"]["env_inference"] or {}
         text += [
-            f"## {spec.row} ({'disentangled' if spec.mode == 'dis' else 'entangled'}), seed {spec.seed}", "",
-            (f"tau = {r['config']['dream']['tau']} (scaled, see the script's docstring); "
-            f"environments allocated: {r['n_envs']}; majority environment per stage: {r['stage_envs']}; "
-            f"environment-inference accuracy over logged batches (up to relabelling): "
-            f"{100 * inf.get('accuracy', float('nan')):.1f} %; allocations at steps "
-            f"{inf.get('allocated_by_step')}."), "",
-            common.markdown_table(["dataset", "env (log)", "env (classifier)", "q(s given x)", "acc. max (%)",
-                               "acc. change (%)", "MSE min (1e-4)", "MSE change (1e-4)",
-                               "information (nats)"], _dataset_rows(r)),
-            "", "Latents per environment at the end of training:", "",
-            common.markdown_table(["env", "dataset", "active", "used", "active & used", "latents", "steps"],
-                              _env_rows(r)),
+            f"## {spec.row} ({'disentangled' if spec.mode == 'dis' else 'entangled'}), seed {spec.seed}",
+            "",
+            (
+                f"tau = {r['config']['dream']['tau']} (scaled, see the script's docstring); "
+                f"environments allocated: {r['n_envs']}; majority environment per stage: {r['stage_envs']}; "
+                f"environment-inference accuracy over logged batches (up to relabelling): "
+                f"{100 * inf.get('accuracy', float('nan')):.1f} %; allocations at steps "
+                f"{inf.get('allocated_by_step')}."
+            ),
+            "",
+            common.markdown_table(
+                [
+                    "dataset",
+                    "env (log)",
+                    "env (classifier)",
+                    "q(s given x)",
+                    "acc. max (%)",
+                    "acc. change (%)",
+                    "MSE min (1e-4)",
+                    "MSE change (1e-4)",
+                    "information (nats)",
+                ],
+                _dataset_rows(r),
+            ),
+            "",
+            "Latents per environment at the end of training:",
+            "",
+            common.markdown_table(
+                ["env", "dataset", "active", "used", "active & used", "latents", "steps"], _env_rows(r)
+            ),
             "",
         ]
         text += [f"![{k}]({p})" for k, p in r["extra"].items()] + [""]
-    text += [("Paper (Fig. 3B, 150k steps/dataset): object-ID accuracy stays close to its maximum for every "
-             "dataset through the sequence; Fig. 8/9: moving Fashion reconstructed as each of the five "
-             "environments keeps its position and maps clothing to the corresponding semantics."), ""]
+    text += [
+        (
+            "Paper (Fig. 3B, 150k steps/dataset): object-ID accuracy stays close to its maximum for every "
+            "dataset through the sequence; Fig. 8/9: moving Fashion reconstructed as each of the five "
+            "environments keeps its position and maps clothing to the corresponding semantics."
+        ),
+        "",
+    ]
     common.write_text(out / "five_datasets.md", "\n".join(text))
     print((out / "five_datasets.md").read_text())
 

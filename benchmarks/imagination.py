@@ -26,7 +26,7 @@ the sprite towards z* ~ p(z) every step while the policy trains on L_agent; the 
 trains on the frames those moves produce. The in-world ``baseline`` takes the zero action (the learner
 sees the env as it comes). Both modes give the learner ``steps_per_env`` train steps per dataset (in the
 world: ``steps_per_env * world_train_every`` env steps). The in-world number is an offline linear probe
-(``vase_rl.offline_probe``) of moving-MNIST class and position on the frozen encoder at the end of each
+(``vase_rl.probing.offline_probe``) of moving-MNIST class and position on the frozen encoder at the end of each
 stage, plus the spread of the sprite positions the learner saw. In-world JSONs go to ``in-world/``;
 ``results.md`` has a section per mode.
 
@@ -56,13 +56,13 @@ import torch
 
 from vase_rl.agents.explore import ImaginationAgent, env_translation_range
 from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
-from vase_rl.config import get_preset
+from vase_rl.core.config import get_preset
+from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
 from vase_rl.envs.sprites import SpriteCanvas
-from vase_rl.learner import ContinualLearner
-from vase_rl.offline_probe import encode_codes, fit_probe
-from vase_rl.training import RunSettings, SequenceTrainer, read_log
-from vase_rl.wrapper import VASEObservation
+from vase_rl.probing.offline_probe import encode_codes, fit_probe
+from vase_rl.rl.wrapper import VASEObservation
+from vase_rl.runs.training import RunSettings, SequenceTrainer, read_log
 
 OUT = common.RESULTS / "imagination"
 SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
@@ -139,8 +139,11 @@ def code_fingerprint() -> str:
     from vase_rl import envs
     from vase_rl.agents import explore, stn, translation
 
-    sources = [*Path(vase_rl.__file__).parent.glob("*.py"), *Path(envs.__file__).parent.glob("*.py"),
-               *(Path(m.__file__) for m in (translation, stn, explore))]
+    sources = [
+        *Path(vase_rl.__file__).parent.glob("*.py"),
+        *Path(envs.__file__).parent.glob("*.py"),
+        *(Path(m.__file__) for m in (translation, stn, explore)),
+    ]
     digest = hashlib.sha256()
     for path in sorted(sources, key=lambda p: (p.parent.name, p.name)):
         digest.update(path.read_bytes())
@@ -169,11 +172,23 @@ class RecordingHook:
         k = self.explorer.n_imagined(x.shape[0])
         if step % self.every == 0:
             last = self.explorer.last
-            self.agent_loss.append((step, last["agent_loss"], last["translation_abs"],
-                                    centre_spread(out[:k]), centre_spread(x[:k])))
+            self.agent_loss.append(
+                (
+                    step,
+                    last["agent_loss"],
+                    last["translation_abs"],
+                    centre_spread(out[:k]),
+                    centre_spread(x[:k]),
+                )
+            )
         if step == self.example_step:  # the first k rows of ``out`` are the imagined versions of x's
-            np.savez_compressed(self.example_path, x=x[:8].cpu().numpy(),
-                                x_star=out[: min(8, k)].cpu().numpy(), step=step, dataset=dataset)
+            np.savez_compressed(
+                self.example_path,
+                x=x[:8].cpu().numpy(),
+                x_star=out[: min(8, k)].cpu().numpy(),
+                step=step,
+                dataset=dataset,
+            )
         return out
 
 
@@ -187,15 +202,22 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
     out = Path(args.out)
     n = args.steps_per_env
     config = get_preset(args.preset).with_overrides(seed=seed, inference={"on_overflow": args.on_overflow})
-    settings = RunSettings(sequence=SEQUENCE, steps_per_env=n, probe_eval_every=args.probe_eval_every,
-                           probe_eval_size=args.probe_eval_size, checkpoint_every=10**9,
-                           tb_images_every=10**9, seed=seed)
+    settings = RunSettings(
+        sequence=SEQUENCE,
+        steps_per_env=n,
+        probe_eval_every=args.probe_eval_every,
+        probe_eval_size=args.probe_eval_size,
+        checkpoint_every=10**9,
+        tb_images_every=10**9,
+        seed=seed,
+    )
     trainer = SequenceTrainer(config, settings, str(out / "runs" / run_name(condition, seed)), device="cpu")
     hook = None
     if condition == "imagination":
         im = ImaginationConfig(enabled=True, fraction=args.fraction, lr=args.policy_lr, seed=seed)
-        hook = RecordingHook(ImaginationExplorer(trainer.learner, im), int(1.5 * n),
-                             out / f"examples_seed{seed}.npz")
+        hook = RecordingHook(
+            ImaginationExplorer(trainer.learner, im), int(1.5 * n), out / f"examples_seed{seed}.npz"
+        )
         trainer.batch_hook = hook
     code = code_fingerprint()
     t0, c0 = time.time(), time.process_time()
@@ -212,12 +234,22 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
     log = read_log(trainer.out_dir)
     envs = [sorted({r["env"] for r in log if r["stage"] == i}) for i in range(len(SEQUENCE))]
     return {
-        "condition": condition, "seed": seed, "preset": args.preset, "steps_per_env": n,
-        "sequence": list(SEQUENCE), "fraction": args.fraction if hook else 0.0, "wall_s": round(wall, 1),
+        "condition": condition,
+        "seed": seed,
+        "preset": args.preset,
+        "steps_per_env": n,
+        "sequence": list(SEQUENCE),
+        "fraction": args.fraction if hook else 0.0,
+        "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
-        "steps_per_s": round(n * len(SEQUENCE) / wall, 2), "hardware": common.hardware(), "torch_threads": 1,
-        "code": code, "on_overflow": args.on_overflow,
-        "curves": curves, "envs_per_stage": envs, "n_envs": log[-1]["n_envs"],
+        "steps_per_s": round(n * len(SEQUENCE) / wall, 2),
+        "hardware": common.hardware(),
+        "torch_threads": 1,
+        "code": code,
+        "on_overflow": args.on_overflow,
+        "curves": curves,
+        "envs_per_stage": envs,
+        "n_envs": log[-1]["n_envs"],
         "agent_loss": hook.agent_loss if hook else [],
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
     }
@@ -228,11 +260,22 @@ def world_env(args: Args, learner: ContinualLearner, dataset: str, seed: int) ->
     """One dataset of the sequence as a world: a continuous SpriteCanvas at the model's size, wrapped so
     that the learner trains online on its frames and the policy sees each frame in ``info``. The goal
     radius is tiny: the reward plays no part here, episodes end by truncation."""
-    canvas = SpriteCanvas(dataset=dataset, canvas_size=learner.config.model.image_size,
-                          action_type="continuous", goal_radius=1e-6,
-                          max_episode_steps=args.world_episode_steps)
-    return VASEObservation(canvas, learner, frame_in_info=True, train_every=args.world_train_every,
-                           warmup=args.world_warmup, buffer_size=args.world_buffer_size, seed=seed)
+    canvas = SpriteCanvas(
+        dataset=dataset,
+        canvas_size=learner.config.model.image_size,
+        action_type="continuous",
+        goal_radius=1e-6,
+        max_episode_steps=args.world_episode_steps,
+    )
+    return VASEObservation(
+        canvas,
+        learner,
+        frame_in_info=True,
+        train_every=args.world_train_every,
+        warmup=args.world_warmup,
+        buffer_size=args.world_buffer_size,
+        seed=seed,
+    )
 
 
 def world_stage(
@@ -259,8 +302,11 @@ def world_stage(
         positions.append((info["x"], info["y"]))
         if terminated or truncated:
             env.reset()
-    return {"positions": np.asarray(positions, np.float64).reshape(-1, 2), "t_abs": np.asarray(t_abs),
-            "agent_loss": np.asarray(loss)}
+    return {
+        "positions": np.asarray(positions, np.float64).reshape(-1, 2),
+        "t_abs": np.asarray(t_abs),
+        "agent_loss": np.asarray(loss),
+    }
 
 
 def world_probes(learner: ContinualLearner, data: dict[str, Any]) -> dict[str, float]:
@@ -268,8 +314,9 @@ def world_probes(learner: ContinualLearner, data: dict[str, Any]) -> dict[str, f
     train, test = (encode_codes(learner.encode, data[k][0]) for k in ("train", "test"))
     pos = {k: np.stack([data[k][1]["x"], data[k][1]["y"]], 1) for k in ("train", "test")}
     return {
-        "class_acc": fit_probe(train, data["train"][1]["label"], test, data["test"][1]["label"], "class",
-                               "linear"),
+        "class_acc": fit_probe(
+            train, data["train"][1]["label"], test, data["test"][1]["label"], "class", "linear"
+        ),
         "position_r2": fit_probe(train, pos["train"], test, pos["test"], "continuous", "linear"),
     }
 
@@ -280,8 +327,10 @@ def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
     config = get_preset(args.preset).with_overrides(seed=seed, inference={"on_overflow": args.on_overflow})
     learner = ContinualLearner(config, device="cpu")
     size = config.model.image_size
-    data = {split: SpriteSampler(WORLD_PROBED, size, split=split, seed=seed).sample(n)
-            for split, n in (("train", args.world_probe_train), ("test", args.world_probe_test))}
+    data = {
+        split: SpriteSampler(WORLD_PROBED, size, split=split, seed=seed).sample(n)
+        for split, n in (("train", args.world_probe_train), ("test", args.world_probe_test))
+    }
     code = code_fingerprint()
     t0, c0 = time.time(), time.process_time()
     explorer, stages = None, []
@@ -289,34 +338,52 @@ def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
         env = world_env(args, learner, dataset, seed=seed * 1000 + k)
         if condition == "imagination" and explorer is None:  # one policy for the whole sequence
             reach = args.world_max_translation or env_translation_range(env)
-            explorer = ImaginationExplorer(learner, ImaginationConfig(
-                enabled=True, lr=args.policy_lr, max_translation=reach, seed=seed))
+            explorer = ImaginationExplorer(
+                learner, ImaginationConfig(enabled=True, lr=args.policy_lr, max_translation=reach, seed=seed)
+            )
         rec = world_stage(args, env, explorer, seed * 1000 + k)
         stats = env.vase_stats()
         env.close()
         pos, loss, tenth = rec["positions"], rec["agent_loss"], max(1, len(rec["agent_loss"]) // 10)
         free = env.unwrapped.renderer.free
-        stages.append({
-            "dataset": dataset, "env_steps": stats["env_steps"], "train_steps": stats["train_steps"],
-            "env": stats.get("env"), "n_envs": stats.get("n_envs"),
-            "position_spread_px": float(pos.std(0).mean() * free),
-            "at_edge": float(((pos <= 0) | (pos >= 1)).any(1).mean()),
-            "translation_abs": float(rec["t_abs"].mean()) if len(rec["t_abs"]) else None,
-            "agent_loss_first": float(loss[:tenth].mean()) if len(loss) else None,
-            "agent_loss_last": float(loss[-tenth:].mean()) if len(loss) else None,
-            "probes": world_probes(learner, data),
-        })
+        stages.append(
+            {
+                "dataset": dataset,
+                "env_steps": stats["env_steps"],
+                "train_steps": stats["train_steps"],
+                "env": stats.get("env"),
+                "n_envs": stats.get("n_envs"),
+                "position_spread_px": float(pos.std(0).mean() * free),
+                "at_edge": float(((pos <= 0) | (pos >= 1)).any(1).mean()),
+                "translation_abs": float(rec["t_abs"].mean()) if len(rec["t_abs"]) else None,
+                "agent_loss_first": float(loss[:tenth].mean()) if len(loss) else None,
+                "agent_loss_last": float(loss[-tenth:].mean()) if len(loss) else None,
+                "probes": world_probes(learner, data),
+            }
+        )
         print(f"{WORLD} {run_name(condition, seed)} {dataset}: {stages[-1]}", flush=True)
     wall, cpu = time.time() - t0, time.process_time() - c0
     return {
-        "mode": WORLD, "condition": condition, "seed": seed, "preset": args.preset,
-        "steps_per_env": args.steps_per_env, "sequence": list(SEQUENCE),
+        "mode": WORLD,
+        "condition": condition,
+        "seed": seed,
+        "preset": args.preset,
+        "steps_per_env": args.steps_per_env,
+        "sequence": list(SEQUENCE),
         "max_translation": explorer.config.max_translation if explorer is not None else None,
-        "train_every": args.world_train_every, "warmup": args.world_warmup,
-        "buffer_size": args.world_buffer_size, "episode_steps": args.world_episode_steps,
-        "probe_sizes": [args.world_probe_train, args.world_probe_test], "policy_lr": args.policy_lr,
-        "stages": stages, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "hardware": common.hardware(),
-        "torch_threads": 1, "code": code, "on_overflow": args.on_overflow,
+        "train_every": args.world_train_every,
+        "warmup": args.world_warmup,
+        "buffer_size": args.world_buffer_size,
+        "episode_steps": args.world_episode_steps,
+        "probe_sizes": [args.world_probe_train, args.world_probe_test],
+        "policy_lr": args.policy_lr,
+        "stages": stages,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "hardware": common.hardware(),
+        "torch_threads": 1,
+        "code": code,
+        "on_overflow": args.on_overflow,
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
     }
 
@@ -337,19 +404,30 @@ def snapshot_library() -> str:
     ignore = shutil.ignore_patterns("__pycache__", "envs", "agents")
     shutil.copytree(Path(vase_rl.__file__).parent, root / "vase_rl", ignore=ignore)
     for sub in (envs, agents):
-        shutil.copytree(Path(sub.__file__).parent, root / "vase_rl" / sub.__name__.split(".")[-1],
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            Path(sub.__file__).parent,
+            root / "vase_rl" / sub.__name__.split(".")[-1],
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     return str(root)
 
 
 def run(args: Args) -> None:
     """Launch every missing (mode, condition, seed) as a subprocess, ``args.jobs`` at a time, on a snapshot
     of the library (see :func:`snapshot_library`)."""
-    todo = [(m, c, s) for m in args.modes for s in args.seeds for c in CONDITIONS
-            if not result_path(args, m, c, s).exists()]
+    todo = [
+        (m, c, s)
+        for m in args.modes
+        for s in args.seeds
+        for c in CONDITIONS
+        if not result_path(args, m, c, s).exists()
+    ]
     skip = {"mode", "seeds", "jobs", "summarise", "run"}
-    passthrough = [f"--{f.name.replace('_', '-')}={getattr(args, f.name)}" for f in dataclasses.fields(args)
-                   if f.name not in skip and getattr(args, f.name) is not None]
+    passthrough = [
+        f"--{f.name.replace('_', '-')}={getattr(args, f.name)}"
+        for f in dataclasses.fields(args)
+        if f.name not in skip and getattr(args, f.name) is not None
+    ]
     snapshot = snapshot_library()
     env = {**os.environ, "PYTHONPATH": snapshot}
     running: list[subprocess.Popen] = []
@@ -386,11 +464,17 @@ def stage_mean(curve: list[list[float]], lo: float, hi: float) -> float:
 
 METRICS: list[tuple[str, str, Any]] = [
     ("moving-MNIST acc. at end of MNIST stage (%)", "moving-mnist/accuracy", lambda c, n: at(c, 2 * n)),
-    ("moving-MNIST acc. mean over MNIST stage (%)", "moving-mnist/accuracy",
-     lambda c, n: stage_mean(c, n, 2 * n)),
+    (
+        "moving-MNIST acc. mean over MNIST stage (%)",
+        "moving-mnist/accuracy",
+        lambda c, n: stage_mean(c, n, 2 * n),
+    ),
     ("moving-MNIST acc. at end of run (%)", "moving-mnist/accuracy", lambda c, n: at(c, 3 * n)),
-    ("moving-MNIST position MSE at end of MNIST stage", "moving-mnist/position_mse",
-     lambda c, n: at(c, 2 * n)),
+    (
+        "moving-MNIST position MSE at end of MNIST stage",
+        "moving-mnist/position_mse",
+        lambda c, n: at(c, 2 * n),
+    ),
     ("moving-MNIST position MSE at end of run", "moving-mnist/position_mse", lambda c, n: at(c, 3 * n)),
     ("MNIST acc. at end of MNIST stage (%)", "mnist/accuracy", lambda c, n: at(c, 2 * n)),
     ("moving-Fashion acc. at end of run (%)", "moving-fashion/accuracy", lambda c, n: at(c, 3 * n)),
@@ -422,21 +506,26 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
     r0, hw = records[0], records[0]["hardware"]
     lines = [
-        "## In the world: the policy moves the sprite of a wrapped SpriteCanvas", "",
-        (f"Sequence {' -> '.join(r0['sequence'])}, each a continuous-action SpriteCanvas in "
-         f"`VASEObservation(frame_in_info=True)`; preset `{r0['preset']}`; each dataset is stepped until "
-         f"the learner has taken {r0['steps_per_env']} train steps, one every {r0['train_every']} env "
-         f"steps after a warm-up of {r0['warmup']} frames (buffer {r0['buffer_size']}); episodes of "
-         f"{r0['episode_steps']} steps. imagination: `vase_rl.agents.explore.ImaginationAgent` (one "
-         f"policy step on L_agent per env step, policy Adam {r0['policy_lr']}, translation range "
-         f"{next((r['max_translation'] for r in by['imagination']), None)}); baseline: zero actions. "
-         "Probes: linear, on the frozen encoder after each "
-         f"stage, {r0['probe_sizes'][0]} moving-MNIST train / {r0['probe_sizes'][1]} test images. "
-         f"Library code {r0.get('code')}. Hardware: {hw['cpu']}, {hw['cores']} cores, 1 thread per run; "
-         "wall time per run: "
-         + ", ".join(f"{r['condition']}/{r['seed']} {r['wall_s'] / 60:.1f} min" for r in records) + "."),
+        "## In the world: the policy moves the sprite of a wrapped SpriteCanvas",
         "",
-        "| after stage | metric | " + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in CONDITIONS)
+        (
+            f"Sequence {' -> '.join(r0['sequence'])}, each a continuous-action SpriteCanvas in "
+            f"`VASEObservation(frame_in_info=True)`; preset `{r0['preset']}`; each dataset is stepped until "
+            f"the learner has taken {r0['steps_per_env']} train steps, one every {r0['train_every']} env "
+            f"steps after a warm-up of {r0['warmup']} frames (buffer {r0['buffer_size']}); episodes of "
+            f"{r0['episode_steps']} steps. imagination: `vase_rl.agents.explore.ImaginationAgent` (one "
+            f"policy step on L_agent per env step, policy Adam {r0['policy_lr']}, translation range "
+            f"{next((r['max_translation'] for r in by['imagination']), None)}); baseline: zero actions. "
+            "Probes: linear, on the frozen encoder after each "
+            f"stage, {r0['probe_sizes'][0]} moving-MNIST train / {r0['probe_sizes'][1]} test images. "
+            f"Library code {r0.get('code')}. Hardware: {hw['cpu']}, {hw['cores']} cores, 1 thread per run; "
+            "wall time per run: "
+            + ", ".join(f"{r['condition']}/{r['seed']} {r['wall_s'] / 60:.1f} min" for r in records)
+            + "."
+        ),
+        "",
+        "| after stage | metric | "
+        + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in CONDITIONS)
         + " | per seed |",
         "|---|---|---|---|---|",
     ]
@@ -459,9 +548,11 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     lines += ["", "Last inferred environment / environments allocated after each stage, per run:", ""]
     for r in records:
         envs = ", ".join(f"{st['dataset']} {st['env']}/{st['n_envs']}" for st in r["stages"])
-        loss = ", ".join(f"{st['agent_loss_first']:.1f} -> {st['agent_loss_last']:.1f} (|t| "
-                         f"{st['translation_abs']:.3f})" for st in r["stages"]
-                         if st["agent_loss_first"] is not None)
+        loss = ", ".join(
+            f"{st['agent_loss_first']:.1f} -> {st['agent_loss_last']:.1f} (|t| {st['translation_abs']:.3f})"
+            for st in r["stages"]
+            if st["agent_loss_first"] is not None
+        )
         tail = f"; L_agent first -> last tenth per stage {loss}" if loss else ""
         lines.append(f"- {r['condition']} seed {r['seed']}: {envs}{tail}")
     return lines
@@ -483,7 +574,10 @@ def _run_configs(out: Path, records: list[dict[str, Any]]) -> tuple[dict[str, An
 
 
 def _summary_lines(
-    args: Args, out: Path, records: list[dict[str, Any]], by: dict[str, list[dict[str, Any]]],
+    args: Args,
+    out: Path,
+    records: list[dict[str, Any]],
+    by: dict[str, list[dict[str, Any]]],
     losses: list[Any],
 ) -> list[str]:
     """results.md: setup and hardware, the metric table, environments per stage, the policy's loss."""
@@ -492,23 +586,34 @@ def _summary_lines(
     cfg, same = _run_configs(out, records)
     cpu = [r["cpu_s"] for r in records if "cpu_s" in r]
     lines = [
-        "## In the graph: the STN imagines x* inside the training loop", "",
-        (f"Sequence {' -> '.join(records[0]['sequence'])}; preset `{records[0]['preset']}` as run: "
-         f"{cfg['model']['image_size']}x{cfg['model']['image_size']}, {cfg['model']['latent_dim']} latents, "
-         f"gamma {cfg['loss']['gamma']}, C_max {cfg['loss']['c_max']} "
-         f"({cfg['loss'].get('capacity_mode', 'eq. 3')}), batch {cfg['batch_size']}"
-         f"{'' if same else ' (WARNING: runs used different learner code/configs, see the JSON)'}; "
-         f"library code {records[0].get('code')}; on_overflow={cfg['inference']['on_overflow']}; "
-         f"{n} steps per dataset; imagination replaces {args.fraction:.0%} of each batch with x* "
-         f"(policy Adam {args.policy_lr}, trained from step 0). Probes (A.6) evaluated every "
-         f"{args.probe_eval_every} steps on {args.probe_eval_size} held-out images."),
-        (f"Hardware: {hw['cpu']}, {hw['cores']} cores, torch {hw['torch']}, 1 thread per run, "
-         f"{args.jobs} runs in parallel on a machine shared with other jobs (load average "
-         f"{hw['load_average'][0]}). Wall time per run: "
-         + ", ".join(f"{r['condition']}/{r['seed']} {r['wall_s'] / 60:.1f} min" for r in records) + "."
-         + (f" CPU time per run {np.mean(cpu) / 60:.1f} min, i.e. "
-            f"{len(CONDITIONS) * len(args.seeds) * np.mean(cpu) / 120:.0f} min for the whole benchmark "
-            "on 2 otherwise idle cores." if cpu else "")), "",
+        "## In the graph: the STN imagines x* inside the training loop",
+        "",
+        (
+            f"Sequence {' -> '.join(records[0]['sequence'])}; preset `{records[0]['preset']}` as run: "
+            f"{cfg['model']['image_size']}x{cfg['model']['image_size']}, {cfg['model']['latent_dim']} latents, "
+            f"gamma {cfg['loss']['gamma']}, C_max {cfg['loss']['c_max']} "
+            f"({cfg['loss'].get('capacity_mode', 'eq. 3')}), batch {cfg['batch_size']}"
+            f"{'' if same else ' (WARNING: runs used different learner code/configs, see the JSON)'}; "
+            f"library code {records[0].get('code')}; on_overflow={cfg['inference']['on_overflow']}; "
+            f"{n} steps per dataset; imagination replaces {args.fraction:.0%} of each batch with x* "
+            f"(policy Adam {args.policy_lr}, trained from step 0). Probes (A.6) evaluated every "
+            f"{args.probe_eval_every} steps on {args.probe_eval_size} held-out images."
+        ),
+        (
+            f"Hardware: {hw['cpu']}, {hw['cores']} cores, torch {hw['torch']}, 1 thread per run, "
+            f"{args.jobs} runs in parallel on a machine shared with other jobs (load average "
+            f"{hw['load_average'][0]}). Wall time per run: "
+            + ", ".join(f"{r['condition']}/{r['seed']} {r['wall_s'] / 60:.1f} min" for r in records)
+            + "."
+            + (
+                f" CPU time per run {np.mean(cpu) / 60:.1f} min, i.e. "
+                f"{len(CONDITIONS) * len(args.seeds) * np.mean(cpu) / 120:.0f} min for the whole benchmark "
+                "on 2 otherwise idle cores."
+                if cpu
+                else ""
+            )
+        ),
+        "",
         "| metric | " + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in CONDITIONS) + " | per seed |",
         "|---|---|---|---|",
     ]
@@ -531,16 +636,23 @@ def _policy_loss_lines(losses: list[Any], n: int, latent_dim: int) -> list[str]:
     """L_agent from start to the end of the first stage; per stage, |t| and the spread of x* vs x."""
     end1 = [np.mean([row[1] for row in al if row[0] < n][-10:]) for al in losses]
     start = [al[0][1] for al in losses]
-    lines = ["", (f"Policy loss L_agent (all {latent_dim} latents): "
-                  f"{np.mean(start):.1f} at step 0 -> "
-                  f"{np.mean(end1):.1f} at the end of the moving-Fashion stage (mean over seeds).")]
+    lines = [
+        "",
+        (
+            f"Policy loss L_agent (all {latent_dim} latents): "
+            f"{np.mean(start):.1f} at step 0 -> "
+            f"{np.mean(end1):.1f} at the end of the moving-Fashion stage (mean over seeds)."
+        ),
+    ]
     for lo, hi, name in ((0, n, "moving-Fashion"), (n, 2 * n, "MNIST"), (2 * n, 3 * n, "moving-MNIST")):
         rows = np.array([row for al in losses for row in al if lo + n // 2 <= row[0] < hi]).reshape(-1, 5)
         if not len(rows):
             continue
-        lines.append(f"- second half of the {name} stage: mean |t| = {rows[:, 2].mean():.3f}; "
-                     f"spread (std, px) of object centres: imagined x* {rows[:, 3].mean():.2f} "
-                     f"vs input x {rows[:, 4].mean():.2f}")
+        lines.append(
+            f"- second half of the {name} stage: mean |t| = {rows[:, 2].mean():.3f}; "
+            f"spread (std, px) of object centres: imagined x* {rows[:, 3].mean():.2f} "
+            f"vs input x {rows[:, 4].mean():.2f}"
+        )
     return lines
 
 
@@ -598,8 +710,9 @@ def _plot_examples(out: Path) -> None:
                 ax.axis("off")
                 if j < len(d[key]):
                     ax.imshow(d[key][j, 0], cmap="gray", vmin=0, vmax=1)
-            axes[2 * e, 0].set_title(f"{path.stem}: x ({d['dataset']}, step {int(d['step'])})",
-                                     fontsize=8, loc="left")
+            axes[2 * e, 0].set_title(
+                f"{path.stem}: x ({d['dataset']}, step {int(d['step'])})", fontsize=8, loc="left"
+            )
             axes[2 * e + 1, 0].set_title("x* = g(z*, x) . x", fontsize=8, loc="left")
     fig.tight_layout()
     fig.savefig(out / "examples.png", dpi=110)

@@ -37,15 +37,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vase_rl.checkpoint import load_checkpoint
-from vase_rl.config import get_preset
-from vase_rl.inference import EnvironmentOverflowError
-from vase_rl.learner import ContinualLearner, NonFiniteLossError
-from vase_rl.training import make_sampler
+from vase_rl.core.checkpoint import load_checkpoint
+from vase_rl.core.config import get_preset
+from vase_rl.core.inference import EnvironmentOverflowError
+from vase_rl.core.learner import ContinualLearner, NonFiniteLossError
+from vase_rl.runs.training import make_sampler
 
 RESULTS = common.RESULTS
 SEQUENCE = (
-    "moving-mnist", "fashion", "inverse-fashion", "mnist", "moving-fashion", "shapes", "moving-shapes",
+    "moving-mnist",
+    "fashion",
+    "inverse-fashion",
+    "mnist",
+    "moving-fashion",
+    "shapes",
+    "moving-shapes",
 )
 
 
@@ -105,14 +111,24 @@ class LongRun:
         self.config = get_preset(args.preset).with_overrides(seed=args.seed)
         self.learner = ContinualLearner(self.config, device="cpu")
         size = self.config.model.image_size
-        self.samplers = {n: make_sampler(n, size, "train", args.seed * 1000 + i)
-                         for i, n in enumerate(args.sequence)}
-        self.probe_batches = {n: make_sampler(n, size, "test", 10_000 + i).sample(64)[0]
-                              for i, n in enumerate(args.sequence)}
+        self.samplers = {
+            n: make_sampler(n, size, "train", args.seed * 1000 + i) for i, n in enumerate(args.sequence)
+        }
+        self.probe_batches = {
+            n: make_sampler(n, size, "test", 10_000 + i).sample(64)[0] for i, n in enumerate(args.sequence)
+        }
         self.per_stage = math.ceil(args.steps / len(args.sequence))
         self.state: dict[str, Any] = {
-            "step": 0, "envs": [], "allocations": [], "rss": [], "max_excess": 0, "min_excess": 0,
-            "encode_nan": [], "findings": [], "reasons": {n: {} for n in args.sequence}, "stopped": None,
+            "step": 0,
+            "envs": [],
+            "allocations": [],
+            "rss": [],
+            "max_excess": 0,
+            "min_excess": 0,
+            "encode_nan": [],
+            "findings": [],
+            "reasons": {n: {} for n in args.sequence},
+            "stopped": None,
             "seconds": 0.0,
         }
         if args.resume and os.path.exists(args.checkpoint):
@@ -180,8 +196,11 @@ class LongRun:
                 st["seconds"] = base + time.time() - t0
                 bar.update(1)
                 if st["step"] % 100 == 0:
-                    bar.set_postfix(env=st["envs"][-1], n_envs=self.learner.memory.n_seen,
-                                    rss=f"{st['rss'][-1][1]:.0f}MiB")
+                    bar.set_postfix(
+                        env=st["envs"][-1],
+                        n_envs=self.learner.memory.n_seen,
+                        rss=f"{st['rss'][-1][1]:.0f}MiB",
+                    )
                 if st["step"] % a.checkpoint_every == 0:
                     self.save()
         finally:
@@ -199,29 +218,44 @@ class LongRun:
         envs = st["envs"]
         dominant = {}
         for i, name in enumerate(a.sequence):
-            seg = envs[i * self.per_stage:(i + 1) * self.per_stage]
+            seg = envs[i * self.per_stage : (i + 1) * self.per_stage]
             if seg:
                 vals, counts = np.unique(seg, return_counts=True)
-                dominant[name] = {"env": int(vals[counts.argmax()]), "share": float(counts.max() / len(seg)),
-                                  "envs_seen": {int(v): int(c) for v, c in zip(vals, counts, strict=True)}}
+                dominant[name] = {
+                    "env": int(vals[counts.argmax()]),
+                    "share": float(counts.max() / len(seg)),
+                    "envs_seen": {int(v): int(c) for v, c in zip(vals, counts, strict=True)},
+                }
         return {
             "args": {**asdict(a), "sequence": list(a.sequence)},
-            "steps_done": st["step"], "steps_per_dataset": self.per_stage,
-            "findings": st["findings"], "stopped_by": st["stopped"],
-            "nan": {"train_loss_nonfinite": any(f["error"] == "NonFiniteLossError" for f in st["findings"]),
-                    "encode_nonfinite": st["encode_nan"]},
-            "rss_mib": {"warmup_end": base,
-                        "max_after_warmup": float(after[:, 1].max()) if len(after) else None,
-                        "final": float(rss[-1, 1]), "growth_after_warmup": growth,
-                        "slope_mib_per_1k_steps": slope, "samples": st["rss"]},
-            "inference": {"n_envs_final": self.learner.memory.n_seen,
-                          "truth_final": self.stage(st["step"] - 1) + 1,
-                          "max_excess_over_truth": st["max_excess"],
-                          "min_excess_over_truth": st["min_excess"],
-                          "allocations": st["allocations"], "dominant_env_per_dataset": dominant,
-                          "inference_outcomes_per_dataset": st["reasons"],
-                          "timeline": env_runs(envs)},
-            "seconds": st["seconds"], "steps_per_s": st["step"] / max(st["seconds"], 1e-9),
+            "steps_done": st["step"],
+            "steps_per_dataset": self.per_stage,
+            "findings": st["findings"],
+            "stopped_by": st["stopped"],
+            "nan": {
+                "train_loss_nonfinite": any(f["error"] == "NonFiniteLossError" for f in st["findings"]),
+                "encode_nonfinite": st["encode_nan"],
+            },
+            "rss_mib": {
+                "warmup_end": base,
+                "max_after_warmup": float(after[:, 1].max()) if len(after) else None,
+                "final": float(rss[-1, 1]),
+                "growth_after_warmup": growth,
+                "slope_mib_per_1k_steps": slope,
+                "samples": st["rss"],
+            },
+            "inference": {
+                "n_envs_final": self.learner.memory.n_seen,
+                "truth_final": self.stage(st["step"] - 1) + 1,
+                "max_excess_over_truth": st["max_excess"],
+                "min_excess_over_truth": st["min_excess"],
+                "allocations": st["allocations"],
+                "dominant_env_per_dataset": dominant,
+                "inference_outcomes_per_dataset": st["reasons"],
+                "timeline": env_runs(envs),
+            },
+            "seconds": st["seconds"],
+            "steps_per_s": st["step"] / max(st["seconds"], 1e-9),
             "hardware": common.hardware(),  # at the end of the run
         }
 
@@ -233,39 +267,60 @@ def summarise(s: dict[str, Any]) -> str:
     stopped = "no" if by is None else f"**{by['error']} at step {by['step']}**"
     within = inf["max_excess_over_truth"] <= 1
     lines = [
-        "# Long-run stability", "",
-        (f"Produced by `python benchmarks/long_run.py` (preset `{s['args']['preset']}`, {s['steps_done']} of "
-         f"{s['args']['steps']} steps, {s['steps_per_dataset']} per dataset, seed {s['args']['seed']}, "
-         f"{hw.get('torch_threads', hw.get('threads'))} torch thread on a shared {hw['cpu']}, "
-         f"torch {hw['torch']}; "
-         f"{s['seconds'] / 60:.1f} min, {s['steps_per_s']:.2f} steps/s)."), "",
-        f"Sequence: {', '.join(s['args']['sequence'])}.", "",
-        "| check | result | target |", "|---|---|---|",
+        "# Long-run stability",
+        "",
+        (
+            f"Produced by `python benchmarks/long_run.py` (preset `{s['args']['preset']}`, {s['steps_done']} of "
+            f"{s['args']['steps']} steps, {s['steps_per_dataset']} per dataset, seed {s['args']['seed']}, "
+            f"{hw.get('torch_threads', hw.get('threads'))} torch thread on a shared {hw['cpu']}, "
+            f"torch {hw['torch']}; "
+            f"{s['seconds'] / 60:.1f} min, {s['steps_per_s']:.2f} steps/s)."
+        ),
+        "",
+        f"Sequence: {', '.join(s['args']['sequence'])}.",
+        "",
+        "| check | result | target |",
+        "|---|---|---|",
         f"| run stopped early by an error | {stopped} | no |",
         f"| errors caught (see Findings) | {len(s['findings'])} | 0 |",
         f"| non-finite training loss | {s['nan']['train_loss_nonfinite']} | False |",
-        (f"| non-finite `encode` outputs (every {s['args']['probe_every']} steps, all datasets) | "
-         f"{len(s['nan']['encode_nonfinite'])} | 0 |"),
+        (
+            f"| non-finite `encode` outputs (every {s['args']['probe_every']} steps, all datasets) | "
+            f"{len(s['nan']['encode_nonfinite'])} | 0 |"
+        ),
         f"| RSS at end of warm-up (step {s['args']['warmup']}) | {rss['warmup_end']:.1f} MiB | |",
         f"| max RSS after warm-up / final | {rss['max_after_warmup']:.1f} / {rss['final']:.1f} MiB | |",
         f"| RSS growth after warm-up | {100 * rss['growth_after_warmup']:.2f} % | < 5 % |",
         f"| RSS slope after warm-up | {rss['slope_mib_per_1k_steps']:.2f} MiB / 1k steps | ~0 |",
         f"| environments allocated / datasets seen | {inf['n_envs_final']} / {inf['truth_final']} | |",
-        (f"| max (allocated - seen) at any step | {inf['max_excess_over_truth']} | "
-         f"<= 1 ({'met' if within else 'NOT met'}) |"),
-        (f"| min (allocated - seen) at any step | {inf['min_excess_over_truth']} | "
-         "(negative = datasets merged) |"),
-        "", "## Findings", "",
+        (
+            f"| max (allocated - seen) at any step | {inf['max_excess_over_truth']} | "
+            f"<= 1 ({'met' if within else 'NOT met'}) |"
+        ),
+        (
+            f"| min (allocated - seen) at any step | {inf['min_excess_over_truth']} | "
+            "(negative = datasets merged) |"
+        ),
+        "",
+        "## Findings",
+        "",
     ]
-    lines += [f"- step {f['step']}: `{f['error']}`: {f['message']}"
-              + (f" -> {f['action']}." if "action" in f else "")
-              for f in s["findings"]] or ["- none"]
+    lines += [
+        f"- step {f['step']}: `{f['error']}`: {f['message']}"
+        + (f" -> {f['action']}." if "action" in f else "")
+        for f in s["findings"]
+    ] or ["- none"]
     lines += ["", "## Allocations", "", "| step | dataset | env | reason |", "|---|---|---|---|"]
-    lines += [f"| {al['step']} | {al['dataset']} | {al['env']} | {al['reason']} |"
-              for al in inf["allocations"]]
-    lines += ["", "## Inferred environment per dataset", "",
-              "| dataset | dominant env | share | envs (steps) | inference outcomes (steps) |",
-              "|---|---|---|---|---|"]
+    lines += [
+        f"| {al['step']} | {al['dataset']} | {al['env']} | {al['reason']} |" for al in inf["allocations"]
+    ]
+    lines += [
+        "",
+        "## Inferred environment per dataset",
+        "",
+        "| dataset | dominant env | share | envs (steps) | inference outcomes (steps) |",
+        "|---|---|---|---|---|",
+    ]
     for name, d in inf["dominant_env_per_dataset"].items():
         outcomes = inf["inference_outcomes_per_dataset"].get(name, {})
         lines.append(f"| {name} | {d['env']} | {100 * d['share']:.1f} % | {d['envs_seen']} | {outcomes} |")

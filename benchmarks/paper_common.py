@@ -3,7 +3,7 @@
 Used by ``ablation_table1.py``, ``ablation_table3.py``, ``five_datasets.py`` and ``ambiguity.py``.
 Each experiment is a list of :class:`RunSpec` (one per ablation row x disentangled/entangled x seed).
 :func:`run_all` trains the specs that have no result JSON yet (``jobs`` processes, one torch thread
-each), evaluates every finished run with :func:`vase_rl.evaluation.evaluate_run` and writes
+each), evaluates every finished run with :func:`vase_rl.evaluation.evaluate.evaluate_run` and writes
 ``benchmarks/results/paper/<experiment>/runs/<key>.json``. Run directories (checkpoints, logs,
 TensorBoard) live outside the repository, under ``--runs-dir`` (default ``/tmp/vase_runs/paper``);
 their ``tb/`` folder is deleted after a run and the checkpoint is kept there for figures. An
@@ -82,7 +82,7 @@ def build_config(spec: RunSpec) -> Any:
     Every run uses ``InferenceConfig.on_overflow="merge"`` so that spurious environment allocations past
     ``max_environments`` do not kill a run; the number of allocated environments is reported.
     """
-    from vase_rl.config import VASEConfig, get_preset
+    from vase_rl.core.config import VASEConfig, get_preset
 
     cfg = VASEConfig.for_row(spec.row, entangled=spec.mode == "ent", base=get_preset(spec.preset))
     cfg = cfg.with_overrides(seed=spec.seed)
@@ -139,17 +139,22 @@ def run_one(spec: RunSpec, runs_dir: str, extra: Extra | None = None) -> dict[st
     """Train (or resume) one spec, evaluate it and write its result JSON; returns the record."""
     import torch
 
-    from vase_rl.evaluation import evaluate_run
-    from vase_rl.run_format import RunSettings, read_log
-    from vase_rl.training import SequenceTrainer
+    from vase_rl.evaluation.evaluate import evaluate_run
+    from vase_rl.runs.run_format import RunSettings, read_log
+    from vase_rl.runs.training import SequenceTrainer
 
     torch.set_num_threads(1)
     out = run_dir(spec, runs_dir)
     if not claim(out):
         return {"skipped": f"{out} is being trained by another process"}
     cfg = build_config(spec)
-    settings = RunSettings(sequence=spec.sequence, steps_per_env=spec.steps_per_env, probes=True,
-                           probe_eval_every=spec.probe_eval_every, seed=spec.seed)
+    settings = RunSettings(
+        sequence=spec.sequence,
+        steps_per_env=spec.steps_per_env,
+        probes=True,
+        probe_eval_every=spec.probe_eval_every,
+        seed=spec.seed,
+    )
     t0 = time.time()
     if not os.path.exists(os.path.join(out, "done")):
         trainer = SequenceTrainer(cfg, settings, out, device="cpu", resume=True)
@@ -229,8 +234,11 @@ def run_all(specs: Sequence[RunSpec], runs_dir: str, jobs: int = 2, extra: Extra
                 status = "ok"
             else:
                 status = ("SKIPPED: " if "claimed" in err or "another" in err else "FAILED\n") + err
-            print(f"[{i}/{len(todo)}] {key}: {secs / 60:.1f} min ({(time.time() - t0) / 60:.1f} min total) "
-                  f"{status}", flush=True)
+            print(
+                f"[{i}/{len(todo)}] {key}: {secs / 60:.1f} min ({(time.time() - t0) / 60:.1f} min total) "
+                f"{status}",
+                flush=True,
+            )
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -265,13 +273,30 @@ class ExperimentArgs:
                 raise ValueError(f"unknown {name} {unknown}; choose from {' '.join(allowed)}")
 
 
-def make_specs(experiment: str, args: ExperimentArgs, sequence: Sequence[str],
-               overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[RunSpec]:
+def make_specs(
+    experiment: str,
+    args: ExperimentArgs,
+    sequence: Sequence[str],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[RunSpec]:
     """Specs seed-major (every row of seed 0 first), so a cut-short session has all rows at >= 1 seed."""
     frozen = freeze_overrides(overrides or {})
-    return [RunSpec(experiment, row, mode, seed, tuple(sequence), args.steps_per_env, args.preset, frozen,
-                    args.probe_eval_every)
-            for seed in args.seeds for row in args.rows for mode in args.modes]
+    return [
+        RunSpec(
+            experiment,
+            row,
+            mode,
+            seed,
+            tuple(sequence),
+            args.steps_per_env,
+            args.preset,
+            frozen,
+            args.probe_eval_every,
+        )
+        for seed in args.seeds
+        for row in args.rows
+        for mode in args.modes
+    ]
 
 
 # ------------------------------------------------------------------------------------------ summaries
@@ -282,7 +307,7 @@ def load_results(experiment: str) -> list[dict[str, Any]]:
 
 
 def mean_std(values: Iterable[float | None], scale: float = 1.0, digits: int = 1) -> str:
-    """"m (+-s)" of the non-None values times ``scale``; "n/a" when there are none."""
+    """ "m (+-s)" of the non-None values times ``scale``; "n/a" when there are none."""
     v = np.array([x for x in values if x is not None], dtype=float) * scale
     if v.size == 0:
         return "n/a"
@@ -324,8 +349,11 @@ def summarise_table(results: Sequence[dict[str, Any]], columns: Sequence[Column]
     header = ["row", "objective", "seeds"] + [c.title + " (ours / paper)" for c in columns]
     lines = []
     for (row, mode), runs in group(results).items():
-        cells: list[Any] = [row if row != "SDA" else "VASE (SDA)",
-                            "disentangled" if mode == "dis" else "entangled", len(runs)]
+        cells: list[Any] = [
+            row if row != "SDA" else "VASE (SDA)",
+            "disentangled" if mode == "dis" else "entangled",
+            len(runs),
+        ]
         for c in columns:
             ours = mean_std((c.value(r) for r in runs), c.scale, c.digits)
             cells.append(f"{ours} / {c.paper.get((row, mode), '-')}")
@@ -342,10 +370,12 @@ def provenance(results: Sequence[dict[str, Any]]) -> str:
     seeds = sorted({r["spec"]["seed"] for r in results})
     walls = [r["timing"]["train_seconds"] for r in results]
     cpus = sorted({r["hardware"]["cpu"] for r in results})
-    return (f"Preset `{', '.join(presets)}`, {', '.join(map(str, steps))} training steps per dataset, seeds "
-            f"{seeds}, {len(results)} runs; training wall time per run {np.mean(walls) / 60:.1f} min "
-            f"(min {min(walls) / 60:.1f}, max {max(walls) / 60:.1f}; 1 torch thread, 2 runs in parallel on a "
-            f"shared machine); hardware: {'; '.join(cpus)}, no GPU.")
+    return (
+        f"Preset `{', '.join(presets)}`, {', '.join(map(str, steps))} training steps per dataset, seeds "
+        f"{seeds}, {len(results)} runs; training wall time per run {np.mean(walls) / 60:.1f} min "
+        f"(min {min(walls) / 60:.1f}, max {max(walls) / 60:.1f}; 1 torch thread, 2 runs in parallel on a "
+        f"shared machine); hardware: {'; '.join(cpus)}, no GPU."
+    )
 
 
 def shrink_pngs(folder: Path, colours: int = 128) -> None:
@@ -354,7 +384,8 @@ def shrink_pngs(folder: Path, colours: int = 128) -> None:
 
     for path in Path(folder).glob("*.png"):
         Image.open(path).convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(
-            path, optimize=True)
+            path, optimize=True
+        )
 
 
 def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) -> None:
@@ -365,12 +396,18 @@ def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) 
     import matplotlib.pyplot as plt
 
     groups = group(results)
-    metrics = [m for m in ("accuracy", "position_mse")
-               if any(rec[2] == m for r in results for rec in r["probes"])]
+    metrics = [
+        m for m in ("accuracy", "position_mse") if any(rec[2] == m for r in results for rec in r["probes"])
+    ]
     ncol = min(len(groups), 6)  # wrap: each band of len(metrics) rows shows up to 6 (row, mode) groups
     bands = -(-len(groups) // ncol)
-    fig, axes = plt.subplots(len(metrics) * bands, ncol, figsize=(3.6 * ncol + 1, 3.2 * len(metrics) * bands),
-                             squeeze=False, sharey="row")
+    fig, axes = plt.subplots(
+        len(metrics) * bands,
+        ncol,
+        figsize=(3.6 * ncol + 1, 3.2 * len(metrics) * bands),
+        squeeze=False,
+        sharey="row",
+    )
     for g in range(len(groups), bands * ncol):  # empty slots of the last band
         for m in range(len(metrics)):
             axes[(g // ncol) * len(metrics) + m, g % ncol].set_visible(False)
@@ -382,8 +419,10 @@ def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) 
             i = band * len(metrics) + m
             ax = axes[i, j]
             for k, name in enumerate(names):
-                curves = [[(rec[0], rec[3]) for rec in r["probes"] if rec[1] == name and rec[2] == metric]
-                          for r in runs]
+                curves = [
+                    [(rec[0], rec[3]) for rec in r["probes"] if rec[1] == name and rec[2] == metric]
+                    for r in runs
+                ]
                 curves = [c for c in curves if c]
                 if not curves:
                     continue

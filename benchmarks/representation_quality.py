@@ -1,7 +1,7 @@
 """Representation quality vs training budget: offline probes on frozen mu(x) next to trivial references.
 
 For each dataset, variant and seed, a learner is trained on the dataset alone and probed after each
-budget in ``--budgets`` (cumulative steps) with :mod:`vase_rl.offline_probe` (linear + 2x256 MLP; class
+budget in ``--budgets`` (cumulative steps) with :mod:`vase_rl.probing.offline_probe` (linear + 2x256 MLP; class
 accuracy, position R^2) on ``--train-size`` train-split / ``--test-size`` held-out test-split images.
 The references are measured the same way, on the same images, in the same run: raw pixels and the
 variant's encoder untrained (same seed). Variants:
@@ -30,10 +30,10 @@ import common
 import numpy as np
 import torch
 
-from vase_rl.config import VASEConfig, get_preset
+from vase_rl.core.config import VASEConfig, get_preset
+from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
-from vase_rl.learner import ContinualLearner
-from vase_rl.offline_probe import OfflineProbeConfig, encode_codes, pixel_codes, probe_factors
+from vase_rl.probing.offline_probe import OfflineProbeConfig, encode_codes, pixel_codes, probe_factors
 
 OUT = common.RESULTS / "representation_quality"
 VARIANTS = ("cpu", "cpu-before", "entangled")

@@ -39,8 +39,15 @@ import rl_transfer as rt
 
 RESULTS = common.RESULTS
 METHODS = rt.METHODS
-HEADER = ("method", "seeds", "reward-free frames", "final return (eval)", "final training return",
-          "steps to pixels' final", "CPU time / run")
+HEADER = (
+    "method",
+    "seeds",
+    "reward-free frames",
+    "final return (eval)",
+    "final training return",
+    "steps to pixels' final",
+    "CPU time / run",
+)
 
 
 @dataclass
@@ -95,8 +102,13 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     set_random_seed(seed)
     learner, vase_config = rt.make_learner(method, seed)
-    record: dict[str, Any] = {"method": method, "seed": seed, "args": dataclasses.asdict(args),
-                              "hardware": common.hardware(), "vase_config": vase_config}
+    record: dict[str, Any] = {
+        "method": method,
+        "seed": seed,
+        "args": dataclasses.asdict(args),
+        "hardware": common.hardware(),
+        "vase_config": vase_config,
+    }
     t0, cpu0 = time.perf_counter(), time.process_time()
     record["pretrain_frames"] = 0
     if method in rt.LEARNING and args.pretrain_steps > 0:
@@ -155,10 +167,18 @@ def summarise(args: Args) -> str:
     pix = curves.get("pixels")
     threshold = None if pix is None else float(pix[-1, 1])
     reach = {m: steps_to_reach(c, threshold) for m, c in curves.items()}
-    rows = [[m, len(rs), f"{np.mean([r['pretrain_frames'] for r in rs]):.0f}",
-             rt.cell([r["final_return"] for r in rs]), rt.cell([r["final_train_return"] for r in rs]),
-             "never" if reach[m] is None else reach[m], f"{np.mean([r['cpu_s'] for r in rs]):.0f} s"]
-            for m, rs in by_method.items()]
+    rows = [
+        [
+            m,
+            len(rs),
+            f"{np.mean([r['pretrain_frames'] for r in rs]):.0f}",
+            rt.cell([r["final_return"] for r in rs]),
+            rt.cell([r["final_train_return"] for r in rs]),
+            "never" if reach[m] is None else reach[m],
+            f"{np.mean([r['cpu_s'] for r in rs]):.0f} s",
+        ]
+        for m, rs in by_method.items()
+    ]
     if "env" in rand:
         rows.append(["random policy", "-", "-", f"{rand['env']:.2f}", "-", "-", "-"])
     a = records[0]["args"] if records else dataclasses.asdict(args)
@@ -169,16 +189,20 @@ def summarise(args: Args) -> str:
     else:
         target = f"**{'met' if vase < pixels else 'not met'}** (VASE at {vase} env steps, pixels at {pixels})"
     md = [
-        f"# Identity task: sample efficiency on {a['env_id']}", "",
+        f"# Identity task: sample efficiency on {a['env_id']}",
+        "",
         f"Produced by `python benchmarks/rl_identity.py` (then `--summarise`). Budget per run: "
         f"{a['pretrain_steps']} reward-free random-rollout frames for the learning representations "
         f"(vase, entangled), then {a['steps']} env steps of PPO; {a['n_envs']} sub-envs, "
         f"{a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, online VASE round every "
         f"{a['train_every']} frames. 'steps to pixels' final' = the PPO env steps at which the seed-mean "
         f"training curve first reaches pixels' seed-mean final training return"
-        f"{'' if threshold is None else f' ({threshold:.2f})'}. " + rt.cost_line(records), "",
-        common.markdown_table(HEADER, rows), "",
-        f"Target (issue 16): VASE reaches pixels' final return in fewer env steps: {target}", "",
+        f"{'' if threshold is None else f' ({threshold:.2f})'}. " + rt.cost_line(records),
+        "",
+        common.markdown_table(HEADER, rows),
+        "",
+        f"Target (issue 16): VASE reaches pixels' final return in fewer env steps: {target}",
+        "",
     ]
     rt.plot_curves(by_method, [("curve", a["env_id"])], Path(args.out_dir) / "rl_identity.png")
     text = "\n".join(md) + "\n![learning curves](rl_identity.png)\n"
@@ -194,8 +218,12 @@ def main() -> None:
         rand_path = os.path.join(args.out_dir, "random.json")
         if not os.path.exists(rand_path):
             common.write_json(rand_path, rt.random_returns(args, {"env": args.env_id}))
-        todo = [(m, s) for s in args.seeds for m in args.methods
-                if not os.path.exists(os.path.join(args.out_dir, f"{m}_seed{s}.json"))]
+        todo = [
+            (m, s)
+            for s in args.seeds
+            for m in args.methods
+            if not os.path.exists(os.path.join(args.out_dir, f"{m}_seed{s}.json"))
+        ]
         print(f"{len(todo)} runs to do, {args.jobs} at a time", flush=True)
         start = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:

@@ -132,8 +132,8 @@ def curve_callback() -> Any:
 
 def make_learner(method: str, seed: int) -> tuple[Any, dict[str, Any] | None]:
     """The method's learner (None for pixels) and its config dict; ``untrained`` is frozen at once."""
-    from vase_rl.config import get_preset
-    from vase_rl.learner import ContinualLearner
+    from vase_rl.core.config import get_preset
+    from vase_rl.core.learner import ContinualLearner
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
@@ -155,8 +155,12 @@ def agent_env(args: Any, env_id: str, env_seed: int, learner: Any, learn: bool, 
 
     from vase_rl.agents.sb3_vec import VASEVecEnv
 
-    raw = make_vec_env(f"vase_rl.envs:{env_id}", args.n_envs, seed=env_seed,
-                       env_kwargs={"canvas_size": args.canvas_size, **env_kwargs})
+    raw = make_vec_env(
+        f"vase_rl.envs:{env_id}",
+        args.n_envs,
+        seed=env_seed,
+        env_kwargs={"canvas_size": args.canvas_size, **env_kwargs},
+    )
     if learner is None:
         return raw
     return VASEVecEnv(raw, learner, learn=learn and not learner.frozen, train_every=args.train_every)
@@ -182,11 +186,22 @@ def make_ppo(args: Any, method: str, venv: Any, seed: int, tb: str | None) -> An
     policy, kwargs = "MlpPolicy", {}
     if method == "pixels":
         policy = "CnnPolicy"
-        kwargs = {"features_extractor_class": SmallCNN,
-                  "features_extractor_kwargs": {"features_dim": args.pixel_features}}
-    return PPO(policy, venv, seed=seed, n_steps=args.ppo_n_steps, batch_size=args.ppo_batch_size,
-               n_epochs=args.ppo_epochs, learning_rate=args.ppo_lr, gamma=args.ppo_gamma,
-               policy_kwargs=kwargs, tensorboard_log=tb)
+        kwargs = {
+            "features_extractor_class": SmallCNN,
+            "features_extractor_kwargs": {"features_dim": args.pixel_features},
+        }
+    return PPO(
+        policy,
+        venv,
+        seed=seed,
+        n_steps=args.ppo_n_steps,
+        batch_size=args.ppo_batch_size,
+        n_epochs=args.ppo_epochs,
+        learning_rate=args.ppo_lr,
+        gamma=args.ppo_gamma,
+        policy_kwargs=kwargs,
+        tensorboard_log=tb,
+    )
 
 
 def evaluate(args: Any, model: Any, env_id: str, seed: int, learner: Any, obs_rms: Any, **kw: Any) -> float:
@@ -224,10 +239,14 @@ def adapt(args: Args, model: Any, env_id: str, seed: int, learner: Any, obs_rms:
         return obs_rms, 0
     if args.adapt_policy not in ("random", "policy"):
         raise ValueError(f"adapt_policy must be 'random' or 'policy', got {args.adapt_policy!r}")
-    venv = normalised(agent_env(args, env_id, 20_000 + seed, learner, learn=True), obs_rms,
-                      training=args.adapt_normalizer)
-    act = random_actor(venv, seed) if args.adapt_policy == "random" else (
-        lambda obs: model.predict(obs, deterministic=False)[0])
+    venv = normalised(
+        agent_env(args, env_id, 20_000 + seed, learner, learn=True), obs_rms, training=args.adapt_normalizer
+    )
+    act = (
+        random_actor(venv, seed)
+        if args.adapt_policy == "random"
+        else (lambda obs: model.predict(obs, deterministic=False)[0])
+    )
     frames = roll_out(venv, args.adapt_steps, act)
     venv.close()
     return (venv.obs_rms if obs_rms is not None else None), frames
@@ -243,8 +262,13 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     set_random_seed(seed)
     learner, vase_config = make_learner(method, seed)
-    record: dict[str, Any] = {"method": method, "seed": seed, "args": dataclasses.asdict(args),
-                              "hardware": common.hardware(), "vase_config": vase_config}
+    record: dict[str, Any] = {
+        "method": method,
+        "seed": seed,
+        "args": dataclasses.asdict(args),
+        "hardware": common.hardware(),
+        "vase_config": vase_config,
+    }
     t0, cpu0 = time.perf_counter(), time.process_time()
     train_a = agent_env(args, args.env_a, seed, learner, learn=True)
     train_a = train_a if learner is None else normalize_latents(train_a)
@@ -280,8 +304,9 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         model.set_env(train_b)
         model.ep_info_buffer = None  # the fine-tune curve starts from B's episodes only
         curve_b = curve_callback()
-        model.learn(args.steps_b, callback=[curve_b, VASELoggingCallback()],
-                    tb_log_name=f"{method}_s{seed}_{key}")
+        model.learn(
+            args.steps_b, callback=[curve_b, VASELoggingCallback()], tb_log_name=f"{method}_s{seed}_{key}"
+        )
         rms_b = train_b.obs_rms if rms is not None else None
         record[f"fine_tuned_{key}"] = evaluate(args, model, env_id, seed, learner, rms_b)
         record[f"curve_{key}"] = curve_b.points
@@ -318,8 +343,12 @@ def random_returns(args: Any, env_ids: dict[str, str], **env_kwargs: Any) -> dic
 def run_and_save(args: Args, method: str, seed: int) -> str:
     record = run(args, method, seed)
     common.write_json(os.path.join(args.out_dir, f"{method}_seed{seed}.json"), record)
-    shifts = ", ".join(f"{k}: {record[f'no_adapt_{k}']:.2f} -> {record[f'zero_shot_{k}']:.2f} "
-                       f"(ft {record[f'fine_tuned_{k}']:.2f})" for k in SHIFTS if f"zero_shot_{k}" in record)
+    shifts = ", ".join(
+        f"{k}: {record[f'no_adapt_{k}']:.2f} -> {record[f'zero_shot_{k}']:.2f} "
+        f"(ft {record[f'fine_tuned_{k}']:.2f})"
+        for k in SHIFTS
+        if f"zero_shot_{k}" in record
+    )
     return f"{method} seed {seed}: A {record['return_a']:.2f}; {shifts} ({record['cpu_s']:.0f} CPU s)"
 
 
@@ -336,8 +365,10 @@ def check_budget(args: Any, out_dir: str) -> None:
         stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
         diff = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
         if diff:
-            raise SystemExit(f"{path} was run with other settings ({', '.join(diff)}); use another "
-                             f"--out-dir or delete the old runs")
+            raise SystemExit(
+                f"{path} was run with other settings ({', '.join(diff)}); use another "
+                f"--out-dir or delete the old runs"
+            )
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -374,8 +405,12 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
     return "Target (issue 16), on B:\n\n" + "\n".join(f"- {c}" for c in clauses)
 
 
-def plot_curves(by_method: dict[str, list[dict[str, Any]]], panels: list[tuple[str, str]], path: Path,
-                ylabel: str = "mean training episode return (last 100)") -> None:
+def plot_curves(
+    by_method: dict[str, list[dict[str, Any]]],
+    panels: list[tuple[str, str]],
+    path: Path,
+    ylabel: str = "mean training episode return (last 100)",
+) -> None:
     """One panel per (record key, title): mean ± std over seeds of each method's curve."""
     import matplotlib
 
@@ -403,9 +438,11 @@ def plot_curves(by_method: dict[str, list[dict[str, Any]]], panels: list[tuple[s
 def cost_line(records: list[dict[str, Any]]) -> str:
     hw = records[0]["hardware"] if records else common.hardware()
     total = sum(r.get("cpu_s", r.get("wall_s", 0.0)) for r in records)
-    return (f"Hardware: {hw['cpu']}, {hw['cores']} cores shared with other jobs (1-min load average "
-            f"{hw['load_avg_1m']:.1f} at the first run's start), one torch thread per run; total CPU time "
-            f"{total / 60:.1f} min for {len(records)} runs.")
+    return (
+        f"Hardware: {hw['cpu']}, {hw['cores']} cores shared with other jobs (1-min load average "
+        f"{hw['load_avg_1m']:.1f} at the first run's start), one torch thread per run; total CPU time "
+        f"{total / 60:.1f} min for {len(records)} runs."
+    )
 
 
 def summarise(args: Args) -> str:
@@ -419,35 +456,81 @@ def summarise(args: Args) -> str:
     shifts = [(k, a[f"env_{k}"]) for k in SHIFTS if a.get(f"env_{k}")]
     md = [
         "# Appearance-shift transfer: PPO on VASE latents, moving Fashion (A) -> "
-        + ", ".join(f"{k.upper()} = {e.split('/')[-1]}" for k, e in shifts), "",
+        + ", ".join(f"{k.upper()} = {e.split('/')[-1]}" for k, e in shifts),
+        "",
         f"Produced by `python benchmarks/rl_transfer.py` (then `--summarise`). Budget per run: "
         f"{a['steps_a']} env steps of PPO in A; per shift {a['adapt_steps']} reward-free frames of "
         f"unsupervised adaptation ({a['adapt_policy']} actions; latent normaliser "
         f"{'adapting' if a['adapt_normalizer'] else 'frozen'}; policy frozen), then {a['steps_b']} env "
         f"steps of fine-tuning. {a['n_envs']} sub-envs, {a['canvas_size']}x{a['canvas_size']} canvas, cpu "
         f"preset, online VASE round every {a['train_every']} frames; evaluation: {a['eval_episodes']} "
-        f"episodes of the stochastic policy. " + cost_line(records), "",
+        f"episodes of the stochastic policy. " + cost_line(records),
+        "",
         common.markdown_table(
             ["method", "seeds", "return A", "learner steps in A", "envs inferred in A", "CPU time / run"],
-            [[m, len(rs), cell([r["return_a"] for r in rs]),
-              "-" if mean_of(rs, "learner_steps_a") is None else f"{mean_of(rs, 'learner_steps_a'):.0f}",
-              sorted({r["envs_inferred_a"] for r in rs if r["envs_inferred_a"] is not None}) or "-",
-              f"{np.mean([r['cpu_s'] for r in rs]):.0f} s"] for m, rs in by_method.items()]
-            + ([["random policy", "-", f"{rand['A']:.2f}", "-", "-", "-"]] if "A" in rand else [])), "",
+            [
+                [
+                    m,
+                    len(rs),
+                    cell([r["return_a"] for r in rs]),
+                    "-"
+                    if mean_of(rs, "learner_steps_a") is None
+                    else f"{mean_of(rs, 'learner_steps_a'):.0f}",
+                    sorted({r["envs_inferred_a"] for r in rs if r["envs_inferred_a"] is not None}) or "-",
+                    f"{np.mean([r['cpu_s'] for r in rs]):.0f} s",
+                ]
+                for m, rs in by_method.items()
+            ]
+            + ([["random policy", "-", f"{rand['A']:.2f}", "-", "-", "-"]] if "A" in rand else []),
+        ),
+        "",
     ]
     for k, env_id in shifts:
-        rows = [[m, len(rs), cell([r[f"no_adapt_{k}"] for r in rs]), cell([r[f"zero_shot_{k}"] for r in rs]),
-                 cell([r[f"kept_{k}"] for r in rs], percent=True), cell([r[f"fine_tuned_{k}"] for r in rs]),
-                 cell([r[f"a_after_adapt_{k}"] for r in rs]),
-                 sorted({r[f"envs_inferred_{k}"] for r in rs if r[f"envs_inferred_{k}"] is not None}) or "-"]
-                for m, rs in by_method.items() if all(f"zero_shot_{k}" in r for r in rs)]
+        rows = [
+            [
+                m,
+                len(rs),
+                cell([r[f"no_adapt_{k}"] for r in rs]),
+                cell([r[f"zero_shot_{k}"] for r in rs]),
+                cell([r[f"kept_{k}"] for r in rs], percent=True),
+                cell([r[f"fine_tuned_{k}"] for r in rs]),
+                cell([r[f"a_after_adapt_{k}"] for r in rs]),
+                sorted({r[f"envs_inferred_{k}"] for r in rs if r[f"envs_inferred_{k}"] is not None}) or "-",
+            ]
+            for m, rs in by_method.items()
+            if all(f"zero_shot_{k}" in r for r in rs)
+        ]
         if k.upper() in rand:
-            rows.append(["random policy", "-", f"{rand[k.upper()]:.2f}", f"{rand[k.upper()]:.2f}",
-                         f"{100 * rand[k.upper()] / rand['A']:.0f} % (of random A)", f"{rand[k.upper()]:.2f}",
-                         f"{rand['A']:.2f}", "-"])
-        md += [f"## {k.upper()} = {env_id}", "", common.markdown_table(
-            ["method", "seeds", "zero-shot before adaptation", "zero-shot after adaptation", "kept (B / A)",
-             "after fine-tune", "A after adaptation", "envs inferred"], rows), ""]
+            rows.append(
+                [
+                    "random policy",
+                    "-",
+                    f"{rand[k.upper()]:.2f}",
+                    f"{rand[k.upper()]:.2f}",
+                    f"{100 * rand[k.upper()] / rand['A']:.0f} % (of random A)",
+                    f"{rand[k.upper()]:.2f}",
+                    f"{rand['A']:.2f}",
+                    "-",
+                ]
+            )
+        md += [
+            f"## {k.upper()} = {env_id}",
+            "",
+            common.markdown_table(
+                [
+                    "method",
+                    "seeds",
+                    "zero-shot before adaptation",
+                    "zero-shot after adaptation",
+                    "kept (B / A)",
+                    "after fine-tune",
+                    "A after adaptation",
+                    "envs inferred",
+                ],
+                rows,
+            ),
+            "",
+        ]
     md += [verdict(by_method), ""]
     fewest = min((len(rs) for rs in by_method.values()), default=0)
     if fewest < ISSUE_SEEDS:
@@ -468,10 +551,15 @@ def main() -> None:
         check_budget(args, args.out_dir)
         rand_path = os.path.join(args.out_dir, "random.json")
         if not os.path.exists(rand_path):
-            common.write_json(rand_path, random_returns(args, {"A": args.env_a, "B": args.env_b,
-                                                               "B2": args.env_b2}))
-        todo = [(m, s) for s in args.seeds for m in args.methods
-                if not os.path.exists(os.path.join(args.out_dir, f"{m}_seed{s}.json"))]
+            common.write_json(
+                rand_path, random_returns(args, {"A": args.env_a, "B": args.env_b, "B2": args.env_b2})
+            )
+        todo = [
+            (m, s)
+            for s in args.seeds
+            for m in args.methods
+            if not os.path.exists(os.path.join(args.out_dir, f"{m}_seed{s}.json"))
+        ]
         print(f"{len(todo)} runs to do, {args.jobs} at a time; hardware {common.hardware()}", flush=True)
         start = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:

@@ -6,7 +6,7 @@ Protocol, per (method, seed); every method gets the same env steps, seeds, PPO s
      values, scaled; ``bench3d_common.vase_config``) trains online from the same rollouts through
      ``VASEVecEnv`` (``learn=True``; one learner step every ``train_every`` frames) and PPO's MlpPolicy sees
      the latent means, normalised by SB3's ``VecNormalize``. ``pixels``: PPO on the frames through a CNN with
-     the VASE encoder's architecture (``vase_rl.model.Encoder``, same 32x32 area-resized input) trained
+     the VASE encoder's architecture (``vase_rl.core.model.Encoder``, same 32x32 area-resized input) trained
      end-to-end by PPO.
   2. zero-shot: the A-policy in level B (``--level-b``, default the indoor, EDE-like level), encoder frozen.
   3. fine-tuning in B for ``steps_b`` env steps (VASE keeps learning through a new wrapper: own rollout
@@ -88,9 +88,9 @@ def pixel_extractor_class() -> type:
     that importing this script does not import torch)."""
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-    from vase_rl.config import ModelConfig, get_preset
-    from vase_rl.model import Encoder
-    from vase_rl.preprocess import to_model_input
+    from vase_rl.core.config import ModelConfig, get_preset
+    from vase_rl.core.model import Encoder
+    from vase_rl.core.preprocess import to_model_input
 
     class PixelEncoder(BaseFeaturesExtractor):  # type: ignore[misc]
         """(B, 3, H, W) float in [0, 1] -> area-resized to image_size -> conv encoder -> (B, 256) hidden."""
@@ -137,8 +137,12 @@ def evaluate(agent: Any, venv: Any, episodes: int, track_success: bool) -> dict[
                 lengths.append(int(length[i]))
                 counts[i] += 1
             ret[i], length[i] = 0.0, 0
-    return {"return": float(np.mean(returns)), "success": float(np.mean(success)) if track_success else None,
-            "length": float(np.mean(lengths)), "episodes": len(returns)}
+    return {
+        "return": float(np.mean(returns)),
+        "success": float(np.mean(success)) if track_success else None,
+        "length": float(np.mean(lengths)),
+        "episodes": len(returns),
+    }
 
 
 def curve_callback() -> Any:
@@ -191,8 +195,11 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     def venv(level: str, env_seed: int, learn: bool) -> Any:
         env_id, kwargs = b3d.level_spec(level)
         raw = make_vec_env(env_id, args.n_envs, seed=env_seed, env_kwargs=kwargs)
-        return raw if learner is None else VASEVecEnv(raw, learner, learn=learn, train_every=args.train_every,
-                                                      seed=env_seed)
+        return (
+            raw
+            if learner is None
+            else VASEVecEnv(raw, learner, learn=learn, train_every=args.train_every, seed=env_seed)
+        )
 
     def score(model: Any, level: str) -> dict[str, Any]:
         env = normalized_like(model, venv(level, 10_000 + seed, learn=False))
@@ -200,19 +207,38 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         env.close()
         return result
 
-    record: dict[str, Any] = {"method": method, "seed": seed, "args": dataclasses.asdict(args),
-                              "hardware": common.hardware(opengl=b3d.opengl()),
-                              "vase_config": config.to_dict() if config else None}
+    record: dict[str, Any] = {
+        "method": method,
+        "seed": seed,
+        "args": dataclasses.asdict(args),
+        "hardware": common.hardware(opengl=b3d.opengl()),
+        "vase_config": config.to_dict() if config else None,
+    }
     train_a = venv(args.level_a, seed, learn=True)
     if learner is None:
-        policy, policy_kwargs = "CnnPolicy", {"features_extractor_class": pixel_extractor_class(),
-                                              "features_extractor_kwargs": {"image_size": args.image_size}}
+        policy, policy_kwargs = (
+            "CnnPolicy",
+            {
+                "features_extractor_class": pixel_extractor_class(),
+                "features_extractor_kwargs": {"image_size": args.image_size},
+            },
+        )
     else:
         train_a, policy, policy_kwargs = normalize_latents(train_a), "MlpPolicy", {}
     tb = args.tensorboard_dir or None
-    model = PPO(policy, train_a, seed=seed, n_steps=args.ppo_n_steps, batch_size=args.ppo_batch_size,
-                n_epochs=args.ppo_epochs, learning_rate=args.ppo_lr, gamma=args.ppo_gamma,
-                ent_coef=args.ppo_ent_coef, policy_kwargs=policy_kwargs, tensorboard_log=tb)
+    model = PPO(
+        policy,
+        train_a,
+        seed=seed,
+        n_steps=args.ppo_n_steps,
+        batch_size=args.ppo_batch_size,
+        n_epochs=args.ppo_epochs,
+        learning_rate=args.ppo_lr,
+        gamma=args.ppo_gamma,
+        ent_coef=args.ppo_ent_coef,
+        policy_kwargs=policy_kwargs,
+        tensorboard_log=tb,
+    )
     curve_a, curve_b = curve_callback(), curve_callback()
     model.learn(args.steps_a, callback=[curve_a, VASELoggingCallback()], tb_log_name=f"{method}_s{seed}_A")
     record["time_a_s"] = time.perf_counter() - t0
@@ -222,8 +248,11 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         learner.freeze()  # evaluations encode with the encoder as it is; no learning from evaluation frames
     record["eval_a"] = score(model, args.level_a)
     record["zero_shot_b"] = score(model, args.level_b)
-    print(f"{method} seed {seed}: A done at {(time.perf_counter() - t0) / 60:.1f} min: "
-          f"A {record['eval_a']}, zero-shot B {record['zero_shot_b']}", flush=True)
+    print(
+        f"{method} seed {seed}: A done at {(time.perf_counter() - t0) / 60:.1f} min: "
+        f"A {record['eval_a']}, zero-shot B {record['zero_shot_b']}",
+        flush=True,
+    )
 
     t1 = time.perf_counter()
     if learner is not None:
@@ -234,8 +263,12 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     model.set_env(train_b)
     train_a.close()
     model.ep_info_buffer = None  # the B curve starts from B's episodes only
-    model.learn(args.steps_b, callback=[curve_b, VASELoggingCallback()], reset_num_timesteps=False,
-                tb_log_name=f"{method}_s{seed}_B")
+    model.learn(
+        args.steps_b,
+        callback=[curve_b, VASELoggingCallback()],
+        reset_num_timesteps=False,
+        tb_log_name=f"{method}_s{seed}_B",
+    )
     record["time_b_s"] = time.perf_counter() - t1
     vase = find_vase(train_b)
     record["vase_b"] = vase.stats() if vase else None
@@ -259,8 +292,12 @@ def random_reference(args: Args) -> dict[str, Any]:
     for key, level in (("A", args.level_a), ("B", args.level_b)):
         env_id, kwargs = b3d.level_spec(level)
         venv = make_vec_env(env_id, args.n_envs, seed=10_000, env_kwargs=kwargs)
-        out[key] = evaluate(RandomAgent(venv.action_space.n, 0), venv, args.eval_episodes,
-                            b3d.is_world(args.level_a) and b3d.is_world(args.level_b))
+        out[key] = evaluate(
+            RandomAgent(venv.action_space.n, 0),
+            venv,
+            args.eval_episodes,
+            b3d.is_world(args.level_a) and b3d.is_world(args.level_b),
+        )
         venv.close()
     return out
 
@@ -275,35 +312,61 @@ def summarise(args: Args) -> str:
     by_method = {m: rs for m, rs in by_method.items() if rs}
     rand_path = folder / "random.json"
     rand = common.load_json(str(rand_path)) if rand_path.exists() else None
-    evals = (("eval_a", "A"), ("zero_shot_b", "zero-shot B"), ("eval_b", "B after fine-tuning"),
-             ("eval_a_after_b", "A after B"))
+    evals = (
+        ("eval_a", "A"),
+        ("zero_shot_b", "zero-shot B"),
+        ("eval_b", "B after fine-tuning"),
+        ("eval_a_after_b", "A after B"),
+    )
 
     def cells(rs: list[dict[str, Any]]) -> list[str]:
         return [b3d.mean_std(r[k][q] for r in rs) for k, _ in evals for q in ("return", "success")]
 
     header = ["method", "seeds"] + [f"{name} {q}" for _, name in evals for q in ("return", "success")]
     header += ["envs inferred", "wall / run", "CPU / run"]
-    rows = [[m, len(rs), *cells(rs),
-             sorted({r["n_envs_inferred"] for r in rs if r["n_envs_inferred"] is not None}) or "-",
-             *(f"{np.mean([r[k] for r in rs]) / 60:.1f} min" for k in ("wall_s", "cpu_s"))]
-            for m, rs in by_method.items()]
+    rows = [
+        [
+            m,
+            len(rs),
+            *cells(rs),
+            sorted({r["n_envs_inferred"] for r in rs if r["n_envs_inferred"] is not None}) or "-",
+            *(f"{np.mean([r[k] for r in rs]) / 60:.1f} min" for k in ("wall_s", "cpu_s")),
+        ]
+        for m, rs in by_method.items()
+    ]
     if rand:
         rows.append(["random policy", "-", *random_cells(rand), "-", "-", "-"])
     a = records[0]["args"] if records else dataclasses.asdict(args)
-    intro = (f"Budget per run: {a['steps_a']} PPO env steps in A ({a['level_a']}), {a['steps_b']} in B "
-             f"({a['level_b']}), {a['n_envs']} sub-envs, PPO n_steps={a['ppo_n_steps']}, batch "
-             f"{a['ppo_batch_size']}, {a['ppo_epochs']} epochs, lr {a['ppo_lr']}, gamma {a['ppo_gamma']}, "
-             f"ent_coef {a['ppo_ent_coef']}; online VASE: one learner step (batch 64) every "
-             f"{a['train_every']} frames, {a['image_size']}x{a['image_size']} inputs; evaluation: "
-             f"{a['eval_episodes']} episodes of the stochastic policy on held-out layouts. Success = target "
-             "reached before the 400-step limit. " + b3d.describe_configs(by_method))
-    note = ("Curves: mean training-episode return and success over the last 100 episodes at each rollout "
-            "end; an episode ends early only on success, so points that average few episodes (the first of "
-            "each phase in records without episode counts) overstate success.")
-    md = "\n".join([f"# RL transfer across 3-D levels: {a['level_a']} (A) -> {a['level_b']} (B)", "",
-                    b3d.provenance(records, "python benchmarks/rl_transfer_3d.py"), "", intro, "",
-                    common.markdown_table(header, rows), "", "![learning curves](rl_transfer.png)", "", note,
-                    ""])
+    intro = (
+        f"Budget per run: {a['steps_a']} PPO env steps in A ({a['level_a']}), {a['steps_b']} in B "
+        f"({a['level_b']}), {a['n_envs']} sub-envs, PPO n_steps={a['ppo_n_steps']}, batch "
+        f"{a['ppo_batch_size']}, {a['ppo_epochs']} epochs, lr {a['ppo_lr']}, gamma {a['ppo_gamma']}, "
+        f"ent_coef {a['ppo_ent_coef']}; online VASE: one learner step (batch 64) every "
+        f"{a['train_every']} frames, {a['image_size']}x{a['image_size']} inputs; evaluation: "
+        f"{a['eval_episodes']} episodes of the stochastic policy on held-out layouts. Success = target "
+        "reached before the 400-step limit. " + b3d.describe_configs(by_method)
+    )
+    note = (
+        "Curves: mean training-episode return and success over the last 100 episodes at each rollout "
+        "end; an episode ends early only on success, so points that average few episodes (the first of "
+        "each phase in records without episode counts) overstate success."
+    )
+    md = "\n".join(
+        [
+            f"# RL transfer across 3-D levels: {a['level_a']} (A) -> {a['level_b']} (B)",
+            "",
+            b3d.provenance(records, "python benchmarks/rl_transfer_3d.py"),
+            "",
+            intro,
+            "",
+            common.markdown_table(header, rows),
+            "",
+            "![learning curves](rl_transfer.png)",
+            "",
+            note,
+            "",
+        ]
+    )
     plot_curves(by_method, str(folder / "rl_transfer.png"))
     common.write_text(folder / "rl_transfer.md", md)
     return md

@@ -38,10 +38,10 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from vase_rl.agents.sb3_vec import VASEVecEnv
-from vase_rl.config import get_preset
+from vase_rl.core.config import get_preset
+from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs import register_envs
-from vase_rl.learner import ContinualLearner
-from vase_rl.vector_wrapper import VASEVectorObservation
+from vase_rl.rl.vector_wrapper import VASEVectorObservation
 
 RESULTS = common.RESULTS
 ENV_ID = "vase_rl/MovingShapes-v0"
@@ -163,8 +163,17 @@ def run(args: Args) -> dict[str, Any]:
                 for n in args.workers:
                     for parallel in (False, True):
                         fps, cpu_ms = measure(args, api, parallel, n, cost, mode)
-                        rows.append({"api": api, "parallel": parallel, "sub_envs": n, "env_cost_ms": cost,
-                                     "mode": mode, "frames_per_s": fps, "main_cpu_ms_per_frame": cpu_ms})
+                        rows.append(
+                            {
+                                "api": api,
+                                "parallel": parallel,
+                                "sub_envs": n,
+                                "env_cost_ms": cost,
+                                "mode": mode,
+                                "frames_per_s": fps,
+                                "main_cpu_ms_per_frame": cpu_ms,
+                            }
+                        )
                         print(json.dumps(rows[-1]), flush=True)
     return {
         "args": {**asdict(args), "workers": list(args.workers)},
@@ -177,39 +186,58 @@ def summarise(result: dict[str, Any]) -> str:
     """The markdown tables of a :func:`run` result (one per env cost)."""
     a, hw = result["args"], result["hardware"]
     lines = [
-        "# Rollout scaling: worker processes feeding one VASE learner", "",
-        (f"Produced by `python benchmarks/rollout_scaling.py` on a shared {hw['cpu']} "
-        f"(load average at the end {(hw.get('load_average') or hw['load_avg_end'])[0]:.1f}), "
-        f"torch {hw['torch']} with {hw['learner_threads']} thread in the learner process, "
-        f"gymnasium {hw['gymnasium']}. "
-        f"Env `{ENV_ID}` at the `{a['preset']}` preset's canvas, random actions, one sub-env per worker; "
-        f"best of {a['repeats']} timings of {a['frames']} frames. `learn` = `learn=True`, the wrapper's "
-        "defaults (a train step on 64 buffered frames every 64 frames), timed after the buffer warm-up."),
-        "", ("Cells: frames/s (sub-env frames per second, all sub-envs together) and, in brackets, the main "
-             "(learner) process's CPU ms per frame -- the load-independent cost that bounds one learner's "
-             "throughput. *in-process* = SB3 `DummyVecEnv` / gymnasium `SyncVectorEnv`, *workers* = "
-             "`SubprocVecEnv` / `AsyncVectorEnv` (forkserver)."), "",
-        ("Reading it: wall-clock frames/s on a shared machine depend on the other jobs; a process that "
-         "blocks on pipes (the worker rows) is scheduled sooner than a CPU-bound one, which favours some "
-         "worker rows beyond their cost. 1000 / (CPU ms per frame) is the frames/s ceiling of the single "
-         "learner process on a free core; worker processes take the env's own CPU cost out of it."), "",
+        "# Rollout scaling: worker processes feeding one VASE learner",
+        "",
+        (
+            f"Produced by `python benchmarks/rollout_scaling.py` on a shared {hw['cpu']} "
+            f"(load average at the end {(hw.get('load_average') or hw['load_avg_end'])[0]:.1f}), "
+            f"torch {hw['torch']} with {hw['learner_threads']} thread in the learner process, "
+            f"gymnasium {hw['gymnasium']}. "
+            f"Env `{ENV_ID}` at the `{a['preset']}` preset's canvas, random actions, one sub-env per worker; "
+            f"best of {a['repeats']} timings of {a['frames']} frames. `learn` = `learn=True`, the wrapper's "
+            "defaults (a train step on 64 buffered frames every 64 frames), timed after the buffer warm-up."
+        ),
+        "",
+        (
+            "Cells: frames/s (sub-env frames per second, all sub-envs together) and, in brackets, the main "
+            "(learner) process's CPU ms per frame -- the load-independent cost that bounds one learner's "
+            "throughput. *in-process* = SB3 `DummyVecEnv` / gymnasium `SyncVectorEnv`, *workers* = "
+            "`SubprocVecEnv` / `AsyncVectorEnv` (forkserver)."
+        ),
+        "",
+        (
+            "Reading it: wall-clock frames/s on a shared machine depend on the other jobs; a process that "
+            "blocks on pipes (the worker rows) is scheduled sooner than a CPU-bound one, which favours some "
+            "worker rows beyond their cost. 1000 / (CPU ms per frame) is the frames/s ceiling of the single "
+            "learner process on a free core; worker processes take the env's own CPU cost out of it."
+        ),
+        "",
     ]
     for cost in sorted({r["env_cost_ms"] for r in result["rows"]}):
-        lines += [f"## Env cost +{cost:g} ms of CPU per step", "",
-                  "| API | mode | "
-                  + " | ".join(f"{n} sub-env(s): in-process / workers" for n in a["workers"]) + " |",
-                  "|---|---|" + "---|" * len(a["workers"])]
+        lines += [
+            f"## Env cost +{cost:g} ms of CPU per step",
+            "",
+            "| API | mode | "
+            + " | ".join(f"{n} sub-env(s): in-process / workers" for n in a["workers"])
+            + " |",
+            "|---|---|" + "---|" * len(a["workers"]),
+        ]
         for api in ("sb3", "gym"):
             for mode in ("raw", "encode", "learn"):
                 cells = []
                 for n in a["workers"]:
-                    got = {r["parallel"]: r for r in result["rows"]
-                           if (r["api"], r["mode"], r["sub_envs"], r["env_cost_ms"]) == (api, mode, n, cost)}
+                    got = {
+                        r["parallel"]: r
+                        for r in result["rows"]
+                        if (r["api"], r["mode"], r["sub_envs"], r["env_cost_ms"]) == (api, mode, n, cost)
+                    }
                     if got:
-                        cells.append(" / ".join(
-                            f"{got[p]['frames_per_s']:,.0f} ({got[p]['main_cpu_ms_per_frame']:.2f})"
-                            for p in (False, True)
-                        ))
+                        cells.append(
+                            " / ".join(
+                                f"{got[p]['frames_per_s']:,.0f} ({got[p]['main_cpu_ms_per_frame']:.2f})"
+                                for p in (False, True)
+                            )
+                        )
                 if cells:
                     lines.append(f"| {api} | {mode} | " + " | ".join(cells) + " |")
         lines.append("")

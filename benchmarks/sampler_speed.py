@@ -49,8 +49,14 @@ def measure(dataset: str, canvas: int, batch: int, args: Args) -> dict[str, obje
     while (elapsed := time.perf_counter() - start) < args.seconds:
         sampler.sample(batch)
         n += batch
-    return {"dataset": dataset, "canvas": canvas, "sprite": sampler.renderer.sprite_size, "batch": batch,
-            "images_per_s": round(n / elapsed), "setup_s": round(setup_s, 3)}
+    return {
+        "dataset": dataset,
+        "canvas": canvas,
+        "sprite": sampler.renderer.sprite_size,
+        "batch": batch,
+        "images_per_s": round(n / elapsed),
+        "setup_s": round(setup_s, 3),
+    }
 
 
 def run(args: Args) -> dict[str, Any]:
@@ -60,8 +66,10 @@ def run(args: Args) -> dict[str, Any]:
         for dataset in args.datasets:
             for batch in args.batch_sizes:
                 rows.append(measure(dataset, canvas, batch, args))
-                print(f"{dataset:>24s} canvas {canvas:2d} batch {batch:4d}: "
-                      f"{rows[-1]['images_per_s']:>10,} images/s")
+                print(
+                    f"{dataset:>24s} canvas {canvas:2d} batch {batch:4d}: "
+                    f"{rows[-1]['images_per_s']:>10,} images/s"
+                )
     at_64 = [int(str(r["images_per_s"])) for r in rows if r["canvas"] == 64]
     return {
         "benchmark": "sampler_speed",
@@ -76,22 +84,30 @@ def run(args: Args) -> dict[str, Any]:
 def summarise(result: dict[str, Any]) -> str:
     """The markdown table of a :func:`run` result."""
     hw, a = result["hardware"], result["args"]
-    rows = [[r["dataset"], r["canvas"], r["sprite"], r["batch"], f"{r['images_per_s']:,}", r["setup_s"]]
-            for r in result["results"]]
-    return "\n".join([
-        "# SpriteSampler throughput",
-        "",
-        (
-            f"{hw['date']}, {hw['cpu']}, {hw['cores']} cores (load average "
-            f"{hw['load_average']} at the end: a shared machine), "
-            f"numpy {hw['numpy']}; {a['seconds']:g} s per row, single process "
-            f"(`python benchmarks/sampler_speed.py`). Target >= {a['target']:,.0f} 64x64 images/s: "
-            f"{'met' if result['meets_target'] else 'NOT met'}."
-        ),
-        "",
-        common.markdown_table(["dataset", "canvas", "sprite", "batch", "images/s", "setup (s)"], rows,
-                              align="lrrrrr"),
-    ]) + "\n"
+    rows = [
+        [r["dataset"], r["canvas"], r["sprite"], r["batch"], f"{r['images_per_s']:,}", r["setup_s"]]
+        for r in result["results"]
+    ]
+    return (
+        "\n".join(
+            [
+                "# SpriteSampler throughput",
+                "",
+                (
+                    f"{hw['date']}, {hw['cpu']}, {hw['cores']} cores (load average "
+                    f"{hw['load_average']} at the end: a shared machine), "
+                    f"numpy {hw['numpy']}; {a['seconds']:g} s per row, single process "
+                    f"(`python benchmarks/sampler_speed.py`). Target >= {a['target']:,.0f} 64x64 images/s: "
+                    f"{'met' if result['meets_target'] else 'NOT met'}."
+                ),
+                "",
+                common.markdown_table(
+                    ["dataset", "canvas", "sprite", "batch", "images/s", "setup (s)"], rows, align="lrrrrr"
+                ),
+            ]
+        )
+        + "\n"
+    )
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ convolutions and matrix products, not element-wise ops), the VASE/plain time rat
 ratio, and the achieved GFLOP/s against a practical peak measured in the same run: a large fp32
 ``torch.mm`` (MKL) and, because MKL runs AVX2 code on AMD CPUs while oneDNN runs AVX-512, a large 3x3
 convolution (oneDNN). Both parameter layouts are measured, set explicitly on the model and the snapshot
-before the first step: channels-last (``vase_rl.model.channels_last_``, the library's layout since this
+before the first step: channels-last (``vase_rl.core.model.channels_last_``, the library's layout since this
 measurement made it so) and contiguous NCHW (the layout before); the layout speed-up is the median over
 repeats of the paired (back-to-back) CPU-time ratios. Peak RSS is measured in a fresh subprocess that
 trains the paper preset in that steady
@@ -59,9 +59,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from vase_rl.config import Ablation, VASEConfig, get_preset
+from vase_rl.core.config import Ablation, VASEConfig, get_preset
+from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
-from vase_rl.learner import ContinualLearner
 
 RESULTS = common.RESULTS
 KINDS = ("plain", "vase", "vase-cheap")
@@ -208,8 +208,12 @@ def count_flops(learner: ContinualLearner, state: dict, pool: list[torch.Tensor]
             learner.train_step(pool[i % len(pool)])
         per_step.append(counter.get_total_flops())
         by_op.update({str(k): v for k, v in counter.get_flop_counts()["Global"].items()})
-    return {"mean": sum(per_step) / n, "min": min(per_step), "max": max(per_step),
-            "by_op": {k: v / n for k, v in sorted(by_op.items())}}
+    return {
+        "mean": sum(per_step) / n,
+        "min": min(per_step),
+        "max": max(per_step),
+        "by_op": {k: v / n for k, v in sorted(by_op.items())},
+    }
 
 
 def peak(threads: int, size: int, repeats: int = 3) -> dict[str, float]:
@@ -217,8 +221,10 @@ def peak(threads: int, size: int, repeats: int = 3) -> dict[str, float]:
     torch.set_num_threads(threads)
     a, b = torch.randn(size, size), torch.randn(size, size)
     x, w = torch.randn(1, 512, 64, 64), torch.randn(512, 512, 3, 3)
-    cases = {"matmul": (lambda: a @ b, 2.0 * size**3),
-             "conv3x3": (lambda: F.conv2d(x, w, padding=1), 2.0 * 64 * 64 * 512 * 512 * 9)}
+    cases = {
+        "matmul": (lambda: a @ b, 2.0 * size**3),
+        "conv3x3": (lambda: F.conv2d(x, w, padding=1), 2.0 * 64 * 64 * 512 * 512 * 9),
+    }
     out: dict[str, float] = {}
     with torch.no_grad():
         for name, (fn, flops) in cases.items():
@@ -243,8 +249,13 @@ def used_latent_cost(args: Args, pool: list[torch.Tensor]) -> dict[str, float]:
         learner.update_used(x, mu, learner.current_env)
     wall, cpu, _ = timed(lambda: learner.update_used(x, mu, learner.current_env))
     every = learner.config.mask.used_every
-    return {"wall_s": wall, "cpu_s": cpu, "gflop": counter.get_total_flops() / 1e9, "every_steps": every,
-            "gflop_per_step": counter.get_total_flops() / 1e9 / every}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "gflop": counter.get_total_flops() / 1e9,
+        "every_steps": every,
+        "gflop_per_step": counter.get_total_flops() / 1e9 / every,
+    }
 
 
 def peak_rss_mib() -> float:
@@ -266,15 +277,37 @@ def rss_child(args: Args) -> None:
     outcomes = run_steps(learner, pool, args.rss_steps - 1)
     x = learner.preprocess(pool[0])
     learner.update_used(x, learner.encode(x), learner.current_env)  # the used-latent search too
-    print(json.dumps({"peak_rss_mib": peak_rss_mib(), "rss_before_learner_mib": before,
-                      "steps": args.rss_steps, "threads": max(args.threads), "outcomes": dict(outcomes)}))
+    print(
+        json.dumps(
+            {
+                "peak_rss_mib": peak_rss_mib(),
+                "rss_before_learner_mib": before,
+                "steps": args.rss_steps,
+                "threads": max(args.threads),
+                "outcomes": dict(outcomes),
+            }
+        )
+    )
 
 
 def run_child(kind: str, args: Args, wait_policy: str) -> dict[str, Any]:
     """Run this script as a fresh ``--child kind`` process under ``wait_policy``; return its JSON line."""
-    cmd = [sys.executable, __file__, "--child", kind, "--rss-steps", str(args.rss_steps),
-           "--steps", str(args.steps), "--threads", *map(str, args.threads), "--seed", str(args.seed),
-           "--omp-wait-policy", wait_policy]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--rss-steps",
+        str(args.rss_steps),
+        "--steps",
+        str(args.steps),
+        "--threads",
+        *map(str, args.threads),
+        "--seed",
+        str(args.seed),
+        "--omp-wait-policy",
+        wait_policy,
+    ]
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if wait_policy:
         env["OMP_WAIT_POLICY"] = wait_policy
@@ -293,8 +326,10 @@ def threads_child(args: Args) -> None:
         torch.set_num_threads(threads)
         restore(learner, state)
         wall, cpu, _ = timed(lambda: run_steps(learner, pool, args.steps))
-        out[str(threads)] = {"ms_per_step_wall": wall / args.steps * 1e3,
-                             "ms_per_step_cpu": cpu / args.steps * 1e3}
+        out[str(threads)] = {
+            "ms_per_step_wall": wall / args.steps * 1e3,
+            "ms_per_step_cpu": cpu / args.steps * 1e3,
+        }
     print(json.dumps(out))
 
 
@@ -324,8 +359,10 @@ def explore(args: Args, pool: list[torch.Tensor]) -> dict[str, Any]:
             compile_wall, _, _ = timed(lambda learner=learner: run_steps(learner, pool, 2))
             out["compile_wall_s"] = compile_wall
         restore(learner, state)
-        cpu = min(timed(lambda learner=learner: run_steps(learner, pool, args.steps))[1]
-                  for _ in range(args.repeats))
+        cpu = min(
+            timed(lambda learner=learner: run_steps(learner, pool, args.steps))[1]
+            for _ in range(args.repeats)
+        )
         out["plain_step_cpu_ms_" + ("compiled" if compiled else "eager")] = cpu / args.steps * 1e3
     # thread wait policy: the plain step at 1 and 2 threads under the OpenMP default and under PASSIVE
     out["wait_policy"] = {name or "default": run_child("threads", args, name) for name in ("", "PASSIVE")}
@@ -333,8 +370,10 @@ def explore(args: Args, pool: list[torch.Tensor]) -> dict[str, Any]:
     layer = torch.nn.ConvTranspose2d(64, 1, 4, 2, 1).to(memory_format=torch.channels_last)
     h = torch.randn(64, 64, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_()
     grad = torch.randn(64, 1, 64, 64)
-    for name, fn in (("onednn", lambda: layer(h)),
-                     ("gemm", lambda: single_channel_gemm(h, layer.weight, layer.bias))):
+    for name, fn in (
+        ("onednn", lambda: layer(h)),
+        ("gemm", lambda: single_channel_gemm(h, layer.weight, layer.bias)),
+    ):
         with torch.no_grad():
             out[f"last_layer_fwd_ms_{name}"] = best_cpu_ms(fn)
         out[f"last_layer_fwd_bwd_ms_{name}"] = best_cpu_ms(lambda fn=fn: fn().backward(grad))
@@ -359,8 +398,12 @@ def run(args: Args) -> dict[str, Any]:
     print(f"peak RSS of {args.rss_steps} paper-preset VASE steps: {rss['peak_rss_mib']:.0f} MiB", flush=True)
     pools = {p: image_pool(8, 64, args.seed, get_preset(p).model.image_size) for p in args.presets}
     torch.set_num_threads(1)
-    learners = {(p, k, lay): build(k, lay, args, pools[p], p)
-                for p in args.presets for lay in args.layouts for k in KINDS}
+    learners = {
+        (p, k, lay): build(k, lay, args, pools[p], p)
+        for p in args.presets
+        for lay in args.layouts
+        for k in KINDS
+    }
     print(f"built {len(learners)} learners in {time.perf_counter() - started:.0f} s", flush=True)
 
     # timings, interleaved so that load changes hit every cell alike
@@ -375,13 +418,18 @@ def run(args: Args) -> dict[str, Any]:
                 wall, cpu, seen = timed(lambda lr=learner, pool=pool: run_steps(lr, pool, args.steps))
                 times[(threads, preset, layout, kind)].append((wall, cpu))
                 outcomes[f"{preset}/{kind}/{layout}"] = dict(seen)
-                print(f"repeat {rep} threads {threads} {preset:>5s} {layout:>13s} {kind:>10s}: "
-                      f"{wall / args.steps * 1e3:7.0f} ms wall {cpu / args.steps * 1e3:6.0f} ms CPU per step",
-                      flush=True)
+                print(
+                    f"repeat {rep} threads {threads} {preset:>5s} {layout:>13s} {kind:>10s}: "
+                    f"{wall / args.steps * 1e3:7.0f} ms wall {cpu / args.steps * 1e3:6.0f} ms CPU per step",
+                    flush=True,
+                )
 
     torch.set_num_threads(1)
-    flops = {(p, kind): count_flops(*learners[(p, kind, args.layouts[0])], pools[p], args.steps)
-             for p in args.presets for kind in KINDS}
+    flops = {
+        (p, kind): count_flops(*learners[(p, kind, args.layouts[0])], pools[p], args.steps)
+        for p in args.presets
+        for kind in KINDS
+    }
     pool = pools.get("paper") or image_pool(8, 64, args.seed)  # the used-latent search and explore: paper
     peaks = {t: peak(t, args.peak_size) for t in args.threads}
     used = used_latent_cost(args, pool)
@@ -402,47 +450,74 @@ def run(args: Args) -> dict[str, Any]:
         other = next(c for c in LAYOUTS if c != layout)
         paired = times.get((threads, preset, other, kind))
         # layout speed-up: CPU time of the other layout / this one, paired within a repeat, median
-        speedup = (statistics.median(oc / c for (_, c), (_, oc) in zip(cell, paired, strict=True))
-                   if paired else None)
-        rows.append({
-            "preset": preset, "threads": threads, "layout": layout, "kind": kind,
-            "ms_per_step_wall": wall_step * 1e3, "ms_per_step_cpu": cpu_step * 1e3,
-            "steps_per_s_wall": 1 / wall_step, "steps_per_cpu_s": 1 / cpu_step,
-            "gflop_per_step": f / 1e9,
-            "gflops_wall": f / wall_step / 1e9, "gflops_cpu": f / cpu_step / 1e9,
-            "fraction_of_matmul_peak_cpu": f / cpu_step / 1e9 / pk["matmul_gflops_cpu"],
-            "fraction_of_matmul_peak_wall": f / wall_step / 1e9 / pk["matmul_gflops_wall"],
-            "fraction_of_conv_peak_cpu": f / cpu_step / 1e9 / pk["conv3x3_gflops_cpu"],
-            "time_ratio_cpu": ratio_cpu, "time_ratio_wall": ratio_wall,
-            "flop_ratio": flop_ratio, "ratio_deviation_cpu": ratio_cpu / flop_ratio - 1,
-            "speedup_over_other_layout_cpu": speedup, "timings_wall_cpu_s": cell,
-        })
+        speedup = (
+            statistics.median(oc / c for (_, c), (_, oc) in zip(cell, paired, strict=True))
+            if paired
+            else None
+        )
+        rows.append(
+            {
+                "preset": preset,
+                "threads": threads,
+                "layout": layout,
+                "kind": kind,
+                "ms_per_step_wall": wall_step * 1e3,
+                "ms_per_step_cpu": cpu_step * 1e3,
+                "steps_per_s_wall": 1 / wall_step,
+                "steps_per_cpu_s": 1 / cpu_step,
+                "gflop_per_step": f / 1e9,
+                "gflops_wall": f / wall_step / 1e9,
+                "gflops_cpu": f / cpu_step / 1e9,
+                "fraction_of_matmul_peak_cpu": f / cpu_step / 1e9 / pk["matmul_gflops_cpu"],
+                "fraction_of_matmul_peak_wall": f / wall_step / 1e9 / pk["matmul_gflops_wall"],
+                "fraction_of_conv_peak_cpu": f / cpu_step / 1e9 / pk["conv3x3_gflops_cpu"],
+                "time_ratio_cpu": ratio_cpu,
+                "time_ratio_wall": ratio_wall,
+                "flop_ratio": flop_ratio,
+                "ratio_deviation_cpu": ratio_cpu / flop_ratio - 1,
+                "speedup_over_other_layout_cpu": speedup,
+                "timings_wall_cpu_s": cell,
+            }
+        )
     most = max(args.threads)
     default = [r for r in rows if r["layout"] == args.layouts[0] and r["preset"] == args.presets[0]]
     targets = {
-        "ratio_within_tolerance_cpu": all(abs(r["ratio_deviation_cpu"]) <= args.ratio_tolerance
-                                          for r in default),
+        "ratio_within_tolerance_cpu": all(
+            abs(r["ratio_deviation_cpu"]) <= args.ratio_tolerance for r in default
+        ),
         "ratio_no_overhead_cpu": all(r["ratio_deviation_cpu"] <= args.ratio_tolerance for r in default),
-        "efficiency_at_most_threads_cpu": all(r["fraction_of_matmul_peak_cpu"] >= args.efficiency_target
-                                              for r in default if r["threads"] == most),
+        "efficiency_at_most_threads_cpu": all(
+            r["fraction_of_matmul_peak_cpu"] >= args.efficiency_target
+            for r in default
+            if r["threads"] == most
+        ),
         "peak_rss": rss["peak_rss_mib"] <= args.rss_limit_gib * 1024,
     }
     hw = common.hardware()
     return {
-        "benchmark": "speed", "date": hw["date"], "hardware": hw,
+        "benchmark": "speed",
+        "date": hw["date"],
+        "hardware": hw,
         "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in load_after], "args": dataclasses.asdict(args),
-        "targets_met": targets, "rows": rows, "flops": {f"{p}/{k}": v for (p, k), v in flops.items()},
+        "load_average_after": [round(v, 2) for v in load_after],
+        "args": dataclasses.asdict(args),
+        "targets_met": targets,
+        "rows": rows,
+        "flops": {f"{p}/{k}": v for (p, k), v in flops.items()},
         "peaks": {str(t): p for t, p in peaks.items()},
-        "outcomes_last_repeat": outcomes, "used_latent_search": used, "peak_rss": rss, "explore": explored,
+        "outcomes_last_repeat": outcomes,
+        "used_latent_search": used,
+        "peak_rss": rss,
+        "explore": explored,
         "runtime_s": time.perf_counter() - started,
     }
 
 
 def cores(rows: list[dict[str, Any]], threads: int) -> float:
     """Mean CPU time / wall time of the rows at ``threads``: the cores this process actually got."""
-    return statistics.mean(x["ms_per_step_cpu"] / x["ms_per_step_wall"]
-                           for x in rows if x["threads"] == threads)
+    return statistics.mean(
+        x["ms_per_step_cpu"] / x["ms_per_step_wall"] for x in rows if x["threads"] == threads
+    )
 
 
 def summarise(r: dict[str, Any]) -> str:
@@ -453,38 +528,59 @@ def summarise(r: dict[str, Any]) -> str:
     lines = [
         "# Training-step speed and memory (`benchmarks/speed.py`)",
         "",
-        (f"- date: {r['date']}; {hw['cpu']} (family {hw['cpu_family']} model {hw['cpu_model']}), "
-         f"{hw['cores']} cores; "
-        f"torch {hw['torch']}, Python {hw['python']}"),
-        (f"- load average (1/5/15 min) before / after: {r['load_average_before']} / "
-         f"{r['load_average_after']} "
-        "(shared machine: wall-clock rates understate dedicated cores; ratios use CPU time)"),
-        (f"- presets {', '.join(a.get('presets', ['paper']))} (paper 64x64, cpu 32x32), batch 64; "
-         f"{a['repeats']} timings of {a['steps']} steps from the "
-         "same state per cell (ms and rates: best; time ratios: median of back-to-back pairs); "
-         f"`vase-cheap` = dream batch {a['cheap_dream_batch']}, scan_every=0; "
-         f"OMP_WAIT_POLICY={a['omp_wait_policy'] or '(default)'}; runtime {r['runtime_s']:.0f} s"),
-        (f"- targets (first preset, {a['layouts'][0]} layout): time ratio within "
-         f"{a['ratio_tolerance']:.0%} of FLOP ratio (CPU time): "
-        f"{yes[t['ratio_within_tolerance_cpu']]} (no overhead above it: {yes[t['ratio_no_overhead_cpu']]}); "
-        f">= {a['efficiency_target']:.0%} of matmul peak at {max(a['threads'])} threads: "
-        f"{yes[t['efficiency_at_most_threads_cpu']]}; peak RSS <= {a['rss_limit_gib']} GiB: "
-         f"{yes[t['peak_rss']]}"),
-        ("- cores the process got (CPU time / wall time, mean over rows): "
-         + ", ".join(f"{th} thread(s) {cores(r['rows'], th):.2f}" for th in a["threads"])
-         + " (2 dedicated cores would give up to 2 at 2 threads)"),
-        ("- layout speed-up = CPU time of the other layout / this one, paired back to back, median over "
-         "repeats; channels-last is the library's layout (`vase_rl.model.channels_last_`), contiguous the "
-         "layout before it"),
+        (
+            f"- date: {r['date']}; {hw['cpu']} (family {hw['cpu_family']} model {hw['cpu_model']}), "
+            f"{hw['cores']} cores; "
+            f"torch {hw['torch']}, Python {hw['python']}"
+        ),
+        (
+            f"- load average (1/5/15 min) before / after: {r['load_average_before']} / "
+            f"{r['load_average_after']} "
+            "(shared machine: wall-clock rates understate dedicated cores; ratios use CPU time)"
+        ),
+        (
+            f"- presets {', '.join(a.get('presets', ['paper']))} (paper 64x64, cpu 32x32), batch 64; "
+            f"{a['repeats']} timings of {a['steps']} steps from the "
+            "same state per cell (ms and rates: best; time ratios: median of back-to-back pairs); "
+            f"`vase-cheap` = dream batch {a['cheap_dream_batch']}, scan_every=0; "
+            f"OMP_WAIT_POLICY={a['omp_wait_policy'] or '(default)'}; runtime {r['runtime_s']:.0f} s"
+        ),
+        (
+            f"- targets (first preset, {a['layouts'][0]} layout): time ratio within "
+            f"{a['ratio_tolerance']:.0%} of FLOP ratio (CPU time): "
+            f"{yes[t['ratio_within_tolerance_cpu']]} (no overhead above it: {yes[t['ratio_no_overhead_cpu']]}); "
+            f">= {a['efficiency_target']:.0%} of matmul peak at {max(a['threads'])} threads: "
+            f"{yes[t['efficiency_at_most_threads_cpu']]}; peak RSS <= {a['rss_limit_gib']} GiB: "
+            f"{yes[t['peak_rss']]}"
+        ),
+        (
+            "- cores the process got (CPU time / wall time, mean over rows): "
+            + ", ".join(f"{th} thread(s) {cores(r['rows'], th):.2f}" for th in a["threads"])
+            + " (2 dedicated cores would give up to 2 at 2 threads)"
+        ),
+        (
+            "- layout speed-up = CPU time of the other layout / this one, paired back to back, median over "
+            "repeats; channels-last is the library's layout (`vase_rl.core.model.channels_last_`), contiguous the "
+            "layout before it"
+        ),
         "",
-        ("| preset | threads | layout | step | ms/step wall | ms/step CPU | steps/s wall | steps/CPU-s | "
-         "GFLOP/step | GFLOP/s wall | GFLOP/CPU-s | % matmul peak (CPU) | % conv peak (CPU) | "
-         "time ratio (CPU) | FLOP ratio | deviation | layout speed-up (CPU) |"),
+        (
+            "| preset | threads | layout | step | ms/step wall | ms/step CPU | steps/s wall | steps/CPU-s | "
+            "GFLOP/step | GFLOP/s wall | GFLOP/CPU-s | % matmul peak (CPU) | % conv peak (CPU) | "
+            "time ratio (CPU) | FLOP ratio | deviation | layout speed-up (CPU) |"
+        ),
         "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = a.get("presets", ["paper"])
-    for row in sorted(r["rows"], key=lambda x: (order.index(x.get("preset", "paper")), x["threads"],
-                                                x["layout"], KINDS.index(x["kind"]))):
+    for row in sorted(
+        r["rows"],
+        key=lambda x: (
+            order.index(x.get("preset", "paper")),
+            x["threads"],
+            x["layout"],
+            KINDS.index(x["kind"]),
+        ),
+    ):
         up = row.get("speedup_over_other_layout_cpu")
         lines.append(
             f"| {row.get('preset', 'paper')} | {row['threads']} | {row['layout']} | {row['kind']} | "
@@ -493,29 +589,44 @@ def summarise(r: dict[str, Any]) -> str:
             f"{row['gflop_per_step']:.1f} | {row['gflops_wall']:.0f} | {row['gflops_cpu']:.0f} | "
             f"{row['fraction_of_matmul_peak_cpu']:.0%} | {row['fraction_of_conv_peak_cpu']:.0%} | "
             f"{row['time_ratio_cpu']:.2f} | {row['flop_ratio']:.2f} | {row['ratio_deviation_cpu']:+.0%} | "
-            + ("-" if up is None else f"{up:.2f}x") + " |")
-    lines += ["", "Practical peak, fp32, best of 3 (GFLOP/s wall / per CPU-second):", "",
-              "| threads | matmul (MKL) | 3x3 conv (oneDNN) |", "|---:|---:|---:|"]
+            + ("-" if up is None else f"{up:.2f}x")
+            + " |"
+        )
+    lines += [
+        "",
+        "Practical peak, fp32, best of 3 (GFLOP/s wall / per CPU-second):",
+        "",
+        "| threads | matmul (MKL) | 3x3 conv (oneDNN) |",
+        "|---:|---:|---:|",
+    ]
     for th, p in r["peaks"].items():
-        lines.append(f"| {th} | {p['matmul_gflops_wall']:.0f} / {p['matmul_gflops_cpu']:.0f} | "
-                     f"{p['conv3x3_gflops_wall']:.0f} / {p['conv3x3_gflops_cpu']:.0f} |")
+        lines.append(
+            f"| {th} | {p['matmul_gflops_wall']:.0f} / {p['matmul_gflops_cpu']:.0f} | "
+            f"{p['conv3x3_gflops_wall']:.0f} / {p['conv3x3_gflops_cpu']:.0f} |"
+        )
     u, s = r["used_latent_search"], r["peak_rss"]
     fl = r["flops"]
     lines += [
         "",
         "FLOPs per step (mean / min / max over the timed steps; the max of `vase` is its scan step): "
-        + "; ".join(f"{k} {v['mean'] / 1e9:.2f} / {v['min'] / 1e9:.2f} / {v['max'] / 1e9:.2f} G"
-                    for k, v in fl.items())
+        + "; ".join(
+            f"{k} {v['mean'] / 1e9:.2f} / {v['min'] / 1e9:.2f} / {v['max'] / 1e9:.2f} G"
+            for k, v in fl.items()
+        )
         + ".",
         f"Eq. 6 outcomes and dreaming in the last timed window: {r['outcomes_last_repeat']}.",
         "",
-        (f"Used-latent search (A.2, every {u['every_steps']} steps, 1 thread, not in the timed steps): "
-        f"{u['wall_s']:.2f} s wall / {u['cpu_s']:.2f} s CPU, {u['gflop']:.1f} GFLOP = "
-        f"{u['gflop_per_step']:.2f} GFLOP per step amortised."),
+        (
+            f"Used-latent search (A.2, every {u['every_steps']} steps, 1 thread, not in the timed steps): "
+            f"{u['wall_s']:.2f} s wall / {u['cpu_s']:.2f} s CPU, {u['gflop']:.1f} GFLOP = "
+            f"{u['gflop_per_step']:.2f} GFLOP per step amortised."
+        ),
         "",
-        (f"Peak RSS (fresh process, full VASE with dreaming, {s['steps']} steps + one used-latent search, "
-        f"{s['threads']} threads): {s['peak_rss_mib']:.0f} MiB ({s['rss_before_learner_mib']:.0f} MiB after "
-        "imports and data, before the learner)."),
+        (
+            f"Peak RSS (fresh process, full VASE with dreaming, {s['steps']} steps + one used-latent search, "
+            f"{s['threads']} threads): {s['peak_rss_mib']:.0f} MiB ({s['rss_before_learner_mib']:.0f} MiB after "
+            "imports and data, before the learner)."
+        ),
     ]
     e = r.get("explore") or {}
     if e:
@@ -523,18 +634,27 @@ def summarise(r: dict[str, Any]) -> str:
             "",
             "## Tried (1 thread, CPU ms)",
             "",
-            (f"- torch.compile (inductor) of encoder + decoder, plain step, channels-last: "
-            f"{e['plain_step_cpu_ms_compiled']:.0f} ms vs eager {e['plain_step_cpu_ms_eager']:.0f} ms "
-            f"(compile + 2 steps {e['compile_wall_s']:.0f} s wall)."),
-            (f"- decoder's single-channel last layer as GEMM + col2im instead of oneDNN deconv: forward "
-            f"{e['last_layer_fwd_ms_gemm']:.1f} vs {e['last_layer_fwd_ms_onednn']:.1f} ms, forward+backward "
-            f"{e['last_layer_fwd_bwd_ms_gemm']:.1f} vs {e['last_layer_fwd_bwd_ms_onednn']:.1f} ms "
-            f"(max abs diff {e['last_layer_max_abs_diff']:.1e})."),
+            (
+                f"- torch.compile (inductor) of encoder + decoder, plain step, channels-last: "
+                f"{e['plain_step_cpu_ms_compiled']:.0f} ms vs eager {e['plain_step_cpu_ms_eager']:.0f} ms "
+                f"(compile + 2 steps {e['compile_wall_s']:.0f} s wall)."
+            ),
+            (
+                f"- decoder's single-channel last layer as GEMM + col2im instead of oneDNN deconv: forward "
+                f"{e['last_layer_fwd_ms_gemm']:.1f} vs {e['last_layer_fwd_ms_onednn']:.1f} ms, forward+backward "
+                f"{e['last_layer_fwd_bwd_ms_gemm']:.1f} vs {e['last_layer_fwd_bwd_ms_onednn']:.1f} ms "
+                f"(max abs diff {e['last_layer_max_abs_diff']:.1e})."
+            ),
             "- OpenMP wait policy, plain channels-last step (fresh process each, ms per step wall / CPU): "
-            + "; ".join(f"{name}: " + ", ".join(
-                f"{th} thread(s) {v['ms_per_step_wall']:.0f} / {v['ms_per_step_cpu']:.0f}"
-                for th, v in pol.items() if th != "omp_wait_policy")
-                for name, pol in e["wait_policy"].items())
+            + "; ".join(
+                f"{name}: "
+                + ", ".join(
+                    f"{th} thread(s) {v['ms_per_step_wall']:.0f} / {v['ms_per_step_cpu']:.0f}"
+                    for th, v in pol.items()
+                    if th != "omp_wait_policy"
+                )
+                for name, pol in e["wait_policy"].items()
+            )
             + ".",
             "- batch size, conv 64->64 at 32x32 forward+backward, ms per image: "
             + ", ".join(f"batch {b} {e[f'conv2_fwd_bwd_ms_per_image_b{b}']:.2f}" for b in (16, 64, 128))

@@ -70,11 +70,17 @@ def time_level(level: str, msaa: int, args: Args) -> dict[str, Any]:
         cpu_rates.append(args.steps / (time.process_time() - cpu_start))  # as if the core were ours alone
     env.close()
     return {
-        "level": level, "msaa_samples": msaa, "obs_size": args.obs_size, "steps": args.steps,
-        "repeats": args.repeats, "steps_per_s": [round(r, 1) for r in rates],
-        "median_steps_per_s": round(statistics.median(rates), 1), "best_steps_per_s": round(max(rates), 1),
+        "level": level,
+        "msaa_samples": msaa,
+        "obs_size": args.obs_size,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "steps_per_s": [round(r, 1) for r in rates],
+        "median_steps_per_s": round(statistics.median(rates), 1),
+        "best_steps_per_s": round(max(rates), 1),
         "median_steps_per_cpu_s": round(statistics.median(cpu_rates), 1),
-        "resets": resets, "mean_reset_ms": round(1000 * reset_s / max(resets, 1), 2),
+        "resets": resets,
+        "mean_reset_ms": round(1000 * reset_s / max(resets, 1), 2),
     }
 
 
@@ -105,8 +111,10 @@ def run(args: Args) -> dict[str, Any]:
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
     machine = common.hardware(
-        pinned_cores=sorted(os.sched_getaffinity(0)), gl_renderer=check_gl(),
-        miniworld=metadata.version("miniworld"), pyglet=metadata.version("pyglet"),
+        pinned_cores=sorted(os.sched_getaffinity(0)),
+        gl_renderer=check_gl(),
+        miniworld=metadata.version("miniworld"),
+        pyglet=metadata.version("pyglet"),
         LP_NUM_THREADS=os.environ.get("LP_NUM_THREADS"),
     )
     results = []
@@ -121,27 +129,51 @@ def run(args: Args) -> dict[str, Any]:
 def summarise(payload: dict[str, Any]) -> str:
     """world_speed.md: a table a reader can scan."""
     a, machine = payload["args"], payload["machine"]
-    rows = [[r["level"], r["msaa_samples"], f"{r['median_steps_per_s']:.0f}", f"{r['best_steps_per_s']:.0f}",
-             f"{r['median_steps_per_cpu_s']:.0f}", f"{r['mean_reset_ms']:.1f}",
-             "yes" if r["median_steps_per_cpu_s"] >= a["target_steps_per_s"] else "no"]
-            for r in payload["results"]]
+    rows = [
+        [
+            r["level"],
+            r["msaa_samples"],
+            f"{r['median_steps_per_s']:.0f}",
+            f"{r['best_steps_per_s']:.0f}",
+            f"{r['median_steps_per_cpu_s']:.0f}",
+            f"{r['mean_reset_ms']:.1f}",
+            "yes" if r["median_steps_per_cpu_s"] >= a["target_steps_per_s"] else "no",
+        ]
+        for r in payload["results"]
+    ]
     lines = [
         "# MiniWorld level speed (`benchmarks/world_speed.py`)",
         "",
         f"- date: {machine['date']}; commit {machine['commit']}",
-        (f"- CPU: {machine['cpu']}, {machine['cpu_count']} cores on the machine, pinned to "
-         f"{machine['pinned_cores']}"),
+        (
+            f"- CPU: {machine['cpu']}, {machine['cpu_count']} cores on the machine, pinned to "
+            f"{machine['pinned_cores']}"
+        ),
         f"- load average (1/5/15 min) before / after: {machine['load_average']} / {machine['load_after']}",
         f"- OpenGL: {machine['gl_renderer']}; miniworld {machine['miniworld']}, pyglet {machine['pyglet']}",
-        (f"- {a['steps']} random-action steps x {a['repeats']} repeats per row, resets included; "
-         f"obs {a['obs_size']}x{a['obs_size']}; target {a['target_steps_per_s']:.0f} steps/s"),
+        (
+            f"- {a['steps']} random-action steps x {a['repeats']} repeats per row, resets included; "
+            f"obs {a['obs_size']}x{a['obs_size']}; target {a['target_steps_per_s']:.0f} steps/s"
+        ),
         "",
-        ("Wall-clock steps/s depend on what else runs on the machine (see the load average); steps per "
-         "CPU-second"),
+        (
+            "Wall-clock steps/s depend on what else runs on the machine (see the load average); steps per "
+            "CPU-second"
+        ),
         "(process time, llvmpipe threads included) are what one otherwise idle core delivers.",
         "",
-        common.markdown_table(["level", "MSAA samples", "median steps/s", "best steps/s",
-                               "median steps/CPU-s", "mean reset ms", "steps/CPU-s >= target"], rows),
+        common.markdown_table(
+            [
+                "level",
+                "MSAA samples",
+                "median steps/s",
+                "best steps/s",
+                "median steps/CPU-s",
+                "mean reset ms",
+                "steps/CPU-s >= target",
+            ],
+            rows,
+        ),
     ]
     return "\n".join(lines) + "\n"
 

@@ -54,10 +54,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import vase_rl.envs  # noqa: F401
 from vase_rl.agents.sb3_vec import VASEVecEnv
-from vase_rl.config import get_preset
-from vase_rl.learner import ContinualLearner
-from vase_rl.vector_wrapper import VASEVectorObservation
-from vase_rl.wrapper import VASEObservation
+from vase_rl.core.config import get_preset
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.rl.vector_wrapper import VASEVectorObservation
+from vase_rl.rl.wrapper import VASEObservation
 
 RESULTS = common.RESULTS
 ENV_ID = "vase_rl/MovingShapes-v0"
@@ -169,9 +169,12 @@ def env_speed(args: Args, preset: str, canvas: int) -> list[dict[str, Any]]:
             learner,
             learn=False,
         )
-        venvs = {"raw": make_raw(n, canvas), "per_env_wrapper": per_env,
-                 "vec_env_wrapper": VASEVecEnv(make_raw(n, canvas), learner, learn=False),
-                 "gym_vector_wrapper": gym_vec}
+        venvs = {
+            "raw": make_raw(n, canvas),
+            "per_env_wrapper": per_env,
+            "vec_env_wrapper": VASEVecEnv(make_raw(n, canvas), learner, learn=False),
+            "gym_vector_wrapper": gym_vec,
+        }
         for venv in venvs.values():  # warm: oneDNN primitives for this batch, allocator
             stepper(venv, 2)()
         best = interleaved({k: stepper(v, args.steps) for k, v in venvs.items()}, args.repeats)
@@ -218,13 +221,16 @@ def encoder_paths(learner: ContinualLearner, frames: np.ndarray) -> dict[str, Ca
         def run() -> Any:
             with mode():
                 return net(x)
+
         return run
 
-    return {"encoder_inference_mode": under(torch.inference_mode, fast),
-            "encoder_no_grad": under(torch.no_grad, fast),
-            "encoder_nchw_no_grad": under(torch.no_grad, nchw),
-            "learner_encode": lambda: learner.encode(frames),
-            "wrapper_encode": lambda: wrapper.vase.encode(frames)}
+    return {
+        "encoder_inference_mode": under(torch.inference_mode, fast),
+        "encoder_no_grad": under(torch.no_grad, fast),
+        "encoder_nchw_no_grad": under(torch.no_grad, nchw),
+        "learner_encode": lambda: learner.encode(frames),
+        "wrapper_encode": lambda: wrapper.vase.encode(frames),
+    }
 
 
 def encoder_efficiency(args: Args, peak: dict[str, float]) -> list[dict[str, Any]]:
@@ -245,17 +251,32 @@ def encoder_efficiency(args: Args, peak: dict[str, float]) -> list[dict[str, Any
                 fn()
             timed = {k: (lambda f=fn, c=calls: [f() for _ in range(c)]) for k, fn in paths.items()}
             best = interleaved(timed, args.repeats)
-            row: dict[str, Any] = {"preset": preset, "side": side, "batch": batch,
-                                   "mflop_per_image": flops / 1e6}
+            row: dict[str, Any] = {
+                "preset": preset,
+                "side": side,
+                "batch": batch,
+                "mflop_per_image": flops / 1e6,
+            }
             for k, t in best.items():
                 r = rates(batch * calls, t)
                 gflops = r["cpu"] * flops / 1e9
-                row[k] = {**r, "gflops_cpu": gflops,
-                          "fraction_of_conv_peak": gflops / peak["conv3x3_gflops_cpu"],
-                          "fraction_of_matmul_peak": gflops / peak["matmul_gflops_cpu"]}
+                row[k] = {
+                    **r,
+                    "gflops_cpu": gflops,
+                    "fraction_of_conv_peak": gflops / peak["conv3x3_gflops_cpu"],
+                    "fraction_of_matmul_peak": gflops / peak["matmul_gflops_cpu"],
+                }
             rows.append(row)
-            print({k: (round(v["cpu"]), f"{v['fraction_of_conv_peak']:.0%}") for k, v in row.items()
-                   if isinstance(v, dict)}, preset, batch, flush=True)
+            print(
+                {
+                    k: (round(v["cpu"]), f"{v['fraction_of_conv_peak']:.0%}")
+                    for k, v in row.items()
+                    if isinstance(v, dict)
+                },
+                preset,
+                batch,
+                flush=True,
+            )
     return rows
 
 
@@ -265,26 +286,47 @@ def ppo_cost(args: Args) -> list[dict[str, Any]]:
     batch = min(args.ppo_batch_size, n * args.ppo_n_steps)
     kinds: dict[str, tuple[str, Callable[[], Any]]] = {
         "pixels_cnn": ("CnnPolicy", lambda: make_raw(n, 64)),
-        "vase_cpu_frozen": ("MlpPolicy", lambda: VASEVecEnv(make_raw(n, 64), preset="cpu", device="cpu",
-                                                            learn=False)),
-        "vase_paper_frozen": ("MlpPolicy", lambda: VASEVecEnv(make_raw(n, 64), preset="paper", device="cpu",
-                                                              learn=False)),
+        "vase_cpu_frozen": (
+            "MlpPolicy",
+            lambda: VASEVecEnv(make_raw(n, 64), preset="cpu", device="cpu", learn=False),
+        ),
+        "vase_paper_frozen": (
+            "MlpPolicy",
+            lambda: VASEVecEnv(make_raw(n, 64), preset="paper", device="cpu", learn=False),
+        ),
         "vase_cpu_online": ("MlpPolicy", lambda: VASEVecEnv(make_raw(n, 64), preset="cpu", device="cpu")),
     }
     models = {}
     for name, (policy, make) in kinds.items():
-        model = PPO(policy, make(), seed=0, n_steps=args.ppo_n_steps, batch_size=batch,
-                    n_epochs=args.ppo_epochs, device="cpu", verbose=0)
+        model = PPO(
+            policy,
+            make(),
+            seed=0,
+            n_steps=args.ppo_n_steps,
+            batch_size=batch,
+            n_epochs=args.ppo_epochs,
+            device="cpu",
+            verbose=0,
+        )
         model.learn(n * args.ppo_n_steps)  # untimed: one rollout + update (allocations, oneDNN primitives)
         models[name] = model
-    best = interleaved({k: lambda m=m: m.learn(args.ppo_timesteps, reset_num_timesteps=False)
-                        for k, m in models.items()}, args.repeats)
+    best = interleaved(
+        {k: lambda m=m: m.learn(args.ppo_timesteps, reset_num_timesteps=False) for k, m in models.items()},
+        args.repeats,
+    )
     rollout = n * args.ppo_n_steps
     steps = -(-args.ppo_timesteps // rollout) * rollout  # learn() runs whole rollouts
     rows = []
     for name, (wall, cpu) in best.items():
-        rows.append({"agent": name, "policy": kinds[name][0], "env_steps": steps,
-                     "cpu_ms_per_step": cpu / steps * 1e3, "wall_ms_per_step": wall / steps * 1e3})
+        rows.append(
+            {
+                "agent": name,
+                "policy": kinds[name][0],
+                "env_steps": steps,
+                "cpu_ms_per_step": cpu / steps * 1e3,
+                "wall_ms_per_step": wall / steps * 1e3,
+            }
+        )
     pixels = rows[0]["cpu_ms_per_step"]
     for row in rows:
         row["cpu_over_pixels"] = row["cpu_ms_per_step"] / pixels
@@ -346,8 +388,10 @@ def summarise(result: dict[str, Any]) -> str:
         "",
         "The four envs of a row are timed in turn within each repeat; wrapped / raw is per CPU-second.",
         "",
-        ("| preset / canvas | sub-envs | raw env | per-env wrapper | VASEVecEnv | gym vector wrapper "
-         "| vector / per-env | VASEVecEnv / raw | gym vector / raw |"),
+        (
+            "| preset / canvas | sub-envs | raw env | per-env wrapper | VASEVecEnv | gym vector wrapper "
+            "| vector / per-env | VASEVecEnv / raw | gym vector / raw |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
 
@@ -364,8 +408,10 @@ def summarise(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        (f"## Encoder throughput, paper preset (64x64), batch {a['encode_batch']}: "
-         "img/s wall / per CPU-second"),
+        (
+            f"## Encoder throughput, paper preset (64x64), batch {a['encode_batch']}: "
+            "img/s wall / per CPU-second"
+        ),
         "",
         "| path | " + " | ".join(f"{t} thread(s)" for t in threads) + " |",
         "|---|" + "---|" * len(threads),
@@ -419,11 +465,15 @@ def efficiency_lines(result: dict[str, Any]) -> list[str]:
         "",
         (f"## Encoder efficiency, {a['threads']} thread(s): images per CPU-second (% of the conv peak)"),
         "",
-        (f"Practical peak measured in this run (`speed.peak`, fp32, per CPU-second): 3x3 conv (oneDNN) "
-         f"{pk['conv3x3_gflops_cpu']:.0f} GFLOP/s, matmul (MKL) {pk['matmul_gflops_cpu']:.0f} GFLOP/s. "
-         "The paths of a cell's column are timed in turn within each repeat. FLOPs per image: "
-         + ", ".join(f"{r['preset']} {r['mflop_per_image']:.1f} M" for r in rows if r["batch"] == batches[0])
-         + "."),
+        (
+            f"Practical peak measured in this run (`speed.peak`, fp32, per CPU-second): 3x3 conv (oneDNN) "
+            f"{pk['conv3x3_gflops_cpu']:.0f} GFLOP/s, matmul (MKL) {pk['matmul_gflops_cpu']:.0f} GFLOP/s. "
+            "The paths of a cell's column are timed in turn within each repeat. FLOPs per image: "
+            + ", ".join(
+                f"{r['preset']} {r['mflop_per_image']:.1f} M" for r in rows if r["batch"] == batches[0]
+            )
+            + "."
+        ),
         "",
         "| preset | path | " + " | ".join(f"batch {b}" for b in batches) + " |",
         "|---|---|" + "---:|" * len(batches),
@@ -431,18 +481,26 @@ def efficiency_lines(result: dict[str, Any]) -> list[str]:
     for preset in ("cpu", "paper"):
         by_batch = {r["batch"]: r for r in rows if r["preset"] == preset}
         for path, label in PATHS.items():
-            cells = [f"{by_batch[b][path]['cpu']:,.0f} ({by_batch[b][path]['fraction_of_conv_peak']:.0%})"
-                     if b in by_batch else "-" for b in batches]
+            cells = [
+                f"{by_batch[b][path]['cpu']:,.0f} ({by_batch[b][path]['fraction_of_conv_peak']:.0%})"
+                if b in by_batch
+                else "-"
+                for b in batches
+            ]
             lines.append(f"| {preset} | {label} | " + " | ".join(cells) + " |")
     env8 = next((r for r in result["env_speed"] if (r["preset"], r["sub_envs"]) == ("cpu", 8)), None)
     lines += [
         "",
         "Targets:",
         "",
-        (f"- cpu/32 encoder alone at batch 8 >= {a['cpu_target_fraction']:.0%} of the conv peak: "
-         f"{yes[t.get('cpu_encoder_b8_fraction_of_conv_peak')]}"),
-        (f"- paper/64 encoder alone at batch 8 >= {a['paper_target_fraction']:.0%} of the conv peak: "
-         f"{yes[t.get('paper_encoder_b8_fraction_of_conv_peak')]}"),
+        (
+            f"- cpu/32 encoder alone at batch 8 >= {a['cpu_target_fraction']:.0%} of the conv peak: "
+            f"{yes[t.get('cpu_encoder_b8_fraction_of_conv_peak')]}"
+        ),
+        (
+            f"- paper/64 encoder alone at batch 8 >= {a['paper_target_fraction']:.0%} of the conv peak: "
+            f"{yes[t.get('paper_encoder_b8_fraction_of_conv_peak')]}"
+        ),
     ]
     if env8 is not None:
         lines.append(
@@ -451,7 +509,8 @@ def efficiency_lines(result: dict[str, Any]) -> list[str]:
             f"{env8['raw']['cpu']:,.0f} in this run); >= {a['wrapped_target'] / a['raw_reference']:.0%} of "
             f"the raw env's rate (the same target relative to the idle machine's raw "
             f"{a['raw_reference']:,.0f}): {yes[t.get('cpu_wrapped_8_fraction_of_raw')]} "
-            f"({env8['vec_over_raw_cpu']:.0%})")
+            f"({env8['vec_over_raw_cpu']:.0%})"
+        )
     lines.append(f"- vector >= 3x per-env at 16 sub-envs: {yes[t.get('vector_over_per_env_16')]}")
     return lines
 
@@ -464,16 +523,20 @@ def ppo_lines(result: dict[str, Any]) -> list[str]:
     a = result["args"]
     lines = [
         "",
-        (f"## The cost an agent pays: SB3 PPO on 64x64 frames, {a['ppo_envs']} sub-envs, n_steps "
-         f"{a['ppo_n_steps']}, {a['ppo_epochs']} epochs, minibatch {a['ppo_batch_size']} "
-         "(rollout + updates, the agents timed in turn)"),
+        (
+            f"## The cost an agent pays: SB3 PPO on 64x64 frames, {a['ppo_envs']} sub-envs, n_steps "
+            f"{a['ppo_n_steps']}, {a['ppo_epochs']} epochs, minibatch {a['ppo_batch_size']} "
+            "(rollout + updates, the agents timed in turn)"
+        ),
         "",
         "| agent | policy | env steps | CPU ms per env step | wall ms per env step | CPU / pixels |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['agent']} | {r['policy']} | {r['env_steps']} | {r['cpu_ms_per_step']:.2f} | "
-                     f"{r['wall_ms_per_step']:.2f} | {r['cpu_over_pixels']:.2f} |")
+        lines.append(
+            f"| {r['agent']} | {r['policy']} | {r['env_steps']} | {r['cpu_ms_per_step']:.2f} | "
+            f"{r['wall_ms_per_step']:.2f} | {r['cpu_over_pixels']:.2f} |"
+        )
     return lines
 
 
@@ -503,13 +566,17 @@ def targets(args: Args, result: dict[str, Any]) -> dict[str, Any]:
     cpu8, paper8, cpu_env8 = enc.get(("cpu", 8)), enc.get(("paper", 8)), env.get(("cpu", 8))
     vec16 = [r["vector_over_per_env"]["cpu"] for r in result["env_speed"] if r["sub_envs"] == 16]
     return {
-        "cpu_encoder_b8_fraction_of_conv_peak": None if cpu8 is None
+        "cpu_encoder_b8_fraction_of_conv_peak": None
+        if cpu8 is None
         else cpu8["fraction_of_conv_peak"] >= args.cpu_target_fraction,
-        "paper_encoder_b8_fraction_of_conv_peak": None if paper8 is None
+        "paper_encoder_b8_fraction_of_conv_peak": None
+        if paper8 is None
         else paper8["fraction_of_conv_peak"] >= args.paper_target_fraction,
-        "cpu_wrapped_8_absolute": None if cpu_env8 is None
+        "cpu_wrapped_8_absolute": None
+        if cpu_env8 is None
         else cpu_env8["vec_env_wrapper"]["cpu"] >= args.wrapped_target,
-        "cpu_wrapped_8_fraction_of_raw": None if cpu_env8 is None
+        "cpu_wrapped_8_fraction_of_raw": None
+        if cpu_env8 is None
         else cpu_env8["vec_over_raw_cpu"] >= args.wrapped_target / args.raw_reference,
         "vector_over_per_env_16": None if not vec16 else all(v >= 3.0 for v in vec16),
     }

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from vase_rl.transforms import area_weights, resize_area  # noqa: F401  (area_weights: re-exported)
+from vase_rl.data.transforms import area_weights, resize_area  # noqa: F401  (area_weights: re-exported)
 
 NATLAB_LEVEL = "contributed/dmlab30/natlab_varying_map_randomized"
 EDE_LEVEL = "contributed/dmlab30/rooms_exploit_deferred_effects_train"
@@ -55,8 +55,15 @@ DEFAULT_ACTION_SET: tuple[tuple[int, ...], ...] = (
 (LOOK_LEFT_RIGHT_PIXELS_PER_FRAME, LOOK_DOWN_UP_PIXELS_PER_FRAME, STRAFE_LEFT_RIGHT, MOVE_BACK_FORWARD,
 FIRE, JUMP, CROUCH)."""
 ACTION_NAMES: tuple[str, ...] = (
-    "forward", "backward", "strafe_left", "strafe_right", "look_left", "look_right",
-    "look_left_forward", "look_right_forward", "fire",
+    "forward",
+    "backward",
+    "strafe_left",
+    "strafe_right",
+    "look_left",
+    "look_right",
+    "look_left_forward",
+    "look_right_forward",
+    "fire",
 )
 
 LAB_INSTALL_HINT = (
@@ -112,12 +119,16 @@ def _action_table(action_set: Sequence[Sequence[int]], spec: list[dict[str, Any]
     for index, action in enumerate(action_set):
         values = np.asarray(action, dtype=np.intc)
         if values.shape != (len(spec),):
-            raise ValueError(f"action_set[{index}] must have {len(spec)} entries (one per "
-                             f"{[s['name'] for s in spec]}), got {tuple(action)}")
+            raise ValueError(
+                f"action_set[{index}] must have {len(spec)} entries (one per "
+                f"{[s['name'] for s in spec]}), got {tuple(action)}"
+            )
         for value, limits in zip(values, spec, strict=True):
             if not limits["min"] <= value <= limits["max"]:
-                raise ValueError(f"action_set[{index}]: {limits['name']}={value} is outside "
-                                 f"[{limits['min']}, {limits['max']}]")
+                raise ValueError(
+                    f"action_set[{index}]: {limits['name']}={value} is outside "
+                    f"[{limits['min']}, {limits['max']}]"
+                )
         table.append(values)
     return table
 
@@ -175,7 +186,10 @@ class LabEnv(gym.Env[np.ndarray, np.int64]):
         lab_config.update({str(k): str(v) for k, v in (config or {}).items()})
         deepmind_lab = import_deepmind_lab()
         self._lab: Any = deepmind_lab.Lab(
-            level, [RGB_OBSERVATION, *self._info_names], config=lab_config, renderer=renderer,
+            level,
+            [RGB_OBSERVATION, *self._info_names],
+            config=lab_config,
+            renderer=renderer,
             level_cache=level_cache,
         )
         try:
@@ -236,12 +250,19 @@ class LabEnv(gym.Env[np.ndarray, np.int64]):
         observations = self._lab.observations()
         frame = observations[RGB_OBSERVATION]
         if frame.shape != self._frame.shape:
-            raise ValueError(f"DM Lab returned a {RGB_OBSERVATION} frame of shape {frame.shape}; "
-                             f"expected {self._frame.shape} (height, width, 3)")
+            raise ValueError(
+                f"DM Lab returned a {RGB_OBSERVATION} frame of shape {frame.shape}; "
+                f"expected {self._frame.shape} (height, width, 3)"
+            )
         self._frame = frame
         self._obs = preprocess_frame(frame, self.crop_right, self.obs_size)
         self._extra = {name: observations[name] for name in self._info_names}
 
     def _info(self) -> dict[str, Any]:
-        return {"level": self.level, "episode": self._episode, "lab_seed": self._lab_seed,
-                "frames": self._lab.num_steps(), **self._extra}
+        return {
+            "level": self.level,
+            "episode": self._episode,
+            "lab_seed": self._lab_seed,
+            "frames": self._lab.num_steps(),
+            **self._extra,
+        }

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from vase_rl import data, transforms
+from vase_rl.data import datasets, transforms
 from vase_rl.envs import shapes
 
 SOURCES: tuple[str, ...] = ("mnist", "fashion", "inverse-fashion", "faces", "shapes")
-"""Sprite sources. ``inverse-fashion`` is Fashion through :func:`vase_rl.transforms.invert` (A.5)."""
+"""Sprite sources. ``inverse-fashion`` is Fashion through :func:`vase_rl.data.transforms.invert` (A.5)."""
 DATASETS: tuple[str, ...] = tuple(f"{m}{s}" for s in SOURCES for m in ("", "moving-"))
 """Dataset names: a source (static, sprite centred) or ``moving-<source>`` (random position)."""
 REFERENCE_CANVAS = 64
@@ -75,10 +75,10 @@ def sprite_bank(source: str, sprite_size: int, split: str, root: str | None) -> 
         sprites, shape, scale = shapes.shape_bank(sprite_size)
         labels, extra = shape, {"shape": shape, "scale": scale}
     elif source == "faces":
-        sprites = data.load_faces(split=split, data_dir=root)  # type: ignore[arg-type]
+        sprites = datasets.load_faces(split=split, data_dir=root)  # type: ignore[arg-type]
         labels = np.full(len(sprites), -1, dtype=np.int64)
     elif source in ("mnist", "fashion", "inverse-fashion"):
-        loader = data.load_mnist if source == "mnist" else data.load_fashion_mnist
+        loader = datasets.load_mnist if source == "mnist" else datasets.load_fashion_mnist
         sprites, labels = loader(split, data_dir=root)  # type: ignore[arg-type]
     else:
         raise ValueError(f"unknown source {source!r}; valid sources: {', '.join(SOURCES)}")
@@ -124,7 +124,7 @@ class SpriteRenderer:
             )
         self.source, self.canvas_size = source, canvas_size
         self.free = canvas_size - self.sprite_size
-        root = None if data_dir is None else str(data.get_data_dir(data_dir).resolve())
+        root = None if data_dir is None else str(datasets.get_data_dir(data_dir).resolve())
         self.bank = sprite_bank(source, self.sprite_size, split, root)
 
     @property
@@ -157,8 +157,12 @@ class SpriteRenderer:
         """Ground-truth factors of rendered sprites: ``label``, ``index`` int64, ``x``, ``y`` float32
         (n,), plus ``shape`` int64 and ``scale`` float32 for shapes."""
         index = np.asarray(index, dtype=np.int64)
-        out = {"label": self.bank.labels[index], "index": index,
-               "x": self.normalise(px), "y": self.normalise(py)}
+        out = {
+            "label": self.bank.labels[index],
+            "index": index,
+            "x": self.normalise(px),
+            "y": self.normalise(py),
+        }
         out.update({k: v[index] for k, v in self.bank.extra.items()})
         return out
 

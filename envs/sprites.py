@@ -72,13 +72,16 @@ def check_task(task: str, source: str, split_label: int, goal_radius: float) -> 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     if task == "identity" and source not in LABELLED_SOURCES:
-        raise ValueError(f"task='identity' needs class labels: source must be one of "
-                         f"{LABELLED_SOURCES}, got {source!r}")
+        raise ValueError(
+            f"task='identity' needs class labels: source must be one of {LABELLED_SOURCES}, got {source!r}"
+        )
     if not 1 <= split_label <= 9:
         raise ValueError(f"split_label must be in 1..9 (classes below it go left), got {split_label}")
     if task == "identity" and not 0 < goal_radius < 0.5:
-        raise ValueError(f"task='identity' needs 0 < goal_radius < 0.5 (the edge bands must not "
-                         f"overlap), got {goal_radius}")
+        raise ValueError(
+            f"task='identity' needs 0 < goal_radius < 0.5 (the edge bands must not "
+            f"overlap), got {goal_radius}"
+        )
 
 
 class SpriteCanvas(gym.Env[np.ndarray, Any]):
@@ -143,8 +146,9 @@ class SpriteCanvas(gym.Env[np.ndarray, Any]):
         if self.goal.shape != (2,) or not np.all((self.goal >= 0) & (self.goal <= 1)):
             raise ValueError(f"goal must be (gx, gy) in [0, 1]^2, got {goal}")
         if goal_radius <= 0 or max_episode_steps < 1:
-            raise ValueError(f"need goal_radius > 0 and max_episode_steps >= 1, got {goal_radius}, "
-                             f"{max_episode_steps}")
+            raise ValueError(
+                f"need goal_radius > 0 and max_episode_steps >= 1, got {goal_radius}, {max_episode_steps}"
+            )
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.action_type = action_type
@@ -233,8 +237,10 @@ class SpriteCanvas(gym.Env[np.ndarray, Any]):
         if "position" in options:
             pos = np.asarray(options["position"])
             if pos.shape != (2,) or pos.dtype.kind not in "iu" or pos.min() < 0 or pos.max() > r.free:
-                raise ValueError(f"reset option position must be 2 ints (px, py) in [0, {r.free}], "
-                                 f"got {options['position']!r}")
+                raise ValueError(
+                    f"reset option position must be 2 ints (px, py) in [0, {r.free}], "
+                    f"got {options['position']!r}"
+                )
             self._pos = pos.astype(np.int64)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:

@@ -80,8 +80,12 @@ _BARK, _STEM = (0.4, 0.26, 0.13), (0.92, 0.88, 0.78)
 SHAPES: dict[str, tuple[tuple[Any, ...], ...]] = {
     "ball": (("blob", 1.0, 0.5, 0.5, None),),
     "mushroom": (("cone", 0.35, 0.3, 0.6, 0.0, _STEM), ("blob", 1.0, 0.4, 0.6, None)),
-    "pine": (("cone", 0.15, 0.12, 0.3, 0.0, _BARK), ("cone", 1.0, 0.0, 0.45, 0.25, None),
-             ("cone", 0.75, 0.0, 0.4, 0.45, None), ("cone", 0.5, 0.0, 0.35, 0.65, None)),
+    "pine": (
+        ("cone", 0.15, 0.12, 0.3, 0.0, _BARK),
+        ("cone", 1.0, 0.0, 0.45, 0.25, None),
+        ("cone", 0.75, 0.0, 0.4, 0.45, None),
+        ("cone", 0.5, 0.0, 0.35, 0.65, None),
+    ),
     "tree": (("cone", 0.15, 0.1, 0.55, 0.0, _BARK), ("blob", 1.0, 0.3, 0.68, None)),
     "barrel": (("cone", 0.8, 0.8, 1.0, 0.0, None),),
 }
@@ -114,19 +118,43 @@ class WorldTheme:
 
 
 OUTDOOR = WorldTheme(
-    name="outdoor", floor_tex="grass", wall_tex="rock", ceil_tex="concrete_tiles", no_ceiling=True,
-    wall_height=0.9, door_height=None, sky_color=(0.55, 0.75, 0.95), fog=(3.0, 18.0),
-    light_ambient=(0.55, 0.55, 0.5), light_color=(0.75, 0.72, 0.6),
-    obstacles=(ObjectStyle("tree", 2.6, (0.25, 0.55, 0.15)), ObjectStyle("pine", 3.0, (0.08, 0.35, 0.15)),
-               ObjectStyle("ball", 0.8, (0.5, 0.48, 0.45)), ObjectStyle("pine", 2.2, (0.15, 0.45, 0.2))),
+    name="outdoor",
+    floor_tex="grass",
+    wall_tex="rock",
+    ceil_tex="concrete_tiles",
+    no_ceiling=True,
+    wall_height=0.9,
+    door_height=None,
+    sky_color=(0.55, 0.75, 0.95),
+    fog=(3.0, 18.0),
+    light_ambient=(0.55, 0.55, 0.5),
+    light_color=(0.75, 0.72, 0.6),
+    obstacles=(
+        ObjectStyle("tree", 2.6, (0.25, 0.55, 0.15)),
+        ObjectStyle("pine", 3.0, (0.08, 0.35, 0.15)),
+        ObjectStyle("ball", 0.8, (0.5, 0.48, 0.45)),
+        ObjectStyle("pine", 2.2, (0.15, 0.45, 0.2)),
+    ),
     target=ObjectStyle("mushroom", 0.6, (0.85, 0.1, 0.1)),
 )
 INDOOR = WorldTheme(
-    name="indoor", floor_tex="wood_planks", wall_tex="brick_wall", ceil_tex="ceiling_tiles",
-    no_ceiling=False, wall_height=2.74, door_height=2.2, sky_color=(0.1, 0.1, 0.1), fog=None,
-    light_ambient=(0.45, 0.45, 0.45), light_color=(0.7, 0.7, 0.7),
-    obstacles=(ObjectStyle("box", 0.9, (0.1, 0.2, 0.9)), ObjectStyle("box", 0.7, (0.1, 0.8, 0.2)),
-               ObjectStyle("barrel", 1.0, (0.75, 0.3, 0.1)), ObjectStyle("box", 1.1, (0.55, 0.2, 0.8))),
+    name="indoor",
+    floor_tex="wood_planks",
+    wall_tex="brick_wall",
+    ceil_tex="ceiling_tiles",
+    no_ceiling=False,
+    wall_height=2.74,
+    door_height=2.2,
+    sky_color=(0.1, 0.1, 0.1),
+    fog=None,
+    light_ambient=(0.45, 0.45, 0.45),
+    light_color=(0.7, 0.7, 0.7),
+    obstacles=(
+        ObjectStyle("box", 0.9, (0.1, 0.2, 0.9)),
+        ObjectStyle("box", 0.7, (0.1, 0.8, 0.2)),
+        ObjectStyle("barrel", 1.0, (0.75, 0.3, 0.1)),
+        ObjectStyle("box", 1.1, (0.55, 0.2, 0.8)),
+    ),
     target=ObjectStyle("ball", 0.6, (1.0, 0.9, 0.0)),
 )
 THEMES: dict[str, WorldTheme] = {OUTDOOR.name: OUTDOOR, INDOOR.name: INDOOR}
@@ -247,15 +275,23 @@ def _simulator_class() -> type:  # noqa: C901 (mccabe sums the nested classes' m
             self._quadric = glu.gluNewQuadric()
             glu.gluQuadricNormals(self._quadric, glu.GLU_SMOOTH)
             params = DEFAULT_PARAMS.no_random()
-            for name, value in {"forward_step": config.forward_step, "turn_step": config.turn_step_deg,
-                                "sky_color": list(theme.sky_color), "light_color": list(theme.light_color),
-                                "light_ambient": list(theme.light_ambient)}.items():
+            for name, value in {
+                "forward_step": config.forward_step,
+                "turn_step": config.turn_step_deg,
+                "sky_color": list(theme.sky_color),
+                "light_color": list(theme.light_color),
+                "light_ambient": list(theme.light_ambient),
+            }.items():
                 params.set(name, value, value, value)
             with contextlib.redirect_stdout(io.StringIO()):  # silences "Falling back to num_samples=4"
                 super().__init__(
-                    max_episode_steps=config.max_episode_steps, obs_width=config.obs_size,
-                    obs_height=config.obs_size, window_width=config.render_size,
-                    window_height=config.render_size, params=params, domain_rand=False,
+                    max_episode_steps=config.max_episode_steps,
+                    obs_width=config.obs_size,
+                    obs_height=config.obs_size,
+                    window_width=config.render_size,
+                    window_height=config.render_size,
+                    params=params,
+                    domain_rand=False,
                 )
                 self.obs_fb = FrameBuffer(config.obs_size, config.obs_size, config.msaa_samples)
 
@@ -265,9 +301,14 @@ def _simulator_class() -> type:  # noqa: C901 (mccabe sums the nested classes' m
             for name in (theme.floor_tex, theme.wall_tex, theme.ceil_tex):
                 upload_texture(name)
             rooms = [
-                self.add_rect_room(*bounds, wall_height=theme.wall_height, floor_tex=theme.floor_tex,
-                                   wall_tex=theme.wall_tex, ceil_tex=theme.ceil_tex,
-                                   no_ceiling=theme.no_ceiling)
+                self.add_rect_room(
+                    *bounds,
+                    wall_height=theme.wall_height,
+                    floor_tex=theme.floor_tex,
+                    wall_tex=theme.wall_tex,
+                    ceil_tex=theme.ceil_tex,
+                    no_ceiling=theme.no_ceiling,
+                )
                 for bounds in lay.room_bounds()
             ]
             for a, b, centre in lay.doors:
@@ -289,8 +330,11 @@ def _simulator_class() -> type:  # noqa: C901 (mccabe sums the nested classes' m
             # An own display list: MiniWorld hard-codes list 1, shared by every env of the process.
             self._list_id = self._list_id or gl.glGenLists(1)
             gl.glNewList(self._list_id, gl.GL_COMPILE)
-            for param, value in ((gl.GL_POSITION, (*self.light_pos, 1)), (gl.GL_AMBIENT, self.light_ambient),
-                                 (gl.GL_DIFFUSE, self.light_color)):
+            for param, value in (
+                (gl.GL_POSITION, (*self.light_pos, 1)),
+                (gl.GL_AMBIENT, self.light_ambient),
+                (gl.GL_DIFFUSE, self.light_color),
+            ):
                 gl.glLightfv(gl.GL_LIGHT0, param, (gl.GLfloat * 4)(*value))
             caps = (gl.GL_LIGHTING, gl.GL_LIGHT0, gl.GL_COLOR_MATERIAL, gl.GL_NORMALIZE, gl.GL_TEXTURE_2D)
             for cap in caps:
@@ -344,8 +388,11 @@ class WorldEnv(gym.Env[np.ndarray, np.int64]):
     ACTION_NAMES: tuple[str, ...] = ("turn_left", "turn_right", "move_forward", "move_back")
 
     def __init__(
-        self, level: str | WorldTheme = "outdoor", config: WorldConfig | None = None,
-        render_mode: str | None = None, **overrides: Any,
+        self,
+        level: str | WorldTheme = "outdoor",
+        config: WorldConfig | None = None,
+        render_mode: str | None = None,
+        **overrides: Any,
     ) -> None:
         if isinstance(level, str):
             if level not in THEMES:

@@ -75,7 +75,11 @@ class WorldLayout:
 
 
 def _sample_free(
-    rng: np.random.Generator, config: WorldConfig, split: tuple[float, float], radius: float, gap: float,
+    rng: np.random.Generator,
+    config: WorldConfig,
+    split: tuple[float, float],
+    radius: float,
+    gap: float,
     placed: list[tuple[np.ndarray, float]],
 ) -> np.ndarray:
     """A point whose disc of ``radius`` keeps ``gap`` from walls, partitions and every placed disc."""
@@ -94,12 +98,16 @@ def generate_layout(rng: np.random.Generator, config: WorldConfig) -> WorldLayou
     size, k, edge = config.arena_size, config.num_obstacles, config.door_width / 2 + config.agent_radius
     split = tuple(float(v) for v in rng.uniform(*config.split_range, size=2) * size)
     spans = {
-        (0, 1): (0.0, split[1]), (2, 3): (split[1], size), (0, 2): (0.0, split[0]), (1, 3): (split[0], size),
+        (0, 1): (0.0, split[1]),
+        (2, 3): (split[1], size),
+        (0, 2): (0.0, split[0]),
+        (1, 3): (split[0], size),
     }
     walled = int(rng.integers(len(spans)))
     doors = tuple(
         (a, b, float(rng.uniform(lo + edge, hi - edge)))
-        for i, ((a, b), (lo, hi)) in enumerate(spans.items()) if i != walled
+        for i, ((a, b), (lo, hi)) in enumerate(spans.items())
+        if i != walled
     )
     radii = rng.uniform(*config.obstacle_radius, size=k)
     placed: list[tuple[np.ndarray, float]] = []
@@ -111,10 +119,15 @@ def generate_layout(rng: np.random.Generator, config: WorldConfig) -> WorldLayou
     reach = (agent_pos, config.min_target_distance - config.target_radius - config.clearance)
     target_pos = _sample_free(rng, config, split, config.target_radius, config.clearance, [*placed, reach])
     return WorldLayout(
-        arena_size=size, split=split, doors=doors,  # type: ignore[arg-type]
+        arena_size=size,
+        split=split,
+        doors=doors,  # type: ignore[arg-type]
         obstacle_pos=np.array([p for p, _ in placed], dtype=np.float64).reshape(k, 2),
-        obstacle_radius=radii, obstacle_kind=rng.integers(config.num_obstacle_kinds, size=k),
+        obstacle_radius=radii,
+        obstacle_kind=rng.integers(config.num_obstacle_kinds, size=k),
         obstacle_dir=rng.uniform(-math.pi, math.pi, size=k),
-        target_pos=target_pos, target_radius=config.target_radius,
-        agent_pos=agent_pos, agent_dir=float(rng.uniform(-math.pi, math.pi)),
+        target_pos=target_pos,
+        target_radius=config.target_radius,
+        agent_pos=agent_pos,
+        agent_dir=float(rng.uniform(-math.pi, math.pi)),
     )

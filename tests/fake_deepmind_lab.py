@@ -86,9 +86,9 @@ class Lab:
             self.width, self.height = int(settings["width"]), int(settings["height"])
             self._fps, seconds = int(settings["fps"]), float(settings["episodeLengthSeconds"])
         except ValueError as exc:
-            raise RuntimeError(f"Failed to apply setting - \"{exc}\"") from exc
+            raise RuntimeError(f'Failed to apply setting - "{exc}"') from exc
         if level not in KNOWN_LEVELS:
-            raise RuntimeError(f'Failed to init environment - "Could not find level \'{level}\'"')
+            raise RuntimeError(f"Failed to init environment - \"Could not find level '{level}'\"")
         self.level, self.renderer, self.level_cache, self.config = level, renderer, level_cache, settings
         self._spec = self._make_observation_spec()
         for name in observations:
@@ -106,11 +106,20 @@ class Lab:
 
     def _make_observation_spec(self) -> dict[str, dict[str, Any]]:
         h, w = self.height, self.width
-        shapes = {"RGB_INTERLEAVED": (h, w, 3), "RGBD_INTERLEAVED": (h, w, 4), "RGB": (3, h, w),
-                  "RGBD": (4, h, w), "DEBUG.POS.TRANS": (3,), "DEBUG.POS.ROT": (3,), "VEL.TRANS": (3,),
-                  "VEL.ROT": (3,)}
-        spec = {name: {"name": name, "shape": shape, "dtype": np.uint8 if "RGB" in name else np.float64}
-                for name, shape in shapes.items()}
+        shapes = {
+            "RGB_INTERLEAVED": (h, w, 3),
+            "RGBD_INTERLEAVED": (h, w, 4),
+            "RGB": (3, h, w),
+            "RGBD": (4, h, w),
+            "DEBUG.POS.TRANS": (3,),
+            "DEBUG.POS.ROT": (3,),
+            "VEL.TRANS": (3,),
+            "VEL.ROT": (3,),
+        }
+        spec = {
+            name: {"name": name, "shape": shape, "dtype": np.uint8 if "RGB" in name else np.float64}
+            for name, shape in shapes.items()
+        }
         spec["INSTR"] = {"name": "INSTR", "shape": (), "dtype": str}
         return spec
 
@@ -173,7 +182,7 @@ class Lab:
         frame[..., 0] = (cols * 2 + int(self._yaw)) % 200
         frame[..., 1] = (rows * 3 + int(self._pos[0])) % 200
         frame[..., 2] = (rows + cols + int(self._pos[1]) + self._seed) % 200
-        frame[:, self.width - HUD_COLUMNS:] = HUD_COLOUR
+        frame[:, self.width - HUD_COLUMNS :] = HUD_COLOUR
         return frame
 
     def observations(self) -> dict[str, Any]:

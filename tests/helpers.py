@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from vase_rl.config import VASEConfig, get_preset
+from vase_rl.core.config import VASEConfig, get_preset
 
 DATA_DIR = os.environ.get(
     "VASE_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")

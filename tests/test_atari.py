@@ -1,4 +1,4 @@
-"""AtariARI state labels (vase_rl.envs.atari) and the probing protocol (vase_rl.atari_probe)."""
+"""AtariARI state labels (vase_rl.envs.atari) and the probing protocol (vase_rl.probing.atari_probe)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from vase_rl.atari_probe import (
-    ProbeConfig,
+from vase_rl.envs.atari import RAM_ANNOTATIONS, categories, make_atari_env, ram_labels
+from vase_rl.probing.atari_probe import (
+    AtariProbeConfig,
     Splits,
     category_scores,
     collect_labelled_frames,
@@ -19,7 +20,6 @@ from vase_rl.atari_probe import (
     split_by_episode,
     weighted_f1,
 )
-from vase_rl.envs.atari import RAM_ANNOTATIONS, categories, make_atari_env, ram_labels
 
 HAVE_ALE = importlib.util.find_spec("ale_py") is not None
 needs_ale = pytest.mark.skipif(not HAVE_ALE, reason="ale-py is not installed (pip install -e '.[atari]')")
@@ -28,11 +28,26 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # The issue's list (issue 16 point 4), checked against AtariARI's ram_annotations.py.
 ISSUE_INDICES = {
-    "pong": {"player_y": 51, "player_x": 46, "enemy_y": 50, "enemy_x": 45, "ball_x": 49, "ball_y": 54,
-             "enemy_score": 13, "player_score": 14},
+    "pong": {
+        "player_y": 51,
+        "player_x": 46,
+        "enemy_y": 50,
+        "enemy_x": 45,
+        "ball_x": 49,
+        "ball_y": 54,
+        "enemy_score": 13,
+        "player_score": 14,
+    },
     "breakout": {"ball_x": 99, "ball_y": 101, "player_x": 72, "blocks_hit_count": 77, "score": 84},
-    "boxing": {"player_x": 32, "player_y": 34, "enemy_x": 33, "enemy_y": 35, "enemy_score": 19, "clock": 17,
-               "player_score": 18},
+    "boxing": {
+        "player_x": 32,
+        "player_y": 34,
+        "enemy_x": 33,
+        "enemy_y": 35,
+        "enemy_score": 19,
+        "clock": 17,
+        "player_score": 18,
+    },
     "freeway": {"player_y": 14, "score": 103, **{f"enemy_car_x_{i}": 108 + i for i in range(10)}},
 }
 
@@ -48,8 +63,16 @@ def test_ram_labels_read_the_annotated_bytes(game: str) -> None:
 def test_ram_labels_of_a_known_pong_state_and_expanded_lists() -> None:
     ram = np.zeros(128, np.uint8)
     ram[[51, 46, 50, 45, 49, 54, 13, 14]] = [130, 140, 60, 16, 99, 170, 5, 20]
-    expected = {"player_y": 130, "player_x": 140, "enemy_y": 60, "enemy_x": 16, "ball_x": 99, "ball_y": 170,
-                "enemy_score": 5, "player_score": 20}
+    expected = {
+        "player_y": 130,
+        "player_x": 140,
+        "enemy_y": 60,
+        "enemy_x": 16,
+        "ball_x": 99,
+        "ball_y": 170,
+        "enemy_score": 5,
+        "player_score": 20,
+    }
     assert ram_labels("ALE/Pong-v5", ram) == expected
     breakout = ram_labels("Breakout", np.arange(128, dtype=np.uint8))
     assert [breakout[f"block_bit_map_{i}"] for i in range(30)] == list(range(30)) and len(breakout) == 35
@@ -135,7 +158,7 @@ def _split(codes: np.ndarray, y: np.ndarray) -> tuple:
 def test_probe_reads_an_identity_code_and_not_noise() -> None:
     y = _labels(1000, 0)
     identity = np.concatenate([np.eye(8)[(y[:, 0] - 10) // 20], np.eye(4)[y[:, 1]]], 1)
-    cfg = ProbeConfig(lr=3e-3, epochs=25, seed=0)
+    cfg = AtariProbeConfig(lr=3e-3, epochs=25, seed=0)
     f1 = fit_linear_probes(*_split(identity, y), cfg)
     assert f1.min() > 0.98
     noise = np.random.default_rng(1).standard_normal((1000, 12))

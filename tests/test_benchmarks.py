@@ -80,8 +80,10 @@ def test_shared_helpers_are_defined_once() -> None:
 
 def test_parse_args_reads_fields_docstrings_bools_and_tuples(bench_import: Callable[[str], Any]) -> None:
     common = bench_import("common")
-    args = common.parse_args(bench_import("rollout_scaling").Args,
-                             argv=["--workers", "1,2", "4", "--env_cost_ms=0.5", "--preset", "paper"])
+    args = common.parse_args(
+        bench_import("rollout_scaling").Args,
+        argv=["--workers", "1,2", "4", "--env_cost_ms=0.5", "--preset", "paper"],
+    )
     assert (args.workers, args.env_cost_ms, args.preset) == ((1, 2, 4), 0.5, "paper")
     table1 = bench_import("ablation_table1").Args
     assert common.parse_args(table1, argv=["--seeds", "3", "--no-summarise"]).seeds == (3,)
@@ -124,7 +126,11 @@ def load(path: Path) -> Any:
 def check_sampler(r: Path) -> None:
     res = load(r / "sampler_speed.json")
     assert [(row["dataset"], row["canvas"]) for row in res["results"]] == [
-        ("shapes", 32), ("moving-shapes", 32), ("shapes", 64), ("moving-shapes", 64)]
+        ("shapes", 32),
+        ("moving-shapes", 32),
+        ("shapes", 64),
+        ("moving-shapes", 64),
+    ]
     assert all(row["images_per_s"] > 0 for row in res["results"])
     assert res["min_images_per_s_at_64"] == min(row["images_per_s"] for row in res["results"][2:])
     assert "| moving-shapes | 64 |" in (r / "sampler_speed.md").read_text()
@@ -140,7 +146,11 @@ def check_world(r: Path) -> None:
 def check_wrapper(r: Path) -> None:
     res = load(r / "wrapper_speed.json")
     assert [(row["preset"], row["sub_envs"]) for row in res["env_speed"]] == [
-        ("paper", 1), ("paper", 2), ("cpu", 1), ("cpu", 2)]
+        ("paper", 1),
+        ("paper", 2),
+        ("cpu", 1),
+        ("cpu", 2),
+    ]
     assert all(row["raw"]["wall"] > 0 and row["vec_env_wrapper"]["cpu"] > 0 for row in res["env_speed"])
     assert res["encoder"]["learner_encode_1t"]["wall"] > 0
     assert [row["frames"] for row in res["learning"]] == [16 * 8, 16 * 4]
@@ -175,8 +185,12 @@ def check_rollout(r: Path) -> None:
 
 def check_cpu_preset(r: Path) -> None:
     names = sorted(p.name for p in (r / "cpu_preset").glob("*.json"))
-    assert names == ["two-sided_gamma1.json", "two-sided_gamma100.json", "two-sided_gamma8.json",
-                     "upper_gamma10.json"]
+    assert names == [
+        "two-sided_gamma1.json",
+        "two-sided_gamma100.json",
+        "two-sided_gamma8.json",
+        "upper_gamma10.json",
+    ]
     rec = load(r / "cpu_preset" / "upper_gamma10.json")
     assert rec["steps"] == 2 and 0 <= rec["probe_accuracy"] <= 100 and rec["recon_nll"] > 0
     assert "upper gamma=10 (cpu preset)" in (r / "cpu_preset" / "README.md").read_text()
@@ -224,55 +238,251 @@ def check_cross_domain(r: Path) -> None:
     assert (r / "3d" / "cross_domain" / "cross_domain.md").exists()
 
 
-TINY_PAPER = ("--seeds", "0", "--steps-per-env", "4", "--jobs", "1", "--probe-eval-every", "4",
-              "--runs-dir", "{tmp}/runs")
-PPO_TINY = ("--seeds", "0", "--steps-a", "64", "--steps-b", "64", "--n-envs", "2", "--ppo-n-steps", "32",
-            "--ppo-batch-size", "32", "--ppo-epochs", "1", "--eval-episodes", "2", "--jobs", "1")
+TINY_PAPER = (
+    "--seeds",
+    "0",
+    "--steps-per-env",
+    "4",
+    "--jobs",
+    "1",
+    "--probe-eval-every",
+    "4",
+    "--runs-dir",
+    "{tmp}/runs",
+)
+PPO_TINY = (
+    "--seeds",
+    "0",
+    "--steps-a",
+    "64",
+    "--steps-b",
+    "64",
+    "--n-envs",
+    "2",
+    "--ppo-n-steps",
+    "32",
+    "--ppo-batch-size",
+    "32",
+    "--ppo-epochs",
+    "1",
+    "--eval-episodes",
+    "2",
+    "--jobs",
+    "1",
+)
 CASES = [
-    Case("sampler_speed", ("--seconds", "0.05", "--datasets", "shapes", "moving-shapes", "--batch-sizes",
-                           "16", "--canvas-sizes", "32", "64"), check_sampler, slow=False),
-    Case("world_speed", ("--steps", "10", "--repeats", "1", "--msaa-samples", "1", "--cpu", "-1",
-                         "--out-dir", "{results}"), check_world, ("gl",), slow=False),
-    Case("wrapper_speed", ("--repeats", "1", "--steps", "2", "--sub-envs", "1", "2", "--encode-batch", "8",
-                           "--learn-steps", "8", "--encoder-batches", "8", "--encoder-images", "64",
-                           "--peak-size", "64", "--ppo-envs", "2", "--ppo-n-steps", "8", "--ppo-timesteps",
-                           "16", "--ppo-batch-size", "16", "--ppo-epochs", "1"), check_wrapper, ("sb3",),
-         slow=False),
-    Case("long_run", ("--steps", "14", "--warmup", "4", "--rss-every", "2", "--probe-every", "7",
-                      "--checkpoint-every", "7", "--checkpoint", "{tmp}/long_run.pt"), check_long_run,
-         ("data",), slow=False),
-    Case("speed", ("--threads", "1", "--steps", "1", "--repeats", "1", "--warmup", "0", "--layouts",
-                   "contiguous", "--rss-steps", "2", "--no-explore", "--peak-size", "64"), check_speed),
-    Case("rollout_scaling", ("--workers", "1", "--frames", "16", "--repeats", "1", "--env-cost-ms", "0.1"),
-         check_rollout, ("sb3",)),
-    Case("cpu_preset", ("--steps", "2", "--probe-train", "128", "--probe-test", "64", "--probe-steps", "3"),
-         check_cpu_preset, ("data",)),
-    Case("ablation_table1", ("--rows", "SDA", "--modes", "dis", *TINY_PAPER),
-         check_paper("table1", "SDA_dis_s0", "table1.md"), ("data",)),
-    Case("ablation_table3", ("--rows", "-", "--modes", "ent", *TINY_PAPER),
-         check_paper("table3", "none_ent_s0", "table3.md"), ("data",)),
-    Case("five_datasets", TINY_PAPER, check_paper("five_datasets", "SDA_dis_s0", "five_datasets.md"),
-         ("data",)),
-    Case("dreaming_check", ("--variants", "D_tau8", *TINY_PAPER),
-         check_paper("dreaming_check/D_tau8", "D_dis_s0", "dreaming_check.md"), ("data",)),
+    Case(
+        "sampler_speed",
+        (
+            "--seconds",
+            "0.05",
+            "--datasets",
+            "shapes",
+            "moving-shapes",
+            "--batch-sizes",
+            "16",
+            "--canvas-sizes",
+            "32",
+            "64",
+        ),
+        check_sampler,
+        slow=False,
+    ),
+    Case(
+        "world_speed",
+        ("--steps", "10", "--repeats", "1", "--msaa-samples", "1", "--cpu", "-1", "--out-dir", "{results}"),
+        check_world,
+        ("gl",),
+        slow=False,
+    ),
+    Case(
+        "wrapper_speed",
+        (
+            "--repeats",
+            "1",
+            "--steps",
+            "2",
+            "--sub-envs",
+            "1",
+            "2",
+            "--encode-batch",
+            "8",
+            "--learn-steps",
+            "8",
+            "--encoder-batches",
+            "8",
+            "--encoder-images",
+            "64",
+            "--peak-size",
+            "64",
+            "--ppo-envs",
+            "2",
+            "--ppo-n-steps",
+            "8",
+            "--ppo-timesteps",
+            "16",
+            "--ppo-batch-size",
+            "16",
+            "--ppo-epochs",
+            "1",
+        ),
+        check_wrapper,
+        ("sb3",),
+        slow=False,
+    ),
+    Case(
+        "long_run",
+        (
+            "--steps",
+            "14",
+            "--warmup",
+            "4",
+            "--rss-every",
+            "2",
+            "--probe-every",
+            "7",
+            "--checkpoint-every",
+            "7",
+            "--checkpoint",
+            "{tmp}/long_run.pt",
+        ),
+        check_long_run,
+        ("data",),
+        slow=False,
+    ),
+    Case(
+        "speed",
+        (
+            "--threads",
+            "1",
+            "--steps",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--layouts",
+            "contiguous",
+            "--rss-steps",
+            "2",
+            "--no-explore",
+            "--peak-size",
+            "64",
+        ),
+        check_speed,
+    ),
+    Case(
+        "rollout_scaling",
+        ("--workers", "1", "--frames", "16", "--repeats", "1", "--env-cost-ms", "0.1"),
+        check_rollout,
+        ("sb3",),
+    ),
+    Case(
+        "cpu_preset",
+        ("--steps", "2", "--probe-train", "128", "--probe-test", "64", "--probe-steps", "3"),
+        check_cpu_preset,
+        ("data",),
+    ),
+    Case(
+        "ablation_table1",
+        ("--rows", "SDA", "--modes", "dis", *TINY_PAPER),
+        check_paper("table1", "SDA_dis_s0", "table1.md"),
+        ("data",),
+    ),
+    Case(
+        "ablation_table3",
+        ("--rows", "-", "--modes", "ent", *TINY_PAPER),
+        check_paper("table3", "none_ent_s0", "table3.md"),
+        ("data",),
+    ),
+    Case(
+        "five_datasets", TINY_PAPER, check_paper("five_datasets", "SDA_dis_s0", "five_datasets.md"), ("data",)
+    ),
+    Case(
+        "dreaming_check",
+        ("--variants", "D_tau8", *TINY_PAPER),
+        check_paper("dreaming_check/D_tau8", "D_dis_s0", "dreaming_check.md"),
+        ("data",),
+    ),
     Case("ambiguity", TINY_PAPER, check_paper("ambiguity", "SDA_dis_s0", "ambiguity.md"), ("data",)),
-    Case("imagination", ("--steps-per-env", "4", "--seeds", "0", "--jobs", "1", "--probe-eval-every", "4",
-                         "--probe-eval-size", "50", "--world-train-every", "32", "--world-warmup", "64",
-                         "--world-episode-steps", "64", "--world-probe-train", "200", "--world-probe-test",
-                         "100"), check_imagination, ("data",)),
-    Case("rl_transfer", ("--methods", "vase", "pixels", *PPO_TINY, "--adapt-steps", "64"),
-         check_rl("rl_transfer/runs", ("vase", "pixels"),
-                  ("return_a", "zero_shot_b", "kept_b", "fine_tuned_b", "zero_shot_b2", "a_after_adapt_b")),
-         ("data", "sb3")),
-    Case("cross_domain_3d", ("--methods", "vase", "--seeds", "0", "--steps-per-level", "3", "--train-every",
-                             "8", "--buffer-size", "128", "--episode-steps", "20", "--probe-episodes", "4",
-                             "--probe-episode-steps", "5", "--test-episodes", "2", "--mlp-steps", "5",
-                             "--figure-columns", "2", "--jobs", "1", "--runs-dir", ""),
-         check_cross_domain, ("gl",)),
-    Case("rl_transfer_3d", ("--methods", "vase", "pixels", *PPO_TINY, "--tensorboard-dir", ""),
-         check_rl("3d/rl_transfer/runs", ("vase", "pixels"),
-                  ("eval_a", "zero_shot_b", "eval_b", "eval_a_after_b")),
-         ("gl", "sb3")),
+    Case(
+        "imagination",
+        (
+            "--steps-per-env",
+            "4",
+            "--seeds",
+            "0",
+            "--jobs",
+            "1",
+            "--probe-eval-every",
+            "4",
+            "--probe-eval-size",
+            "50",
+            "--world-train-every",
+            "32",
+            "--world-warmup",
+            "64",
+            "--world-episode-steps",
+            "64",
+            "--world-probe-train",
+            "200",
+            "--world-probe-test",
+            "100",
+        ),
+        check_imagination,
+        ("data",),
+    ),
+    Case(
+        "rl_transfer",
+        ("--methods", "vase", "pixels", *PPO_TINY, "--adapt-steps", "64"),
+        check_rl(
+            "rl_transfer/runs",
+            ("vase", "pixels"),
+            ("return_a", "zero_shot_b", "kept_b", "fine_tuned_b", "zero_shot_b2", "a_after_adapt_b"),
+        ),
+        ("data", "sb3"),
+    ),
+    Case(
+        "cross_domain_3d",
+        (
+            "--methods",
+            "vase",
+            "--seeds",
+            "0",
+            "--steps-per-level",
+            "3",
+            "--train-every",
+            "8",
+            "--buffer-size",
+            "128",
+            "--episode-steps",
+            "20",
+            "--probe-episodes",
+            "4",
+            "--probe-episode-steps",
+            "5",
+            "--test-episodes",
+            "2",
+            "--mlp-steps",
+            "5",
+            "--figure-columns",
+            "2",
+            "--jobs",
+            "1",
+            "--runs-dir",
+            "",
+        ),
+        check_cross_domain,
+        ("gl",),
+    ),
+    Case(
+        "rl_transfer_3d",
+        ("--methods", "vase", "pixels", *PPO_TINY, "--tensorboard-dir", ""),
+        check_rl(
+            "3d/rl_transfer/runs", ("vase", "pixels"), ("eval_a", "zero_shot_b", "eval_b", "eval_a_after_b")
+        ),
+        ("gl", "sb3"),
+    ),
 ]
 
 
@@ -286,9 +496,30 @@ def check_quality(r: Path) -> None:
     assert (r / "representation_quality" / "quality_vs_budget.png").stat().st_size > 0
 
 
-CASES.append(Case("representation_quality", ("--datasets", "mnist", "--variants", "cpu", "--budgets", "2", "4",
-                                             "--seeds", "0", "--train-size", "200", "--test-size", "100",
-                                             "--epochs", "2"), check_quality, ("data",)))
+CASES.append(
+    Case(
+        "representation_quality",
+        (
+            "--datasets",
+            "mnist",
+            "--variants",
+            "cpu",
+            "--budgets",
+            "2",
+            "4",
+            "--seeds",
+            "0",
+            "--train-size",
+            "200",
+            "--test-size",
+            "100",
+            "--epochs",
+            "2",
+        ),
+        check_quality,
+        ("data",),
+    )
+)
 
 
 def check_atari(r: Path) -> None:
@@ -296,7 +527,10 @@ def check_atari(r: Path) -> None:
     recs = {rep: load(out / f"{rep}_seed0.json") for rep in ("vase", "entangled", "untrained", "pixels")}
     vase = recs["vase"]
     assert [st["after"] for st in vase["stages"]] == ["pong", "freeway"]
-    assert set(vase["stages"][0]["scores"]) == {"pong"} and set(vase["stages"][1]["scores"]) == {"pong", "freeway"}
+    assert set(vase["stages"][0]["scores"]) == {"pong"} and set(vase["stages"][1]["scores"]) == {
+        "pong",
+        "freeway",
+    }
     assert vase["stages"][-1]["steps"] == 4 and vase["stages"][-1]["train_cpu_s"] > 0
     assert vase["data"]["pong"]["units"] == 6 and vase["data"]["freeway"]["kept"]
     for rec in recs.values():
@@ -309,8 +543,27 @@ def check_atari(r: Path) -> None:
 
 
 # needs ale-py (the atari extra, installed by `make setup`)
-CASES.append(Case("atari_probes", ("--games", "pong", "freeway", "--frames-per-game", "120", "--segment-frames",
-                                   "20", "--steps-per-game", "2", "--probe-epochs", "2"), check_atari, ("atari",)))
+CASES.append(
+    Case(
+        "atari_probes",
+        (
+            "--games",
+            "pong",
+            "freeway",
+            "--frames-per-game",
+            "120",
+            "--segment-frames",
+            "20",
+            "--steps-per-game",
+            "2",
+            "--probe-epochs",
+            "2",
+        ),
+        check_atari,
+        ("atari",),
+    )
+)
+
 
 def check_identity(r: Path) -> None:
     runs = r / "rl_transfer" / "identity"
@@ -321,10 +574,36 @@ def check_identity(r: Path) -> None:
     assert (runs / "rl_identity.png").stat().st_size > 0
 
 
-CASES.append(Case("rl_identity", ("--methods", "vase", "pixels", "--seeds", "0", "--steps", "128",
-                                  "--pretrain-steps", "64", "--n-envs", "2", "--ppo-n-steps", "32",
-                                  "--ppo-batch-size", "32", "--ppo-epochs", "1", "--eval-episodes", "2",
-                                  "--jobs", "1"), check_identity, ("data", "sb3")))
+CASES.append(
+    Case(
+        "rl_identity",
+        (
+            "--methods",
+            "vase",
+            "pixels",
+            "--seeds",
+            "0",
+            "--steps",
+            "128",
+            "--pretrain-steps",
+            "64",
+            "--n-envs",
+            "2",
+            "--ppo-n-steps",
+            "32",
+            "--ppo-batch-size",
+            "32",
+            "--ppo-epochs",
+            "1",
+            "--eval-episodes",
+            "2",
+            "--jobs",
+            "1",
+        ),
+        check_identity,
+        ("data", "sb3"),
+    )
+)
 
 
 def test_every_script_has_a_tiny_run() -> None:
@@ -344,16 +623,29 @@ def skip_reason(needs: tuple[str, ...]) -> str | None:
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(c, id=c.script, marks=[pytest.mark.slow] if c.slow else []) for c in CASES])
+    "case", [pytest.param(c, id=c.script, marks=[pytest.mark.slow] if c.slow else []) for c in CASES]
+)
 def test_benchmark_runs_with_a_tiny_budget(case: Case, tmp_path: Path) -> None:
     reason = skip_reason(case.needs)
     if reason:
         pytest.skip(reason)
     results = tmp_path / "results"
     argv = [a.format(tmp=tmp_path, results=results) for a in case.argv]
-    env = {**os.environ, "VASE_BENCH_RESULTS": str(results), "VASE_DATA_DIR": DATA_DIR,
-           "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, str(BENCH / f"{case.script}.py"), *argv], check=False,
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "VASE_BENCH_RESULTS": str(results),
+        "VASE_DATA_DIR": DATA_DIR,
+        "OMP_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / f"{case.script}.py"), *argv],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, f"{case.script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     case.check(results)

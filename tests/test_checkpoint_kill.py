@@ -16,8 +16,8 @@ import pytest
 import torch
 from helpers import shapes_batches, tiny_config
 
-from vase_rl.checkpoint import CheckpointError, remove_stale_temps, save_checkpoint
-from vase_rl.learner import ContinualLearner
+from vase_rl.core.checkpoint import CheckpointError, remove_stale_temps, save_checkpoint
+from vase_rl.core.learner import ContinualLearner
 
 TESTS = Path(__file__).resolve().parent
 
@@ -29,7 +29,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import torch
     from helpers import shapes_batches, tiny_config
-    from vase_rl.learner import ContinualLearner
+    from vase_rl.core.learner import ContinualLearner
 
     path = {path!r}
     learner = ContinualLearner(tiny_config(), device="cpu")
@@ -62,8 +62,12 @@ def _kill_during_save(tmp_path: Path, save_first: bool) -> Path:
     """Run the child and SIGKILL it while its second checkpoint is half written; return the path."""
     path = tmp_path / "checkpoint.pt"
     code = CHILD.format(tests=str(TESTS), path=str(path), save_first=save_first)
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert child.stdout is not None
     try:
         line = child.stdout.readline().strip()
@@ -94,8 +98,9 @@ def test_sigkill_during_save_leaves_the_previous_checkpoint_loadable(tmp_path: P
 def test_stale_temp_cleanup_keeps_a_live_writers_file(tmp_path: Path) -> None:
     target = tmp_path / "checkpoint.pt"
     live = tmp_path / f".tmp-checkpoint.pt-{os.getppid()}-abc.pt"  # the parent process is alive
-    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+    dead_pid = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     dead = tmp_path / f".tmp-checkpoint.pt-{dead_pid}-xyz.pt"
     other = tmp_path / f".tmp-other.pt-{dead_pid}-xyz.pt"  # another checkpoint's temp: not ours to touch
     for f in (live, dead, other):
@@ -120,8 +125,9 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[ContinualLearner, b
     return learner, path.read_bytes()
 
 
-def test_a_file_truncated_anywhere_is_rejected_with_its_name(saved: tuple[ContinualLearner, bytes],
-                                                             tmp_path: Path) -> None:
+def test_a_file_truncated_anywhere_is_rejected_with_its_name(
+    saved: tuple[ContinualLearner, bytes], tmp_path: Path
+) -> None:
     _, data = saved
     cuts = sorted({0, 1, 100, len(data) - 1, len(data) - 22, *np.linspace(0, len(data) - 1, 40).astype(int)})
     for cut in cuts:
@@ -184,7 +190,7 @@ def test_wrapper_load_rejects_a_corrupt_checkpoint(
     import gymnasium as gym
 
     import vase_rl.envs  # noqa: F401
-    from vase_rl.wrapper import VASEObservation
+    from vase_rl.rl.wrapper import VASEObservation
 
     path = tmp_path / "half.pt"
     path.write_bytes(saved[1][: len(saved[1]) // 3])
@@ -203,8 +209,9 @@ def test_a_tampered_state_with_a_matching_config_is_refused_and_nothing_is_loade
     assert _states_equal(before, _full_state(learner))
 
 
-def test_every_single_byte_corruption_is_rejected_or_harmless(saved: tuple[ContinualLearner, bytes],
-                                                             tmp_path: Path) -> None:
+def test_every_single_byte_corruption_is_rejected_or_harmless(
+    saved: tuple[ContinualLearner, bytes], tmp_path: Path
+) -> None:
     learner, data = saved
     reference = learner.model.state_dict()
     rng = np.random.default_rng(0)

@@ -1,5 +1,5 @@
 """One config surface: ``VASEConfig.for_row`` (the one parser of table rows incl. SD-[41]) behind
-``vase-rl train`` and ``python -m vase_rl.distributed``, which parse the same options."""
+``vase-rl train`` and ``python -m vase_rl.torchrun``, which parse the same options."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from vase_rl import cli
-from vase_rl.config import Ablation, VASEConfig, get_preset
-from vase_rl.learner import ContinualLearner
-from vase_rl.run_format import read_log, read_run_config
+from vase_rl.core.config import Ablation, VASEConfig, get_preset
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.runs.run_format import read_log, read_run_config
 
 
 def test_sd41_row_is_sd_without_the_decoder_proximity_and_nothing_else() -> None:
@@ -47,11 +47,27 @@ def test_ablation_parse_refuses_the_41_suffix_instead_of_dropping_it() -> None:
 
 
 def test_train_cli_and_distributed_entry_build_the_same_config_and_settings() -> None:
-    from vase_rl.distributed import _parse
+    from vase_rl.runs.distributed import _parse
 
-    argv = ["--preset", "cpu", "--ablation", "SD-[41]", "--entangled", "--steps-per-env", "7",
-            "--batch-size", "12", "--seed", "4", "--log-every", "3", "--sequence", "mnist,shapes",
-            "--out", "unused"]
+    argv = [
+        "--preset",
+        "cpu",
+        "--ablation",
+        "SD-[41]",
+        "--entangled",
+        "--steps-per-env",
+        "7",
+        "--batch-size",
+        "12",
+        "--seed",
+        "4",
+        "--log-every",
+        "3",
+        "--sequence",
+        "mnist,shapes",
+        "--out",
+        "unused",
+    ]
     p = argparse.ArgumentParser()
     cli.add_config_arguments(p)
     cli.add_run_arguments(p)
@@ -62,20 +78,43 @@ def test_train_cli_and_distributed_entry_build_the_same_config_and_settings() ->
     s_train, s_ddp = cli.build_settings(train, cfg, probes=False), cli.build_settings(ddp, cfg, probes=False)
     assert s_train == s_ddp
     assert (s_train.sequence, s_train.steps_per_env, s_train.log_every, s_train.seed) == (
-        ("mnist", "shapes"), 7, 3, 4)
+        ("mnist", "shapes"),
+        7,
+        3,
+        4,
+    )
 
 
 def test_vase_rl_train_writes_a_run_with_the_row_config_and_resumes(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
-    args = ["train", "--sequence", "moving-shapes", "--steps-per-env", "3", "--batch-size", "4",
-            "--ablation", "SD-[41]", "--no-probes", "--quiet", "--threads", "1", "--device", "cpu",
-            "--log-every", "1", "--out", str(tmp_path)]
+    args = [
+        "train",
+        "--sequence",
+        "moving-shapes",
+        "--steps-per-env",
+        "3",
+        "--batch-size",
+        "4",
+        "--ablation",
+        "SD-[41]",
+        "--no-probes",
+        "--quiet",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--log-every",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     try:
         assert cli.main(args) == 0
         assert (tmp_path / "done").exists()
         cfg, settings = read_run_config(str(tmp_path))
         assert cfg == VASEConfig.for_row("SD-[41]", base=get_preset("cpu")).with_overrides(
-            steps_per_env=3, batch_size=4)
+            steps_per_env=3, batch_size=4
+        )
         assert settings.sequence == ("moving-shapes",) and not settings.probes
         assert [r["step"] for r in read_log(str(tmp_path))] == [1, 2, 3]
         assert cli.main([*args, "--resume"]) == 0  # a finished run resumes to its end: nothing to add
@@ -92,13 +131,40 @@ def test_torchrun_entry_runs_the_same_loop_with_checkpoints_on_every_rank(tmp_pa
     import sys
 
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "vase_rl.distributed", "--sequence", "moving-shapes,shapes", "--preset", "cpu",
-           "--steps-per-env", "5", "--batch-size", "8", "--threads", "1", "--quiet", "--log-every", "2",
-           "--checkpoint-every", "3", "--timeout-s", "120", "--ablation", "SD-[41]", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "vase_rl.torchrun",
+        "--sequence",
+        "moving-shapes,shapes",
+        "--preset",
+        "cpu",
+        "--steps-per-env",
+        "5",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--quiet",
+        "--log-every",
+        "2",
+        "--checkpoint-every",
+        "3",
+        "--timeout-s",
+        "120",
+        "--ablation",
+        "SD-[41]",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True,
-                   timeout=600)
+    subprocess.run(
+        cmd, check=True, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, timeout=600
+    )
     cfg, settings = read_run_config(str(out))
     assert not cfg.dream.decoder_proximity and cfg.batch_size == 8 and not settings.probes
     assert json.loads((out / "config.json").read_text())["world_size"] == 2

@@ -1,4 +1,4 @@
-"""Checksummed loaders, download() with a fake network, and the A.5 transforms (vase_rl.data)."""
+"""Checksummed loaders, download() with a fake network, and the A.5 transforms (vase_rl.data.datasets)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 
-from vase_rl import data
+from vase_rl.data import datasets as data
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -26,8 +26,10 @@ def root() -> Path:
     """The real data dir from $VASE_DATA_DIR (skips, saying why, when it is absent)."""
     path = data.get_data_dir()
     if not (path / "mnist" / TEST_LABELS).is_file():
-        pytest.skip(f"real data not found in {path}: set VASE_DATA_DIR to a folder with mnist/, "
-                    "fashion_mnist/, faces/ and SHA256SUMS")
+        pytest.skip(
+            f"real data not found in {path}: set VASE_DATA_DIR to a folder with mnist/, "
+            "fashion_mnist/, faces/ and SHA256SUMS"
+        )
     return path
 
 
@@ -266,7 +268,7 @@ def test_place_on_canvas_matches_a_loop_and_rejects_sprites_outside() -> None:
     out = data.place_on_canvas(sprites, xs, ys, 10, background=7)
     expected = np.full((5, 10, 10), 7, dtype=np.uint8)
     for i in range(5):
-        expected[i, ys[i]:ys[i] + 3, xs[i]:xs[i] + 4] = sprites[i]
+        expected[i, ys[i] : ys[i] + 3, xs[i] : xs[i] + 4] = sprites[i]
     assert np.array_equal(out, expected)
     with pytest.raises(ValueError, match="inside"):
         data.place_on_canvas(sprites, xs + 7, ys, 10)

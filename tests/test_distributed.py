@@ -1,4 +1,4 @@
-"""Data-parallel learner (vase_rl.distributed): 2 gloo processes equal one process on the combined batch.
+"""Data-parallel learner (vase_rl.runs.distributed): 2 gloo processes equal one process on the combined batch.
 
 One module-scoped spawn of 2 CPU ranks runs every distributed scenario (process start-up dominates the
 cost); the tests assert on what the ranks recorded. The torchrun entry point runs under ``-m slow``.
@@ -20,10 +20,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from helpers import shapes_batches, tiny_config
 
-from vase_rl.config import VASEConfig
-from vase_rl.distributed import DistributedLearner
-from vase_rl.inference import EnvironmentOverflowError
-from vase_rl.learner import ContinualLearner
+from vase_rl.core.config import VASEConfig
+from vase_rl.core.inference import EnvironmentOverflowError
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.runs.distributed import DistributedLearner
 
 WORLD = 2
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def _rank_main(rank: int, rendezvous: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD)
     learner = DistributedLearner(scenario_config(), device="cpu")
-    good = scenario_batches()[0][rank * 8:(rank + 1) * 8]
+    good = scenario_batches()[0][rank * 8 : (rank + 1) * 8]
     record: dict[str, Any] = {
         "bad_input": _expect_error(
             lambda: learner.train_step(good.astype(np.float32) if rank == 1 else good)
@@ -67,7 +67,7 @@ def _rank_main(rank: int, rendezvous: str, out_dir: str) -> None:
         "unequal": _expect_error(lambda: learner.train_step(good[: 8 - 2 * rank])),
         "rank0_error": _expect_error(lambda: learner.on_rank0(_overflow)),
     }
-    record["outs"] = [learner.train_step(x[rank * 8:(rank + 1) * 8]).to_log() for x in scenario_batches()]
+    record["outs"] = [learner.train_step(x[rank * 8 : (rank + 1) * 8]).to_log() for x in scenario_batches()]
     record["in_sync"] = learner.parameters_in_sync()
     record["state"] = learner.state_dict()
     learner.save(os.path.join(out_dir, "checkpoint.pt"))
@@ -168,8 +168,24 @@ def test_distributed_learner_needs_a_process_group() -> None:
 
 
 def _entry_point(launcher: list[str], out: Path) -> ContinualLearner:
-    cmd = [*launcher, "-m", "vase_rl.distributed", "--sequence", "moving-shapes,shapes", "--preset", "cpu",
-           "--steps-per-env", "6", "--batch-size", "8", "--threads", "1", "--quiet", "--out", str(out)]
+    cmd = [
+        *launcher,
+        "-m",
+        "vase_rl.torchrun",
+        "--sequence",
+        "moving-shapes,shapes",
+        "--preset",
+        "cpu",
+        "--steps-per-env",
+        "6",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, timeout=600)
     assert (out / "done").exists()

@@ -24,13 +24,22 @@ from hypothesis.extra.numpy import arrays
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from vase_rl.agents.sb3_vec import VASEVecEnv
-from vase_rl.learner import ContinualLearner
-from vase_rl.vector_wrapper import VASEVectorObservation
-from vase_rl.wrapper import VASEObservation, WrapperConfig
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.rl.vector_wrapper import VASEVectorObservation
+from vase_rl.rl.wrapper import OnlineConfig, VASEObservation
 
 FAST_EXAMPLES, SLOW_EXAMPLES = 15, 300
 CLEAR = (
-    "shape", "dtype", "channel", "NaN", "[0, 1]", "empty", "too small", "numpy array", "batch", "Box",
+    "shape",
+    "dtype",
+    "channel",
+    "NaN",
+    "[0, 1]",
+    "empty",
+    "too small",
+    "numpy array",
+    "batch",
+    "Box",
     "image",
 )
 """An error is clear when its message names one of these (what was received / expected)."""
@@ -38,15 +47,18 @@ DTYPES = (np.uint8, np.float32, np.float64, np.float16, np.int64, np.int8, np.ui
 SIDES = (1, 2, 3, 5, 16, 17, 40)
 LAYOUTS = ("BHW", "BHWC", "BCHW", "HW", "HWC", "B", "BHWCX", "")
 SPECIAL_FLOATS = (float("nan"), float("inf"), -float("inf"), -0.0, 1.0005, -5e-4, 1e-40, 1.5, -1.0, 255.0)
-WRAPPER_OPTIONS = WrapperConfig(train_every=8, warmup=16, buffer_size=64)  # tiny learner: batch 16
+WRAPPER_OPTIONS = OnlineConfig(train_every=8, warmup=16, buffer_size=64)  # tiny learner: batch 16
 
 
 def both(**strategies: st.SearchStrategy[Any]) -> Callable[[Callable[..., None]], tuple[Any, Any]]:
     """Decorate a property into (fast fuzz test, slow fuzz test with many examples)."""
 
     def build(body: Callable[..., None]) -> tuple[Any, Any]:
-        common = {"deadline": None, "derandomize": True, "suppress_health_check": [HealthCheck.too_slow,
-                                                                                    HealthCheck.data_too_large]}
+        common = {
+            "deadline": None,
+            "derandomize": True,
+            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+        }
         fast = settings(max_examples=FAST_EXAMPLES, **common)(given(**strategies)(body))
         slow = settings(max_examples=SLOW_EXAMPLES, **common)(given(**strategies)(body))
         return pytest.mark.fuzz(fast), pytest.mark.slow(pytest.mark.fuzz(slow))
@@ -69,9 +81,13 @@ def images(draw: st.DrawFn, canonical: bool = False, side: int | None = None) ->
         specials: tuple[float, ...] = (0.0, 1.0, 1e-40, 0.5)
     else:
         layout = draw(st.sampled_from(LAYOUTS))
-        sides = {"B": draw(st.integers(0, 4)), "H": draw(st.sampled_from(SIDES)),
-                 "W": draw(st.sampled_from(SIDES)), "C": draw(st.sampled_from((0, 1, 2, 3, 4))),
-                 "X": draw(st.integers(1, 2))}
+        sides = {
+            "B": draw(st.integers(0, 4)),
+            "H": draw(st.sampled_from(SIDES)),
+            "W": draw(st.sampled_from(SIDES)),
+            "C": draw(st.sampled_from((0, 1, 2, 3, 4))),
+            "X": draw(st.integers(1, 2)),
+        }
         dtype = draw(st.sampled_from(DTYPES))
         specials = SPECIAL_FLOATS
     shape = tuple(sides[k] for k in layout)
@@ -128,8 +144,9 @@ def _encode_any_input(x: Any) -> None:
         assert_finite_latents(mu)
 
 
-(test_encode_any_input_works_or_raises_clearly,
- test_encode_any_input_works_or_raises_clearly_many) = _encode_any_input
+(test_encode_any_input_works_or_raises_clearly, test_encode_any_input_works_or_raises_clearly_many) = (
+    _encode_any_input
+)
 
 
 @both(x=images(canonical=True))
@@ -143,16 +160,20 @@ test_encode_accepts_every_valid_input, test_encode_accepts_every_valid_input_man
 @both(x=images(), extreme=st.sampled_from(("none", "zeros", "ones", "checker")))
 def _train_any_batch(x: Any, extreme: str) -> None:
     if extreme != "none" and isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.size:
-        x = {"zeros": np.zeros_like(x), "ones": np.full_like(x, 255),
-             "checker": (np.indices(x.shape).sum(0) % 2 * 255).astype(np.uint8)}[extreme]
+        x = {
+            "zeros": np.zeros_like(x),
+            "ones": np.full_like(x, 255),
+            "checker": (np.indices(x.shape).sum(0) % 2 * 255).astype(np.uint8),
+        }[extreme]
     out = accepts_or_rejects_clearly(lambda: learner().train_step(x))
     if out is not None:
         assert np.isfinite(out.loss) and np.isfinite(out.atypicality).all()
         assert_finite_latents(learner().encode(x))
 
 
-test_train_step_any_batch_works_or_raises_clearly, test_train_step_any_batch_works_or_raises_clearly_many = \
+test_train_step_any_batch_works_or_raises_clearly, test_train_step_any_batch_works_or_raises_clearly_many = (
     _train_any_batch
+)
 
 
 # ------------------------------------------------------------------------------------------ wrappers
@@ -175,8 +196,15 @@ class ImageEnv(gym.Env[Any, int]):
 def observation_spaces(draw: st.DrawFn) -> spaces.Space[Any]:
     """Boxes of any rank/side/dtype/bounds, plus a few non-Box spaces."""
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.sampled_from((spaces.Discrete(3), spaces.MultiBinary(4),
-                                     spaces.Dict({"img": spaces.Box(0, 255, (16, 16, 1), np.uint8)}))))
+        return draw(
+            st.sampled_from(
+                (
+                    spaces.Discrete(3),
+                    spaces.MultiBinary(4),
+                    spaces.Dict({"img": spaces.Box(0, 255, (16, 16, 1), np.uint8)}),
+                )
+            )
+        )
     shape = tuple(draw(st.lists(st.sampled_from((1, 2, 3, 4, 16, 20)), min_size=0, max_size=4)))
     dtype = draw(st.sampled_from((np.uint8, np.float32, np.float64, np.int64)))
     if np.dtype(dtype).kind == "f":
@@ -191,8 +219,12 @@ def _vector_envs(space: spaces.Space[Any]) -> list[tuple[str, Any]]:
     options = {"config": WRAPPER_OPTIONS}
     return [
         ("single", lambda: VASEObservation(ImageEnv(space), learner(), **options)),
-        ("gym-vector", lambda: VASEVectorObservation(
-            gym.vector.SyncVectorEnv([lambda: ImageEnv(space)] * 2), learner(), **options)),
+        (
+            "gym-vector",
+            lambda: VASEVectorObservation(
+                gym.vector.SyncVectorEnv([lambda: ImageEnv(space)] * 2), learner(), **options
+            ),
+        ),
         ("sb3-vec", lambda: VASEVecEnv(DummyVecEnv([lambda: ImageEnv(space)] * 2), learner(), **options)),
     ]
 
@@ -221,8 +253,9 @@ def _wrap_any_space(space: spaces.Space[Any]) -> None:
     assert len(set(outcomes)) == 1, f"wrappers disagree on {space}: {outcomes}"
 
 
-test_wrappers_accept_or_reject_any_space_clearly, test_wrappers_accept_or_reject_any_space_clearly_many = \
+test_wrappers_accept_or_reject_any_space_clearly, test_wrappers_accept_or_reject_any_space_clearly_many = (
     _wrap_any_space
+)
 
 FRAME_SPACE = spaces.Box(0, 255, (16, 16, 1), np.uint8)
 
@@ -230,18 +263,25 @@ FRAME_SPACE = spaces.Box(0, 255, (16, 16, 1), np.uint8)
 @both(frames=st.one_of(images(), images(canonical=True, side=16)), learn=st.booleans())
 def _wrapper_frames(frames: Any, learn: bool) -> None:
     single = VASEObservation(ImageEnv(FRAME_SPACE), learner(), config=WRAPPER_OPTIONS, learn=learn)
-    vector = VASEVectorObservation(gym.vector.SyncVectorEnv([lambda: ImageEnv(FRAME_SPACE)] * 2), learner(),
-                                   config=WRAPPER_OPTIONS, learn=learn)
-    sb3 = VASEVecEnv(DummyVecEnv([lambda: ImageEnv(FRAME_SPACE)] * 2), learner(), config=WRAPPER_OPTIONS,
-                     learn=learn)
+    vector = VASEVectorObservation(
+        gym.vector.SyncVectorEnv([lambda: ImageEnv(FRAME_SPACE)] * 2),
+        learner(),
+        config=WRAPPER_OPTIONS,
+        learn=learn,
+    )
+    sb3 = VASEVecEnv(
+        DummyVecEnv([lambda: ImageEnv(FRAME_SPACE)] * 2), learner(), config=WRAPPER_OPTIONS, learn=learn
+    )
     frame = frames[0] if len(getattr(frames, "shape", ())) > 0 and len(frames) else frames  # one observation
     accepted = 0
     for _ in range(16):  # >= 16 frames: a learning wrapper's first training round (warm-up = batch = 16)
         one = accepts_or_rejects_clearly(lambda: single.observation(frame))
         if one is not None:
             assert_finite_latents(one[None])
-        for batch in (accepts_or_rejects_clearly(lambda: vector.observations(frames)),
-                      accepts_or_rejects_clearly(lambda: sb3.vase.process(frames))):  # what step_wait calls
+        for batch in (
+            accepts_or_rejects_clearly(lambda: vector.observations(frames)),
+            accepts_or_rejects_clearly(lambda: sb3.vase.process(frames)),
+        ):  # what step_wait calls
             if batch is not None:
                 assert_finite_latents(batch, n=len(frames))
                 accepted += 1
@@ -251,5 +291,6 @@ def _wrapper_frames(frames: Any, learn: bool) -> None:
         wrapper.close()
 
 
-test_wrappers_accept_or_reject_any_frames_clearly, test_wrappers_accept_or_reject_any_frames_clearly_many = \
+test_wrappers_accept_or_reject_any_frames_clearly, test_wrappers_accept_or_reject_any_frames_clearly_many = (
     _wrapper_frames
+)

@@ -12,10 +12,10 @@ from gymnasium.utils.env_checker import check_env
 
 from vase_rl.agents.explore import ImaginationAgent, env_translation_range, explore
 from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer, translation_to_env_action
-from vase_rl.config import get_preset
+from vase_rl.core.config import get_preset
+from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sprites import SpriteCanvas
-from vase_rl.learner import ContinualLearner
-from vase_rl.wrapper import FRAME_KEY, VASEObservation
+from vase_rl.rl.wrapper import FRAME_KEY, VASEObservation
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -27,14 +27,28 @@ def make_learner(seed: int = 0) -> ContinualLearner:
 
 
 def canvas(**kw: Any) -> SpriteCanvas:
-    kw = {"source": "shapes", "canvas_size": 32, "action_type": "continuous", "moving": True,
-          "max_episode_steps": 1000, **FAR_GOAL, **kw}
+    kw = {
+        "source": "shapes",
+        "canvas_size": 32,
+        "action_type": "continuous",
+        "moving": True,
+        "max_episode_steps": 1000,
+        **FAR_GOAL,
+        **kw,
+    }
     return SpriteCanvas(**kw)
 
 
 def world(learner: ContinualLearner, learn: bool = False, **canvas_kw: Any) -> VASEObservation:
-    return VASEObservation(canvas(**canvas_kw), learner, learn=learn, frame_in_info=True,
-                           warmup=8, train_every=4, buffer_size=256)
+    return VASEObservation(
+        canvas(**canvas_kw),
+        learner,
+        learn=learn,
+        frame_in_info=True,
+        warmup=8,
+        train_every=4,
+        buffer_size=256,
+    )
 
 
 def explorer_for(learner: ContinualLearner, seed: int = 0) -> ImaginationExplorer:
@@ -117,7 +131,8 @@ def test_frame_in_info_off_leaves_observations_and_infos_unchanged() -> None:
         results += [e.step(np.array(a, np.float32)) for e in (plain, off, on)]
     for k in range(0, len(results), 3):
         (raw_obs, raw_info), (off_obs, off_info), (on_obs, on_info) = (
-            (r[0], r[-1]) for r in results[k : k + 3])
+            (r[0], r[-1]) for r in results[k : k + 3]
+        )
         assert off_info == raw_info and FRAME_KEY not in off_info
         np.testing.assert_array_equal(on_obs, off_obs)
         np.testing.assert_array_equal(on_info.pop(FRAME_KEY), raw_obs)

@@ -1,4 +1,4 @@
-"""Environment inference, eq. 6 / Algorithm 1 (vase_rl.inference): the paper's rule and each heuristic's case.
+"""Environment inference, eq. 6 / Algorithm 1 (vase_rl.core.inference): the paper's rule and each heuristic's case.
 
 Component tests drive :class:`EnvironmentInference` with a hand-made memory and hand-set losses (a
 ``recon_fn`` table), starting from ``InferenceConfig.paper()`` and switching on the one heuristic under
@@ -14,8 +14,8 @@ import pytest
 import torch
 from helpers import shapes_batches, tiny_config
 
-from vase_rl.config import Ablation, InferenceConfig, MaskConfig, VASEConfig
-from vase_rl.inference import (
+from vase_rl.core.config import Ablation, InferenceConfig, MaskConfig, VASEConfig
+from vase_rl.core.inference import (
     Decision,
     EnvironmentInference,
     EnvironmentMemory,
@@ -24,8 +24,8 @@ from vase_rl.inference import (
     Reason,
     environment_check,
 )
-from vase_rl.learner import ContinualLearner
-from vase_rl.step_result import StepResult
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.core.step_result import StepResult
 
 N = 4
 MASK = MaskConfig(lambda0=0.5, lambda1=1.0)
@@ -33,8 +33,9 @@ TYPICAL = torch.zeros(N)
 """alpha of a batch on which every latent is typical: its mask a(x) is all-active, equal to the stored one."""
 
 
-def known(policy: InferenceConfig, recon_avg: tuple[float, ...] = (10.0, 20.0), max_envs: int = 4,
-          current: int = 1) -> EnvironmentInference:
+def known(
+    policy: InferenceConfig, recon_avg: tuple[float, ...] = (10.0, 20.0), max_envs: int = 4, current: int = 1
+) -> EnvironmentInference:
     """An inference with environments 0..m-1 allocated (all latents active and used, L~_s = recon_avg),
     ``current`` the current one, the last allocation long ago."""
     inf = EnvironmentInference(policy, MASK, Ablation(), EnvironmentMemory.empty(max_envs, N))
@@ -49,11 +50,23 @@ def proposes(env: int, max_envs: int = 4) -> torch.Tensor:
     return torch.nn.functional.one_hot(torch.tensor(env), max_envs).float()
 
 
-def decide(inf: EnvironmentInference, losses: dict[int, float], s_hat: int, step: int = 0,
-           alpha: torch.Tensor = TYPICAL, commit: bool = True) -> Decision:
+def decide(
+    inf: EnvironmentInference,
+    losses: dict[int, float],
+    s_hat: int,
+    step: int = 0,
+    alpha: torch.Tensor = TYPICAL,
+    commit: bool = True,
+) -> Decision:
     """One decision on a batch whose loss under environment s is ``losses[s]``."""
-    return inf.decide(step, alpha, proposes(s_hat, inf.memory.max_environments), losses[inf.current_env],
-                      losses.__getitem__, commit)
+    return inf.decide(
+        step,
+        alpha,
+        proposes(s_hat, inf.memory.max_environments),
+        losses[inf.current_env],
+        losses.__getitem__,
+        commit,
+    )
 
 
 # ------------------------------------------------------------------------------- the paper's rule
@@ -179,6 +192,7 @@ def test_best_candidate_prefers_the_best_reconstructing_environment():
 def test_drift_without_a_jump_does_not_allocate():
     """A latent still being learnt drifts across lambda1 (its running atypicality is already near it):
     the plain mask test allocates, the jump test does not -- but a sharp jump still does."""
+
     def drifting(jump_ratio: float) -> EnvironmentInference:
         inf = known(InferenceConfig.paper(jump_ratio=jump_ratio))
         inf.memory.alpha_avg[1, 0] = 0.9  # z0 of the current env is close to lambda1 = 1.0
@@ -225,7 +239,12 @@ def test_ablation_s_off_keeps_environment_zero():
 def test_presets_keep_their_heuristics_and_paper_switches_them_all_off():
     paper = InferenceConfig.paper()
     assert (paper.patience, paper.grace_steps, paper.scan_every, paper.jump_ratio, paper.young_recon_ema) == (
-        1, 0, 0, 0.0, None)
+        1,
+        0,
+        0,
+        0.0,
+        None,
+    )
     assert not (paper.keep_current or paper.scan_before_allocating or paper.best_candidate)
     assert paper.train_on_pending and paper.on_overflow == "error"
     assert InferenceConfig.paper(kappa=1.1).kappa == 1.1
@@ -272,7 +291,12 @@ def test_paper_inference_allocates_on_the_first_failing_batch_in_train_step():
     assert [o.reason for o in outs] == [Reason.FIRST] + [Reason.MATCHED] * 59  # no grace, every batch tested
     out = learner.train_step(_white())
     assert (out.new_env, out.env, out.reason, out.failure, out.updated) == (
-        True, 1, Reason.ALLOCATED, Failure.RECONSTRUCTION, True)
+        True,
+        1,
+        Reason.ALLOCATED,
+        Failure.RECONSTRUCTION,
+        True,
+    )
     assert out.to_log()["reason"] == "reconstruction"
 
 

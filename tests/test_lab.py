@@ -184,8 +184,13 @@ def test_max_episode_steps_truncates(fake_lab: ModuleType) -> None:
 def test_generic_id_needs_a_level_and_forwards_options(fake_lab: ModuleType) -> None:
     with pytest.raises(ValueError, match="level must be a DM Lab level name"):
         gym.make("vase_rl/DMLab-v0")
-    env = gym.make("vase_rl/DMLab-v0", level="seekavoid_arena_01", obs_size=32, renderer="hardware",
-                   info_observations=("DEBUG.POS.TRANS",))
+    env = gym.make(
+        "vase_rl/DMLab-v0",
+        level="seekavoid_arena_01",
+        obs_size=32,
+        renderer="hardware",
+        info_observations=("DEBUG.POS.TRANS",),
+    )
     obs, info = env.reset(seed=0)
     lab = fake_lab.INSTANCES[-1]
     assert lab.level == "seekavoid_arena_01" and lab.renderer == "hardware" and obs.shape == (32, 32, 3)
@@ -215,8 +220,13 @@ def test_missing_deepmind_lab_explains_how_to_install(monkeypatch: pytest.Monkey
     with pytest.raises(ImportError) as info:
         gym.make("vase_rl/DMLab-EDE-v0")
     message = str(info.value)
-    for needle in ("not on PyPI", "bazel build", "docs/users/build.md", "pip install /tmp/dmlab_pkg",
-                   "vase-rl[lab]"):
+    for needle in (
+        "not on PyPI",
+        "bazel build",
+        "docs/users/build.md",
+        "pip install /tmp/dmlab_pkg",
+        "vase-rl[lab]",
+    ):
         assert needle in message, needle
 
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from vase_rl.config import MaskConfig
-from vase_rl.latents import applied_mask, atypicality, hysteresis_mask, noise_tolerance, used_latents
+from vase_rl.core.config import MaskConfig
+from vase_rl.core.latents import applied_mask, atypicality, hysteresis_mask, noise_tolerance, used_latents
 
 
 def test_atypicality_closed_form_agrees_with_monte_carlo_kl():

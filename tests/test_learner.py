@@ -11,11 +11,11 @@ import pytest
 import torch
 from helpers import shapes_batches, tiny_config
 
-from vase_rl.checkpoint import CheckpointError
-from vase_rl.collectives import LocalCollectives, SharedState
-from vase_rl.config import Ablation
-from vase_rl.inference import EnvironmentOverflowError, Reason
-from vase_rl.learner import ContinualLearner, NonFiniteLossError
+from vase_rl.core.checkpoint import CheckpointError
+from vase_rl.core.collectives import LocalCollectives, SharedState
+from vase_rl.core.config import Ablation
+from vase_rl.core.inference import EnvironmentOverflowError, Reason
+from vase_rl.core.learner import ContinualLearner, NonFiniteLossError
 
 
 def _params(learner: ContinualLearner) -> list[torch.Tensor]:
@@ -30,8 +30,11 @@ def test_kl_tracks_capacity_target_and_c_changes_the_loss():
     torch.manual_seed(0)
     batches = shapes_batches(300, 32, seed=1)
     # C ramps to 4 nats in 100 steps, then stays; two-sided eq. 3 with a strong gamma
-    cfg = tiny_config(loss={"gamma": 50.0, "c_max": 4.0, "delta_c": 0.01, "capacity_mode": "two-sided"},
-                      ablation=Ablation(False, False, False), batch_size=32)
+    cfg = tiny_config(
+        loss={"gamma": 50.0, "c_max": 4.0, "delta_c": 0.01, "capacity_mode": "two-sided"},
+        ablation=Ablation(False, False, False),
+        batch_size=32,
+    )
     learner = ContinualLearner(cfg, device="cpu")
     kls = [learner.train_step(b).kl for b in batches]
     assert learner.capacity == 4.0
@@ -200,9 +203,27 @@ def test_step_result_is_typed_and_to_log_keeps_the_log_format():
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.env = 3  # type: ignore[misc]
     log = second.to_log()
-    assert list(log) == ["dream/encoder_w", "dream/decoder_kl", "dream/loss", "loss", "recon", "kl", "C",
-                         "capacity_loss", "classifier_loss", "env", "new_env", "reason", "n_envs",
-                         "atypicality", "mask", "raw_mask", "used", "step", "updated"]
+    assert list(log) == [
+        "dream/encoder_w",
+        "dream/decoder_kl",
+        "dream/loss",
+        "loss",
+        "recon",
+        "kl",
+        "C",
+        "capacity_loss",
+        "classifier_loss",
+        "env",
+        "new_env",
+        "reason",
+        "n_envs",
+        "atypicality",
+        "mask",
+        "raw_mask",
+        "used",
+        "step",
+        "updated",
+    ]
     assert log["reason"] == "kept" and log["step"] == 2 and log["mask"] == list(second.mask)
     assert json.loads(json.dumps(log)) == log
 

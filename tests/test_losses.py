@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from vase_rl.config import LossConfig
-from vase_rl.losses import (
+from vase_rl.core.config import LossConfig
+from vase_rl.core.losses import (
     capacity_loss,
     capacity_schedule,
     decoder_proximity,

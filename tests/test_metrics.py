@@ -1,4 +1,4 @@
-"""Tests for vase_rl.metrics: forgetting (A.6), MIG, DCI and environment-inference accuracy."""
+"""Tests for vase_rl.probing.metrics: forgetting (A.6), MIG, DCI and environment-inference accuracy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vase_rl.metrics import (
+from vase_rl.probing.metrics import (
     ForgettingResult,
     _one_minus_entropy,
     average_forgetting,
@@ -83,9 +83,9 @@ def test_forgetting_without_points_in_stage_raises() -> None:
 
 def test_average_forgetting_averages_change_over_datasets_with_an_after() -> None:
     results = [
-        forgetting(STEPS, [10, 50, 80, 70, 60, 75], 0, 30),   # max 80, change -20
-        forgetting(STEPS, [0, 0, 90, 85, 80, 82], 0, 30),     # max 90, change -10
-        forgetting(STEPS, [0, 0, 0, 40, 70, 55], 30, None),   # max 70, last stage
+        forgetting(STEPS, [10, 50, 80, 70, 60, 75], 0, 30),  # max 80, change -20
+        forgetting(STEPS, [0, 0, 90, 85, 80, 82], 0, 30),  # max 90, change -10
+        forgetting(STEPS, [0, 0, 0, 40, 70, 55], 30, None),  # max 70, last stage
     ]
     avg = average_forgetting(results)
     assert avg.mean_change == pytest.approx(-15.0)

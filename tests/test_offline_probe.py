@@ -1,4 +1,4 @@
-"""Offline probes on synthetic codes whose answer is known (vase_rl.offline_probe)."""
+"""Offline probes on synthetic codes whose answer is known (vase_rl.probing.offline_probe)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vase_rl.offline_probe import (
+from vase_rl.probing.offline_probe import (
     OfflineProbeConfig,
     factor_targets,
     fit_probe,

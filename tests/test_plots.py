@@ -1,4 +1,4 @@
-"""Figures of a run (vase_rl.plots): each writes a non-empty PNG of the requested pixel size."""
+"""Figures of a run (vase_rl.evaluation.plots): each writes a non-empty PNG of the requested pixel size."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from vase_rl import data, plots
-from vase_rl.config import get_preset
-from vase_rl.evaluation import LoadedRun, env_datasets, held_out, load_run
-from vase_rl.training import RunSettings, SequenceTrainer
+from vase_rl.core.config import get_preset
+from vase_rl.data import datasets as data
+from vase_rl.evaluation import plots
+from vase_rl.evaluation.evaluate import LoadedRun, env_datasets, held_out, load_run
+from vase_rl.runs.training import RunSettings, SequenceTrainer
 
 HAVE_MNIST = (data.get_data_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
 TINY_SEQUENCE = ("moving-shapes", "mnist") if HAVE_MNIST else ("moving-shapes", "shapes")

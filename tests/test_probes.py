@@ -1,4 +1,4 @@
-"""Tests for vase_rl.probes: A.6 probes never update the learner, learn, and serialise."""
+"""Tests for vase_rl.probing.probes: A.6 probes never update the learner, learn, and serialise."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from vase_rl.probes import ProbeConfig, ProbeHistory, ProbeSet, ProbeSpec, probe_latents
+from vase_rl.probing.probes import ProbeConfig, ProbeHistory, ProbeSet, ProbeSpec, probe_latents
 
 LATENT = 8
 
@@ -83,7 +83,9 @@ def test_classifier_reaches_high_accuracy_on_separable_latents() -> None:
     assert scores["position_mse"] < 0.005  # Var(U[0,1]) = 0.083: the regressor learned
     assert set(losses) == {"classifier_loss", "regressor_loss"}
     assert [(r.step, r.dataset, r.metric) for r in probes.history.records] == [
-        (300, "moving_fashion", "accuracy"), (300, "moving_fashion", "position_mse")]
+        (300, "moving_fashion", "accuracy"),
+        (300, "moving_fashion", "position_mse"),
+    ]
 
 
 def test_probe_latents_samples_or_returns_mean() -> None:

@@ -10,13 +10,19 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from vase_rl.config import VASEConfig, get_preset
+from vase_rl.core.config import VASEConfig, get_preset
+from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
-from vase_rl.learner import ContinualLearner
-from vase_rl.offline_probe import OfflineProbeConfig, encode_codes, probe_factors
-from vase_rl.quality import QualitySettings, evaluate_quality, quality_markdown, stage_checkpoint, verdicts
-from vase_rl.run_format import RunSettings
-from vase_rl.training import SequenceTrainer
+from vase_rl.evaluation.quality import (
+    QualitySettings,
+    evaluate_quality,
+    quality_markdown,
+    stage_checkpoint,
+    verdicts,
+)
+from vase_rl.probing.offline_probe import OfflineProbeConfig, encode_codes, probe_factors
+from vase_rl.runs.run_format import RunSettings
+from vase_rl.runs.training import SequenceTrainer
 
 SMALL = QualitySettings(probe=OfflineProbeConfig(train_size=300, test_size=200, epochs=3))
 
@@ -120,7 +126,7 @@ def test_missing_run_directory_is_a_clear_error(tmp_path: str, bad: str) -> None
 
 
 def test_readout_transfer_tests_position_between_moving_datasets_and_class_within_fashion() -> None:
-    from vase_rl.quality import _transfer_factors
+    from vase_rl.evaluation.quality import _transfer_factors
 
     assert _transfer_factors("moving-fashion", "moving-inverse-fashion") == ["position", "class"]
     assert _transfer_factors("fashion", "inverse-fashion") == ["class"]

@@ -1,4 +1,5 @@
-"""Post-hoc evaluation (vase_rl.evaluation) and the markdown report (vase_rl.report) of a tiny run."""
+"""Post-hoc evaluation (vase_rl.evaluation.evaluate) and the markdown report (vase_rl.evaluation.report)
+of a tiny run."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 import torch
 from test_plots import build_tiny_run, one_thread  # the same tiny run, built once per session
 
-from vase_rl.config import get_preset
-from vase_rl.evaluation import (
+from vase_rl.core.config import get_preset
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.core.losses import reconstruction_nll
+from vase_rl.evaluation.evaluate import (
     EvalSettings,
     LoadedRun,
     evaluate_loaded,
@@ -24,15 +27,17 @@ from vase_rl.evaluation import (
     probe_summary,
     torch_threads,
 )
-from vase_rl.learner import ContinualLearner
-from vase_rl.losses import reconstruction_nll
-from vase_rl.metrics import environment_inference_accuracy
-from vase_rl.offline_probe import OfflineProbeConfig
-from vase_rl.probes import ProbeHistory
-from vase_rl.report import FIGURES, INFO_MIN_NATS, SECTIONS, write_report
+from vase_rl.evaluation.report import FIGURES, INFO_MIN_NATS, SECTIONS, write_report
+from vase_rl.probing.metrics import environment_inference_accuracy
+from vase_rl.probing.offline_probe import OfflineProbeConfig
+from vase_rl.probing.probes import ProbeHistory
 
-FAST = EvalSettings(n_samples=300, info_batch=200, dci_rounds=10,
-                    quality_probe=OfflineProbeConfig(train_size=200, test_size=100, epochs=2))
+FAST = EvalSettings(
+    n_samples=300,
+    info_batch=200,
+    dci_rounds=10,
+    quality_probe=OfflineProbeConfig(train_size=200, test_size=100, epochs=2),
+)
 """Small evaluation so the tests stay fast."""
 
 

@@ -1,5 +1,5 @@
-"""Area resizing has one definition (``vase_rl.transforms.area_weights``) used by the numpy path (datasets,
-DM Lab frames) and the torch path (``vase_rl.preprocess.to_model_input``)."""
+"""Area resizing has one definition (``vase_rl.data.transforms.area_weights``) used by the numpy path (datasets,
+DM Lab frames) and the torch path (``vase_rl.core.preprocess.to_model_input``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vase_rl.core.preprocess import resize_area_tensor, to_model_input
+from vase_rl.data.transforms import area_weights, resize_area
 from vase_rl.envs.lab import preprocess_frame
-from vase_rl.preprocess import resize_area_tensor, to_model_input
-from vase_rl.transforms import area_weights, resize_area
 
 
 def test_area_weights_cover_each_input_pixel_exactly_once() -> None:
@@ -33,8 +33,9 @@ def test_torch_resize_equals_numpy_resize_for_any_factor() -> None:
 def test_interpolate_area_matches_only_for_integer_factors() -> None:
     """Why the torch path does not use F.interpolate(mode="area"): its pooling windows are whole pixels."""
     x = torch.rand(2, 1, 64, 64, dtype=torch.float64)
-    np.testing.assert_allclose(resize_area_tensor(x, 32), F.interpolate(x, size=(32, 32), mode="area"),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        resize_area_tensor(x, 32), F.interpolate(x, size=(32, 32), mode="area"), atol=1e-12
+    )
     y = torch.rand(2, 1, 84, 84, dtype=torch.float64)
     assert (resize_area_tensor(y, 64) - F.interpolate(y, size=(64, 64), mode="area")).abs().max() > 1e-3
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from vase_rl.run_format import RunSettings
-from vase_rl.training import SequenceTrainer
+from vase_rl.runs.run_format import RunSettings
+from vase_rl.runs.training import SequenceTrainer
 
 SETTINGS = RunSettings(
     sequence=("moving-shapes", "shapes"), steps_per_env=30, probes=True, probe_eval_every=10,
@@ -55,15 +55,17 @@ class Interrupting:
             self.inner.load_state_dict(state)
 
 
-def _trainer(out: Path, imagination: bool, at: int | None = None, how: str = "sigint",
-             resume: bool = False) -> SequenceTrainer:
+def _trainer(
+    out: Path, imagination: bool, at: int | None = None, how: str = "sigint", resume: bool = False
+) -> SequenceTrainer:
     trainer = SequenceTrainer(tiny_config(seed=5), SETTINGS, str(out), device="cpu", resume=resume)
     inner = None
     if imagination:
         from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
 
-        inner = ImaginationExplorer(trainer.learner, ImaginationConfig(enabled=True, fraction=0.25, hidden=32,
-                                                                       filters=4, seed=9))
+        inner = ImaginationExplorer(
+            trainer.learner, ImaginationConfig(enabled=True, fraction=0.25, hidden=32, filters=4, seed=9)
+        )
     trainer.set_batch_hook(Interrupting(inner, at, how))
     return trainer
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from helpers import shapes_batches, tiny_config
 
-from vase_rl.config import MaskConfig, ModelConfig
-from vase_rl.learner import ContinualLearner
-from vase_rl.losses import capacity_schedule
-from vase_rl.offline_probe import shared_latents
+from vase_rl.core.config import MaskConfig, ModelConfig
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.core.losses import capacity_schedule
+from vase_rl.probing.offline_probe import shared_latents
 
 
 def _allocate_two(
@@ -19,8 +19,11 @@ def _allocate_two(
 ) -> ContinualLearner:
     """Env 0 trained on shapes, env 1 allocated by their inverse; the learning rate is set to 0 before the
     allocating step so that it changes no weight."""
-    cfg = tiny_config(model={"new_env_code": new_env_code, "env_conditioning": conditioning},
-                      inference={"patience": 2}, mask={"new_env_used": new_env_used})
+    cfg = tiny_config(
+        model={"new_env_code": new_env_code, "env_conditioning": conditioning},
+        inference={"patience": 2},
+        mask={"new_env_used": new_env_used},
+    )
     learner = ContinualLearner(cfg, device="cpu")
     batches = shapes_batches(60, 16, seed=3)
     assert {learner.train_step(b).env for b in batches[:40]} == {0}

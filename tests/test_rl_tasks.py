@@ -14,11 +14,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import vase_rl.envs  # noqa: F401 (registers the envs)
+from vase_rl.data.transforms import INVERT_CONTRAST
 from vase_rl.envs.sprites import SpriteCanvas
-from vase_rl.transforms import INVERT_CONTRAST
 
-IDENTITY_IDS = ("vase_rl/MovingMNISTIdentity-v0", "vase_rl/MovingFashionIdentity-v0",
-                "vase_rl/MovingInverseFashionIdentity-v0")
+IDENTITY_IDS = (
+    "vase_rl/MovingMNISTIdentity-v0",
+    "vase_rl/MovingFashionIdentity-v0",
+    "vase_rl/MovingInverseFashionIdentity-v0",
+)
 LEFT, RIGHT = 3, 4  # discrete actions
 
 
@@ -86,14 +89,17 @@ def test_goal_task_is_unchanged_by_the_new_options(data_dir: str) -> None:
     assert np.array_equal(obs_a, obs_a2)  # noop
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"dataset": "moving-mnist", "task": "reach"}, "task must be one of"),
-    ({"dataset": "moving-shapes", "task": "identity"}, "needs class labels: source must be one of"),
-    ({"dataset": "faces", "task": "identity"}, "needs class labels"),
-    ({"dataset": "moving-mnist", "task": "identity", "split_label": 0}, "split_label must be in 1..9"),
-    ({"dataset": "moving-mnist", "task": "identity", "split_label": 10}, "split_label must be in 1..9"),
-    ({"dataset": "moving-mnist", "task": "identity", "goal_radius": 0.5}, "0 < goal_radius < 0.5"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dataset": "moving-mnist", "task": "reach"}, "task must be one of"),
+        ({"dataset": "moving-shapes", "task": "identity"}, "needs class labels: source must be one of"),
+        ({"dataset": "faces", "task": "identity"}, "needs class labels"),
+        ({"dataset": "moving-mnist", "task": "identity", "split_label": 0}, "split_label must be in 1..9"),
+        ({"dataset": "moving-mnist", "task": "identity", "split_label": 10}, "split_label must be in 1..9"),
+        ({"dataset": "moving-mnist", "task": "identity", "goal_radius": 0.5}, "0 < goal_radius < 0.5"),
+    ],
+)
 def test_bad_task_arguments_raise_errors_that_name_the_problem(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SpriteCanvas(canvas_size=32, **kwargs)
@@ -101,10 +107,13 @@ def test_bad_task_arguments_raise_errors_that_name_the_problem(kwargs: dict, mes
 
 def test_bad_reset_options_raise_errors_that_name_the_problem(data_dir: str) -> None:
     env = identity_env()
-    for options, message in (({"label": 3}, "unknown reset option"), ({"index": -1}, "index must be an int"),
-                             ({"index": 1.5}, "index must be an int"),
-                             ({"position": (0, 19)}, r"in \[0, 18\]"),
-                             ({"position": (0.5, 1)}, "position must be 2 ints")):
+    for options, message in (
+        ({"label": 3}, "unknown reset option"),
+        ({"index": -1}, "index must be an int"),
+        ({"index": 1.5}, "index must be an int"),
+        ({"position": (0, 19)}, r"in \[0, 18\]"),
+        ({"position": (0.5, 1)}, "position must be 2 ints"),
+    ):
         with pytest.raises(ValueError, match=message):
             env.reset(seed=0, options=options)
 

@@ -28,9 +28,9 @@ from vase_rl.agents.sb3 import (
     save_agent,
     train_on_latents,
 )
-from vase_rl.config import get_preset
-from vase_rl.learner import ContinualLearner
-from vase_rl.wrapper import VASEObservation
+from vase_rl.core.config import get_preset
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.rl.wrapper import VASEObservation
 
 ENV_ID = "vase_rl/MovingShapes-v0"
 KW = {"canvas_size": 32}

@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import needs_data
 
-from vase_rl.config import Ablation, VASEConfig, get_preset
-from vase_rl.learner import ContinualLearner
+from vase_rl.core.config import Ablation, VASEConfig, get_preset
+from vase_rl.core.learner import ContinualLearner
 
 pytestmark = needs_data
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from vase_rl.config import get_preset
-from vase_rl.learner import ContinualLearner
-from vase_rl.model import VASEModel, channels_last_
-from vase_rl.online import OnlineConfig, OnlineVASE
+from vase_rl.core.config import get_preset
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.core.model import VASEModel, channels_last_
+from vase_rl.rl.online import OnlineVASE
+from vase_rl.rl.online_config import OnlineConfig
 
 TOL = 1e-5
 

@@ -12,7 +12,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import vase_rl.envs
-from vase_rl import data
+from vase_rl.data import datasets as data
 from vase_rl.envs import sampler as sampler_mod
 from vase_rl.envs.sampler import DATASETS, SpriteRenderer, SpriteSampler, parse_dataset
 from vase_rl.envs.shapes import render_shape
@@ -35,16 +35,27 @@ def _data_param(value: str) -> object:
 def test_parse_dataset_maps_every_name_and_rejects_unknown_ones() -> None:
     assert parse_dataset("moving-inverse-fashion") == ("inverse-fashion", True)
     assert parse_dataset("faces") == ("faces", False)
-    for name in ("mnist", "moving-mnist", "fashion", "moving-fashion", "inverse-fashion",
-                 "moving-inverse-fashion", "faces", "shapes", "moving-shapes"):
+    for name in (
+        "mnist",
+        "moving-mnist",
+        "fashion",
+        "moving-fashion",
+        "inverse-fashion",
+        "moving-inverse-fashion",
+        "faces",
+        "shapes",
+        "moving-shapes",
+    ):
         assert name in DATASETS
     with pytest.raises(ValueError, match="valid names: mnist, moving-mnist"):
         parse_dataset("moving-cifar")
 
 
 def test_registration_imports_neither_env_code_nor_torch() -> None:
-    code = ("import sys, gymnasium as gym, vase_rl.envs; assert 'vase_rl/Faces-v0' in gym.registry; "
-            "print(sorted(m for m in sys.modules if m in ('torch', 'vase_rl.envs.sprites', 'vase_rl.data')))")
+    code = (
+        "import sys, gymnasium as gym, vase_rl.envs; assert 'vase_rl/Faces-v0' in gym.registry; "
+        "print(sorted(m for m in sys.modules if m in ('torch', 'vase_rl.envs.sprites', 'vase_rl.data.datasets')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -52,8 +63,9 @@ def test_registration_imports_neither_env_code_nor_torch() -> None:
 # ------------------------------------------------------------------------------------- envs
 
 
-@pytest.mark.parametrize("env_id", [_data_param(i) if "Shapes" not in i else i
-                                    for i in vase_rl.envs.SPRITE_ENV_IDS])
+@pytest.mark.parametrize(
+    "env_id", [_data_param(i) if "Shapes" not in i else i for i in vase_rl.envs.SPRITE_ENV_IDS]
+)
 @pytest.mark.parametrize("action_type", ["discrete", "continuous"])
 def test_registered_env_passes_check_env_without_warnings(env_id: str, action_type: str) -> None:
     env = gym.make(env_id, action_type=action_type, render_mode="rgb_array", canvas_size=32)

@@ -20,9 +20,9 @@ from vase_rl.agents.translation import (
     translation_to_env_action,
     translation_to_pixels,
 )
-from vase_rl.config import get_preset
-from vase_rl.learner import ContinualLearner
-from vase_rl.preprocess import to_model_input
+from vase_rl.core.config import get_preset
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.core.preprocess import to_model_input
 
 
 class CentreOfMassEncoder(nn.Module):
@@ -146,8 +146,14 @@ def test_act_in_env_steps_a_continuous_env_and_rejects_discrete(learner: Continu
     *_, info2 = ex.act_in_env(env, obs, z)
     t = ex.act(learner.preprocess(obs, batched=False), z[None])[0][0].detach().numpy()
     free = env.renderer.free
-    expected = np.clip(np.rint(np.array([info["x"], info["y"]]) * free + translation_to_env_action(env, t)
-                               * free / 2), 0, free) / free
+    expected = (
+        np.clip(
+            np.rint(np.array([info["x"], info["y"]]) * free + translation_to_env_action(env, t) * free / 2),
+            0,
+            free,
+        )
+        / free
+    )
     assert np.allclose([info2["x"], info2["y"]], expected)
     with pytest.raises(ValueError, match="continuous"):
         from vase_rl.envs.sprites import SpriteCanvas
@@ -225,8 +231,12 @@ def test_explorer_adds_imagined_images_only_when_enabled(learner: ContinualLearn
 
 @pytest.mark.parametrize(
     "make,match",
-    [(lambda n: torch.zeros(4, n + 1), "latent_dim"), (lambda n: torch.full((4, n), float("nan")), "NaN"),
-     (lambda n: torch.zeros(4, n, dtype=torch.long), "float"), (lambda n: torch.zeros(5, n), "batch")],
+    [
+        (lambda n: torch.zeros(4, n + 1), "latent_dim"),
+        (lambda n: torch.full((4, n), float("nan")), "NaN"),
+        (lambda n: torch.zeros(4, n, dtype=torch.long), "float"),
+        (lambda n: torch.zeros(5, n), "batch"),
+    ],
 )
 def test_bad_targets_raise_clear_errors(learner: ContinualLearner, make, match: str) -> None:  # type: ignore[no-untyped-def]
     ex = ImaginationExplorer(learner, ImaginationConfig(enabled=True))
@@ -253,11 +263,12 @@ def test_state_dict_round_trip_resumes_identically(learner: ContinualLearner) ->
 
 
 def test_hook_plugs_into_the_sequence_trainer(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from vase_rl.training import RunSettings, SequenceTrainer
+    from vase_rl.runs.training import RunSettings, SequenceTrainer
 
     cfg = get_preset("cpu").with_overrides(batch_size=8)
-    settings = RunSettings(sequence=("moving-shapes", "shapes"), steps_per_env=2, probes=False,
-                           checkpoint_every=100)
+    settings = RunSettings(
+        sequence=("moving-shapes", "shapes"), steps_per_env=2, probes=False, checkpoint_every=100
+    )
     trainer = SequenceTrainer(cfg, settings, str(tmp_path), device="cpu")
     explorer = ImaginationExplorer(trainer.learner, ImaginationConfig(enabled=True))
     trainer.batch_hook = explorer.as_batch_hook()

@@ -57,7 +57,7 @@ def test_layout_is_seeded_and_keeps_clearances() -> None:
         for i, (p, r) in enumerate(discs):
             assert r + config.clearance <= p.min() and p.max() <= config.arena_size - r - config.clearance
             assert np.abs(p - np.array(lay.split)).min() >= r + config.clearance
-            for q, s in discs[i + 1:]:
+            for q, s in discs[i + 1 :]:
                 assert np.hypot(*(p - q)) >= r + s + config.clearance - 1e-9
         assert np.hypot(*(lay.agent_pos - lay.target_pos)) >= config.min_target_distance - 1e-9
 

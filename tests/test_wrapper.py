@@ -1,4 +1,4 @@
-"""VASE wrappers (vase_rl.wrapper, vase_rl.vector_wrapper, vase_rl.agents.sb3_vec): contract, learning,
+"""VASE wrappers (vase_rl.rl.wrapper, vase_rl.rl.vector_wrapper, vase_rl.agents.sb3_vec): contract, learning,
 errors, persistence. The default learner (preset, resizing): tests/test_wrapper_defaults.py."""
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import vase_rl.envs  # noqa: F401  (registers the sprite envs)
 from vase_rl.agents.sb3_vec import VASEVecEnv
-from vase_rl.checkpoint import CheckpointError
-from vase_rl.config import VASEConfig, get_preset
-from vase_rl.learner import ContinualLearner
-from vase_rl.online import OnlineConfig
-from vase_rl.vector_wrapper import VASEVectorObservation
-from vase_rl.wrapper import VASEObservation
+from vase_rl.core.checkpoint import CheckpointError
+from vase_rl.core.config import VASEConfig, get_preset
+from vase_rl.core.learner import ContinualLearner
+from vase_rl.rl.online_config import OnlineConfig
+from vase_rl.rl.vector_wrapper import VASEVectorObservation
+from vase_rl.rl.wrapper import VASEObservation
 
 ROOT = Path(__file__).resolve().parents[1]
 CANVAS = 32
@@ -346,26 +346,25 @@ def test_save_load_round_trip_gives_identical_latents(tmp_path: Any) -> None:
 
 def vase_imports(path: str) -> set[str]:
     """Absolute names of the vase_rl / stable_baselines3 modules that the file at ``path`` imports."""
-    package = "vase_rl.agents" if path.startswith("agents/") else "vase_rl"
     found = set()
     for node in ast.walk(ast.parse((ROOT / path).read_text())):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
         if isinstance(node, ast.ImportFrom):
-            names = [f"{package}.{node.module}" if node.level else str(node.module)]
+            names = [str(node.module)]
         found |= {n for n in names if n.startswith(("vase_rl", "stable_baselines3"))}
     return found
 
 
 def test_wrapper_modules_import_one_way() -> None:
     """core <- online engine <- wrappers <- SB3 glue; the core package never imports stable-baselines3."""
-    assert not vase_imports("vase_rl/online.py") & {"vase_rl.wrapper", "vase_rl.vector_wrapper"}
-    assert "vase_rl.vector_wrapper" not in vase_imports("vase_rl/wrapper.py")
-    assert "vase_rl.wrapper" not in vase_imports("vase_rl/vector_wrapper.py")
-    for name in ("online", "image_space", "wrapper", "vector_wrapper"):
-        assert not {m for m in vase_imports(f"vase_rl/{name}.py") if "agents" in m or "stable" in m}
-    core = [f"vase_rl/{p.name}" for p in sorted((ROOT / "vase_rl").glob("*.py"))]
+    assert not vase_imports("vase_rl/rl/online.py") & {"vase_rl.rl.wrapper", "vase_rl.rl.vector_wrapper"}
+    assert "vase_rl.rl.vector_wrapper" not in vase_imports("vase_rl/rl/wrapper.py")
+    assert "vase_rl.rl.wrapper" not in vase_imports("vase_rl/rl/vector_wrapper.py")
+    for path in sorted((ROOT / "vase_rl" / "rl").glob("*.py")):
+        assert not {m for m in vase_imports(f"vase_rl/rl/{path.name}") if "agents" in m or "stable" in m}
+    core = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "vase_rl").rglob("*.py"))]
     assert [p for p in core if any(m.startswith("stable_baselines3") for m in vase_imports(p))] == []
-    assert "vase_rl.online" in vase_imports("agents/sb3_vec.py")
+    assert "vase_rl.rl.online" in vase_imports("agents/sb3_vec.py")
 
 
 def test_importing_vase_rl_is_lazy_and_exports_the_public_api() -> None:
@@ -376,6 +375,7 @@ def test_importing_vase_rl_is_lazy_and_exports_the_public_api() -> None:
         "'stable_baselines3' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split("\n")[:2] == ["[]", "vase_rl.wrapper vase_rl.vector_wrapper vase_rl.online False"]
-    with pytest.raises(ImportError, match=r"from vase_rl\.agents\.sb3_vec import VASEVecEnv"):
-        from vase_rl.vector_wrapper import VASEVecEnv as _  # noqa: F401
+    assert out.split("\n")[:2] == [
+        "[]",
+        "vase_rl.rl.wrapper vase_rl.rl.vector_wrapper vase_rl.rl.online_config False",
+    ]

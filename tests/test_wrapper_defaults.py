@@ -1,4 +1,4 @@
-"""The learner a VASE wrapper builds when none is given (vase_rl.image_space.default_learner):
+"""The learner a VASE wrapper builds when none is given (vase_rl.rl.image_space.default_learner):
 frames are resized to the preset's image size, the preset follows the device, the choice is logged."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from vase_rl.agents.sb3_vec import VASEVecEnv
-from vase_rl.config import get_preset
-from vase_rl.image_space import default_preset
-from vase_rl.vector_wrapper import VASEVectorObservation
-from vase_rl.wrapper import VASEObservation
+from vase_rl.core.config import get_preset
+from vase_rl.rl.image_space import default_preset
+from vase_rl.rl.vector_wrapper import VASEVectorObservation
+from vase_rl.rl.wrapper import VASEObservation
 
 ATARI = spaces.Box(0, 255, (210, 160, 3), np.uint8)
 """The frame space of ``gym.make("ALE/Pong-v5")``."""
@@ -59,9 +59,9 @@ def model_layout(wrapper: Any) -> tuple[int, int]:
     return mc.image_size, mc.channels
 
 
-def test_default_preset_is_paper_with_cuda_and_cpu_without(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_preset_is_paper_heuristics_with_cuda_and_cpu_without(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert (default_preset(), default_preset("auto"), default_preset("cuda")) == ("paper",) * 3
+    assert (default_preset(), default_preset("auto"), default_preset("cuda")) == ("paper-heuristics",) * 3
     assert default_preset("cpu") == "cpu"  # an explicit CPU learner gets the CPU preset
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert (default_preset(), default_preset("cpu")) == ("cpu", "cpu")

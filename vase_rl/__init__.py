@@ -20,11 +20,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import VASEConfig, get_preset
-    from .learner import ContinualLearner
-    from .online import OnlineConfig
-    from .vector_wrapper import VASEVectorObservation
-    from .wrapper import VASEObservation
+    from vase_rl.core.config import VASEConfig, get_preset
+    from vase_rl.core.learner import ContinualLearner
+    from vase_rl.rl.online_config import OnlineConfig
+    from vase_rl.rl.vector_wrapper import VASEVectorObservation
+    from vase_rl.rl.wrapper import VASEObservation
 
 try:
     __version__ = version("vase-rl")
@@ -32,12 +32,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
     __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ContinualLearner": "learner",
-    "OnlineConfig": "online",
-    "VASEConfig": "config",
-    "VASEObservation": "wrapper",
-    "VASEVectorObservation": "vector_wrapper",
-    "get_preset": "config",
+    "ContinualLearner": "vase_rl.core.learner",
+    "OnlineConfig": "vase_rl.rl.online_config",
+    "VASEConfig": "vase_rl.core.config",
+    "VASEObservation": "vase_rl.rl.wrapper",
+    "VASEVectorObservation": "vase_rl.rl.vector_wrapper",
+    "get_preset": "vase_rl.core.config",
 }
 
 __all__ = [
@@ -55,7 +55,7 @@ def __getattr__(name: str) -> Any:
     """Import the module that defines ``name`` on first access (PEP 562)."""
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value
 

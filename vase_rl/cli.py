@@ -1,8 +1,8 @@
 """Command line: ``vase-rl train | report | evaluate | download-data | envs``.
 
 The learner's config comes from one surface, :meth:`VASEConfig.for_row` (preset + table row + objective);
-``python -m vase_rl.distributed`` parses the same options (:func:`add_config_arguments`,
-:func:`add_run_arguments`) and runs the same loop (:class:`vase_rl.training.SequenceTrainer`).
+``python -m vase_rl.torchrun`` parses the same options (:func:`add_config_arguments`,
+:func:`add_run_arguments`) and runs the same loop (:class:`vase_rl.runs.training.SequenceTrainer`).
 """
 
 from __future__ import annotations
@@ -15,29 +15,43 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .config import VASEConfig, get_preset
+from vase_rl.core.config import VASEConfig, get_preset
 
 if TYPE_CHECKING:
-    from .run_format import RunSettings
+    from vase_rl.runs.run_format import RunSettings
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """Options choosing the learner's config and the run's datasets (shared with ``vase_rl.distributed``)."""
-    p.add_argument("--sequence", default="moving-fashion,mnist,moving-mnist",
-                   help="comma-separated dataset names, trained one after another")
-    p.add_argument("--preset", default="cpu", help="'cpu' (2-core scale) or 'paper' (appendix Table 2; GPU)")
-    p.add_argument("--steps-per-env", type=int, default=None, help="training steps per dataset (preset default)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="global batch (preset default); under torchrun split evenly over the ranks")
-    p.add_argument("--ablation", default="SDA",
-                   help="components on: any of S (env inference), D (dreaming), A (mask); '-' for none; "
-                        "'SD-[41]' = SD without decoder proximity")
-    p.add_argument("--entangled", action="store_true", help="entangled baseline: beta=1 ELBO, no capacity target")
+    """Options choosing the learner's config and the run's datasets (shared with ``vase_rl.torchrun``)."""
+    p.add_argument(
+        "--sequence",
+        default="moving-fashion,mnist,moving-mnist",
+        help="comma-separated dataset names, trained one after another",
+    )
+    p.add_argument("--preset", default="cpu", help="'cpu' (2-core scale), 'paper' (appendix Table 2, plain Algorithm 1; GPU) or 'paper-heuristics' (Table 2 with the library's inference and mask rules; GPU)")
+    p.add_argument(
+        "--steps-per-env", type=int, default=None, help="training steps per dataset (preset default)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="global batch (preset default); under torchrun split evenly over the ranks",
+    )
+    p.add_argument(
+        "--ablation",
+        default="SDA",
+        help="components on: any of S (env inference), D (dreaming), A (mask); '-' for none; "
+        "'SD-[41]' = SD without decoder proximity",
+    )
+    p.add_argument(
+        "--entangled", action="store_true", help="entangled baseline: beta=1 ELBO, no capacity target"
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of the run loop (shared with ``vase_rl.distributed``)."""
+    """Options of the run loop (shared with ``vase_rl.torchrun``)."""
     p.add_argument("--out", required=True, help="run directory (config.json, checkpoint.pt, log.jsonl, ...)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--log-every", type=int, default=25, help="steps between log.jsonl records")
@@ -47,20 +61,29 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train VASE on a sequence of datasets (checkpoints, TensorBoard, probes)")
+    p = sub.add_parser(
+        "train", help="train VASE on a sequence of datasets (checkpoints, TensorBoard, probes)"
+    )
     add_config_arguments(p)
     add_run_arguments(p)
     p.add_argument("--imagination", action="store_true", help="imagination-driven exploration (A.4)")
-    p.add_argument("--imagination-fraction", type=float, default=0.5,
-                   help="share of each batch replaced by imagined (translated) images")
+    p.add_argument(
+        "--imagination-fraction",
+        type=float,
+        default=0.5,
+        help="share of each batch replaced by imagined (translated) images",
+    )
     p.add_argument("--imagination-start-step", type=int, default=0, help="first step that imagines")
     p.add_argument("--no-probes", action="store_true", help="do not train the A.6 probes alongside")
     p.add_argument("--probe-eval-every", type=int, default=250)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--report", action="store_true", help="write the report when training finishes")
-    p.add_argument("--reference-entangled", action="store_true",
-                   help="also train the entangled beta=1 baseline on the same sequence and budget into "
-                        "OUT/reference-entangled (the report's reference row; no A.6 probes)")
+    p.add_argument(
+        "--reference-entangled",
+        action="store_true",
+        help="also train the entangled beta=1 baseline on the same sequence and budget into "
+        "OUT/reference-entangled (the report's reference row; no A.6 probes)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> VASEConfig:
@@ -75,7 +98,9 @@ def build_config(args: argparse.Namespace) -> VASEConfig:
 
 def build_settings(args: argparse.Namespace, config: VASEConfig, probes: bool) -> RunSettings:
     """The run settings of the shared options (sequence, seed, log/checkpoint periods) and ``config``."""
-    from .run_format import RunSettings  # imports torch: after cmd_train has set the OpenMP policy
+    from vase_rl.runs.run_format import (
+        RunSettings,  # imports torch: after cmd_train has set the OpenMP policy
+    )
 
     extra = {"probe_eval_every": args.probe_eval_every} if hasattr(args, "probe_eval_every") else {}
     return RunSettings(
@@ -95,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    from .training import SequenceTrainer
+    from vase_rl.runs.training import SequenceTrainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,38 +130,48 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.imagination:
         from vase_rl.agents.translation import ImaginationConfig, make_imagination_hook
 
-        icfg = ImaginationConfig(enabled=True, fraction=args.imagination_fraction,
-                                 start_step=args.imagination_start_step, seed=args.seed)
+        icfg = ImaginationConfig(
+            enabled=True,
+            fraction=args.imagination_fraction,
+            start_step=args.imagination_start_step,
+            seed=args.seed,
+        )
         trainer.set_batch_hook(make_imagination_hook(trainer.learner, icfg))
     t0 = time.time()
     trainer.run(progress=not args.quiet)
     print(f"trained to step {trainer.global_step} in {time.time() - t0:.0f}s -> {args.out}")
     if args.reference_entangled and trainer.global_step >= trainer.total_steps:
-        from .quality import REFERENCE_DIR
+        from vase_rl.evaluation.quality import REFERENCE_DIR
 
         ref_cfg = VASEConfig.for_row("-", True, base=get_preset(args.preset)).with_overrides(
-            seed=cfg.seed, steps_per_env=cfg.steps_per_env, batch_size=cfg.batch_size)
+            seed=cfg.seed, steps_per_env=cfg.steps_per_env, batch_size=cfg.batch_size
+        )
         ref_out = os.path.join(args.out, REFERENCE_DIR)
-        ref = SequenceTrainer(ref_cfg, build_settings(args, ref_cfg, probes=False), ref_out,
-                              device=args.device, resume=args.resume)
+        ref = SequenceTrainer(
+            ref_cfg,
+            build_settings(args, ref_cfg, probes=False),
+            ref_out,
+            device=args.device,
+            resume=args.resume,
+        )
         ref.run(progress=not args.quiet)
         print(f"entangled reference trained to step {ref.global_step} -> {ref_out}")
     if args.report:
-        from .report import write_report
+        from vase_rl.evaluation.report import write_report
 
         print("report:", write_report(args.out))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from vase_rl.evaluation.report import write_report
 
     print(write_report(args.run_dir))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_run
+    from vase_rl.evaluation.evaluate import evaluate_run
 
     result = evaluate_run(args.run_dir)
     print(json.dumps(result, indent=2, default=str)[:4000])
@@ -144,7 +179,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .data import download
+    from vase_rl.data.datasets import download
 
     for ds in args.datasets:
         print(download(ds, data_dir=args.data_dir))
@@ -174,10 +209,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("run_dir")
     p = sub.add_parser("download-data", help="download MNIST / Fashion-MNIST with checksum verification")
     p.add_argument("datasets", nargs="+", choices=["mnist", "fashion_mnist"])
-    p.add_argument("--data-dir", default=None, help="target folder (default: $VASE_DATA_DIR or the user cache)")
+    p.add_argument(
+        "--data-dir", default=None, help="target folder (default: $VASE_DATA_DIR or the user cache)"
+    )
     sub.add_parser("envs", help="list the registered gymnasium ids")
     args = parser.parse_args(argv)
-    handlers = {"train": cmd_train, "report": cmd_report, "evaluate": cmd_evaluate, "download-data": cmd_download, "envs": cmd_envs}
+    handlers = {
+        "train": cmd_train,
+        "report": cmd_report,
+        "evaluate": cmd_evaluate,
+        "download-data": cmd_download,
+        "envs": cmd_envs,
+    }
     return handlers[args.command](args)
 
 

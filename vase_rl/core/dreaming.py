@@ -1,0 +1,142 @@
+"""Dreaming feedback (section 3.5, eq. 7 and the weighted form of eq. 9)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+
+from vase_rl.core.config import DreamConfig, ModelConfig
+from vase_rl.core.losses import decoder_proximity, environment_classifier_loss, wasserstein_encoder_proximity
+from vase_rl.core.model import VASEModel
+
+
+class Snapshot:
+    """The frozen copy (phi', theta') of the model that dreams; synced every tau steps."""
+
+    def __init__(self, model: VASEModel) -> None:
+        self.model = copy.deepcopy(model).requires_grad_(False).eval()
+
+    def sync(self, model: VASEModel) -> None:
+        """phi' <- phi, theta' <- theta."""
+        self.model.load_state_dict(model.state_dict())
+
+
+@dataclass
+class Dream:
+    """A batch hallucinated by the snapshot.
+
+    z: (B, N) from the prior p(z); env: (B,) int64 past environments s'; output_old: (B, C, H, W)
+    snapshot decoder output (logits or means) p_theta'(x|z,s'); x: (B, C, H, W) in [0,1], its mean x'.
+    """
+
+    z: torch.Tensor
+    env: torch.Tensor
+    output_old: torch.Tensor
+    x: torch.Tensor
+
+
+@torch.no_grad()
+def sample_dream(
+    snapshot: Snapshot, envs: list[int], batch_size: int, latent_dim: int, generator: torch.Generator
+) -> Dream:
+    """Monte-Carlo sample of eq. 7's expectation: z ~ N(0, I), s' uniform over ``envs``, x' from the snapshot.
+
+    x' is the mean of the snapshot decoder's distribution (Bernoulli probabilities / Gaussian means).
+    """
+    device = next(snapshot.model.parameters()).device
+    z = torch.randn(batch_size, latent_dim, device=device, generator=generator)
+    choice = torch.randint(len(envs), (batch_size,), device=device, generator=generator)
+    env = torch.as_tensor(envs, device=device, dtype=torch.long)[choice]
+    output_old = snapshot.model.decoder(z, env)
+    x = (
+        torch.sigmoid(output_old)
+        if snapshot.model.cfg.likelihood == "bernoulli"
+        else output_old.clamp(0.0, 1.0)
+    )
+    return Dream(z=z, env=env, output_old=output_old, x=x)
+
+
+def dreaming_loss(
+    model: VASEModel, snapshot: Snapshot, dream: Dream, cfg: DreamConfig, model_cfg: ModelConfig
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """The "dreaming" feedback of eq. 9 on one dream batch.
+
+    ``alpha * W[q_phi(z|x'), q_phi'(z|x')] + beta * KL[p_theta'(x|z,s') || p_theta(x|z,s')]``,
+    each averaged over the dream batch (encoder term: Wasserstein over latents; decoder term summed over
+    pixels; see :mod:`vase_rl.core.losses`). With ``cfg.decoder_proximity=False`` (SD-[41]) only the encoder
+    term is used.
+
+    Returns (loss, scalars, hidden) where ``hidden`` (B, hidden_dim) is the current encoder's last hidden
+    layer on x', reused by the environment classifier's loss on dreamed data (A.1).
+    """
+    mu, logvar, hidden = model.encoder(dream.x)
+    with torch.no_grad():
+        mu_old, logvar_old, _ = snapshot.model.encoder(dream.x)
+    enc = wasserstein_encoder_proximity(mu, logvar, mu_old, logvar_old).mean()
+    loss = cfg.alpha * enc
+    scalars = {"dream/encoder_w": float(enc.detach())}
+    if cfg.decoder_proximity:
+        out = model.decoder(dream.z, dream.env)
+        dec = decoder_proximity(out, dream.output_old, model_cfg.likelihood, model_cfg.gaussian_std).mean()
+        loss = loss + cfg.beta * dec
+        scalars["dream/decoder_kl"] = float(dec.detach())
+    return loss, scalars, hidden
+
+
+def past_environments(env: int, n_seen: int, step: int, per_environment: bool = True) -> list[int]:
+    """The environments s' a step may dream of (eq. 7): every allocated one except the current ``env``.
+
+    With the S ablation off (``per_environment=False``) there is one environment, 0, dreamed of from the
+    second step on (the snapshot of the same environment).
+    """
+    if not per_environment:
+        return [0] if step > 0 else []
+    return [e for e in range(n_seen) if e != env]
+
+
+@dataclass
+class DreamTerms:
+    """What one step's dream batch adds to the loss.
+
+    loss: eq. 9's feedback ``alpha * W + beta * KL`` (None when dreaming is off); classifier_loss: the
+    environment classifier's loss on the dreams, target s' (A.1; None when the classifier is off);
+    scalars: ``dream/encoder_w``, ``dream/decoder_kl``, ``dream/loss`` for the log.
+    """
+
+    loss: torch.Tensor | None = None
+    classifier_loss: torch.Tensor | None = None
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+def dream_terms(
+    model: VASEModel,
+    snapshot: Snapshot,
+    envs: list[int],
+    cfg: DreamConfig,
+    model_cfg: ModelConfig,
+    generator: torch.Generator,
+    n_seen: int,
+    feedback: bool = True,
+    classify: bool = True,
+) -> DreamTerms:
+    """Sample one dream batch of ``envs`` (:func:`sample_dream`) and compute what it adds to the step's loss.
+
+    feedback: eq. 9's dreaming term (ablation D); classify: the classifier term on dreamed data (ablation S;
+    without feedback the encoder's hidden layer is computed without gradient). Nothing is sampled when
+    ``envs`` is empty or both are off. n_seen: the classifier's number of allocated environments.
+    """
+    if not envs or not (feedback or classify):
+        return DreamTerms()
+    dream = sample_dream(snapshot, envs, cfg.batch_size, model_cfg.latent_dim, generator)
+    out = DreamTerms()
+    if feedback:
+        out.loss, out.scalars, hidden = dreaming_loss(model, snapshot, dream, cfg, model_cfg)
+        out.scalars["dream/loss"] = float(out.loss.detach())
+    else:
+        with torch.no_grad():
+            _, _, hidden = model.encoder(dream.x)
+    if classify:
+        out.classifier_loss = environment_classifier_loss(model.classifier(hidden, n_seen), dream.env)
+    return out
