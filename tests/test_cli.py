@@ -47,7 +47,7 @@ def test_ablation_parse_refuses_the_41_suffix_instead_of_dropping_it() -> None:
 
 
 def test_train_cli_and_distributed_entry_build_the_same_config_and_settings() -> None:
-    from vase_rl.runs.distributed import _parse
+    from vase_rl.torchrun import _parse
 
     argv = [
         "--preset",
