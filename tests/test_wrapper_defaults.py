@@ -59,7 +59,9 @@ def model_layout(wrapper: Any) -> tuple[int, int]:
     return mc.image_size, mc.channels
 
 
-def test_default_preset_is_paper_heuristics_with_cuda_and_cpu_without(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_preset_is_paper_heuristics_with_cuda_and_cpu_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert (default_preset(), default_preset("auto"), default_preset("cuda")) == ("paper-heuristics",) * 3
     assert default_preset("cpu") == "cpu"  # an explicit CPU learner gets the CPU preset

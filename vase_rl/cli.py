@@ -28,7 +28,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         default="moving-fashion,mnist,moving-mnist",
         help="comma-separated dataset names, trained one after another",
     )
-    p.add_argument("--preset", default="cpu", help="'cpu' (2-core scale), 'paper' (appendix Table 2, plain Algorithm 1; GPU) or 'paper-heuristics' (Table 2 with the library's inference and mask rules; GPU)")
+    p.add_argument(
+        "--preset",
+        default="cpu",
+        help="'cpu' (2-core scale), 'paper' (appendix Table 2, plain Algorithm 1; GPU) or "
+        "'paper-heuristics' (Table 2 with the library's inference and mask rules; GPU)",
+    )
     p.add_argument(
         "--steps-per-env", type=int, default=None, help="training steps per dataset (preset default)"
     )
