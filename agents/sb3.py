@@ -40,7 +40,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import MaybeCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper, VecNormalize
 from torch import nn
 
 from vase_rl.core.learner import ContinualLearner
@@ -90,7 +90,7 @@ def make_latent_vec_env(
     learner: ContinualLearner | None = None,
     *,
     seed: int = 0,
-    vec_env_cls: type[VecEnv] | None = None,
+    vec_env_cls: type[DummyVecEnv | SubprocVecEnv] | None = None,
     env_kwargs: dict[str, Any] | None = None,
     **options: Any,
 ) -> VASEVecEnv:
@@ -284,7 +284,7 @@ class SmallCNN(BaseFeaturesExtractor):
     def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 128) -> None:
         super().__init__(observation_space, features_dim)
         shape = observation_space.shape
-        if shape is None or len(shape) != 3 or min(shape[1:]) < 14:
+        if len(shape) != 3 or min(shape[1:]) < 14:
             raise ValueError(f"SmallCNN needs channel-first images of at least 14x14, got shape {shape}")
         self.cnn = nn.Sequential(
             nn.Conv2d(shape[0], 32, 4, 2),

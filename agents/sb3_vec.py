@@ -53,12 +53,13 @@ class VASEVecEnv(VASEWrapperMixin, VecEnvWrapper):
         terminal = [i for i, info in enumerate(infos) if "terminal_observation" in info]
         finals = np.stack([infos[i]["terminal_observation"] for i in terminal]) if terminal else None
         latents, final_latents = self.vase.process_with(obs, finals)  # one encoder pass for both
-        for j, i in enumerate(terminal):
-            infos[i]["terminal_observation"] = (
-                {k: v[j] for k, v in final_latents.items()}
-                if isinstance(final_latents, dict)
-                else final_latents[j]
-            )
+        if final_latents is not None:  # None exactly when no sub-env ended (``terminal`` is empty)
+            for j, i in enumerate(terminal):
+                infos[i]["terminal_observation"] = (
+                    {k: v[j] for k, v in final_latents.items()}
+                    if isinstance(final_latents, dict)
+                    else final_latents[j]
+                )
         return latents, rewards, dones, infos
 
     def close(self) -> None:

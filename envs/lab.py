@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -146,7 +146,7 @@ class LabEnv(gym.Env[np.ndarray, np.int64]):
     reset) and the ``info_observations``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 15}  # noqa: RUF012 (gymnasium convention)
 
     def __init__(
         self,
@@ -200,7 +200,7 @@ class LabEnv(gym.Env[np.ndarray, np.int64]):
         default = [list(a) for a in action_set] == [list(a) for a in DEFAULT_ACTION_SET]
         self.action_names = ACTION_NAMES if default else tuple(str(tuple(a)) for a in action_set)
         self.observation_space = gym.spaces.Box(0, 255, (obs_size, obs_size, 3), np.uint8)
-        self.action_space = gym.spaces.Discrete(len(self._actions))
+        self.action_space: gym.spaces.Discrete = gym.spaces.Discrete(len(self._actions))
         self._frame = np.zeros((height, width, 3), dtype=np.uint8)
         self._obs = np.zeros(self.observation_space.shape, dtype=np.uint8)
         self._extra: dict[str, Any] = {}

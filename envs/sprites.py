@@ -256,7 +256,7 @@ class SpriteCanvas(gym.Env[np.ndarray, Any]):
         truncated = not terminated and self._steps >= self.max_episode_steps
         return self._obs(), float(reward), terminated, truncated, self._info()
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """``rgb_array``: the observation as (C, C, 3) uint8; None without a render mode."""
         if self.render_mode != "rgb_array":
             return None

@@ -33,7 +33,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -215,7 +215,7 @@ def _simulator_class() -> type:  # noqa: C901 (mccabe sums the nested classes' m
     from pyglet import gl
     from pyglet.gl import glu
 
-    class Primitive(Entity):  # type: ignore[misc]
+    class Primitive(Entity):
         """A static low-poly object (GLU quadrics) standing on its footprint disc of radius ``radius``."""
 
         is_static = True
@@ -267,7 +267,7 @@ def _simulator_class() -> type:  # noqa: C901 (mccabe sums the nested classes' m
             gl.glBindTexture(tex.target, 0)
             Texture.tex_cache[path] = Texture(tex, name)
 
-    class Simulator(MiniWorldEnv):  # type: ignore[misc]
+    class Simulator(MiniWorldEnv):
         """MiniWorld world built from a :class:`WorldLayout` and painted with a :class:`WorldTheme`."""
 
         def __init__(self, theme: WorldTheme, config: WorldConfig, layout: WorldLayout) -> None:
@@ -384,7 +384,7 @@ class WorldEnv(gym.Env[np.ndarray, np.int64]):
     ``"rgb_array"`` (the agent's view at ``config.render_size``).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30}  # noqa: RUF012 (gymnasium convention)
     ACTION_NAMES: tuple[str, ...] = ("turn_left", "turn_right", "move_forward", "move_back")
 
     def __init__(
@@ -404,7 +404,7 @@ class WorldEnv(gym.Env[np.ndarray, np.int64]):
         self.config = dataclasses.replace(config or WorldConfig(), **overrides)
         size = self.config.obs_size
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
-        self.action_space = gym.spaces.Discrete(len(self.ACTION_NAMES))
+        self.action_space: gym.spaces.Discrete = gym.spaces.Discrete(len(self.ACTION_NAMES))
         self._layout = generate_layout(np.random.default_rng(0), self.config)
         self._sim: Any = _simulator_class()(self.theme, self.config, self._layout)
         self._distance = 0.0  # agent-target distance after the last step, for the progress reward

@@ -96,7 +96,8 @@ def _sample_free(
 def generate_layout(rng: np.random.Generator, config: WorldConfig) -> WorldLayout:
     """Draw one episode's geometry from ``rng`` (the same RNG state gives the same layout in any theme)."""
     size, k, edge = config.arena_size, config.num_obstacles, config.door_width / 2 + config.agent_radius
-    split = tuple(float(v) for v in rng.uniform(*config.split_range, size=2) * size)
+    split_x, split_z = rng.uniform(*config.split_range, size=2) * size
+    split = (float(split_x), float(split_z))
     spans = {
         (0, 1): (0.0, split[1]),
         (2, 3): (split[1], size),
@@ -121,7 +122,7 @@ def generate_layout(rng: np.random.Generator, config: WorldConfig) -> WorldLayou
     return WorldLayout(
         arena_size=size,
         split=split,
-        doors=doors,  # type: ignore[arg-type]
+        doors=doors,
         obstacle_pos=np.array([p for p, _ in placed], dtype=np.float64).reshape(k, 2),
         obstacle_radius=radii,
         obstacle_kind=rng.integers(config.num_obstacle_kinds, size=k),
