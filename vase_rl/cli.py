@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from vase_rl.core.config import VASEConfig, get_preset
 
 if TYPE_CHECKING:
+    from vase_rl.evaluation.evaluate import EvalSettings
     from vase_rl.runs.run_format import RunSettings
 
 
@@ -81,6 +82,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--imagination-start-step", type=int, default=0, help="first step that imagines")
     p.add_argument("--no-probes", action="store_true", help="do not train the A.6 probes alongside")
     p.add_argument("--probe-eval-every", type=int, default=250)
+    p.add_argument(
+        "--probe-train-every",
+        type=int,
+        default=1,
+        help="train the A.6 probes every this many learner steps (1: every step, as A.6)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--report", action="store_true", help="write the report when training finishes")
     p.add_argument(
@@ -89,6 +96,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="also train the entangled beta=1 baseline on the same sequence and budget into "
         "OUT/reference-entangled (the report's reference row; no A.6 probes)",
     )
+    add_eval_arguments(p)
 
 
 def build_config(args: argparse.Namespace) -> VASEConfig:
@@ -107,7 +115,11 @@ def build_settings(args: argparse.Namespace, config: VASEConfig, probes: bool) -
         RunSettings,  # imports torch: after cmd_train has set the OpenMP policy
     )
 
-    extra = {"probe_eval_every": args.probe_eval_every} if hasattr(args, "probe_eval_every") else {}
+    extra = {
+        name: getattr(args, name)
+        for name in ("probe_eval_every", "probe_train_every")
+        if getattr(args, name, None) is not None
+    }
     return RunSettings(
         sequence=tuple(s.strip() for s in args.sequence.split(",") if s.strip()),
         steps_per_env=config.steps_per_env,
@@ -164,21 +176,41 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.report:
         from vase_rl.evaluation.report import write_report
 
-        print("report:", write_report(args.out))
+        print("report:", write_report(args.out, eval_settings(args)))
     return 0
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of the evaluation (``train --report``, ``report``, ``evaluate``)."""
+    p.add_argument(
+        "--quality",
+        default="full",
+        choices=("full", "quick", "off"),
+        help="offline probes per stage: full (10,000 / 5,000 images, 40 MLP epochs), quick (5,000 / "
+        "2,500, 20 epochs: a first run) or off",
+    )
+
+
+def eval_settings(args: argparse.Namespace) -> EvalSettings:
+    """The evaluation settings of :func:`add_eval_arguments`' options."""
+    from vase_rl.evaluation.evaluate import EvalSettings
+    from vase_rl.probing.offline_probe import OfflineProbeConfig
+
+    probe = OfflineProbeConfig.quick() if args.quality == "quick" else OfflineProbeConfig()
+    return EvalSettings(quality=args.quality != "off", quality_probe=probe)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from vase_rl.evaluation.report import write_report
 
-    print(write_report(args.run_dir))
+    print(write_report(args.run_dir, eval_settings(args)))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from vase_rl.evaluation.evaluate import evaluate_run
 
-    result = evaluate_run(args.run_dir)
+    result = evaluate_run(args.run_dir, eval_settings(args))
     print(json.dumps(result, indent=2, default=str)[:4000])
     return 0
 
@@ -210,8 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_train(sub)
     p = sub.add_parser("report", help="write RUN_DIR/report.md with figures and a metrics table")
     p.add_argument("run_dir")
+    add_eval_arguments(p)
     p = sub.add_parser("evaluate", help="evaluate a trained run (writes RUN_DIR/evaluation.json)")
     p.add_argument("run_dir")
+    add_eval_arguments(p)
     p = sub.add_parser("download-data", help="download MNIST / Fashion-MNIST with checksum verification")
     p.add_argument("datasets", nargs="+", choices=["mnist", "fashion_mnist"])
     p.add_argument(

@@ -271,7 +271,16 @@ class DreamConfig:
     """Dreaming feedback, eq. 7 / eq. 9."""
 
     tau: int = 500
-    """Snapshot (phi', theta') is synced to the current parameters every tau steps."""
+    """Snapshot (phi', theta') is synced to the current parameters every tau steps (``anchor="every-tau"``)."""
+    anchor: Literal["every-tau", "on-switch"] = "every-tau"
+    """When the snapshot that dreams the past environments (eq. 7) is synced. "every-tau": every ``tau``
+    steps whatever the environment (the paper, section 3.5); once a new environment has trained for tau
+    steps, the old ones are dreamt by -- and anchored to -- a model already trained on the new one, so
+    their latents drift. "on-switch": when the inferred environment changes (a switch or an allocation),
+    before the batch of the new environment is trained on, so every past environment stays anchored to the
+    model as it was when the last environment was left; while one environment trains the anchor does not
+    move. Without environment inference (ablation S off) there is no switch: "on-switch" syncs every tau
+    steps as the paper."""
     alpha: float = 1000.0
     """Weight of the Wasserstein encoder proximity."""
     beta: float = 20.0
@@ -280,6 +289,12 @@ class DreamConfig:
     """Dream batch size (z ~ p(z), s' ~ past environments)."""
     decoder_proximity: bool = True
     """False gives SD-[41]: dreaming with the encoder term only."""
+
+    def __post_init__(self) -> None:
+        if self.anchor not in ("every-tau", "on-switch"):
+            raise ValueError(f"DreamConfig.anchor must be 'every-tau' or 'on-switch', got {self.anchor!r}")
+        if self.tau < 1:
+            raise ValueError(f"DreamConfig.tau must be >= 1, got {self.tau}")
 
 
 @dataclass(frozen=True)
@@ -460,3 +475,40 @@ def get_preset(name: str) -> VASEConfig:
         return PRESETS[name]()
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
+    """The rules of ``cfg`` that depart from the paper: every :class:`InferenceConfig` / :class:`MaskConfig`
+    field whose value differs from :meth:`InferenceConfig.paper` / :meth:`MaskConfig.paper`, as
+    ``"section.field"`` for a rule switched on and ``"section.field=value"`` otherwise. The paper's own
+    hyperparameters (kappa, the L~_s decay, lambda0/lambda1, the noise-tolerance test's T, steps, learning
+    rate and period) are values, not rules, and are never listed.
+
+    >>> rules_beyond_paper(get_preset("paper"))
+    ()
+    >>> rules_beyond_paper(get_preset("cpu"))[:3]
+    ('inference.grace_steps=200', 'inference.patience=10', 'inference.train_on_pending=False')
+    >>> "inference.jump_ratio=2.0" in rules_beyond_paper(get_preset("cpu"))
+    True
+    >>> rules_beyond_paper(paper_preset().with_overrides(mask={"new_env_used": "none"}))
+    ('mask.new_env_used=none',)
+    """
+    values = {
+        "kappa",
+        "recon_ema",
+        "lambda0",
+        "lambda1",
+        "used_threshold",
+        "used_steps",
+        "used_lr",
+        "used_every",
+    }
+    out = []
+    for section, plain in (("inference", InferenceConfig.paper()), ("mask", MaskConfig.paper())):
+        current = getattr(cfg, section)
+        for f in dataclasses.fields(current):
+            value = getattr(current, f.name)
+            if f.name in values or value == getattr(plain, f.name):
+                continue
+            out.append(f"{section}.{f.name}" if value is True else f"{section}.{f.name}={value}")
+    return tuple(out)

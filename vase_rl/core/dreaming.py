@@ -13,7 +13,7 @@ from vase_rl.core.model import VASEModel
 
 
 class Snapshot:
-    """The frozen copy (phi', theta') of the model that dreams; synced every tau steps."""
+    """The frozen copy (phi', theta') of the model that dreams; when it is synced: :func:`anchor_sync_due`."""
 
     def __init__(self, model: VASEModel) -> None:
         self.model = copy.deepcopy(model).requires_grad_(False).eval()
@@ -21,6 +21,29 @@ class Snapshot:
     def sync(self, model: VASEModel) -> None:
         """phi' <- phi, theta' <- theta."""
         self.model.load_state_dict(model.state_dict())
+
+
+def anchor_sync_due(cfg: DreamConfig, step: int, switched: bool, per_environment: bool = True) -> bool:
+    """Whether the snapshot is synced at this point of a training step (:attr:`DreamConfig.anchor`).
+
+    Called twice per step: once with ``switched`` (the inferred environment changed, before the batch is
+    trained on; ``step`` is then ignored) and once after the update with ``switched=False`` and the
+    learner's new ``step``. "every-tau" (the paper): every tau steps; "on-switch": at every switch, and
+    every tau steps only without environment inference (``per_environment=False``: no switch exists).
+
+    >>> from vase_rl.core.config import DreamConfig
+    >>> paper, anchored = DreamConfig(tau=250), DreamConfig(tau=250, anchor="on-switch")
+    >>> anchor_sync_due(paper, 500, False), anchor_sync_due(paper, 0, True)
+    (True, False)
+    >>> anchor_sync_due(anchored, 500, False), anchor_sync_due(anchored, 0, True)
+    (False, True)
+    >>> anchor_sync_due(anchored, 500, False, per_environment=False)
+    True
+    """
+    if switched:
+        return cfg.anchor == "on-switch"
+    every_tau = cfg.anchor == "every-tau" or not per_environment
+    return every_tau and step % cfg.tau == 0
 
 
 @dataclass

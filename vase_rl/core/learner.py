@@ -15,7 +15,7 @@ import torch
 from vase_rl.core.checkpoint import Checkpointable
 from vase_rl.core.collectives import Collectives, LocalCollectives, SharedState
 from vase_rl.core.config import VASEConfig
-from vase_rl.core.dreaming import Snapshot, dream_terms, past_environments
+from vase_rl.core.dreaming import Snapshot, anchor_sync_due, dream_terms, past_environments
 from vase_rl.core.inference import Decision, EnvironmentInference, EnvironmentMemory
 from vase_rl.core.latents import applied_mask, atypicality, noise_tolerance, used_latents
 from vase_rl.core.losses import (
@@ -273,6 +273,8 @@ class ContinualLearner(Checkpointable):
         if decision.allocated and prev >= 0 and cfg.model.new_env_code == "inherit":
             self._inherit_env_code(prev, env)
         if env != prev:  # switched or allocated: redo the forward under the inferred environment
+            if prev >= 0 and anchor_sync_due(cfg.dream, self.step, switched=True):
+                self.snapshot.sync(self.model)  # eq. 7's anchor: the model as the last environment left it
             active = self.applied_mask(env)  # a^s, eq. 2
             nll = self.reconstruction_nll(self.masked(z, active), env, x)
         mask = self.batch_mask(alpha, env)  # a(x), eq. 5 + A.2
@@ -306,7 +308,7 @@ class ContinualLearner(Checkpointable):
         if cfg.ablation.mask and (n == cfg.inference.grace_steps or n % cfg.mask.used_every == 0):
             self.update_used(x, mu.detach(), env)  # u^s, A.2
         self.step += 1
-        if self.step % cfg.dream.tau == 0:
+        if anchor_sync_due(cfg.dream, self.step, switched=False, per_environment=cfg.ablation.infer_env):
             self.snapshot.sync(self.model)
         return self._result(decision, alpha, active, mask, scalars, dream.scalars, updated=True)
 

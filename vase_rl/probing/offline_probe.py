@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -73,6 +73,17 @@ class OfflineProbeConfig:
     """L-BFGS iterations of the logistic regression."""
     seed: int = 0
     """Seed of the probes' initialisation and shuffling."""
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> OfflineProbeConfig:
+        """A first run's protocol, about a quarter of the default's cost: 5,000 train / 2,500 test images and
+        20 MLP epochs (the protocol of ``benchmarks/results/representation_quality/quality_vs_budget.md``).
+
+        >>> cfg = OfflineProbeConfig.quick()
+        >>> cfg.train_size, cfg.test_size, cfg.epochs, cfg.hidden
+        (5000, 2500, 20, 256)
+        """
+        return cls(**{"train_size": 5000, "test_size": 2500, "epochs": 20, **overrides})
 
     def __post_init__(self) -> None:
         for name in ("train_size", "test_size", "hidden", "epochs", "batch_size", "linear_iters"):

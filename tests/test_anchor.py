@@ -1,0 +1,97 @@
+"""Dreaming's anchor (DreamConfig.anchor): with the paper's "every-tau" the snapshot that dreams the past
+environments follows the model every tau steps, into the new environment; with "on-switch" it is the model
+as the last environment left it and does not move while the new environment trains."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from helpers import shapes_batches, tiny_config
+
+from vase_rl.core.config import DreamConfig, InferenceConfig, VASEConfig
+from vase_rl.core.learner import ContinualLearner
+
+
+def _white(n: int = 16, size: int = 16) -> np.ndarray:
+    """A batch unlike the (dark) moving shapes: all-white frames, which allocate a new environment."""
+    return np.full((n, size, size, 1), 255, dtype=np.uint8)
+
+
+def _snapshot(learner: ContinualLearner) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in learner.snapshot.model.parameters()]
+
+
+def _model(learner: ContinualLearner) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in learner.model.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _config(anchor: str) -> VASEConfig:
+    # A off and the paper's plain inference: the white batch allocates environment 1 at once (as in
+    # tests/test_inference.py), then white batches keep it; tau 20
+    cfg = tiny_config(ablation={"mask": False}, dream={"tau": 20, "batch_size": 16, "anchor": anchor})
+    return dataclasses.replace(cfg, inference=InferenceConfig.paper())
+
+
+def _to_second_environment(anchor: str) -> tuple[ContinualLearner, list[torch.Tensor]]:
+    """30 steps of moving shapes (environment 0), then the switch; returns the learner after the switching
+    step and the model's parameters just before it."""
+    learner = ContinualLearner(_config(anchor), device="cpu")
+    for batch in shapes_batches(30, 16, seed=1):
+        learner.train_step(batch)
+    before = _model(learner)
+    out = learner.train_step(_white())
+    assert (out.new_env, out.env) == (True, 1)
+    return learner, before
+
+
+def test_on_switch_anchors_past_environments_to_the_model_that_left_them() -> None:
+    learner, left = _to_second_environment("on-switch")
+    assert _same(_snapshot(learner), left)  # synced before the first batch of the new environment
+    for _ in range(45):  # past two multiples of tau (steps 40 and 60) inside environment 1
+        assert learner.train_step(_white()).env == 1
+    assert learner.step == 76
+    assert _same(_snapshot(learner), left)  # the anchor did not move
+    assert not _same(_model(learner), left)
+
+
+def test_every_tau_follows_the_model_into_the_new_environment() -> None:
+    learner, left = _to_second_environment("every-tau")
+    assert not _same(_snapshot(learner), left)  # last synced at step 20, before the environment was left
+    for _ in range(45):
+        learner.train_step(_white())
+    assert learner.step == 76
+    assert not _same(_snapshot(learner), left)  # re-synced at step 60: trained on environment 1 since
+
+
+def test_on_switch_without_environment_inference_syncs_every_tau() -> None:
+    cfg = tiny_config(
+        ablation={"infer_env": False}, dream={"tau": 20, "batch_size": 16, "anchor": "on-switch"}
+    )
+    learner = ContinualLearner(cfg, device="cpu")
+    for batch in shapes_batches(20, 16, seed=1):
+        learner.train_step(batch)
+    assert _same(_snapshot(learner), _model(learner))  # step 20: synced as the paper
+
+
+def test_anchor_survives_save_and_load(tmp_path) -> None:
+    learner, left = _to_second_environment("on-switch")
+    path = str(tmp_path / "learner.pt")
+    learner.save(path)
+    loaded = ContinualLearner.load(path, device="cpu")
+    assert loaded.config.dream.anchor == "on-switch"
+    assert _same(_snapshot(loaded), left)
+
+
+def test_bad_anchor_is_refused_with_its_name() -> None:
+    with pytest.raises(ValueError, match="anchor must be 'every-tau' or 'on-switch', got 'sometimes'"):
+        DreamConfig(anchor="sometimes")  # type: ignore[arg-type]
+    old = tiny_config().to_dict()
+    del old["dream"]["anchor"]  # a config stored before the option loads as the paper's anchor
+    assert VASEConfig.from_dict(old).dream.anchor == "every-tau"
