@@ -61,6 +61,8 @@ def test_train_cli_and_distributed_entry_build_the_same_config_and_settings() ->
         "12",
         "--seed",
         "4",
+        "--dream-anchor",
+        "on-switch",
         "--log-every",
         "3",
         "--sequence",
@@ -75,6 +77,10 @@ def test_train_cli_and_distributed_entry_build_the_same_config_and_settings() ->
     cfg = cli.build_config(train)
     assert cli.build_config(ddp) == cfg
     assert (cfg.steps_per_env, cfg.batch_size, cfg.seed, cfg.dream.decoder_proximity) == (7, 12, 4, False)
+    assert (
+        cfg.dream.anchor == "on-switch"
+        and cli.build_config(p.parse_args(["--out", "x"])).dream.anchor == "every-tau"
+    )
     s_train, s_ddp = cli.build_settings(train, cfg, probes=False), cli.build_settings(ddp, cfg, probes=False)
     assert s_train == s_ddp
     assert (s_train.sequence, s_train.steps_per_env, s_train.log_every, s_train.seed) == (

@@ -53,6 +53,13 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--entangled", action="store_true", help="entangled baseline: beta=1 ELBO, no capacity target"
     )
+    p.add_argument(
+        "--dream-anchor",
+        default=None,
+        choices=("every-tau", "on-switch"),
+        help="when dreaming's snapshot is synced (DreamConfig.anchor; preset default): every tau steps "
+        "(the paper) or when the inferred environment changes",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -106,6 +113,8 @@ def build_config(args: argparse.Namespace) -> VASEConfig:
     for name in ("steps_per_env", "batch_size"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
+    if getattr(args, "dream_anchor", None) is not None:
+        overrides["dream"] = {"anchor": args.dream_anchor}
     return cfg.with_overrides(**overrides)
 
 
