@@ -4,6 +4,7 @@ and the regression that a short cpu-preset run keeps more identity than its untr
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -15,9 +16,11 @@ from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
 from vase_rl.evaluation.quality import (
     QualitySettings,
+    drift_markdown,
     evaluate_quality,
     quality_markdown,
     stage_checkpoint,
+    stage_drift,
     verdicts,
 )
 from vase_rl.probing.offline_probe import OfflineProbeConfig, encode_codes, probe_factors
@@ -43,6 +46,23 @@ def test_stage_checkpoints_hold_the_learner_at_the_end_of_each_stage(tmp_path: s
     assert (first.step, last.step) == (12, 24)
     x = torch.rand(4, 1, 32, 32)
     assert torch.equal(last.encode(x), final.encode(x)) and not torch.equal(first.encode(x), final.encode(x))
+
+
+def test_stage_drift_is_zero_for_an_unchanged_learner_and_positive_after_training(tmp_path: str) -> None:
+    out = os.path.join(tmp_path, "run")
+    _train(out, tiny_config(model={"image_size": 32}, steps_per_env=12), ("moving-shapes", "shapes"), 12)
+    (row,) = stage_drift(out, n=64)
+    assert (row["representation"], row["dataset"], row["stage"], row["after_stage"]) == (
+        "vase",
+        "moving-shapes",
+        0,
+        1,
+    )
+    assert row["mean"] > 0.01 and len(row["per_latent"]) == 6 and row["max"] == max(row["per_latent"])
+    shutil.copy(stage_checkpoint(out, 0), stage_checkpoint(out, 1))  # the learner did not move after stage 0
+    (same,) = stage_drift(out, n=64)
+    assert same["mean"] == 0.0 and same["max"] == 0.0
+    assert "| vase | `moving-shapes` (0) | 1 | 0.000 |" in "\n".join(drift_markdown([same]))
 
 
 def test_evaluate_quality_scores_vase_and_every_reference_on_every_factor(
@@ -72,6 +92,11 @@ def test_evaluate_quality_scores_vase_and_every_reference_on_every_factor(
     assert len(q["verdicts"]) == 5  # shape, scale, position; class, position
     text = "\n".join(quality_markdown(q))
     assert "Stage 1 -- `moving-mnist`" in text and "| untrained |" in text and "transfer A->B" in text
+    assert {(d["representation"], d["stage"], d["after_stage"]) for d in q["drift"]} == {
+        ("vase", 0, 1),
+        ("entangled", 0, 1),
+    }
+    assert "mean drift (sd)" in text
 
 
 def test_verdicts_name_a_reference_the_representation_falls_below() -> None:

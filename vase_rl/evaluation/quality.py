@@ -15,6 +15,11 @@ train codes and scores the test codes. The same is done, on the same images, for
 Readout transfer (final learner): a linear probe fit on dataset A's codes is scored on dataset B's
 codes -- position between moving datasets, class between the Fashion family -- for VASE and the
 entangled reference. High transfer means B's factor is written in the same latents as A's.
+
+Drift (:func:`stage_drift`): the held-out frames of every stage's dataset encoded by the learner at the
+end of that stage and at the end of every later stage; :func:`vase_rl.probing.drift.latent_drift` says
+how far each latent moved, in units of its spread at the end of the stage (what a policy trained on the
+stage's latents with frozen normalisation sees), for VASE and the entangled reference.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 
 from vase_rl.core.config import VASEConfig
 from vase_rl.core.learner import ContinualLearner
+from vase_rl.probing.drift import latent_drift
 from vase_rl.probing.offline_probe import (
     OfflineProbeConfig,
     encode_codes,
@@ -49,9 +55,11 @@ __all__ = [
     "REFERENCE_DIR",
     "STAGES_DIR",
     "QualitySettings",
+    "drift_markdown",
     "evaluate_quality",
     "quality_markdown",
     "readout_transfer_table",
+    "stage_drift",
     "stage_checkpoint",
     "verdicts",
 ]
@@ -193,6 +201,56 @@ def verdicts(stages: list[dict[str, Any]], probe: str = "mlp") -> list[str]:
     return lines
 
 
+def stage_drift(run_dir: str, n: int = 1000, device: str = "cpu") -> list[dict[str, Any]]:
+    """Latent drift of every stage's dataset after its stage: ``[{representation, dataset, stage,
+    after_stage, mean, max, worst, per_latent}]`` for each stage k but the last and each later stage j,
+    on ``n`` held-out test-split frames of stage k's dataset (VASE, and the entangled reference when the
+    run has one)."""
+    config, settings = read_run_config(run_dir)
+    rows: list[dict[str, Any]] = []
+    for rep, folder in (("vase", run_dir), ("entangled", os.path.join(run_dir, REFERENCE_DIR))):
+        paths = [stage_checkpoint(folder, k) for k in range(len(settings.sequence))]
+        encoders = {
+            k: ContinualLearner.load(p, device=device).encode
+            for k, p in enumerate(paths)
+            if os.path.exists(p)
+        }
+        for k, dataset in enumerate(settings.sequence[:-1]):
+            if k not in encoders:
+                continue
+            images, _ = _split(dataset, config.model.image_size, "test", n, k)
+            before = encode_codes(encoders[k], images)
+            for j in range(k + 1, len(settings.sequence)):
+                if j in encoders:
+                    drift = latent_drift(before, encode_codes(encoders[j], images))
+                    rows.append(
+                        {
+                            "representation": rep,
+                            "dataset": dataset,
+                            "stage": k,
+                            "after_stage": j,
+                            **drift.to_dict(),
+                        }
+                    )
+    return rows
+
+
+def drift_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The drift table: one line per (representation, past stage, later stage)."""
+    if not rows:
+        return []
+    out = [
+        "| representation | dataset (stage) | after stage | mean drift (sd) | max drift (sd), latent |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['representation']} | `{r['dataset']}` ({r['stage']}) | {r['after_stage']} | "
+            f"{r['mean']:.3f} | {r['max']:.3f}, z{r['worst']} |"
+        )
+    return out
+
+
 def evaluate_quality(run_dir: str, qs: QualitySettings | None = None) -> dict[str, Any]:
     """Stage probes, verdicts and readout transfer of a run (the dict ``vase-rl evaluate`` stores)."""
     qs = qs or QualitySettings()
@@ -214,6 +272,7 @@ def evaluate_quality(run_dir: str, qs: QualitySettings | None = None) -> dict[st
         "stages": stages,
         "verdicts": verdicts(stages),
         "transfer": transfer,
+        "drift": stage_drift(run_dir, device=qs.device),
     }
 
 
@@ -282,4 +341,16 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
             "mirrored; ~0 = B wrote the factor elsewhere).",
         ]
         out.append("")
+    if q.get("drift"):
+        out += [
+            (
+                "Drift of past stages' latents: each stage's held-out frames encoded at the end of the stage "
+                "and at the end of every later stage; root-mean-square change per latent in units of its sd "
+                "over those frames at the end of the stage (what a policy trained then, with frozen "
+                "normalisation, sees move)."
+            ),
+            "",
+            *drift_markdown(q["drift"]),
+            "",
+        ]
     return out
