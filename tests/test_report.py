@@ -191,6 +191,7 @@ def test_report_has_every_section_and_every_figure_on_disk(run_dir: str, report:
     # the offline-probe section leads the report: verdicts, then one table per stage with its references
     lead = text.index("## Representation quality (offline probes, the headline numbers)")
     assert lead < positions[0] and "**Verdicts (MLP probe)**" in text
+    assert text.index("**What to look at first.**") < lead  # the report opens with where to look
     assert all(f"Stage {i} -- `{name}`" in text for i, name in enumerate(sequence))
     assert "| pixels |" in text and "| untrained |" in text and "| vase |" in text
 

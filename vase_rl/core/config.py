@@ -9,7 +9,8 @@ Presets
 ``paper``
     Appendix Table 2, ablation-study row: 64x64 inputs, 24 latents, ``max_environments=7``,
     Adam 6e-4, batch 64, gamma=100, C_max=35, delta_C=6.3e-6, lambda=0.6, kappa=1.5, tau=500,
-    alpha=1000 (encoder proximity), beta=20 (decoder proximity), 150k steps per dataset.
+    alpha=1000 (encoder proximity), beta=20 (decoder proximity), 150k steps per dataset; the plain
+    Algorithm 1 and mask (:meth:`InferenceConfig.paper`, :meth:`MaskConfig.paper`).
 
     alpha/beta: the appendix text says "alpha=1000 and beta=20 were used for all experiments,
     except for in the hyperparameter sweep" while the sweep ranges read alpha in {10,20,40},
@@ -19,10 +20,14 @@ Presets
     gamma) they put each dreaming term on the scale of the reconstruction term (hundreds of nats),
     whereas the sweep's beta=1000 on a summed 4096-pixel KL would outweigh the current data by ~100x.
 
+``paper-heuristics``
+    ``paper`` with the library's inference and mask rules on (the defaults of :class:`InferenceConfig`
+    and :class:`MaskConfig`); the wrappers' default learner on CUDA.
+
 ``cpu``
     Same algorithm scaled for 2 CPU cores: 32x32 canvas, half-width encoder, fewer steps.
-    Its capacity values were chosen on a validation split (see ``benchmarks/cpu_preset.py`` and the
-    README) -- gamma=100 at C_max=35 with a short C ramp learns latents that carry no information
+    Its capacity values were chosen on a validation split (see ``benchmarks/cpu_preset.py`` and
+    docs/findings.md) -- gamma=100 at C_max=35 with a short C ramp learns latents that carry no information
     at CPU step counts, so the preset uses a smaller gamma and a ramp matched to its step budget.
 """
 
@@ -68,7 +73,7 @@ class ModelConfig:
     start He-initialised, see ``init``). 0 = the prior's width. A negative value starts the posterior
     sharp, so the decoder sees z with a usable signal-to-noise ratio from the first step; with
     sigma = 1 and mu ~ 0 at the start, the decoder learns the mean image, the encoder gets no gradient
-    to use z, and any KL pressure keeps it there (measured on the cpu preset: README,
+    to use z, and any KL pressure keeps it there (measured on the cpu preset: docs/findings.md,
     "Why the latents carried no identity")."""
     new_env_code: Literal["random", "inherit"] = "random"
     """How the decoder's weights for a newly allocated environment's one-hot code start: "random" (as
@@ -147,7 +152,7 @@ class MaskConfig:
     """Recompute the current environment's used latents every this many steps."""
 
     # Rules of the applied mask a^s (eq. 2) beyond the paper, where a^s is the stored mask itself; each one
-    # is a switch of :func:`vase_rl.core.latents.applied_mask` (the README's "Masking" has the measurements).
+    # is a switch of :func:`vase_rl.core.latents.applied_mask` (docs/findings.md, "Masking", has the measurements).
     spare_unmasked: bool = True
     """Latents no *other* environment uses stay active: the spare capacity of section 3.3 ("automatically
     unmasked"). The paper relies on their atypicality staying ~0; at CPU step counts spare latents drift
@@ -445,7 +450,7 @@ def cpu_preset() -> VASEConfig:
 
     32x32 canvas, half-width encoder (32,32,64,64 filters), 24 latents, 2,500 steps per dataset.
     Capacity: gamma=10, C_max=25 from step 1 (delta_C=1), upper-sided, with He init and a sharp initial
-    posterior (init_logvar=-3); the choice and the measurements behind it are in the README ("The cpu
+    posterior (init_logvar=-3); the choice and the measurements behind it are in docs/findings.md ("The cpu
     preset", "Why the latents carried no identity"). tau and the inference grace
     period are scaled with the step budget (tau=250, grace=200).
 

@@ -104,7 +104,7 @@ def applied_mask(
       counts spare latents drift on new data and, once masked (no gradient), would never return.
     * ``protect_own_used``: a latent ``env``'s own decoder uses (u^s, A.2's noise-tolerance test) stays
       active; masking it would replace what the environment reconstructs from by prior noise (measured in
-      the demo: the MNIST environment lost both of its latents). See README, "Masking".
+      the demo: the MNIST environment lost both of its latents). See docs/findings.md, "Masking".
     * ``never_all_masked``: if every latent would be masked the environment shares all latents instead
       (masked latents get no gradient: it could never learn).
 

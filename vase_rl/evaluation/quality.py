@@ -59,8 +59,8 @@ __all__ = [
     "evaluate_quality",
     "quality_markdown",
     "readout_transfer_table",
-    "stage_drift",
     "stage_checkpoint",
+    "stage_drift",
     "verdicts",
 ]
 

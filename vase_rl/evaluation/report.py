@@ -27,13 +27,33 @@ from vase_rl.evaluation.evaluate import (
 )  # fmt: skip
 from vase_rl.evaluation.quality import quality_markdown
 
-__all__ = ["FIGURES", "INFO_MIN_NATS", "SECTIONS", "make_figures", "render_markdown", "write_report"]
+__all__ = [
+    "FIGURES",
+    "INFO_MIN_NATS",
+    "SECTIONS",
+    "WHAT_TO_LOOK_AT",
+    "make_figures",
+    "render_markdown",
+    "write_report",
+]
 
 SECTIONS = (
     "## Summary", "## Run settings", "## Metrics", "### Per dataset (held-out test split)",
     "### Probes and forgetting (Table 1 style)", "### Environments", "## Figures",
 )  # fmt: skip
 """Section headings every report contains, in order."""
+WHAT_TO_LOOK_AT = (
+    "**What to look at first.**",
+    "",
+    "1. *Verdicts* (next section): on each stage's factors, is VASE above the untrained encoder and raw "
+    "pixels? A line in capitals says where it is not.",
+    "2. *Probe curves* (figure, A.6): a dataset's curve that drops after its own stage is forgetting.",
+    "3. *Drift of past stages' latents* (table under the verdicts): how far an earlier dataset's latents "
+    "moved while VASE learned the later ones -- what a policy trained on them would see change.",
+    "4. *Latent usage* and *environment inference* (figures): which latents each environment uses, and "
+    "whether VASE allocated an environment where the data changed.",
+)
+"""The report's opening: where a reader should look first."""
 INFO_MIN_NATS = 1.0
 """Below this NLL gap (shuffled z minus z, nats/image) the report flags latents that carry ~no information."""
 N_CROSS = 8
@@ -311,7 +331,8 @@ def render_markdown(run: LoadedRun, ev: dict[str, Any], figures: dict[str, str])
     out = [f"# VASE run report: `{title}`", "",
            ("VASE (Achille et al., NeurIPS 2018) trained continually on the sequence below without task "
            "labels. Numbers are on held-out data; NLL and KL in nats per image."), "",
-           *_quality_section(ev), SECTIONS[0], "", *_summary(run, ev), "", SECTIONS[1], ""]  # fmt: skip
+           *WHAT_TO_LOOK_AT, "", *_quality_section(ev), SECTIONS[0], "", *_summary(run, ev), "", SECTIONS[1],
+           ""]  # fmt: skip
     out += _table(["setting", "value"], _settings_rows(run))
     out += ["", *_metric_sections(run, ev), "", SECTIONS[6], ""]
     for fig in FIGURES:

@@ -1,0 +1,163 @@
+"""Dreaming's anchor (``DreamConfig.anchor``): does syncing the snapshot when the environment changes,
+instead of every tau steps as the paper, keep the past environments' latents and probes in place?
+
+With the paper's every-tau sync the snapshot that dreams the past environments (eq. 7) follows the model
+into the new environment, so the old environments are anchored to a model already trained on the new one.
+"on-switch" syncs it when the inferred environment changes. Both are run with Table 1's protocol on the
+demo sequence (moving Fashion -> MNIST -> moving MNIST, cpu preset, row SDA, 2,500 steps per dataset, A.6
+probes trained at every step), on the evaluation seeds 0-2 (two fixed options: nothing is tuned). Per run:
+the A.6 forgetting columns of Table 1, the offline MLP probes at each stage end, and the latent drift of
+each past stage's held-out frames by the end of the sequence (``vase_rl.evaluation.quality.stage_drift``).
+
+    python benchmarks/anchor.py --jobs 2      # ~20 min per run on one core, 2 in parallel
+    python benchmarks/anchor.py --summarise   # anchor.md from the result JSONs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import common
+import numpy as np
+import paper_common as pc
+
+EXPERIMENT = "anchor"
+VARIANTS: dict[str, dict[str, dict[str, str]]] = {
+    "every-tau": {"dream": {"anchor": "every-tau"}},
+    "on-switch": {"dream": {"anchor": "on-switch"}},
+}
+"""variant -> config overrides on top of the cpu preset's SDA row."""
+
+
+@dataclass
+class Args(pc.VaseArgs):
+    """The demo sequence, SDA, both anchors, evaluation seeds 0-2, the cpu preset's full budget."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Evaluation seeds (the two options are fixed, so no validation seed is needed)."""
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    """Anchors to run, of every-tau on-switch."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown:
+            raise ValueError(f"unknown variants {unknown}; choose from {' '.join(VARIANTS)}")
+
+
+def specs(args: Args) -> list[pc.RunSpec]:
+    """Seed-major: both anchors of seed 0 first, so a cut-short session compares them at >= 1 seed."""
+    return [
+        spec
+        for seed in args.seeds
+        for variant in args.variants
+        for spec in pc.make_specs(
+            f"{EXPERIMENT}/{variant}",
+            Args(**{**vars(args), "seeds": (seed,)}),
+            pc.TABLE1_SEQUENCE,
+            VARIANTS[variant],
+        )
+    ]
+
+
+def run(args: Args) -> None:
+    """Train and evaluate every (anchor, seed) without a result JSON."""
+    pc.run_all(specs(args), args.runs_dir, args.jobs)
+
+
+def drift_of(record: dict[str, Any], stage: int) -> float | None:
+    """Mean drift (sd units) of stage ``stage``'s frames by the end of the sequence (VASE)."""
+    quality = record["evaluation"].get("quality") or {}
+    last = len(record["spec"]["sequence"]) - 1
+    rows = [
+        d["mean"]
+        for d in quality.get("drift", [])
+        if d["representation"] == "vase" and d["stage"] == stage and d["after_stage"] == last
+    ]
+    return rows[0] if rows else None
+
+
+def stage_mlp(record: dict[str, Any], stage: int, factor: str) -> float | None:
+    """The offline MLP probe of ``factor`` at the end of stage ``stage`` (VASE)."""
+    quality = record["evaluation"].get("quality") or {}
+    for row in quality.get("stages", []):
+        if row["stage"] == stage:
+            return row["scores"].get("vase", {}).get(factor, {}).get("mlp")
+    return None
+
+
+def interval(values: list[float | None], scale: float = 1.0, digits: int = 2) -> str:
+    """mean, and the 90% bootstrap interval of the mean when there are >= 3 values."""
+    v = np.array([x for x in values if x is not None], dtype=float) * scale
+    if v.size == 0:
+        return "n/a"
+    if v.size < 3:
+        return f"{v.mean():.{digits}f} (n={v.size})"
+    rng = np.random.default_rng(0)
+    means = rng.choice(v, size=(10_000, v.size), replace=True).mean(1)
+    lo, hi = np.quantile(means, [0.05, 0.95])
+    return f"{v.mean():.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def summarise(args: Args) -> None:
+    """``anchor.md``: Table 1's forgetting columns, drift and stage-end probes per anchor."""
+    out = pc.RESULTS / EXPERIMENT
+    out.mkdir(parents=True, exist_ok=True)
+    done = {v: pc.load_results(f"{EXPERIMENT}/{v}") for v in VARIANTS}
+    columns = pc.forgetting_columns()
+    header = ["anchor", "seeds", *[c.title for c in columns]]
+    header += ["drift stage 0 (sd)", "drift stage 1 (sd)", "environments"]
+    lines = []
+    for variant, records in done.items():
+        if not records:
+            continue
+        cells = [interval([c.value(r) for r in records], c.scale, 1) for c in columns]
+        drift = [interval([drift_of(r, k) for r in records]) for k in (0, 1)]
+        envs = sorted({r["n_envs"] for r in records})
+        lines.append([variant, len(records), *cells, *drift, ",".join(map(str, envs))])
+    per_seed = [
+        [
+            v,
+            r["spec"]["seed"],
+            *[pc.fmt(stage_mlp(r, k, "class")) for k in range(3)],
+            pc.fmt(drift_of(r, 0), digits=3),
+            pc.fmt(drift_of(r, 1), digits=3),
+        ]
+        for v, records in done.items()
+        for r in records
+    ]
+    all_results = [r for records in done.values() for r in records]
+    text = [
+        "# Dreaming's anchor: every tau steps (the paper) or when the environment changes",
+        "",
+        pc.provenance(all_results),
+        "",
+        (
+            "Mean over seeds with the 90% bootstrap interval of the mean. Forgetting columns as Table 1 "
+            "(A.6 probes trained alongside; mean over the sequence's datasets; change = after the stage minus "
+            "the best during it). Drift: root-mean-square change of each latent of the stage's held-out "
+            "frames between the end of the stage and the end of the sequence, in units of its sd at the end "
+            "of the stage, mean over latents."
+        ),
+        "",
+        common.markdown_table(header, lines),
+        "",
+        "Per seed: offline MLP probe of the object class at the end of each stage (%), and the drift.",
+        "",
+        common.markdown_table(
+            ["anchor", "seed", "class stage 0", "class stage 1", "class stage 2", "drift 0", "drift 1"],
+            per_seed,
+        ),
+        "",
+    ]
+    pc.write_summary(out / "anchor.md", text)
+
+
+def main() -> None:
+    args = common.parse_args(Args, __doc__)
+    pc.run_then_summarise(args, run, summarise)
+
+
+if __name__ == "__main__":
+    main()
