@@ -17,12 +17,14 @@ measures exactly that, on the same frames encoded by two versions of the learner
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 
-__all__ = ["DriftResult", "latent_drift"]
+__all__ = ["DriftMonitor", "DriftResult", "latent_drift"]
 
 SD_FLOOR = 1e-3
 """A latent whose spread over the reference frames is below this (a collapsed, constant latent) is measured
@@ -72,3 +74,52 @@ def latent_drift(before: ArrayLike, after: ArrayLike) -> DriftResult:
     per = np.sqrt(np.mean((a - b) ** 2, axis=0)) / sd
     worst = int(np.argmax(per))
     return DriftResult(per_latent=per, mean=float(per.mean()), max=float(per[worst]), worst=worst)
+
+
+class DriftMonitor:
+    """Drift of every environment a continual learner has left, measured on frames it trained on there.
+
+    Fed with each training batch and the environment it was trained in (:meth:`record`), it keeps the
+    ``frames_per_env`` most recent frames of the current environment. When the learner leaves an
+    environment, those frames and their latents are frozen as its reference; :meth:`drift` re-encodes the
+    references with the learner as it is now. Returning to an environment drops its reference (it is being
+    trained again) until it is left again. Transient: not saved with the learner.
+
+    >>> import torch
+    >>> monitor = DriftMonitor(frames_per_env=4)
+    >>> encode = lambda x: x.flatten(1)[:, :2]  # a stand-in encoder: the first two pixels
+    >>> monitor.record(torch.rand(4, 1, 2, 2), env=0, encode=encode)
+    >>> monitor.record(torch.rand(4, 1, 2, 2), env=1, encode=encode)  # environment 0 is left
+    >>> {env: d.mean for env, d in monitor.drift(encode).items()}  # the encoder did not change
+    {0: 0.0}
+    """
+
+    def __init__(self, frames_per_env: int = 256) -> None:
+        if frames_per_env < 2:
+            raise ValueError(f"DriftMonitor needs frames_per_env >= 2, got {frames_per_env}")
+        self.frames_per_env = frames_per_env
+        self.current = -1
+        self.recent: torch.Tensor | None = None
+        self.references: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
+
+    def record(self, batch: torch.Tensor, env: int, encode: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """A batch (B, C, S, S) the learner was trained on in environment ``env``."""
+        if env != self.current:
+            if self.current >= 0 and self.recent is not None and len(self.recent) >= 2:
+                self.references[self.current] = (self.recent, _latents(encode, self.recent))
+            self.references.pop(env, None)
+            self.current, self.recent = env, None
+        frames = batch.detach()
+        self.recent = frames if self.recent is None else torch.cat([self.recent, frames])
+        self.recent = self.recent[-self.frames_per_env :]
+
+    def drift(self, encode: Callable[[torch.Tensor], torch.Tensor]) -> dict[int, DriftResult]:
+        """Environment -> drift of its reference frames since it was left (empty until one is left)."""
+        return {
+            env: latent_drift(mu, _latents(encode, x)) for env, (x, mu) in sorted(self.references.items())
+        }
+
+
+def _latents(encode: Callable[[torch.Tensor], torch.Tensor], frames: torch.Tensor) -> np.ndarray:
+    with torch.inference_mode():
+        return encode(frames).detach().float().cpu().numpy()

@@ -28,6 +28,7 @@ import torch
 from gymnasium import spaces
 
 from vase_rl.core.learner import ContinualLearner
+from vase_rl.probing.drift import DriftMonitor
 from vase_rl.rl.buffer import RolloutBuffer
 from vase_rl.rl.image_space import default_learner, image_layout
 from vase_rl.rl.inference_copy import InferenceCopy, learner_lock
@@ -75,6 +76,7 @@ class OnlineVASE:
         self.env_steps = self.train_steps = 0
         self.train_time_s = 0.0
         self.last_stats: dict[str, Any] = {}
+        self.drift_monitor = DriftMonitor()
         self._since_round = 0
         self._executor: ThreadPoolExecutor | None = None
         self._pending: Future[None] | None = None
@@ -202,7 +204,9 @@ class OnlineVASE:
                 return
             start = time.perf_counter()
             for batch in batches:
-                self.last_stats = self.learner.train_step(batch).to_log()
+                result = self.learner.train_step(batch)
+                self.last_stats = result.to_log()
+                self.drift_monitor.record(batch, result.env, self.learner.encode)
                 self.train_steps += 1
             self.train_time_s += time.perf_counter() - start
 
@@ -217,9 +221,17 @@ class OnlineVASE:
             self.wait()
 
     def stats(self) -> dict[str, Any]:
-        """Counters and the last train step's scalars (``env``, ``n_envs``, ``loss``, ``recon``, ...)."""
+        """Counters, the last train step's scalars (``env``, ``n_envs``, ``loss``, ``recon``, ...) and
+        ``drift/env<e>``: how far the latents of every environment the learner has left moved since it left
+        it (mean over latents, in units of each latent's sd then; :class:`~vase_rl.probing.drift.DriftMonitor`
+        on the last 256 frames trained on there)."""
         keep = ("env", "new_env", "n_envs", "loss", "recon", "kl", "C", "reason", "step")
         out = {k: self.last_stats[k] for k in keep if k in self.last_stats}
+        self.wait()
+        with self.lock:
+            out.update(
+                {f"drift/env{e}": d.mean for e, d in self.drift_monitor.drift(self.learner.encode).items()}
+            )
         out.update(
             env_steps=self.env_steps,
             train_steps=self.train_steps,

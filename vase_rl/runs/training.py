@@ -137,6 +137,8 @@ class SequenceTrainer:
         }
         self.test_sets: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         self.probe_targets: dict[str, tuple[bool, bool]] = {}
+        self.drift_refs: dict[int, tuple[str, np.ndarray]] = {}
+        """Stage -> (dataset, latents of its probe test set at the end of the stage): drift's references."""
         self.probes = self._make_probes() if settings.probes else None
         self.batch_hook: BatchHook | None = None
         self._pending_hook_state: dict | None = None
@@ -194,6 +196,9 @@ class SequenceTrainer:
         self.global_step = int(extra["global_step"])
         for name, st in extra["samplers"].items():
             self.samplers[name].load_state_dict(st)
+        self.drift_refs = {
+            int(k): (name, np.asarray(mu)) for k, (name, mu) in extra.get("drift_refs", {}).items()
+        }
         if self.probes is not None and extra.get("probes") is not None:
             self.probes.load_state_dict(extra["probes"])
         self._pending_hook_state = extra.get("batch_hook")
@@ -209,6 +214,7 @@ class SequenceTrainer:
             "samplers": {k: s.state_dict() for k, s in self.samplers.items()},
             "probes": self.probes.state_dict() if self.probes is not None else None,
             "batch_hook": hook_state() if hook_state is not None else None,
+            "drift_refs": {k: (name, torch.from_numpy(mu)) for k, (name, mu) in self.drift_refs.items()},
         }
         self.learner.save(self.ckpt_path, extra)
         if self.probes is not None and self.ranks.writes_files:
@@ -221,6 +227,9 @@ class SequenceTrainer:
         stage = self.global_step // self.settings.steps_per_env - 1
         os.makedirs(os.path.join(self.out_dir, "stages"), exist_ok=True)
         self.learner.save(os.path.join(self.out_dir, "stages", f"stage{stage}.pt"))
+        name = self.settings.sequence[stage]
+        if self.probes is not None and name in self.test_sets:  # drift's reference: this stage's test latents
+            self.drift_refs[stage] = (name, self._test_latents(name))
 
     # ------------------------------------------------------------------ probes
     def stage_of(self, step: int) -> tuple[int, str]:
@@ -251,6 +260,23 @@ class SequenceTrainer:
             p_imgs, p_fac = (imgs, factors) if pname == name else sampler.sample(self.config.batch_size)
             z = self.probes.latents(self._encode, self.learner.preprocess(p_imgs))
             self.probes.train_step(pname, z, *self._targets(pname, p_fac))
+
+    def _test_latents(self, name: str) -> np.ndarray:
+        """mu of dataset ``name``'s probe test set (the latents a policy would read), (n, N)."""
+        with torch.no_grad():
+            return self.learner.encode(self.learner.preprocess(self.test_sets[name][0])).cpu().numpy()
+
+    def stage_drift(self) -> dict[str, float]:
+        """``drift/<dataset>_stage<k>``: mean drift (sd units, :func:`~vase_rl.probing.drift.latent_drift`)
+        of every finished stage's test latents since the end of that stage (stages still running: none)."""
+        from vase_rl.probing.drift import latent_drift
+
+        current = self.global_step // self.settings.steps_per_env
+        return {
+            f"drift/{name}_stage{k}": latent_drift(mu, self._test_latents(name)).mean
+            for k, (name, mu) in sorted(self.drift_refs.items())
+            if k < current
+        }
 
     def evaluate_probes(self) -> dict[str, Any]:
         """Score every probe on its dataset's held-out set and record it at the current step."""
@@ -322,6 +348,8 @@ class SequenceTrainer:
             for dname, metrics in self.evaluate_probes().items():
                 for k, v in metrics.items():
                     writer.add_scalar(f"probe/{dname}/{k}", v, step)
+            for tag, value in self.stage_drift().items():
+                writer.add_scalar(tag, value, step)
         if step % s.tb_images_every == 0:
             with torch.no_grad():
                 rec_imgs = self.learner.decode(self.learner.encode(x[:16]), rec["env"])
