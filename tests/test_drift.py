@@ -52,7 +52,7 @@ def test_monitor_measures_a_changed_encoder_and_forgets_a_revisited_environment(
         monitor.record(torch.rand(6, 1, 2, 2, generator=gen), env, encode)
     assert list(monitor.drift(encode)) == [0] and len(monitor.references[0][0]) == 8  # the last 8 frames
     scale["value"] = 2.0  # the encoder doubles every latent: each moves by its own value
-    x, mu = monitor.references[0]
+    _, mu = monitor.references[0]
     expected = np.sqrt((mu**2).mean(0)) / mu.std(0)
     np.testing.assert_allclose(monitor.drift(encode)[0].per_latent, expected, rtol=1e-5)
     monitor.record(torch.rand(6, 1, 2, 2, generator=gen), 0, encode)  # back in 0: trained again
