@@ -15,12 +15,12 @@ from vase_rl.probing.offline_probe import shared_latents
 
 
 def _allocate_two(
-    new_env_code: str, conditioning: str = "input", new_env_used: str = "all"
+    new_env_code: str, conditioning: str = "input", new_env_used: str = "all", **model: object
 ) -> ContinualLearner:
     """Env 0 trained on shapes, env 1 allocated by their inverse; the learning rate is set to 0 before the
     allocating step so that it changes no weight."""
     cfg = tiny_config(
-        model={"new_env_code": new_env_code, "env_conditioning": conditioning},
+        model={"new_env_code": new_env_code, "env_conditioning": conditioning, **model},
         inference={"patience": 2},
         mask={"new_env_used": new_env_used},
     )
@@ -64,6 +64,36 @@ def test_new_environment_starts_with_all_or_no_latents_used(new_env_used: str, e
     assert int(learner.memory.used[1].sum()) == expected  # before A.2's first test on env 1 (grace 10)
 
 
+def test_picked_sign_reads_an_inverted_environment_with_the_old_latents() -> None:
+    keep = _allocate_two("inherit", "input+output")
+    pick = _allocate_two("inherit", "input+output", new_env_sign="pick")
+    assert keep.model.decoder.env_scale is not None and pick.model.decoder.env_scale is not None
+    scale_keep, scale_pick = keep.model.decoder.env_scale.detach(), pick.model.decoder.env_scale.detach()
+    assert torch.equal(scale_keep[1], scale_keep[0])  # inherited as it is
+    assert torch.equal(scale_pick[1], -scale_pick[0]) and float(scale_pick[0, 0]) > 0  # flipped: inverse data
+    z = torch.randn(8, 6, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(pick.decode(z, 1), 1 - pick.decode(z, 0), atol=1e-5)  # same latents, inverted image
+
+
+def test_young_environment_trains_its_own_decoder_weights_only() -> None:
+    learner = _allocate_two("inherit", "input+output", young_decoder_frozen_steps=5)
+    for group in learner.optimizer.param_groups:
+        group["lr"] = 6e-4
+    decoder = learner.model.decoder
+    before = {name: p.detach().clone() for name, p in decoder.named_parameters()}
+    batch = 255 - shapes_batches(1, 16, seed=4)[0]
+    for _ in range(4):  # steps 1-4 of environment 1: its shared decoder is held
+        assert learner.train_step(batch).env == 1
+    after = dict(decoder.named_parameters())
+    assert torch.equal(after["fc2.weight"], before["fc2.weight"])
+    assert torch.equal(after["fc1.weight"][:, :6], before["fc1.weight"][:, :6])  # the latents' weights
+    assert not torch.equal(after["fc1.weight"][:, 6 + 1], before["fc1.weight"][:, 6 + 1])  # its own code
+    assert torch.equal(after["env_scale"][0], before["env_scale"][0])
+    for _ in range(3):  # past 5 steps in environment 1: the shared decoder learns again
+        learner.train_step(batch)
+    assert not torch.equal(decoder.fc2.weight, before["fc2.weight"])
+
+
 def test_bad_reuse_options_are_rejected_by_name() -> None:
     with pytest.raises(ValueError, match="new_env_code"):
         ModelConfig(new_env_code="copy")  # type: ignore[arg-type]
@@ -71,6 +101,10 @@ def test_bad_reuse_options_are_rejected_by_name() -> None:
         ModelConfig(env_conditioning="film")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="new_env_used"):
         MaskConfig(new_env_used="some")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="new_env_sign='pick' needs env_conditioning='input\\+output'"):
+        ModelConfig(new_env_sign="pick")
+    with pytest.raises(ValueError, match="young_decoder_frozen_steps must be >= 0"):
+        ModelConfig(young_decoder_frozen_steps=-1)
 
 
 def test_capacity_starts_at_c_start_and_ramps_to_c_max() -> None:

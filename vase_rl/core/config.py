@@ -86,6 +86,18 @@ class ModelConfig:
     (or means), initialised to the identity. An environment that renders the same factors differently
     (inverted contrast, another colour) can then change its rendering without re-mapping what the
     latents mean: reading the same latents with the same sign is what readout transfer measures."""
+    new_env_sign: Literal["keep", "pick"] = "keep"
+    """With ``env_conditioning="input+output"``: a newly allocated environment's output scale starts as the
+    identity ("keep") or is picked at allocation ("pick"): +|s| or -|s| of the environment the batch was
+    decoded under when eq. 6 rejected it (s: that environment's scale), whichever reconstructs the
+    allocating batch better. A contrast inversion then reads the old latents with the old sign from its
+    first step (a learnt scale would need thousands of Adam steps to cross zero). Beyond the paper; meant
+    with ``new_env_code="inherit"``."""
+    young_decoder_frozen_steps: int = 0
+    """While an environment allocated after the first has trained fewer than this many steps, the decoder's
+    shared weights are held where they were at its allocation: only the environment's own code and output
+    affine (and the encoder) learn, so the new environment adapts its rendering to the old latents instead
+    of the shared decoder re-mapping them. 0 = off (the paper)."""
 
     def __post_init__(self) -> None:
         if self.image_size % 16 != 0 or self.image_size < 16:
@@ -105,6 +117,14 @@ class ModelConfig:
         if self.env_conditioning not in ("input", "input+output"):
             raise ValueError(
                 f"env_conditioning must be 'input' or 'input+output', got {self.env_conditioning!r}"
+            )
+        if self.new_env_sign not in ("keep", "pick"):
+            raise ValueError(f"new_env_sign must be 'keep' or 'pick', got {self.new_env_sign!r}")
+        if self.new_env_sign == "pick" and self.env_conditioning != "input+output":
+            raise ValueError("new_env_sign='pick' needs env_conditioning='input+output' (the scale it picks)")
+        if self.young_decoder_frozen_steps < 0:
+            raise ValueError(
+                f"young_decoder_frozen_steps must be >= 0, got {self.young_decoder_frozen_steps}"
             )
 
 

@@ -272,6 +272,8 @@ class ContinualLearner(Checkpointable):
         env, n_seen = decision.env, self.memory.n_seen
         if decision.allocated and prev >= 0 and cfg.model.new_env_code == "inherit":
             self._inherit_env_code(prev, env)
+        if decision.allocated and prev >= 0 and cfg.model.new_env_sign == "pick":
+            self._pick_env_sign(prev, env, z.detach(), x)
         if env != prev:  # switched or allocated: redo the forward under the inferred environment
             if prev >= 0 and anchor_sync_due(cfg.dream, self.step, switched=True):
                 self.snapshot.sync(self.model)  # eq. 7's anchor: the model as the last environment left it
@@ -301,7 +303,10 @@ class ContinualLearner(Checkpointable):
         loss = loss if dream.loss is None else loss + dream.loss  # eq. 9
         cls_loss = cls_loss if dream.classifier_loss is None else cls_loss + dream.classifier_loss
         loss = loss + cls_loss if cfg.ablation.infer_env else loss
+        held = self._young_decoder_weights(env)
         optimizer_step(self, loss, nll, kl)
+        if held is not None:
+            self._restore_shared_decoder(held, env)
         scalars = coll.mean([float(t.detach()) for t in (loss, nll.mean(), kl.mean(), reg, cls_loss)])
         self.inference.record(env, mask, scalars[1], alpha)  # a^s and L~_s
         n = int(self.memory.steps[env])  # steps trained in env
@@ -321,6 +326,44 @@ class ContinualLearner(Checkpointable):
         for per_env in (decoder.env_scale, decoder.env_bias):
             if per_env is not None:
                 per_env[target] = per_env[source]
+
+    @torch.no_grad()
+    def _pick_env_sign(self, source: int, target: int, z: torch.Tensor, x: torch.Tensor) -> None:
+        """``ModelConfig.new_env_sign == "pick"``: environment ``target``'s output affine becomes +1 or -1
+        times ``source``'s, whichever reconstructs the allocating batch (z (B, N), x) better."""
+        decoder = self.model.decoder
+        assert decoder.env_scale is not None and decoder.env_bias is not None  # checked by ModelConfig
+        z_s = self.masked(z, self.applied_mask(target))
+        best: tuple[float, float] | None = None
+        for sign in (1.0, -1.0):
+            decoder.env_scale[target] = sign * decoder.env_scale[source]
+            decoder.env_bias[target] = sign * decoder.env_bias[source]
+            nll = float(self.reconstruction_nll(z_s, target, x).mean())
+            if best is None or nll < best[0]:
+                best = (nll, sign)
+        assert best is not None
+        decoder.env_scale[target] = best[1] * decoder.env_scale[source]
+        decoder.env_bias[target] = best[1] * decoder.env_bias[source]
+
+    def _young_decoder_weights(self, env: int) -> dict[str, torch.Tensor] | None:
+        """The decoder's weights before this step when ``ModelConfig.young_decoder_frozen_steps`` holds its
+        shared part (``env`` allocated after the first and younger than that), else None."""
+        steps = self.config.model.young_decoder_frozen_steps
+        if steps <= 0 or env <= 0 or int(self.memory.steps[env]) >= steps:
+            return None
+        return {name: p.detach().clone() for name, p in self.model.decoder.named_parameters()}
+
+    @torch.no_grad()
+    def _restore_shared_decoder(self, held: dict[str, torch.Tensor], env: int) -> None:
+        """Put the decoder back to ``held`` except environment ``env``'s own code column and output affine."""
+        n = self.config.model.latent_dim
+        for name, p in self.model.decoder.named_parameters():
+            own = p.detach().clone()
+            p.copy_(held[name])
+            if name == "fc1.weight":
+                p[:, n + env] = own[:, n + env]
+            elif name in ("env_scale", "env_bias"):
+                p[env] = own[env]
 
     def _classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """q(s|x) averaged over the batch (max_environments,) from the encoder's hidden layer (B, hidden)."""
