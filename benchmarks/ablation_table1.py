@@ -25,7 +25,7 @@ import common
 import paper_common as pc
 
 EXPERIMENT = "table1"
-SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
+SEQUENCE = pc.TABLE1_SEQUENCE
 
 
 @dataclass
@@ -125,28 +125,7 @@ def paper_column(i: int) -> dict[tuple[str, str], str]:
 
 
 COLUMNS = [
-    pc.Column(
-        "object-ID max (%)",
-        lambda r: pc.forgetting_value(r, "accuracy", "mean_best_during"),
-        paper=paper_column(0),
-    ),
-    pc.Column(
-        "object-ID change (%)",
-        lambda r: pc.forgetting_value(r, "accuracy", "mean_change"),
-        paper=paper_column(1),
-    ),
-    pc.Column(
-        "position MSE min (1e-4)",
-        lambda r: pc.forgetting_value(r, "position_mse", "mean_best_during"),
-        scale=1e4,
-        paper=paper_column(2),
-    ),
-    pc.Column(
-        "position MSE change (1e-4)",
-        lambda r: pc.forgetting_value(r, "position_mse", "mean_change"),
-        scale=1e4,
-        paper=paper_column(3),
-    ),
+    *pc.forgetting_columns([paper_column(i) for i in range(4)]),
     pc.Column("envs allocated", lambda r: r["n_envs"]),
     pc.Column(
         "env-inference acc. (%)",
@@ -162,16 +141,12 @@ def run(args: Args) -> None:
     pc.run_all(pc.make_specs(EXPERIMENT, args, SEQUENCE), args.runs_dir, args.jobs)
 
 
-def summarise() -> None:
+def summarise(args: Args) -> None:
     """``table1.md`` and ``table1_probes.png`` from the result JSONs."""
-    results = pc.load_results(EXPERIMENT)
-    out = pc.RESULTS / EXPERIMENT
-    out.mkdir(parents=True, exist_ok=True)
-    text = [
-        "# Table 1: moving Fashion -> MNIST -> moving MNIST ablation",
-        "",
-        pc.provenance(results),
-        "",
+    results, _, text = pc.summary_start(
+        EXPERIMENT, "# Table 1: moving Fashion -> MNIST -> moving MNIST ablation"
+    )
+    text += [
         (
             "Each cell: ours mean (± std over seeds) / the paper's mean (± std over 20 replicas, 150k steps "
             "per dataset, 64x64, GPU). Accuracy/MSE are averaged over the sequence's datasets (MSE over the two "
@@ -182,20 +157,13 @@ def summarise() -> None:
         "",
         pc.summarise_table(results, COLUMNS),
         "",
-        "![probe curves](table1_probes.png)",
-        "",
     ]
-    common.write_text(out / "table1.md", "\n".join(text))
-    if results:
-        pc.plot_probe_means(results, out / "table1_probes.png", "Table 1 sequence: probes on z")
-    print((out / "table1.md").read_text())
+    pc.write_table_summary(EXPERIMENT, results, text, "Table 1 sequence: probes on z")
 
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    if not args.summarise:
-        run(args)
-    summarise()
+    pc.run_then_summarise(args, run, summarise)
 
 
 if __name__ == "__main__":

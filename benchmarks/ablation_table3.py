@@ -83,21 +83,15 @@ def run(args: Args) -> None:
     pc.run_all(pc.make_specs(EXPERIMENT, args, SEQUENCE), args.runs_dir, args.jobs)
 
 
-def summarise() -> None:
+def summarise(args: Args) -> None:
     """``table3.md`` and ``table3_probes.png`` from the result JSONs."""
-    results = pc.load_results(EXPERIMENT)
-    out = pc.RESULTS / EXPERIMENT
-    out.mkdir(parents=True, exist_ok=True)
+    results, _, text = pc.summary_start(EXPERIMENT, "# Table 3: MNIST -> Fashion -> MNIST ablation")
     ordered = sorted(results, key=lambda r: (r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"]))
     per_seed = [
         [r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"], r["stage_envs"], r["n_envs"]]
         for r in ordered
     ]
-    text = [
-        "# Table 3: MNIST -> Fashion -> MNIST ablation",
-        "",
-        pc.provenance(results),
-        "",
+    text += [
         (
             "Each cell: ours mean (± std over seeds) / the paper's value (20 replicas, 150k steps per dataset, "
             "no std reported). 'max' is the best object-ID probe accuracy while a dataset was first trained, "
@@ -113,20 +107,13 @@ def summarise() -> None:
             ["row", "objective", "seed", "env of stages (MNIST, Fashion, MNIST)", "envs allocated"], per_seed
         ),
         "",
-        "![probe curves](table3_probes.png)",
-        "",
     ]
-    common.write_text(out / "table3.md", "\n".join(text))
-    if results:
-        pc.plot_probe_means(results, out / "table3_probes.png", "Table 3 sequence: probes on z")
-    print((out / "table3.md").read_text())
+    pc.write_table_summary(EXPERIMENT, results, text, "Table 3 sequence: probes on z")
 
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    if not args.summarise:
-        run(args)
-    summarise()
+    pc.run_then_summarise(args, run, summarise)
 
 
 if __name__ == "__main__":

@@ -60,15 +60,8 @@ TAU_DATASETS = 0.1 * (500 / 30_000) / (500 / 150_000)
 
 
 @dataclass
-class Args(pc.ExperimentArgs):
+class Args(pc.VaseArgs):
     """VASE only (SDA, disentangled), one seed, 2,500 steps per dataset by default."""
-
-    seeds: tuple[int, ...] = (0,)
-    """Seeds to run."""
-    rows: tuple[str, ...] = ("SDA",)
-    """Ablation rows, of - S D A SA DA SD SD-[41] SDA."""
-    modes: tuple[str, ...] = ("dis",)
-    """dis (eq. 3 capacity objective) and/or ent (entangled beta=1 VAE)."""
 
 
 def overrides(steps_per_env: int) -> dict[str, dict[str, Any]]:
@@ -297,16 +290,13 @@ def run(args: Args) -> None:
     pc.run_all(specs, args.runs_dir, args.jobs, extra=analyse)
 
 
-def summarise(redraw: bool) -> None:
-    """``ambiguity.md`` from the result JSONs (``redraw``: figures of runs whose folder is missing)."""
-    results = pc.load_results(EXPERIMENT)
-    out = pc.RESULTS / EXPERIMENT
-    out.mkdir(parents=True, exist_ok=True)
-    text = [
-        "# Ambiguity: faces (CelebA) -> inverse Fashion (Fig. 5A)",
-        "",
-        pc.provenance(results),
-        "",
+def summarise(args: Args) -> None:
+    """``ambiguity.md`` from the result JSONs (with ``--summarise``, also the figures of runs whose folder
+    is missing)."""
+    results, out, text = pc.summary_start(
+        EXPERIMENT, "# Ambiguity: faces (CelebA) -> inverse Fashion (Fig. 5A)"
+    )
+    text += [
         (
             f"Overrides of the cpu preset at {results[0]['spec']['steps_per_env'] if results else '?'} "
             f"steps per dataset: {overrides(results[0]['spec']['steps_per_env']) if results else '-'} "
@@ -316,7 +306,7 @@ def summarise(redraw: bool) -> None:
     ]
     for r in results:
         spec = pc.spec_from_record(r)
-        if redraw and pc.needs_figures(r, out / spec.key):
+        if args.summarise and pc.needs_figures(r, out / spec.key):
             r["extra"] = analyse(r["run_dir"], spec)
         a = r["extra"]
         q = np.array(a["q_sample"])
@@ -349,15 +339,12 @@ def summarise(redraw: bool) -> None:
             f"![reconstructions]({spec.key}/reconstructions.png)",
             "",
         ]
-    common.write_text(out / "ambiguity.md", "\n".join(text))
-    print((out / "ambiguity.md").read_text())
+    pc.write_summary(out / "ambiguity.md", text)
 
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    if not args.summarise:
-        run(args)
-    summarise(redraw=args.summarise)
+    pc.run_then_summarise(args, run, summarise)
 
 
 if __name__ == "__main__":

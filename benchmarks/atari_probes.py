@@ -41,17 +41,7 @@ from tqdm import tqdm
 
 from vase_rl.core.config import VASEConfig, get_preset
 from vase_rl.core.learner import ContinualLearner
-from vase_rl.probing.atari_probe import (
-    AtariProbeConfig,
-    LabelledFrames,
-    category_scores,
-    collect_labelled_frames,
-    fit_linear_probes,
-    informative_labels,
-    label_entropy,
-    remove_duplicates,
-    split_by_episode,
-)
+from vase_rl.probing import atari_probe as ap
 from vase_rl.probing.offline_probe import encode_codes, pixel_codes
 
 OUT = common.RESULTS / "atari_probes"
@@ -60,7 +50,7 @@ TRAINED = ("vase", "entangled")
 
 
 @dataclass
-class Args:
+class Args(common.SeedsArgs, common.ThreadsArgs):
     games: tuple[str, ...] = ("pong", "breakout", "boxing", "freeway")
     """Games in training order (AtariARI names, see vase_rl.envs.atari.RAM_ANNOTATIONS)."""
     representations: tuple[str, ...] = REPRESENTATIONS
@@ -72,32 +62,29 @@ class Args:
     steps_per_game: int = 500
     """Learner steps on each game (cpu preset: 2,500 steps per dataset)."""
     seeds: tuple[int, ...] = (0,)
-    """Seeds (learner, probes and the random agent's frames)."""
     probe_epochs: int = 100
     """Most epochs of each linear probe (early-stopped on the val loss)."""
-    threads: int = 1
-    """torch threads."""
-    summarise: bool = False
-    """Only rebuild the table and figure from the JSONs."""
 
 
 @dataclass(frozen=True)
 class GameData:
     """One game's probe splits (informative variables only)."""
 
-    train: LabelledFrames
-    val: LabelledFrames
-    test: LabelledFrames
+    train: ap.LabelledFrames
+    val: ap.LabelledFrames
+    test: ap.LabelledFrames
     info: dict[str, Any]
 
 
 def prepare(game: str, index: int, seed: int, size: int, args: Args) -> GameData:
     """Collect, split, de-duplicate and filter one game's frames (seed fixed per game, not per method)."""
-    data = collect_labelled_frames(game, args.frames_per_game, 1000 * seed + index, size, args.segment_frames)
-    raw = split_by_episode(data.episodes, seed)
-    splits = remove_duplicates(data.frames, raw)
-    keep = informative_labels(data.labels[splits.train])
-    entropy = label_entropy(data.labels[splits.train])
+    data = ap.collect_labelled_frames(
+        game, args.frames_per_game, 1000 * seed + index, size, args.segment_frames
+    )
+    raw = ap.split_by_episode(data.episodes, seed)
+    splits = ap.remove_duplicates(data.frames, raw)
+    keep = ap.informative_labels(data.labels[splits.train])
+    entropy = ap.label_entropy(data.labels[splits.train])
     info = {
         "units": len(np.unique(data.episodes)),
         "frames": {k: len(getattr(splits, k)) for k in ("train", "val", "test")},
@@ -114,19 +101,19 @@ def config(rep: str, seed: int) -> VASEConfig:
     return VASEConfig.for_row("-", True, base=cpu) if rep == "entangled" else cpu
 
 
-def probe(encode: Any, game: GameData, pc: AtariProbeConfig) -> dict[str, Any]:
+def probe(encode: Any, game: GameData, pc: ap.AtariProbeConfig) -> dict[str, Any]:
     """F1 per variable and per category of ``encode`` (None: raw pixels) on one game."""
     codes = [
         pixel_codes(s.frames) if encode is None else encode_codes(encode, s.frames)
         for s in (game.train, game.val, game.test)
     ]
-    f1 = fit_linear_probes(
+    f1 = ap.fit_linear_probes(
         (codes[0], game.train.labels), (codes[1], game.val.labels), (codes[2], game.test.labels), pc
     )
     names = game.train.names
     return {
         "f1": dict(zip(names, f1.round(4).tolist(), strict=True)),
-        "categories": category_scores(names, f1),
+        "categories": ap.category_scores(names, f1),
     }
 
 
@@ -145,7 +132,7 @@ def run(rep: str, seed: int, args: Args) -> dict[str, Any]:
     """Probe one representation over the game sequence (trained ones: after every game)."""
     torch.set_num_threads(args.threads)
     cfg = config(rep, seed)
-    pc = AtariProbeConfig(epochs=args.probe_epochs, seed=seed)
+    pc = ap.AtariProbeConfig(epochs=args.probe_epochs, seed=seed)
     t0 = time.process_time()
     games = [prepare(g, i, seed, cfg.model.image_size, args) for i, g in enumerate(args.games)]
     record: dict[str, Any] = {

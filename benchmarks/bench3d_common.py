@@ -6,22 +6,18 @@
 * ground-truth state factors of a frame from the env's ``info`` (:func:`state_factors`);
 * the VASE configuration of appendix Table 2's NatLab -> EDE row, step-dependent values scaled to the
   CPU budget (:func:`vase_config`);
-* resumable runs, one JSON per finished (method, seed) (:func:`run_pending`), and their provenance.
+* the command-line fields both scripts have (:class:`LevelsArgs`) and the runs' provenance.
 
-The command line, hardware record, markdown tables and JSON files are ``benchmarks/common.py``'s.
+The command line, hardware record, markdown tables, JSON files and the resumable runs (one JSON per finished
+(method, seed), ``common.run_pending``) are ``benchmarks/common.py``'s.
 """
 
 from __future__ import annotations
 
-import glob
 import itertools
 import math
-import os
-import time
-import traceback
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import common
@@ -57,6 +53,19 @@ TABLE2 = {
 }
 """Appendix Table 2, NatLab -> EDE row: disentangled (gamma, C_max, delta_C, lambda, kappa, tau) and
 entangled (lambda, kappa, tau); tau and delta_C are per-step values at 60k steps per dataset."""
+
+
+# ------------------------------------------------------------------------------------ Args
+@dataclass
+class LevelsArgs(common.JobsArgs):
+    """A run per (method, seed) on level A then level B, ``jobs`` at a time."""
+
+    level_a: str = "outdoor"
+    """Level A: outdoor, indoor, natlab, ede, a gym id or a DM Lab level name (:func:`level_spec`)."""
+    level_b: str = "indoor"
+    """Level B (the transfer level)."""
+    image_size: int = 32
+    """VASE input side: the levels' 64x64 frames are area-resized to it."""
 
 
 # ------------------------------------------------------------------------------------ levels
@@ -141,7 +150,7 @@ def vase_config(method: str, seed: int, steps_per_level: int, image_size: int = 
     consecutive failing batches before allocating): reconstruction losses of random-policy batches of 3-D
     frames vary by +-20% from batch to batch, and with kappa = 1.1 ten failures in a row happened inside one
     level (measured: a spurious environment after 487 steps of the outdoor level). ``capacity_mode`` stays the
-    cpu preset's ``"upper"`` (README, "The cpu preset": the two-sided eq. 3 with large gamma learns no
+    cpu preset's ``"upper"`` (docs/findings.md, "The cpu preset": the two-sided eq. 3 with large gamma learns no
     information at CPU step counts). Environment overflow merges with the closest environment (no error).
     """
     from vase_rl.core.config import get_preset
@@ -223,59 +232,6 @@ def opengl() -> str:
         return str(check_gl())
     except Exception as exc:  # noqa: BLE001 - informational only
         return f"unavailable ({type(exc).__name__})"
-
-
-def run_path(out_dir: str, method: str, seed: int, ext: str = "json") -> str:
-    """Result file of one (method, seed) run: ``out_dir/<method>_seed<seed>.<ext>``."""
-    return os.path.join(out_dir, f"{method}_seed{seed}.{ext}")
-
-
-def load_records(out_dir: str) -> list[dict[str, Any]]:
-    """Every finished run's JSON in ``out_dir`` (sorted by file name)."""
-    return [common.load_json(p) for p in sorted(glob.glob(os.path.join(out_dir, "*_seed*.json")))]
-
-
-RunFn = Callable[[Any, str, int], dict[str, Any]]
-"""(args, method, seed) -> the run's JSON record."""
-
-
-def _run_and_save(fn: RunFn, args: Any, method: str, seed: int, out_dir: str) -> str:
-    import torch
-
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    try:
-        record = fn(args, method, seed)
-    except Exception:  # noqa: BLE001 - report and let the other runs go on
-        failed = time.perf_counter() - start
-        return f"{method} seed {seed}: FAILED after {failed:.0f}s\n{traceback.format_exc()}"
-    record.setdefault("wall_s", time.perf_counter() - start)
-    common.write_json(run_path(out_dir, method, seed), record)
-    return f"{method} seed {seed}: done in {record['wall_s'] / 60:.1f} min"
-
-
-def run_pending(
-    fn: RunFn, args: Any, methods: Iterable[str], seeds: Iterable[int], out_dir: str, jobs: int
-) -> None:
-    """Run every (method, seed) without a JSON in ``out_dir``, ``jobs`` processes at a time (one torch thread
-    each; ``jobs=1`` runs in this process). Finished runs are skipped: rerunning the script resumes."""
-    os.makedirs(out_dir, exist_ok=True)
-    todo = [(m, s) for s in seeds for m in methods if not os.path.exists(run_path(out_dir, m, s))]
-    print(f"{len(todo)} runs to do, {jobs} at a time: {todo}", flush=True)
-    start = time.perf_counter()
-
-    def report(msg: str) -> None:
-        print(f"[{(time.perf_counter() - start) / 60:.1f} min] {msg}", flush=True)
-
-    if jobs <= 1:
-        for m, s in todo:
-            report(_run_and_save(fn, args, m, s, out_dir))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_run_and_save, fn, args, m, s, out_dir) for m, s in todo]
-            for fut in futures:
-                report(fut.result())
-    report(f"all {len(todo)} runs finished")
 
 
 # ------------------------------------------------------------------------------------ tables

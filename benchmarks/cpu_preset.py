@@ -36,11 +36,9 @@ OBJECTIVES = {
 
 
 @dataclass
-class Args:
+class Args(common.ThreadsArgs, common.SummariseArgs):
     steps: int = 1200
     """Training steps on moving MNIST."""
-    threads: int = 1
-    """torch threads."""
     seed: int = 0
     """Seed of the learner, the data streams and the probe."""
     probe_train: int = 5000
@@ -51,8 +49,6 @@ class Args:
     """Adam steps (batch 64) of the probe."""
     out_dir: str = str(OUT)
     """Folder of the per-objective JSONs and the README table."""
-    summarise: bool = False
-    """Only rebuild the table from the JSONs."""
 
 
 def probe_accuracy(learner: ContinualLearner, args: Args) -> float:

@@ -45,17 +45,9 @@ FOLDER = b3d.RESULTS / "cross_domain"
 
 
 @dataclass
-class Args:
+class Args(b3d.LevelsArgs):
     methods: tuple[str, ...] = METHODS
     """Methods: vase (disentangled, eq. 3) and entangled (beta=1 ELBO)."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds: learner initialisation, random policy and training layouts."""
-    level_a: str = "outdoor"
-    """First level (outdoor, indoor, natlab, ede, a gym id or a DM Lab level name)."""
-    level_b: str = "indoor"
-    """Second level."""
-    image_size: int = 32
-    """VASE input side: the wrapper area-resizes the levels' 64x64 frames to it."""
     steps_per_level: int = 600
     """Learner train steps (batch 64) per level (the paper: 60k)."""
     train_every: int = 8
@@ -74,14 +66,10 @@ class Args:
     """Adam steps (lr 6e-4, batch 64, A.6) of each MLP probe."""
     figure_columns: int = 8
     """Test frames shown in the reconstruction figure."""
-    jobs: int = 2
-    """Runs in parallel (processes, one torch thread each)."""
     out_dir: str = str(FOLDER / "runs")
     """Folder of the per-run JSON/NPZ files."""
     runs_dir: str = "/tmp/vase_runs/3d/cross_domain"
     """Learner checkpoints after each level (outside the repository; "" = none)."""
-    summarise: bool = False
-    """Only rebuild the markdown table and PNGs from the JSONs."""
 
 
 # ------------------------------------------------------------------------------------ data
@@ -303,15 +291,15 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         and len(data["A"]["episode"]) == len(data["B"]["episode"])
         and np.allclose(data["A"]["factors"]["position"], data["B"]["factors"]["position"])
     )
-    record: dict[str, Any] = {
-        "method": method,
-        "seed": seed,
-        "args": dataclasses.asdict(args),
-        "hardware": common.hardware(opengl=b3d.opengl()),
-        "vase_config": config.to_dict(),
-        "paired": bool(paired),
-        "probe_frames": {k: len(d["episode"]) for k, d in data.items()},
-    }
+    record = common.run_record(
+        args,
+        method,
+        seed,
+        {"opengl": b3d.opengl()},
+        vase_config=config.to_dict(),
+        paired=bool(paired),
+        probe_frames={k: len(d["episode"]) for k, d in data.items()},
+    )
     print(f"{method} seed {seed}: {record['probe_frames']} held-out frames, paired={paired}", flush=True)
     envs: dict[str, int] = {}
     images = None
@@ -337,7 +325,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         wall_s=time.perf_counter() - t0,
         cpu_s=time.process_time() - cpu0,
     )
-    np.savez_compressed(b3d.run_path(args.out_dir, method, seed, "npz"), images=images)
+    np.savez_compressed(common.run_path(args.out_dir, method, seed, "npz"), images=images)
     return record
 
 
@@ -391,11 +379,10 @@ def plot_probes(by_method: dict[str, list[dict[str, Any]]], path: str) -> None:
 
 def summarise(args: Args) -> str:
     """Markdown tables (mean ± std over seeds) and the figures, from the run files."""
-    records = b3d.load_records(args.out_dir)
+    records = common.load_records(args.out_dir)
     folder = Path(args.out_dir).parent  # benchmarks/results/3d/cross_domain by default
     folder.mkdir(parents=True, exist_ok=True)
-    by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
-    by_method = {m: rs for m, rs in by_method.items() if rs}
+    by_method = common.by_method(records, METHODS)
     a = records[0]["args"] if records else dataclasses.asdict(args)
     parts = [
         f"# Semantic transfer across 3-D levels: {a['level_a']} (A) -> {a['level_b']} (B)",
@@ -474,7 +461,7 @@ def summarise(args: Args) -> str:
     if records:
         plot_probes(by_method, str(folder / "cross_domain_probes.png"))
         seed = min(r["seed"] for r in records)
-        paths = {m: b3d.run_path(args.out_dir, m, seed, "npz") for m in by_method}
+        paths = {m: common.run_path(args.out_dir, m, seed, "npz") for m in by_method}
         images = {f"{m} (seed {seed})": np.load(p)["images"] for m, p in paths.items() if os.path.exists(p)}
         title = (
             f"Cross-domain reconstructions, A = {a['level_a']}, B = {a['level_b']} (held-out paired states)"
@@ -511,7 +498,7 @@ def budget_text(by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -
 def main() -> None:
     args = common.parse_args(Args, __doc__)
     if not args.summarise:
-        b3d.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
+        common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
     print(summarise(args))
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ablation_table1 as t1
 import common
 import paper_common as pc
 
@@ -61,7 +60,7 @@ def run(args: Args) -> None:
             row,
             "dis",
             seed,
-            t1.SEQUENCE,
+            pc.TABLE1_SEQUENCE,
             args.steps_per_env,
             args.preset,
             pc.freeze_overrides(overrides),
@@ -74,11 +73,12 @@ def run(args: Args) -> None:
     pc.run_all(specs, args.runs_dir, args.jobs)
 
 
-def summarise() -> None:
+def summarise(args: Args) -> None:
     """``dreaming_check.md`` from the result JSONs."""
     out = pc.RESULTS / EXPERIMENT
     done = [(v, r) for v in VARIANTS for r in pc.load_results(f"{EXPERIMENT}/{v}")]
-    lines = [[v, r["spec"]["seed"]] + [pc.fmt(c.value(r), c.scale) for c in t1.COLUMNS[:4]] for v, r in done]
+    columns = pc.forgetting_columns()
+    lines = [[v, r["spec"]["seed"]] + [pc.fmt(c.value(r), c.scale) for c in columns] for v, r in done]
     text = [
         "# Dreaming without environment inference at CPU scale (Table 1 row D)",
         "",
@@ -89,18 +89,15 @@ def summarise() -> None:
             "datasets)."
         ),
         "",
-        common.markdown_table(["variant", "seed"] + [c.title for c in t1.COLUMNS[:4]], lines),
+        common.markdown_table(["variant", "seed"] + [c.title for c in columns], lines),
         "",
     ]
-    common.write_text(out / "dreaming_check.md", "\n".join(text))
-    print((out / "dreaming_check.md").read_text())
+    pc.write_summary(out / "dreaming_check.md", text)
 
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    if not args.summarise:
-        run(args)
-    summarise()
+    pc.run_then_summarise(args, run, summarise)
 
 
 if __name__ == "__main__":

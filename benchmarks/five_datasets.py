@@ -35,15 +35,8 @@ TAU_FACTOR = 5000 / 500
 
 
 @dataclass
-class Args(pc.ExperimentArgs):
+class Args(pc.VaseArgs):
     """VASE only (SDA, disentangled), one seed, 2,500 steps per dataset by default."""
-
-    seeds: tuple[int, ...] = (0,)
-    """Seeds to run."""
-    rows: tuple[str, ...] = ("SDA",)
-    """Ablation rows, of - S D A SA DA SD SD-[41] SDA."""
-    modes: tuple[str, ...] = ("dis",)
-    """dis (eq. 3 capacity objective) and/or ent (entangled beta=1 VAE)."""
 
 
 def scaled_tau(preset: str, steps_per_env: int) -> int:
@@ -110,20 +103,15 @@ def run(args: Args) -> None:
     pc.run_all(specs, args.runs_dir, args.jobs, extra=figures)
 
 
-def summarise(redraw: bool) -> None:
-    """``five_datasets.md`` from the result JSONs (``redraw``: figures of runs whose folder is missing)."""
-    results = pc.load_results(EXPERIMENT)
-    out = pc.RESULTS / EXPERIMENT
-    out.mkdir(parents=True, exist_ok=True)
-    text = [
-        "# Five datasets: moving MNIST -> Fashion -> inverse Fashion -> MNIST -> moving Fashion",
-        "",
-        pc.provenance(results),
-        "",
-    ]
+def summarise(args: Args) -> None:
+    """``five_datasets.md`` from the result JSONs (with ``--summarise``, also the figures of runs whose
+    folder is missing)."""
+    results, out, text = pc.summary_start(
+        EXPERIMENT, "# Five datasets: moving MNIST -> Fashion -> inverse Fashion -> MNIST -> moving Fashion"
+    )
     for r in results:
         spec = pc.spec_from_record(r)
-        if redraw and pc.needs_figures(r, out / spec.key):
+        if args.summarise and pc.needs_figures(r, out / spec.key):
             r["extra"] = figures(r["run_dir"], spec)
         inf = r["evaluation"]["env_inference"] or {}
         text += [
@@ -168,15 +156,12 @@ def summarise(redraw: bool) -> None:
         ),
         "",
     ]
-    common.write_text(out / "five_datasets.md", "\n".join(text))
-    print((out / "five_datasets.md").read_text())
+    pc.write_summary(out / "five_datasets.md", text)
 
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    if not args.summarise:
-        run(args)
-    summarise(redraw=args.summarise)
+    pc.run_then_summarise(args, run, summarise)
 
 
 if __name__ == "__main__":

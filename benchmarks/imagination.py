@@ -76,19 +76,13 @@ WORLD_PROBED = "moving-mnist"
 
 
 @dataclass
-class Args:
-    preset: str = "cpu"
-    """Learner preset (``cpu``: 32x32 canvas, 16 latents)."""
+class Args(common.SequenceArgs, common.JobsArgs):
     steps_per_env: int = 1500
     """Training steps per dataset (the cpu preset's default is 2,500; reduced to fit 40 min on 2 cores)."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds; each seeds the learner, the data streams, the probes and the policy."""
     fraction: float = 0.5
     """Fraction of each batch replaced by imagined images (imagination condition)."""
     policy_lr: float = 6e-4
     """Adam learning rate of the translation policy."""
-    probe_eval_every: int = 100
-    """Evaluate the probes every this many steps."""
     probe_eval_size: int = 500
     """Held-out images per dataset for each probe evaluation."""
     on_overflow: str = "merge"
@@ -114,12 +108,8 @@ class Args:
     """In-world: moving-MNIST train-split images the offline linear probes are fit on."""
     world_probe_test: int = 1000
     """In-world: moving-MNIST test-split images the probes are scored on."""
-    jobs: int = 2
-    """Runs in parallel (one torch thread each)."""
     out: str = str(OUT)
     """Results folder."""
-    summarise: bool = False
-    """Only write the summary (table + PNGs) from existing JSON files."""
     run: str = ""
     """Internal: run one ``mode:condition:seed`` in this process."""
 

@@ -56,15 +56,11 @@ SEQUENCE = (
 
 
 @dataclass
-class Args:
+class Args(common.PresetArgs, common.ThreadsArgs):
     steps: int = 10_000
     """Total learner steps, split evenly over the sequence (ceil(steps / len(sequence)) each)."""
     sequence: tuple[str, ...] = SEQUENCE
     """Datasets trained on one after another (7 = the cpu preset's max_environments)."""
-    preset: str = "cpu"
-    """Learner preset."""
-    threads: int = 1
-    """torch threads (the machine is shared)."""
     seed: int = 0
     """Seed of the learner and the data streams."""
     warmup: int = 1000
@@ -336,10 +332,7 @@ def run(args: Args) -> dict[str, Any]:
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    summary = run(args)
-    markdown = summarise(summary)
-    common.write_results(args.out, summary, markdown)
-    print(markdown)
+    common.write_report(args.out, run(args), summarise)
 
 
 if __name__ == "__main__":

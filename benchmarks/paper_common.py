@@ -243,34 +243,40 @@ def run_all(specs: Sequence[RunSpec], runs_dir: str, jobs: int = 2, extra: Extra
 
 # ------------------------------------------------------------------------------------------ CLI
 @dataclass
-class ExperimentArgs:
+class ExperimentArgs(common.SequenceArgs, common.JobsArgs):
     """Options shared by every experiment script (defaults = the complete experiment); a script's ``Args``
     subclasses it, changing defaults, and is parsed by ``common.parse_args``."""
 
-    preset: str = "cpu"
-    """Learner preset ('cpu' on CPU; 'paper' on a GPU)."""
-    steps_per_env: int = 2500
-    """Training steps per dataset."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds to run."""
     rows: tuple[str, ...] = ALL_ROWS
     """Ablation rows, of - S D A SA DA SD SD-[41] SDA."""
     modes: tuple[str, ...] = MODES
     """dis (eq. 3 capacity objective) and/or ent (entangled beta=1 VAE)."""
-    jobs: int = 2
-    """Runs in parallel (one torch thread each)."""
     runs_dir: str = DEFAULT_RUNS_DIR
     """Where run directories go (outside git)."""
-    probe_eval_every: int = 100
-    """Probe evaluation period (steps)."""
-    summarise: bool = False
-    """Only rebuild tables/PNGs from the JSONs."""
 
     def __post_init__(self) -> None:
         for name, allowed in (("rows", ALL_ROWS), ("modes", MODES)):
             unknown = [v for v in getattr(self, name) if v not in allowed]
             if unknown:
                 raise ValueError(f"unknown {name} {unknown}; choose from {' '.join(allowed)}")
+
+
+@dataclass
+class VaseArgs(ExperimentArgs):
+    """VASE only (SDA, disentangled), one seed, 2,500 steps per dataset by default."""
+
+    seeds: tuple[int, ...] = (0,)
+    rows: tuple[str, ...] = ("SDA",)
+    modes: tuple[str, ...] = ("dis",)
+
+
+def run_then_summarise(
+    args: ExperimentArgs, run: Callable[[Any], None], summarise: Callable[[Any], None]
+) -> None:
+    """A script's ``main`` after parsing: ``run(args)`` (unless ``--summarise``), then ``summarise(args)``."""
+    if not args.summarise:
+        run(args)
+    summarise(args)
 
 
 def make_specs(
@@ -304,6 +310,32 @@ def load_results(experiment: str) -> list[dict[str, Any]]:
     """Every result JSON of an experiment."""
     folder = RESULTS / experiment / "runs"
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def summary_start(experiment: str, title: str) -> tuple[list[dict[str, Any]], Path, list[str]]:
+    """An experiment's results, its folder (created) and the first lines of its markdown summary (the
+    title and :func:`provenance`)."""
+    results = load_results(experiment)
+    out = RESULTS / experiment
+    out.mkdir(parents=True, exist_ok=True)
+    return results, out, [title, "", provenance(results), ""]
+
+
+def write_summary(path: Path, lines: Sequence[str]) -> None:
+    """Write the markdown summary ``lines`` to ``path`` and print it."""
+    common.write_text(path, "\n".join(lines))
+    print(path.read_text())
+
+
+def write_table_summary(
+    experiment: str, results: Sequence[dict[str, Any]], lines: Sequence[str], title: str
+) -> None:
+    """An ablation table's summary: ``lines``, then the probe curves ``<experiment>_probes.png`` (drawn by
+    :func:`plot_probe_means` with ``title``), written to ``<experiment>.md`` and printed."""
+    out, png = RESULTS / experiment, f"{experiment}_probes.png"
+    if results:
+        plot_probe_means(results, out / png, title)
+    write_summary(out / f"{experiment}.md", [*lines, f"![probe curves]({png})", ""])
 
 
 def mean_std(values: Iterable[float | None], scale: float = 1.0, digits: int = 1) -> str:
@@ -342,6 +374,25 @@ class Column:
     digits: int = 1
     paper: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """(row, mode) -> the paper's entry, shown as "ours / paper"."""
+
+
+TABLE1_SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
+"""Table 1's dataset sequence (``ablation_table1.py``, and ``dreaming_check.py`` which investigates it)."""
+
+
+def forgetting_columns(paper: Sequence[Mapping[tuple[str, str], str]] = ({}, {}, {}, {})) -> list[Column]:
+    """Table 1's four forgetting columns (A.6: object-ID accuracy max and change, position MSE min and change,
+    averaged over datasets); ``paper``: the paper's entries of each, (row, mode) -> text."""
+    specs = (
+        ("object-ID max (%)", "accuracy", "mean_best_during", 1.0),
+        ("object-ID change (%)", "accuracy", "mean_change", 1.0),
+        ("position MSE min (1e-4)", "position_mse", "mean_best_during", 1e4),
+        ("position MSE change (1e-4)", "position_mse", "mean_change", 1e4),
+    )
+    return [
+        Column(title, lambda r, m=metric, k=key: forgetting_value(r, m, k), scale=scale, paper=entries)
+        for (title, metric, key, scale), entries in zip(specs, paper, strict=True)
+    ]
 
 
 def summarise_table(results: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:

@@ -40,7 +40,7 @@ VARIANTS = ("cpu", "cpu-before", "entangled")
 
 
 @dataclass
-class Args:
+class Args(common.SeedsArgs, common.ThreadsArgs):
     datasets: tuple[str, ...] = ("mnist", "moving-mnist", "moving-fashion")
     """Datasets, each trained alone."""
     variants: tuple[str, ...] = VARIANTS
@@ -55,10 +55,6 @@ class Args:
     """Held-out test-split images the probes are scored on."""
     epochs: int = 40
     """MLP probe epochs."""
-    threads: int = 1
-    """torch threads (CPU seconds are reported next to the steps)."""
-    summarise: bool = False
-    """Only rebuild the table and figure from the JSONs."""
 
 
 def variant_config(variant: str, seed: int) -> VASEConfig:

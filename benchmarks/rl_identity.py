@@ -13,9 +13,9 @@ Protocol, per (method, seed), same seeds and budgets for every method:
      ``VecNormalize``); the learning curve is the mean return of the last 100 training episodes at every
      rollout end; final return: ``eval_episodes`` episodes of the stochastic policy on held-out seeds.
 Sample efficiency: the env steps (of PPO) at which a method's seed-mean curve first reaches the
-seed-mean final training return of ``pixels``. Methods and their construction are those of
-``rl_transfer.py`` (``vase``, ``entangled``, ``untrained``, ``pixels`` = CnnPolicy + SmallCNN). One JSON per
-finished (method, seed) in ``benchmarks/results/rl_transfer/identity/`` (the script resumes);
+seed-mean final training return of ``pixels``. Methods and their construction are ``rl_transfer.py``'s,
+in ``rl_common.py`` (``vase``, ``entangled``, ``untrained``, ``pixels`` = CnnPolicy + SmallCNN). One JSON
+per finished (method, seed) in ``benchmarks/results/rl_transfer/identity/`` (the script resumes);
 ``--summarise`` writes ``rl_identity.md`` and ``rl_identity.png`` beside them.
 
     VASE_DATA_DIR=/work/shared/data python benchmarks/rl_identity.py --methods vase pixels --seeds 0
@@ -24,21 +24,16 @@ finished (method, seed) in ``benchmarks/results/rl_transfer/identity/`` (the scr
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import common
 import numpy as np
-import rl_transfer as rt
+import rl_common as rlc
 
 RESULTS = common.RESULTS
-METHODS = rt.METHODS
 HEADER = (
     "method",
     "seeds",
@@ -51,78 +46,33 @@ HEADER = (
 
 
 @dataclass
-class Args:
-    methods: tuple[str, ...] = METHODS
-    """Methods to run (vase, entangled, untrained, pixels)."""
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    """Seeds; each seeds the learner, PPO and the training envs."""
+class Args(rlc.SpriteRLArgs):
     env_id: str = "vase_rl/MovingFashionIdentity-v0"
     """The identity-task env."""
-    canvas_size: int = 32
-    """Sprite canvas side (the cpu preset's input size)."""
-    n_envs: int = 8
-    """Sub-envs of every VecEnv."""
     pretrain_steps: int = 8_192
     """Reward-free random-rollout frames the learning representations train on before PPO starts."""
     steps: int = 49_152
     """Env steps of PPO (96 PPO rollouts)."""
-    train_every: int = 16
-    """Online VASE: frames between training rounds (replay ratio = batch 64 / 16 = 4)."""
-    eval_episodes: int = 32
-    """Episodes of the final evaluation."""
-    ppo_n_steps: int = 64
-    """PPO rollout length per sub-env."""
-    ppo_batch_size: int = 128
-    """PPO minibatch size."""
-    ppo_epochs: int = 4
-    """PPO epochs per rollout."""
-    ppo_lr: float = 1e-3
-    """PPO learning rate."""
-    ppo_gamma: float = 0.95
-    """Discount."""
-    pixel_features: int = 128
-    """Output width of the pixels method's SmallCNN features extractor."""
-    jobs: int = 1
-    """Runs in parallel (processes, one torch thread each)."""
     out_dir: str = str(RESULTS / "rl_transfer" / "identity")
     """Folder of the per-run JSONs, the table and the figure."""
-    tensorboard: bool = False
-    """Write SB3 TensorBoard logs (with the vase/* scalars) under out_dir/tb."""
-    summarise: bool = False
-    """Only rebuild the markdown table and PNG from the JSONs."""
 
 
 def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     """Pretrain the representation without reward (learning methods), then PPO; returns the JSON record."""
-    import torch
-    from stable_baselines3.common.utils import set_random_seed
+    from vase_rl.agents.sb3 import normalize_latents
 
-    from vase_rl.agents.sb3 import VASELoggingCallback, normalize_latents
-
-    torch.set_num_threads(1)
-    set_random_seed(seed)
-    learner, vase_config = rt.make_learner(method, seed)
-    record: dict[str, Any] = {
-        "method": method,
-        "seed": seed,
-        "args": dataclasses.asdict(args),
-        "hardware": common.hardware(),
-        "vase_config": vase_config,
-    }
+    learner, record = rlc.new_run(args, method, seed)
     t0, cpu0 = time.perf_counter(), time.process_time()
     record["pretrain_frames"] = 0
-    if method in rt.LEARNING and args.pretrain_steps > 0:
-        venv = rt.agent_env(args, args.env_id, 20_000 + seed, learner, learn=True)
-        record["pretrain_frames"] = rt.roll_out(venv, args.pretrain_steps, rt.random_actor(venv, seed))
+    if method in rlc.LEARNING and args.pretrain_steps > 0:
+        venv = rlc.agent_env(args, args.env_id, 20_000 + seed, learner, learn=True)
+        record["pretrain_frames"] = rlc.roll_out(venv, args.pretrain_steps, rlc.random_actor(venv, seed))
         venv.close()
-    train = rt.agent_env(args, args.env_id, seed, learner, learn=True)
+    train = rlc.agent_env(args, args.env_id, seed, learner, learn=True)
     train = train if learner is None else normalize_latents(train)
-    tb = os.path.join(args.out_dir, "tb") if args.tensorboard else None
-    model = rt.make_ppo(args, method, train, seed, tb)
-    curve = rt.curve_callback()
-    model.learn(args.steps, callback=[curve, VASELoggingCallback()], tb_log_name=f"{method}_s{seed}")
+    model, curve = rlc.train_ppo(args, method, train, seed, args.steps, f"{method}_s{seed}")
     rms = None if learner is None else train.obs_rms
-    record["final_return"] = rt.evaluate(args, model, args.env_id, seed, learner, rms)
+    record["final_return"] = rlc.evaluate(args, model, args.env_id, seed, learner, rms)
     record["curve"] = curve.points
     record["final_train_return"] = curve.points[-1][1] if curve.points else None
     record["learner_steps"] = learner.step if learner else None
@@ -132,10 +82,9 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     return record
 
 
-def run_and_save(args: Args, method: str, seed: int) -> str:
-    record = run(args, method, seed)
-    common.write_json(os.path.join(args.out_dir, f"{method}_seed{seed}.json"), record)
-    return f"{method} seed {seed}: final return {record['final_return']:.2f} ({record['cpu_s']:.0f} CPU s)"
+def describe(record: dict[str, Any]) -> str:
+    """The line printed when a run is saved."""
+    return f"final return {record['final_return']:.2f} ({record['cpu_s']:.0f} CPU s)"
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -158,11 +107,7 @@ def steps_to_reach(curve: np.ndarray | None, threshold: float | None) -> int | N
 
 def summarise(args: Args) -> str:
     """Markdown table (mean ± std over seeds, steps to pixels' final return) + PNG learning curves."""
-    records = [common.load_json(p) for p in sorted(glob.glob(os.path.join(args.out_dir, "*_seed*.json")))]
-    by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
-    by_method = {m: rs for m, rs in by_method.items() if rs}
-    rand_path = os.path.join(args.out_dir, "random.json")
-    rand = common.load_json(rand_path) if os.path.exists(rand_path) else {}
+    records, by_method, rand = rlc.load(args)
     curves = {m: mean_curve(rs) for m, rs in by_method.items()}
     pix = curves.get("pixels")
     threshold = None if pix is None else float(pix[-1, 1])
@@ -172,8 +117,8 @@ def summarise(args: Args) -> str:
             m,
             len(rs),
             f"{np.mean([r['pretrain_frames'] for r in rs]):.0f}",
-            rt.cell([r["final_return"] for r in rs]),
-            rt.cell([r["final_train_return"] for r in rs]),
+            rlc.cell([r["final_return"] for r in rs]),
+            rlc.cell([r["final_train_return"] for r in rs]),
             "never" if reach[m] is None else reach[m],
             f"{np.mean([r['cpu_s'] for r in rs]):.0f} s",
         ]
@@ -197,14 +142,15 @@ def summarise(args: Args) -> str:
         f"{a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, online VASE round every "
         f"{a['train_every']} frames. 'steps to pixels' final' = the PPO env steps at which the seed-mean "
         f"training curve first reaches pixels' seed-mean final training return"
-        f"{'' if threshold is None else f' ({threshold:.2f})'}. " + rt.cost_line(records),
+        f"{'' if threshold is None else f' ({threshold:.2f})'}. " + rlc.cost_line(records),
         "",
         common.markdown_table(HEADER, rows),
         "",
         f"Target (issue 16): VASE reaches pixels' final return in fewer env steps: {target}",
         "",
     ]
-    rt.plot_curves(by_method, [("curve", a["env_id"])], Path(args.out_dir) / "rl_identity.png")
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    rlc.plot_curves(by_method, [("curve", a["env_id"])], Path(args.out_dir) / "rl_identity.png")
     text = "\n".join(md) + "\n![learning curves](rl_identity.png)\n"
     common.write_text(Path(args.out_dir) / "rl_identity.md", text)
     return text
@@ -212,23 +158,9 @@ def summarise(args: Args) -> str:
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    os.makedirs(args.out_dir, exist_ok=True)
     if not args.summarise:
-        rt.check_budget(args, args.out_dir)
-        rand_path = os.path.join(args.out_dir, "random.json")
-        if not os.path.exists(rand_path):
-            common.write_json(rand_path, rt.random_returns(args, {"env": args.env_id}))
-        todo = [
-            (m, s)
-            for s in args.seeds
-            for m in args.methods
-            if not os.path.exists(os.path.join(args.out_dir, f"{m}_seed{s}.json"))
-        ]
-        print(f"{len(todo)} runs to do, {args.jobs} at a time", flush=True)
-        start = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
-            for fut in [pool.submit(run_and_save, args, m, s) for m, s in todo]:
-                print(f"[{(time.perf_counter() - start) / 60:.1f} min] {fut.result()}", flush=True)
+        rlc.start(args, {"env": args.env_id})
+        common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs, describe)
     print(summarise(args))
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -39,19 +38,9 @@ METHODS = ("vase", "entangled", "pixels")
 
 
 @dataclass
-class Args:
+class Args(b3d.LevelsArgs, common.AgentArgs):
     methods: tuple[str, ...] = METHODS
     """Methods: vase (disentangled latents), entangled (beta=1 latents), pixels (CNN on frames)."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds: learner, PPO and training layouts (evaluation layouts: 10000 + seed)."""
-    level_a: str = "outdoor"
-    """Training level (outdoor, indoor, natlab, ede, a gym id or a DM Lab level name)."""
-    level_b: str = "indoor"
-    """Transfer level."""
-    image_size: int = 32
-    """Encoder input side (the levels' 64x64 frames are area-resized to it)."""
-    n_envs: int = 8
-    """Sub-envs of the training VecEnv (DummyVecEnv)."""
     steps_a: int = 16_384
     """PPO env steps in level A."""
     steps_b: int = 8_192
@@ -59,27 +48,21 @@ class Args:
     train_every: int = 16
     """Online VASE: frames between learner steps (1,024 learner steps in A, 512 in B by default)."""
     eval_episodes: int = 16
-    """Episodes per evaluation (spread evenly over 8 sub-envs)."""
+    """Episodes per evaluation (spread evenly over the sub-envs)."""
+    # PPO on 3-D levels: longer rollouts, larger minibatches, SB3's learning rate and discount
     ppo_n_steps: int = 128
-    """PPO rollout length per sub-env."""
     ppo_batch_size: int = 256
-    """PPO minibatch size."""
-    ppo_epochs: int = 4
-    """PPO epochs per rollout."""
     ppo_lr: float = 3e-4
-    """PPO learning rate."""
     ppo_gamma: float = 0.99
-    """Discount."""
     ppo_ent_coef: float = 0.01
     """Entropy bonus."""
-    jobs: int = 2
-    """Runs in parallel (processes, one torch thread each)."""
     out_dir: str = str(b3d.RESULTS / "rl_transfer" / "runs")
     """Folder of the per-run JSONs."""
     tensorboard_dir: str = "/tmp/vase_runs/3d/rl_transfer_tb"
     """SB3 TensorBoard logs with the vase/* scalars, kept outside the repository ("" = none)."""
-    summarise: bool = False
-    """Only rebuild the markdown table and PNG from the JSONs."""
+
+    def ppo_kwargs(self) -> dict[str, Any]:
+        return {**super().ppo_kwargs(), "ent_coef": self.ppo_ent_coef}
 
 
 # ------------------------------------------------------------------------------------ pieces
@@ -106,16 +89,6 @@ def pixel_extractor_class() -> type:
             return self.encoder(x)[2]
 
     return PixelEncoder
-
-
-class RandomAgent:
-    """Uniform random actions, with SB3's ``predict`` signature (the table's reference row)."""
-
-    def __init__(self, n_actions: int, seed: int) -> None:
-        self.n, self.rng = n_actions, np.random.default_rng(seed)
-
-    def predict(self, obs: Any, deterministic: bool = False) -> tuple[np.ndarray, None]:
-        return self.rng.integers(0, self.n, len(obs)), None
 
 
 def evaluate(agent: Any, venv: Any, episodes: int, track_success: bool) -> dict[str, Any]:
@@ -207,13 +180,9 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         env.close()
         return result
 
-    record: dict[str, Any] = {
-        "method": method,
-        "seed": seed,
-        "args": dataclasses.asdict(args),
-        "hardware": common.hardware(opengl=b3d.opengl()),
-        "vase_config": config.to_dict() if config else None,
-    }
+    record = common.run_record(
+        args, method, seed, {"opengl": b3d.opengl()}, vase_config=config.to_dict() if config else None
+    )
     train_a = venv(args.level_a, seed, learn=True)
     if learner is None:
         policy, policy_kwargs = (
@@ -227,17 +196,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         train_a, policy, policy_kwargs = normalize_latents(train_a), "MlpPolicy", {}
     tb = args.tensorboard_dir or None
     model = PPO(
-        policy,
-        train_a,
-        seed=seed,
-        n_steps=args.ppo_n_steps,
-        batch_size=args.ppo_batch_size,
-        n_epochs=args.ppo_epochs,
-        learning_rate=args.ppo_lr,
-        gamma=args.ppo_gamma,
-        ent_coef=args.ppo_ent_coef,
-        policy_kwargs=policy_kwargs,
-        tensorboard_log=tb,
+        policy, train_a, seed=seed, policy_kwargs=policy_kwargs, tensorboard_log=tb, **args.ppo_kwargs()
     )
     curve_a, curve_b = curve_callback(), curve_callback()
     model.learn(args.steps_a, callback=[curve_a, VASELoggingCallback()], tb_log_name=f"{method}_s{seed}_A")
@@ -293,7 +252,7 @@ def random_reference(args: Args) -> dict[str, Any]:
         env_id, kwargs = b3d.level_spec(level)
         venv = make_vec_env(env_id, args.n_envs, seed=10_000, env_kwargs=kwargs)
         out[key] = evaluate(
-            RandomAgent(venv.action_space.n, 0),
+            common.RandomPolicy(venv.action_space.n, 0),
             venv,
             args.eval_episodes,
             b3d.is_world(args.level_a) and b3d.is_world(args.level_b),
@@ -305,13 +264,11 @@ def random_reference(args: Args) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ summary
 def summarise(args: Args) -> str:
     """Markdown table (mean ± std over seeds) + PNG learning curves from the JSONs."""
-    records = b3d.load_records(args.out_dir)
+    records = common.load_records(args.out_dir)
     folder = Path(args.out_dir).parent
     folder.mkdir(parents=True, exist_ok=True)
-    by_method = {m: [r for r in records if r["method"] == m] for m in METHODS}
-    by_method = {m: rs for m, rs in by_method.items() if rs}
-    rand_path = folder / "random.json"
-    rand = common.load_json(str(rand_path)) if rand_path.exists() else None
+    by_method = common.by_method(records, METHODS)
+    rand = common.load_json(folder / "random.json", None)
     evals = (
         ("eval_a", "A"),
         ("zero_shot_b", "zero-shot B"),
@@ -415,12 +372,9 @@ def random_cells(rand: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    rand_path = Path(args.out_dir).parent / "random.json"
     if not args.summarise:
-        os.makedirs(args.out_dir, exist_ok=True)
-        if not rand_path.exists():
-            common.write_json(str(rand_path), random_reference(args))
-        b3d.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
+        common.json_once(Path(args.out_dir).parent / "random.json", lambda: random_reference(args))
+        common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
     print(summarise(args))
 
 

@@ -48,7 +48,7 @@ ENV_ID = "vase_rl/MovingShapes-v0"
 
 
 @dataclass
-class Args:
+class Args(common.PresetArgs, common.ThreadsArgs):
     workers: tuple[int, ...] = (1, 2, 4)
     """Worker process counts (one sub-env each)."""
     env_cost_ms: float = 2.0
@@ -57,10 +57,6 @@ class Args:
     """Frames timed per measurement (rounded up to whole vector steps)."""
     repeats: int = 3
     """Timings per number; the best is kept."""
-    threads: int = 1
-    """torch threads of the main (learner) process."""
-    preset: str = "cpu"
-    """Learner preset (its image size is the env's canvas)."""
     out: str = str(RESULTS / "rollout_scaling")
     """Output stem: writes OUT.json and OUT.md."""
 
@@ -246,10 +242,7 @@ def summarise(result: dict[str, Any]) -> str:
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    result = run(args)
-    markdown = summarise(result)
-    common.write_results(args.out, result, markdown)
-    print(markdown)
+    common.write_report(args.out, run(args), summarise)
 
 
 if __name__ == "__main__":

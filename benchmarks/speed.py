@@ -191,13 +191,6 @@ def run_steps(learner: ContinualLearner, pool: list[torch.Tensor], n: int) -> co
     return outcomes
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
-    """(wall seconds, CPU seconds of this process, result) of one call."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    return time.perf_counter() - wall, time.process_time() - cpu, result
-
-
 # ---------------------------------------------------------------------------------------- measurements
 def count_flops(learner: ContinualLearner, state: dict, pool: list[torch.Tensor], n: int) -> dict[str, Any]:
     """FLOPs per step (mean, min, max over the ``n`` timed steps) and the mean per aten op."""
@@ -216,28 +209,6 @@ def count_flops(learner: ContinualLearner, state: dict, pool: list[torch.Tensor]
     }
 
 
-def peak(threads: int, size: int, repeats: int = 3) -> dict[str, float]:
-    """GFLOP/s (wall and per CPU-second) of a (size x size) fp32 matmul and of a 3x3 conv, best of repeats."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    x, w = torch.randn(1, 512, 64, 64), torch.randn(512, 512, 3, 3)
-    cases = {
-        "matmul": (lambda: a @ b, 2.0 * size**3),
-        "conv3x3": (lambda: F.conv2d(x, w, padding=1), 2.0 * 64 * 64 * 512 * 512 * 9),
-    }
-    out: dict[str, float] = {}
-    with torch.no_grad():
-        for name, (fn, flops) in cases.items():
-            fn()
-            best_wall, best_cpu = float("inf"), float("inf")
-            for _ in range(repeats):
-                wall, cpu, _ = timed(lambda fn=fn: [fn() for _ in range(3)])
-                best_wall, best_cpu = min(best_wall, wall), min(best_cpu, cpu)
-            out[f"{name}_gflops_wall"] = 3 * flops / best_wall / 1e9
-            out[f"{name}_gflops_cpu"] = 3 * flops / best_cpu / 1e9
-    return out
-
-
 def used_latent_cost(args: Args, pool: list[torch.Tensor]) -> dict[str, float]:
     """Cost of one used-latent search (A.2, every ``used_every`` steps), 1 thread, and its share per step."""
     torch.set_num_threads(1)
@@ -247,7 +218,7 @@ def used_latent_cost(args: Args, pool: list[torch.Tensor]) -> dict[str, float]:
         mu = learner.model.encoder(x)[0]
     with FlopCounterMode(display=False) as counter:
         learner.update_used(x, mu, learner.current_env)
-    wall, cpu, _ = timed(lambda: learner.update_used(x, mu, learner.current_env))
+    wall, cpu, _ = common.timed(lambda: learner.update_used(x, mu, learner.current_env))
     every = learner.config.mask.used_every
     return {
         "wall_s": wall,
@@ -325,7 +296,7 @@ def threads_child(args: Args) -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         restore(learner, state)
-        wall, cpu, _ = timed(lambda: run_steps(learner, pool, args.steps))
+        wall, cpu, _ = common.timed(lambda: run_steps(learner, pool, args.steps))
         out[str(threads)] = {
             "ms_per_step_wall": wall / args.steps * 1e3,
             "ms_per_step_cpu": cpu / args.steps * 1e3,
@@ -343,7 +314,7 @@ def single_channel_gemm(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> to
 
 def best_cpu_ms(fn: Callable[[], Any], n: int = 5, repeats: int = 3) -> float:
     fn()
-    return min(timed(lambda: [fn() for _ in range(n)])[1] for _ in range(repeats)) / n * 1e3
+    return min(common.timed(lambda: [fn() for _ in range(n)])[1] for _ in range(repeats)) / n * 1e3
 
 
 def explore(args: Args, pool: list[torch.Tensor]) -> dict[str, Any]:
@@ -356,11 +327,11 @@ def explore(args: Args, pool: list[torch.Tensor]) -> dict[str, Any]:
         if compiled:
             learner.model.encoder.compile()  # in place: state_dict keys unchanged
             learner.model.decoder.compile()
-            compile_wall, _, _ = timed(lambda learner=learner: run_steps(learner, pool, 2))
+            compile_wall, _, _ = common.timed(lambda learner=learner: run_steps(learner, pool, 2))
             out["compile_wall_s"] = compile_wall
         restore(learner, state)
         cpu = min(
-            timed(lambda learner=learner: run_steps(learner, pool, args.steps))[1]
+            common.timed(lambda learner=learner: run_steps(learner, pool, args.steps))[1]
             for _ in range(args.repeats)
         )
         out["plain_step_cpu_ms_" + ("compiled" if compiled else "eager")] = cpu / args.steps * 1e3
@@ -415,7 +386,7 @@ def run(args: Args) -> dict[str, Any]:
             for (preset, kind, layout), (learner, state) in learners.items():
                 restore(learner, state)
                 pool = pools[preset]
-                wall, cpu, seen = timed(lambda lr=learner, pool=pool: run_steps(lr, pool, args.steps))
+                wall, cpu, seen = common.timed(lambda lr=learner, pool=pool: run_steps(lr, pool, args.steps))
                 times[(threads, preset, layout, kind)].append((wall, cpu))
                 outcomes[f"{preset}/{kind}/{layout}"] = dict(seen)
                 print(
@@ -431,7 +402,7 @@ def run(args: Args) -> dict[str, Any]:
         for kind in KINDS
     }
     pool = pools.get("paper") or image_pool(8, 64, args.seed)  # the used-latent search and explore: paper
-    peaks = {t: peak(t, args.peak_size) for t in args.threads}
+    peaks = {t: common.peak(t, args.peak_size) for t in args.threads}
     used = used_latent_cost(args, pool)
     explored = explore(args, pool) if args.explore else {}
     del learners
@@ -677,10 +648,7 @@ def main() -> None:
     elif args.child:
         raise SystemExit(f"unknown --child {args.child!r}; expected 'rss' or 'threads'")
     else:
-        result = run(args)
-        markdown = summarise(result)
-        common.write_results(args.out, result, markdown)
-        print(markdown)
+        common.write_report(args.out, run(args), summarise)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
    rate on an idle machine: on a loaded one both rates drop, the fraction is the comparable number).
 2. Encoder throughput (images per CPU-second) of both presets at the vector step's batches (8 and 16)
    and at ``encode_batch``, as a fraction of the practical conv peak measured in the same run
-   (``speed.peak``: a 3x3 conv 512->512 at 64x64, oneDNN; also the matmul peak). Paths, timed in turn
+   (``common.peak``: a 3x3 conv 512->512 at 64x64, oneDNN; also the matmul peak). Paths, timed in turn
    within each repeat: the encoder alone on a preprocessed batch as the wrapper runs it (channels-last,
    ``torch.inference_mode``), the same under ``torch.no_grad`` (the inference copy before), the
    contiguous NCHW encoder under ``no_grad`` (``learner.encode`` before the model became channels-last),
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -46,7 +45,6 @@ from typing import Any
 import common
 import gymnasium as gym
 import numpy as np
-import speed
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -64,9 +62,7 @@ ENV_ID = "vase_rl/MovingShapes-v0"
 
 
 @dataclass
-class Args:
-    threads: int = 1
-    """torch threads (1: per-CPU-second rates are per core; 2 OpenMP threads thrash on a loaded machine)."""
+class Args(common.ThreadsArgs, common.PPOArgs):
     repeats: int = 3
     """Timings per number; the best is kept."""
     steps: int = 100
@@ -82,7 +78,7 @@ class Args:
     encoder_images: int = 4096
     """Images per encoder-efficiency timing (cpu preset; a quarter of it for the paper preset)."""
     peak_size: int = 2048
-    """Side of the square matmul of the practical peak (``speed.peak``)."""
+    """Side of the square matmul of the practical peak (``common.peak``)."""
     cpu_target_fraction: float = 0.5
     """Target: cpu/32 encoder alone at batch 8 >= this fraction of the conv peak."""
     paper_target_fraction: float = 0.75
@@ -93,27 +89,12 @@ class Args:
     """Raw env frames/CPU-s, cpu/32 at 8 sub-envs, on an idle machine (the issue's fresh clone)."""
     ppo_envs: int = 8
     """Sub-envs of the PPO cost timing."""
-    ppo_n_steps: int = 128
-    """PPO rollout length per sub-env."""
     ppo_timesteps: int = 2048
     """Env steps of each PPO timing (after one untimed rollout + update)."""
+    ppo_n_steps: int = 128
     ppo_batch_size: int = 256
-    """PPO minibatch."""
-    ppo_epochs: int = 4
-    """PPO epochs per rollout."""
     out: str = str(RESULTS / "wrapper_speed")
     """Output stem: writes OUT.json and OUT.md."""
-
-
-def best_time(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Best (wall seconds, CPU seconds of this process) of ``repeats`` calls of ``fn``."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
@@ -121,7 +102,7 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tu
     best = {k: (float("inf"), float("inf")) for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            t = best_time(fn, 1)
+            t = common.best_time(fn, 1)
             best[k] = (min(best[k][0], t[0]), min(best[k][1], t[1]))
     return best
 
@@ -151,7 +132,7 @@ def stepper(venv: Any, n_steps: int) -> Callable[[], None]:
 
 def steps_per_s(venv: Any, n_steps: int, repeats: int) -> dict[str, float]:
     """Env steps (sub-env frames) per second, wall and CPU, of random actions on a vector env."""
-    return rates(venv.num_envs * n_steps, best_time(stepper(venv, n_steps), repeats))
+    return rates(venv.num_envs * n_steps, common.best_time(stepper(venv, n_steps), repeats))
 
 
 def env_speed(args: Args, preset: str, canvas: int) -> list[dict[str, Any]]:
@@ -200,10 +181,10 @@ def encoder_speed(args: Args) -> dict[str, Any]:
         learner.encode(frames)
         wrapper.vase.encode(frames)
         out[f"learner_encode_{threads}t"] = rates(
-            args.encode_batch, best_time(lambda: learner.encode(frames), args.repeats)
+            args.encode_batch, common.best_time(lambda: learner.encode(frames), args.repeats)
         )
         out[f"wrapper_encode_{threads}t"] = rates(
-            args.encode_batch, best_time(lambda: wrapper.vase.encode(frames), args.repeats)
+            args.encode_batch, common.best_time(lambda: wrapper.vase.encode(frames), args.repeats)
         )
     torch.set_num_threads(args.threads)
     print(out, flush=True)
@@ -299,14 +280,7 @@ def ppo_cost(args: Args) -> list[dict[str, Any]]:
     models = {}
     for name, (policy, make) in kinds.items():
         model = PPO(
-            policy,
-            make(),
-            seed=0,
-            n_steps=args.ppo_n_steps,
-            batch_size=batch,
-            n_epochs=args.ppo_epochs,
-            device="cpu",
-            verbose=0,
+            policy, make(), seed=0, device="cpu", verbose=0, **{**args.ppo_kwargs(), "batch_size": batch}
         )
         model.learn(n * args.ppo_n_steps)  # untimed: one rollout + update (allocations, oneDNN primitives)
         models[name] = model
@@ -344,8 +318,8 @@ def learning_cost(args: Args, preset: str, canvas: int, n_steps: int) -> dict[st
         learner = ContinualLearner(get_preset(preset), device="cpu")
         frozen = VASEVecEnv(make_raw(16, canvas), learner, learn=False)
         learning = VASEVecEnv(make_raw(16, canvas), learner, asynchronous=(mode == "async"))
-        t_frozen = best_time(lambda: steps_per_s(frozen, n_steps, 1), 1)  # noqa: B023
-        t_learning = best_time(lambda: steps_per_s(learning, n_steps, 1), 1)  # noqa: B023
+        t_frozen = common.best_time(lambda: steps_per_s(frozen, n_steps, 1), 1)  # noqa: B023
+        t_learning = common.best_time(lambda: steps_per_s(learning, n_steps, 1), 1)  # noqa: B023
         learning.close()
         stats = learning.vase_stats()
         steps = max(stats["train_steps"], 1)
@@ -360,7 +334,7 @@ def learning_cost(args: Args, preset: str, canvas: int, n_steps: int) -> dict[st
     batch = torch.rand(64, 1, probe.config.model.image_size, probe.config.model.image_size)
     for _ in range(3):
         probe.train_step(batch)
-    wall, cpu = best_time(lambda: probe.train_step(batch), max(args.repeats, 5))
+    wall, cpu = common.best_time(lambda: probe.train_step(batch), max(args.repeats, 5))
     out["warm_train_step"] = {"wall": wall, "cpu": cpu}
     print(out, flush=True)
     return out
@@ -466,7 +440,7 @@ def efficiency_lines(result: dict[str, Any]) -> list[str]:
         (f"## Encoder efficiency, {a['threads']} thread(s): images per CPU-second (% of the conv peak)"),
         "",
         (
-            f"Practical peak measured in this run (`speed.peak`, fp32, per CPU-second): 3x3 conv (oneDNN) "
+            f"Practical peak measured in this run (`common.peak`, fp32, per CPU-second): 3x3 conv (oneDNN) "
             f"{pk['conv3x3_gflops_cpu']:.0f} GFLOP/s, matmul (MKL) {pk['matmul_gflops_cpu']:.0f} GFLOP/s. "
             "The paths of a cell's column are timed in turn within each repeat. FLOPs per image: "
             + ", ".join(
@@ -547,7 +521,7 @@ def run(args: Args) -> dict[str, Any]:
     result: dict[str, Any] = {"args": asdict(args), "hardware": hw}
     result["env_speed"] = env_speed(args, "paper", 64) + env_speed(args, "cpu", 32)
     result["encoder"] = encoder_speed(args)
-    result["peak"] = speed.peak(args.threads, args.peak_size)
+    result["peak"] = common.peak(args.threads, args.peak_size)
     result["encoder_efficiency"] = encoder_efficiency(args, result["peak"])
     result["learning"] = [
         learning_cost(args, "cpu", 32, args.learn_steps),
@@ -584,10 +558,7 @@ def targets(args: Args, result: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     args = common.parse_args(Args, __doc__)
-    result = run(args)
-    markdown = summarise(result)
-    common.write_results(args.out, result, markdown)
-    print(markdown)
+    common.write_report(args.out, run(args), summarise)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,18 @@
 """Every benchmark script has CleanRL's shape and runs end to end with a tiny budget.
 
 The shape (``benchmarks/common.py``): a docstring, an ``Args`` dataclass with a docstring under each field
-parsed by the one helper ``common.parse_args``, ``run`` and ``summarise``. The runs are subprocesses, as a
-user starts them, with ``VASE_BENCH_RESULTS`` pointing at ``tmp_path`` so committed results are never
-touched, and check the numbers they write. The cheap ones are in the fast suite; the rest are
-``slow`` (``pytest -m slow tests/test_benchmarks.py``: 12 minutes on 2 shared cores). Scripts that need the
-real datasets, MiniWorld's OpenGL or stable-baselines3 skip cleanly without them.
+parsed by the one helper ``common.parse_args``, ``run`` and ``summarise``; fields several scripts have are
+inherited from the base dataclasses of ``common.py``, and no script imports another script (shared code is
+in the helper modules). The investigations of ``benchmarks/investigations/`` have the same shape. The runs
+are subprocesses, as a user starts them, with ``VASE_BENCH_RESULTS`` pointing at ``tmp_path`` so committed
+results are never touched, and check the numbers they write. The cheap ones are in the fast suite; the rest
+are ``slow`` (``pytest -m slow tests/test_benchmarks.py``: 12 minutes on 2 shared cores). Scripts that need
+the real datasets, MiniWorld's OpenGL or stable-baselines3 skip cleanly without them.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import importlib.util
@@ -28,16 +31,22 @@ import pytest
 from helpers import DATA_DIR, HAVE_DATA
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-HELPERS = ("common", "paper_common", "bench3d_common")
+HELPERS = ("common", "paper_common", "bench3d_common", "rl_common")
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in HELPERS)
+INVESTIGATIONS = sorted(f"investigations/{p.stem}" for p in (BENCH / "investigations").glob("*.py"))
+"""One-off investigations (``benchmarks/investigations/``), named by their path under ``benchmarks/``."""
+SHARED_EXCEPTIONS = {("speed", "threads")}
+"""(script, field) declared by the script although a base of ``common.py`` has that field: speed.py's
+``threads`` is the tuple of thread counts it compares, not the measuring process's threads."""
 
 
 @pytest.fixture(scope="module")
 def bench_import() -> Any:
-    """Import a benchmark module by name (``benchmarks/`` on sys.path, as when a script runs)."""
+    """Import a benchmark module by name or path under ``benchmarks/`` (``benchmarks/`` on sys.path, as
+    when a script runs)."""
     sys.path.insert(0, str(BENCH))
     try:
-        yield importlib.import_module
+        yield lambda name: importlib.import_module(name.replace("/", "."))
     finally:
         sys.path.remove(str(BENCH))
 
@@ -57,7 +66,7 @@ def have_sb3() -> bool:
 
 
 # ------------------------------------------------------------------------------------ the shape
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", SCRIPTS + INVESTIGATIONS)
 def test_benchmark_has_the_cleanrl_shape(name: str, bench_import: Callable[[str], Any]) -> None:
     common = bench_import("common")
     module = bench_import(name)
@@ -71,11 +80,85 @@ def test_benchmark_has_the_cleanrl_shape(name: str, bench_import: Callable[[str]
 
 
 def test_shared_helpers_are_defined_once() -> None:
-    """Hardware record, argument parsing, tables and JSON writing live in common.py only."""
-    patterns = r"def hardware|def parse_args|ArgumentParser\(|def markdown_table|def write_json|/proc/cpuinfo"
-    for path in BENCH.glob("*.py"):
-        if path.stem != "common":
+    """Hardware record, argument parsing, tables, JSON writing, resumable runs and timings live in common.py
+    only."""
+    patterns = (
+        r"def hardware|def parse_args|ArgumentParser\(|def markdown_table|def write_json|/proc/cpuinfo"
+        r"|def run_pending|def run_path|def load_records|def timed\(|def best_time|def peak\(|ProcessPoolExecutor"
+    )
+    allowed = {"common", "paper_common"}  # paper_common.run_all: a pool of RunSpecs (claims, resumption)
+    for path in [*BENCH.glob("*.py"), *BENCH.glob("investigations/*.py")]:
+        if path.stem not in allowed:
             assert not re.findall(patterns, path.read_text()), f"{path.name} has its own copy"
+
+
+def test_no_script_imports_another_script() -> None:
+    """Scripts import the helper modules only; what two scripts share is in a helper module."""
+    scripts = set(SCRIPTS) | {Path(i).name for i in INVESTIGATIONS}
+    for path in [*BENCH.glob("*.py"), *BENCH.glob("investigations/*.py")]:
+        tree = ast.parse(path.read_text())
+        imported = {
+            a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
+        imported |= {
+            n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+        }
+        assert not imported & scripts, f"{path.name} imports the script(s) {sorted(imported & scripts)}"
+
+
+@pytest.mark.parametrize("name", SCRIPTS + INVESTIGATIONS)
+def test_shared_fields_come_from_the_common_bases(name: str, bench_import: Callable[[str], Any]) -> None:
+    """A field of the run budget or of PPO that a base dataclass of common.py declares (seeds, jobs, threads,
+    preset, ppo_*, ...) is inherited from it (a script may re-declare it to change the default), never
+    introduced again."""
+    common = bench_import("common")
+    names = (
+        "SummariseArgs",
+        "SeedsArgs",
+        "JobsArgs",
+        "ThreadsArgs",
+        "PresetArgs",
+        "SequenceArgs",
+        "PPOArgs",
+        "AgentArgs",
+    )
+    bases = [getattr(common, n) for n in names]
+    shared = {f.name for c in bases for f in dataclasses.fields(c)}
+    args = bench_import(name).Args
+    for f in dataclasses.fields(args):
+        introduced = next(c for c in reversed(args.__mro__) if f.name in vars(c).get("__annotations__", {}))
+        if f.name in shared and (name, f.name) not in SHARED_EXCEPTIONS:
+            assert introduced in bases, f"{name}.Args.{f.name} is declared in {introduced.__qualname__}"
+
+
+@pytest.mark.parametrize("name", INVESTIGATIONS)
+def test_investigations_write_inside_the_results_folder(
+    name: str, bench_import: Callable[[str], Any]
+) -> None:
+    common, module = bench_import("common"), bench_import(name)
+    assert module.OUT.is_relative_to(common.RESULTS), module.OUT
+    assert "/tmp" not in (BENCH / f"{name}.py").read_text()
+
+
+def test_run_pending_saves_each_run_and_names_the_failed_ones(
+    tmp_path: Path, bench_import: Callable[[str], Any]
+) -> None:
+    common = bench_import("common")
+    common.write_json(common.run_path(tmp_path, "done", 1), {"kept": True})
+    with pytest.raises(SystemExit, match="1 of 2 runs failed: bad seed 1"):
+        common.run_pending(run_or_fail, None, ["ok", "bad", "done"], [1], str(tmp_path), jobs=1)
+    assert common.load_json(common.run_path(tmp_path, "ok", 1))["method"] == "ok"
+    assert not Path(common.run_path(tmp_path, "bad", 1)).exists()
+    assert common.load_records(tmp_path)[0] == {"kept": True}
+    assert common.load_json(tmp_path / "missing.json", {}) == {}
+    assert common.json_once(tmp_path / "once.json", lambda: [1]) == [1]
+    assert common.json_once(tmp_path / "once.json", lambda: [2]) == [1]  # made once
+
+
+def run_or_fail(args: Any, method: str, seed: int) -> dict[str, Any]:
+    if method == "bad":
+        raise RuntimeError("boom")
+    return {"method": method, "seed": seed}
 
 
 def test_parse_args_reads_fields_docstrings_bools_and_tuples(bench_import: Callable[[str], Any]) -> None:
@@ -250,13 +333,9 @@ TINY_PAPER = (
     "--runs-dir",
     "{tmp}/runs",
 )
-PPO_TINY = (
+AGENT_TINY = (
     "--seeds",
     "0",
-    "--steps-a",
-    "64",
-    "--steps-b",
-    "64",
     "--n-envs",
     "2",
     "--ppo-n-steps",
@@ -270,6 +349,8 @@ PPO_TINY = (
     "--jobs",
     "1",
 )
+"""A PPO agent's tiny budget (``common.AgentArgs`` and the run budget)."""
+PPO_TINY = ("--steps-a", "64", "--steps-b", "64", *AGENT_TINY)
 CASES = [
     Case(
         "sampler_speed",
@@ -405,6 +486,12 @@ CASES = [
         ("data",),
     ),
     Case("ambiguity", TINY_PAPER, check_paper("ambiguity", "SDA_dis_s0", "ambiguity.md"), ("data",)),
+    Case(
+        "anchor",
+        ("--variants", "on-switch", *TINY_PAPER),
+        check_paper("anchor/on-switch", "SDA_dis_s0", "anchor.md"),
+        ("data",),
+    ),
     Case(
         "imagination",
         (
@@ -577,37 +664,70 @@ def check_identity(r: Path) -> None:
 CASES.append(
     Case(
         "rl_identity",
-        (
-            "--methods",
-            "vase",
-            "pixels",
-            "--seeds",
-            "0",
-            "--steps",
-            "128",
-            "--pretrain-steps",
-            "64",
-            "--n-envs",
-            "2",
-            "--ppo-n-steps",
-            "32",
-            "--ppo-batch-size",
-            "32",
-            "--ppo-epochs",
-            "1",
-            "--eval-episodes",
-            "2",
-            "--jobs",
-            "1",
-        ),
+        ("--methods", "vase", "pixels", "--steps", "128", "--pretrain-steps", "64", *AGENT_TINY),
         check_identity,
         ("data", "sb3"),
     )
 )
 
 
+def check_exp(r: Path) -> None:
+    rec = load(r / "representation_quality" / "investigation" / "tiny.json")
+    assert list(rec["curve"]) == ["2", "3"] and rec["curve"]["3"]["recon"] > 0
+    assert set(rec["pixels"]["class"]) == {"linear", "mlp"} and "class" in rec["untrained"]
+
+
+def check_plain(r: Path) -> None:
+    rec = load(r / "representation_quality" / "investigation" / "plain_upper_lvb-3.json")
+    assert [p["step"] for p in rec["curve"]] == [0, 1, 2] and rec["args"]["logvar_bias"] == -3.0
+
+
+def check_reuse(r: Path) -> None:
+    rec = load(r / "representation_quality" / "investigation" / "reuse_tiny.json")
+    assert rec["n_envs"] >= 1 and rec["log"][0]["reason"] == "first"
+    assert set(rec["corr"]) == {"moving-fashion", "moving-inverse-fashion"}
+    assert {(t["factor"], t["a"]) for t in rec["transfer"]} == {
+        (f, d) for f in ("position", "class") for d in ("moving-fashion", "moving-inverse-fashion")
+    }
+
+
+TINY_PROBE = ("--probe-train", "100", "--probe-test", "50", "--probe-epochs", "1")
+CASES += [
+    Case(
+        "investigations/exp",
+        (
+            "--name",
+            "tiny",
+            "--steps",
+            "3",
+            "--checkpoints",
+            "2",
+            "--refs",
+            "--probes",
+            "linear",
+            "mlp",
+            *TINY_PROBE,
+        ),
+        check_exp,
+        ("data",),
+    ),
+    Case(
+        "investigations/plain",
+        ("--steps", "3", "--print-every", "1", "--mode", "upper", "--ramp", "1", "--logvar-bias=-3"),
+        check_plain,
+        ("data",),
+    ),
+    Case(
+        "investigations/reuse",
+        ("--name", "tiny", "--steps-a", "2", "--steps-b", "2", *TINY_PROBE),
+        check_reuse,
+        ("data",),
+    ),
+]
+
+
 def test_every_script_has_a_tiny_run() -> None:
-    assert sorted(c.script for c in CASES) == SCRIPTS
+    assert sorted(c.script for c in CASES) == sorted(SCRIPTS + INVESTIGATIONS)
 
 
 def skip_reason(needs: tuple[str, ...]) -> str | None:

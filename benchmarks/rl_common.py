@@ -1,0 +1,286 @@
+"""Shared pieces of the sprite-canvas RL benchmarks ``rl_transfer.py`` and ``rl_identity.py``.
+
+* the methods and how each is built (:func:`make_learner`, :func:`agent_env`, :func:`make_ppo`): ``vase``
+  (cpu preset, learning online from the agent's frames through ``VASEVecEnv``), ``entangled`` (VASE with
+  the beta=1 ELBO, same online learning), ``untrained`` (a frozen untrained VASE encoder), ``pixels`` (PPO
+  ``CnnPolicy`` on the raw frames with ``vase_rl.agents.sb3.SmallCNN``: SB3's NatureCNN needs >= 36x36);
+* the command-line fields both scripts have (:class:`SpriteRLArgs`) and the refusal to mix runs of
+  another budget in one results folder (:func:`check_budget`);
+* evaluation (:func:`evaluate`, :func:`random_returns`), reward-free rollouts (:func:`roll_out`), the
+  learning-curve callback and the summary's cells, cost line and curves.
+
+The resumable runs, hardware record, tables and JSON files are ``benchmarks/common.py``'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+
+METHODS = ("vase", "entangled", "untrained", "pixels")
+LEARNING = ("vase", "entangled")
+"""Methods whose representation keeps learning online (from the agent's rollouts and reward-free frames)."""
+RUN_FIELDS = ("methods", "seeds", "jobs", "out_dir", "tensorboard", "summarise")
+"""Args fields that do not change a run's result (the rest must match to share a results folder)."""
+
+
+@dataclass
+class SpriteRLArgs(common.JobsArgs, common.AgentArgs):
+    """A run per (method, seed) of PPO on a sprite-canvas task, ``jobs`` at a time."""
+
+    methods: tuple[str, ...] = METHODS
+    """Methods to run (vase, entangled, untrained, pixels)."""
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    """Seeds; each seeds the learner, PPO and the training envs."""
+    jobs: int = 1
+    canvas_size: int = 32
+    """Sprite canvas side (the cpu preset's input size)."""
+    train_every: int = 16
+    """Online VASE: frames between training rounds (replay ratio = batch 64 / 16 = 4)."""
+    pixel_features: int = 128
+    """Output width of the pixels method's SmallCNN features extractor."""
+    tensorboard: bool = False
+    """Write SB3 TensorBoard logs (with the vase/* scalars) under out_dir/tb."""
+
+
+# ------------------------------------------------------------------------------- building blocks
+def curve_callback() -> Any:
+    """An SB3 callback whose ``points`` are (env steps, mean return of the last 100 training episodes)
+    at every rollout end."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Curve(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.points: list[tuple[int, float]] = []
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            episodes = self.model.ep_info_buffer
+            if episodes:
+                self.points.append((self.num_timesteps, float(np.mean([e["r"] for e in episodes]))))
+
+    return Curve()
+
+
+def make_learner(method: str, seed: int) -> tuple[Any, dict[str, Any] | None]:
+    """The method's learner (None for pixels) and its config dict; ``untrained`` is frozen at once."""
+    from vase_rl.core.config import get_preset
+    from vase_rl.core.learner import ContinualLearner
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if method == "pixels":
+        return None, None
+    config = get_preset("cpu").with_overrides(seed=seed)
+    if method == "entangled":
+        config = config.with_overrides(loss={"entangled": True})
+    learner = ContinualLearner(config, device="cpu")
+    if method == "untrained":
+        learner.freeze()
+    return learner, config.to_dict()
+
+
+def new_run(args: Any, method: str, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The start of a (method, seed) run: one torch thread, every RNG seeded; the method's learner (None
+    for pixels) and the head of the run's record."""
+    import torch
+    from stable_baselines3.common.utils import set_random_seed
+
+    torch.set_num_threads(1)
+    set_random_seed(seed)
+    learner, vase_config = make_learner(method, seed)
+    return learner, common.run_record(args, method, seed, vase_config=vase_config)
+
+
+def agent_env(args: Any, env_id: str, env_seed: int, learner: Any, learn: bool, **env_kwargs: Any) -> Any:
+    """``n_envs`` sub-envs of ``env_id``: raw frames for pixels, else VASE latents (``learn`` only while
+    the learner is not frozen)."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from vase_rl.agents.sb3_vec import VASEVecEnv
+
+    raw = make_vec_env(
+        f"vase_rl.envs:{env_id}",
+        args.n_envs,
+        seed=env_seed,
+        env_kwargs={"canvas_size": args.canvas_size, **env_kwargs},
+    )
+    if learner is None:
+        return raw
+    return VASEVecEnv(raw, learner, learn=learn and not learner.frozen, train_every=args.train_every)
+
+
+def normalised(venv: Any, obs_rms: Any, training: bool = False) -> Any:
+    """``venv`` with a latent ``VecNormalize`` holding a copy of ``obs_rms`` (``venv`` when None)."""
+    from vase_rl.agents.sb3 import normalize_latents
+
+    if obs_rms is None:
+        return venv
+    out = normalize_latents(venv, training=training)
+    out.obs_rms = copy.deepcopy(obs_rms)
+    return out
+
+
+def make_ppo(args: Any, method: str, venv: Any, seed: int, tb: str | None) -> Any:
+    """PPO with the shared hyper-parameters: MlpPolicy on latents, CnnPolicy + SmallCNN on pixels."""
+    from stable_baselines3 import PPO
+
+    from vase_rl.agents.sb3 import SmallCNN
+
+    policy, kwargs = "MlpPolicy", {}
+    if method == "pixels":
+        policy = "CnnPolicy"
+        kwargs = {
+            "features_extractor_class": SmallCNN,
+            "features_extractor_kwargs": {"features_dim": args.pixel_features},
+        }
+    return PPO(policy, venv, seed=seed, policy_kwargs=kwargs, tensorboard_log=tb, **args.ppo_kwargs())
+
+
+def train_ppo(args: Any, method: str, venv: Any, seed: int, steps: int, name: str) -> tuple[Any, Any]:
+    """PPO (:func:`make_ppo`) trained ``steps`` env steps on ``venv``; returns it and its learning curve
+    (:func:`curve_callback`). TensorBoard logs (run ``name``) under ``out_dir/tb`` with ``--tensorboard``."""
+    from vase_rl.agents.sb3 import VASELoggingCallback
+
+    tb = os.path.join(args.out_dir, "tb") if args.tensorboard else None
+    model = make_ppo(args, method, venv, seed, tb)
+    curve = curve_callback()
+    model.learn(steps, callback=[curve, VASELoggingCallback()], tb_log_name=name)
+    return model, curve
+
+
+def evaluate(args: Any, model: Any, env_id: str, seed: int, learner: Any, obs_rms: Any, **kw: Any) -> float:
+    """Mean return of ``model`` (stochastic) on held-out seeds of ``env_id``; the learner does not learn."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    venv = normalised(agent_env(args, env_id, 10_000 + seed, learner, learn=False, **kw), obs_rms)
+    mean, _ = evaluate_policy(model, venv, n_eval_episodes=args.eval_episodes, deterministic=False)
+    venv.close()
+    return float(mean)
+
+
+def roll_out(venv: Any, frames: int, act: Any) -> int:
+    """Step ``venv`` for ``frames // num_envs`` steps with ``act(obs)`` actions, rewards ignored (the VASE
+    wrapper inside learns from the frames); returns the frames stepped."""
+    obs = venv.reset()
+    rounds = frames // venv.num_envs
+    for _ in range(rounds):
+        obs, _, _, _ = venv.step(act(obs))
+    return rounds * venv.num_envs
+
+
+def random_actor(venv: Any, seed: int) -> Any:
+    """``act(obs)`` of uniform random discrete actions for every sub-env of ``venv``."""
+    rng = np.random.default_rng(seed)
+    return lambda obs: rng.integers(0, venv.action_space.n, venv.num_envs)
+
+
+def random_returns(args: Any, env_ids: dict[str, str], **env_kwargs: Any) -> dict[str, float]:
+    """Mean return of the uniform random policy per env (same evaluation as the agents, 4x episodes)."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    out = {}
+    for key, env_id in env_ids.items():
+        if env_id:
+            venv = agent_env(args, env_id, 10_000, None, learn=False, **env_kwargs)
+            policy = common.RandomPolicy(venv.action_space.n)
+            out[key] = float(evaluate_policy(policy, venv, n_eval_episodes=4 * args.eval_episodes)[0])
+    return out
+
+
+def start(args: Any, random_envs: dict[str, str]) -> None:
+    """Before the runs: refuse a folder of another budget; the random policy's returns (once per folder)."""
+    check_budget(args, args.out_dir)
+    common.json_once(Path(args.out_dir) / "random.json", lambda: random_returns(args, random_envs))
+
+
+def budget(args: Any) -> dict[str, Any]:
+    """The Args that decide a run's result (every field but :data:`RUN_FIELDS`)."""
+    return {k: v for k, v in dataclasses.asdict(args).items() if k not in RUN_FIELDS}
+
+
+def check_budget(args: Any, out_dir: str) -> None:
+    """Refuse to add runs to a folder that holds runs of another budget (results are never mixed)."""
+    mine = budget(args)
+    for path in sorted(Path(out_dir).glob("*_seed*.json")):
+        stored = {k: v for k, v in common.load_json(path)["args"].items() if k not in RUN_FIELDS}
+        stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+        diff = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
+        if diff:
+            raise SystemExit(
+                f"{path} was run with other settings ({', '.join(diff)}); use another "
+                f"--out-dir or delete the old runs"
+            )
+
+
+# ---------------------------------------------------------------------------------- summary
+def load(args: Any) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], dict[str, float]]:
+    """The runs in ``args.out_dir``: all records, the records per method, the random policy's returns."""
+    records = common.load_records(args.out_dir)
+    rand = common.load_json(Path(args.out_dir) / "random.json", {})
+    return records, common.by_method(records, METHODS), rand
+
+
+def cell(values: list[Any], percent: bool = False) -> str:
+    """mean ± std of the non-None values ('-' when none)."""
+    v = np.array([x for x in values if x is not None], dtype=float) * (100.0 if percent else 1.0)
+    if not len(v):
+        return "-"
+    return f"{v.mean():.0f} ± {v.std():.0f} %" if percent else f"{v.mean():.2f} ± {v.std():.2f}"
+
+
+def mean_of(rs: list[dict[str, Any]], key: str) -> float | None:
+    """Mean of ``key`` over the records that have it (None when none has)."""
+    v = [r[key] for r in rs if r.get(key) is not None]
+    return float(np.mean(v)) if v else None
+
+
+def plot_curves(
+    by_method: dict[str, list[dict[str, Any]]],
+    panels: list[tuple[str, str]],
+    path: Path,
+    ylabel: str = "mean training episode return (last 100)",
+) -> None:
+    """One panel per (record key, title): mean ± std over seeds of each method's curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        for m, rs in by_method.items():
+            curves = [np.array(r[key]) for r in rs if r.get(key)]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            steps, ys = curves[0][:n, 0], np.stack([c[:n, 1] for c in curves])
+            ax.plot(steps, ys.mean(0), label=m)
+            ax.fill_between(steps, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2)
+        ax.set(title=title, xlabel="env steps", ylabel=ylabel)
+        if ax.lines:
+            ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def cost_line(records: list[dict[str, Any]]) -> str:
+    """Markdown sentence: hardware, load and the runs' total CPU time."""
+    hw = records[0]["hardware"] if records else common.hardware()
+    total = sum(r.get("cpu_s", r.get("wall_s", 0.0)) for r in records)
+    return (
+        f"Hardware: {hw['cpu']}, {hw['cores']} cores shared with other jobs (1-min load average "
+        f"{hw['load_avg_1m']:.1f} at the first run's start), one torch thread per run; total CPU time "
+        f"{total / 60:.1f} min for {len(records)} runs."
+    )
