@@ -157,7 +157,8 @@ def latent_stats(
 
 def analyse(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
     """Everything of Fig. 5A for a finished run; draws the PNGs and returns the numbers for the JSON."""
-    from vase_rl.evaluation.evaluate import load_run, torch_threads
+    from vase_rl.evaluation.evaluate import torch_threads
+    from vase_rl.runs.loaded_run import load_run
 
     with torch_threads(1):
         run = load_run(run_dir)

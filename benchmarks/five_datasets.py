@@ -49,8 +49,9 @@ def scaled_tau(preset: str, steps_per_env: int) -> int:
 
 def figures(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
     """Draw the report figures of a finished run into the results folder (needs its checkpoint)."""
-    from vase_rl.evaluation.evaluate import load_run, torch_threads
+    from vase_rl.evaluation.evaluate import torch_threads
     from vase_rl.evaluation.report import make_figures
+    from vase_rl.runs.loaded_run import load_run
 
     out = pc.RESULTS / EXPERIMENT / spec.key
     with torch_threads(1):

@@ -15,7 +15,8 @@ import torch
 from vase_rl.core.config import get_preset
 from vase_rl.data import datasets as data
 from vase_rl.evaluation import plots
-from vase_rl.evaluation.evaluate import LoadedRun, env_datasets, held_out, load_run
+from vase_rl.evaluation.evaluate import env_datasets, held_out
+from vase_rl.runs.loaded_run import LoadedRun, load_run
 from vase_rl.runs.training import RunSettings, SequenceTrainer
 
 HAVE_MNIST = (data.get_data_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file()

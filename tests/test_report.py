@@ -18,12 +18,10 @@ from vase_rl.core.learner import ContinualLearner
 from vase_rl.core.losses import reconstruction_nll
 from vase_rl.evaluation.evaluate import (
     EvalSettings,
-    LoadedRun,
     evaluate_loaded,
     evaluate_run,
     ground_truth_factors,
     information_check,
-    load_run,
     probe_summary,
     torch_threads,
 )
@@ -31,6 +29,7 @@ from vase_rl.evaluation.report import FIGURES, INFO_MIN_NATS, SECTIONS, write_re
 from vase_rl.probing.metrics import environment_inference_accuracy
 from vase_rl.probing.offline_probe import OfflineProbeConfig
 from vase_rl.probing.probes import ProbeHistory
+from vase_rl.runs.loaded_run import LoadedRun, load_run
 
 FAST = EvalSettings(
     n_samples=300,

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vase_rl.core.config import VASEConfig
 from vase_rl.core.learner import ContinualLearner
 from vase_rl.core.losses import reconstruction_nll
 from vase_rl.evaluation.quality import STAGES_DIR, QualitySettings, evaluate_quality
@@ -44,24 +43,16 @@ from vase_rl.probing.metrics import (
     mutual_information_gap,
 )
 from vase_rl.probing.offline_probe import OfflineProbeConfig
-from vase_rl.probing.probes import HIGHER_IS_BETTER, ProbeHistory
+from vase_rl.probing.probes import HIGHER_IS_BETTER
+from vase_rl.runs.loaded_run import LoadedRun, load_run
 from vase_rl.runs.run_format import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    LOG_FILE,
-    PROBES_FILE,
-    TIMING_FILE,
-    RunSettings,
     make_sampler,
-    read_json,
-    read_log,
-    read_run_config,
 )
 
 __all__ = [
-    "EvalSettings", "LoadedRun", "allocations", "disentanglement", "env_datasets", "environment_usage",
+    "EvalSettings", "allocations", "disentanglement", "env_datasets", "environment_usage",
     "eval_codes", "evaluate_loaded", "evaluate_run", "ground_truth_factors", "held_out", "information_check",
-    "load_run", "probe_summary", "stage_environments", "torch_threads", "write_evaluation",
+    "probe_summary", "stage_environments", "torch_threads", "write_evaluation",
 ]  # fmt: skip
 
 Log = Sequence[Mapping[str, Any]]
@@ -105,49 +96,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@dataclass
-class LoadedRun:
-    """Everything a run directory holds, loaded once for evaluation, figures and the report."""
-
-    run_dir: str
-    config: VASEConfig
-    settings: RunSettings
-    learner: ContinualLearner
-    log: list[dict[str, Any]]
-    probes: ProbeHistory | None
-    timing: dict[str, Any] | None
-
-    @property
-    def datasets(self) -> list[str]:
-        """Distinct datasets of the sequence, in order of first appearance."""
-        return list(dict.fromkeys(self.settings.sequence))
-
-    def stage_span(self, dataset: str) -> tuple[int, int | None]:
-        """(first step, first step after) of the dataset's first stage; None when it is the last stage."""
-        i = self.settings.sequence.index(dataset)
-        end = (i + 1) * self.settings.steps_per_env
-        return i * self.settings.steps_per_env, (end if i + 1 < len(self.settings.sequence) else None)
-
-
-def load_run(run_dir: str, device: str = "cpu") -> LoadedRun:
-    """Load a run directory (config.json, checkpoint.pt, log.jsonl, probes.json, timing.json) on ``device``.
-
-    Raises FileNotFoundError naming the missing file when the run has no config or checkpoint yet.
-    """
-    for name in (CONFIG_FILE, CHECKPOINT_FILE, LOG_FILE):
-        if not os.path.exists(os.path.join(run_dir, name)):
-            raise FileNotFoundError(f"{os.path.join(run_dir, name)} not found: is {run_dir!r} a trained run?")
-    config, settings = read_run_config(run_dir)
-    learner = ContinualLearner.load(os.path.join(run_dir, CHECKPOINT_FILE), device=device)
-    probes_path = os.path.join(run_dir, PROBES_FILE)
-    probes = None
-    if os.path.exists(probes_path):
-        with open(probes_path) as f:
-            probes = ProbeHistory.from_json(f.read())
-    timing = read_json(os.path.join(run_dir, TIMING_FILE))
-    return LoadedRun(run_dir, config, settings, learner, read_log(run_dir), probes, timing)
 
 
 def held_out(run: LoadedRun, dataset: str, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

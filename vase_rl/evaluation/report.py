@@ -16,16 +16,15 @@ from typing import Any
 from vase_rl.evaluation import plots
 from vase_rl.evaluation.evaluate import (
     EvalSettings,
-    LoadedRun,
     env_datasets,
     evaluate_loaded,
     held_out,
-    load_run,
     stage_environments,
     torch_threads,
     write_evaluation,
 )  # fmt: skip
 from vase_rl.evaluation.quality import quality_markdown
+from vase_rl.runs.loaded_run import LoadedRun, load_run
 
 __all__ = [
     "FIGURES",
