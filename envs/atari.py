@@ -17,10 +17,10 @@ Verification (2026-12-01). The indices were read from ``atariari/benchmark/ram_a
 github.com/mila-iqia/atari-representation-learning at commits 1a941160 and cc87a29d; the categories
 from ``atariari/benchmark/categorization.py`` (``summary_key_dict``). Every game below has the same
 variables and indices at both commits; ``qbert`` and ``yarsrevenge`` differ between the two (score and
-tile colours added, variables renamed) and are left out. The issue's list matches the file:
+tile colours added, variables renamed) and are left out. The list we probe matches the file:
 Pong player_y 51, player_x 46, enemy_y 50, enemy_x 45, ball_x 49, ball_y 54, enemy_score 13,
 player_score 14; Breakout ball_x 99, ball_y 101, player_x 72, blocks_hit_count 77, score 84 (plus
-``block_bit_map`` = RAM 0..29, in the file but not in the issue); Boxing player_x 32, player_y 34,
+``block_bit_map`` = RAM 0..29, in the file, not probed here); Boxing player_x 32, player_y 34,
 enemy_x 33, enemy_y 35, enemy_score 19, clock 17, player_score 18; Freeway player_y 14, score 103,
 enemy_car_x 108..117.
 

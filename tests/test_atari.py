@@ -26,7 +26,7 @@ needs_ale = pytest.mark.skipif(not HAVE_ALE, reason="ale-py is not installed (pi
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# The issue's list (issue 16 point 4), checked against AtariARI's ram_annotations.py.
+# The probed list, checked against AtariARI's ram_annotations.py.
 ISSUE_INDICES = {
     "pong": {
         "player_y": 51,

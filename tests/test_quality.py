@@ -116,7 +116,7 @@ def test_verdicts_name_a_reference_the_representation_falls_below() -> None:
 
 
 def test_short_cpu_preset_run_keeps_more_identity_than_its_untrained_encoder(data_dir: str) -> None:
-    """The regression of the learner-quality issue: 700 steps of the cpu preset on static MNIST (1 thread,
+    """The identity regression: 700 steps of the cpu preset on static MNIST (1 thread,
     ~35 s) must beat the same encoder untrained on the offline MLP probe. Before the init fix (He weights,
     a sharp initial posterior, capacity available from the start) training made identity *worse* (32.6 %
     after 2,500 steps vs 84.7 % untrained)."""

@@ -1,5 +1,5 @@
 """Latent reuse across environments: the new environment's decoder code, the per-environment output
-affine, the capacity start and the shared-latents diagnostic (issue 15, point 7)."""
+affine, the capacity start and the shared-latents diagnostic."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The RL tasks of issue 16: the identity task, the inverse-appearance shift, the pixel CNN, and the
+"""The RL tasks: the identity task, the inverse-appearance shift, the pixel CNN, and the
 benchmark helpers that turn runs into verdicts (envs/sprites.py, agents/sb3.py, benchmarks/rl_*.py)."""
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ ProbeKindName = Literal["linear", "mlp"]
 
 @dataclass(frozen=True)
 class OfflineProbeConfig:
-    """Offline probe protocol (defaults: the learner-quality issue's protocol)."""
+    """Offline probe protocol (defaults: 10,000 train / 5,000 test images, a 2x256 MLP for 40 epochs)."""
 
     train_size: int = 10_000
     """Train-split images encoded to fit the probes."""
