@@ -1,13 +1,19 @@
-"""Shared pieces of the sprite-canvas RL benchmarks ``rl_transfer.py`` and ``rl_identity.py``.
+"""Shared pieces of the sprite-canvas RL benchmarks ``rl_transfer.py``, ``rl_identity.py`` and
+``rl_lifelong.py``.
 
 * the methods and how each is built (:func:`make_learner`, :func:`agent_env`, :func:`make_ppo`): ``vase``
   (cpu preset, learning online from the agent's frames through ``VASEVecEnv``), ``entangled`` (VASE with
   the beta=1 ELBO, same online learning), ``untrained`` (a frozen untrained VASE encoder), ``pixels`` (PPO
   ``CnnPolicy`` on the raw frames with ``vase_rl.agents.sb3.SmallCNN``: SB3's NatureCNN needs >= 36x36);
-* the command-line fields both scripts have (:class:`SpriteRLArgs`) and the refusal to mix runs of
+  and two more learning representations (:data:`ALL_METHODS`): ``vase-paper-anchor`` (cpu preset with the
+  paper's every-tau dreaming anchor, ``DreamConfig.anchor="every-tau"``, whatever the preset's default) and
+  ``cci`` (VASE's objective with ablation "-": environment inference, dreaming and masks off);
+* the command-line fields the scripts share (:class:`SpriteRLArgs`) and the refusal to mix runs of
   another budget in one results folder (:func:`check_budget`);
 * evaluation (:func:`evaluate`, :func:`random_returns`), reward-free rollouts (:func:`roll_out`), the
-  learning-curve callback and the summary's cells, cost line and curves.
+  learning-curve callback and the summary's cells, cost line and curves;
+* where a run's time goes (:class:`CostTimer`, :func:`timed_venv`, :func:`update_timer`): CPU and wall
+  seconds of env stepping, the VASE wrapper, PPO updates and evaluation, measured around those parts.
 
 The resumable runs, hardware record, tables and JSON files are ``benchmarks/common.py``'s.
 """
@@ -17,6 +23,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +35,10 @@ import common
 import numpy as np
 
 METHODS = ("vase", "entangled", "untrained", "pixels")
-LEARNING = ("vase", "entangled")
+"""The methods of ``rl_transfer.py`` and ``rl_identity.py``."""
+ALL_METHODS = ("vase", "vase-paper-anchor", "cci", "entangled", "untrained", "pixels")
+"""Every method :func:`make_learner` builds."""
+LEARNING = ("vase", "vase-paper-anchor", "cci", "entangled")
 """Methods whose representation keeps learning online (from the agent's rollouts and reward-free frames)."""
 RUN_FIELDS = ("methods", "seeds", "jobs", "out_dir", "tensorboard", "summarise")
 """Args fields that do not change a run's result (the rest must match to share a results folder)."""
@@ -72,39 +85,138 @@ def curve_callback() -> Any:
     return Curve()
 
 
-def make_learner(method: str, seed: int) -> tuple[Any, dict[str, Any] | None]:
-    """The method's learner (None for pixels) and its config dict; ``untrained`` is frozen at once."""
-    from vase_rl.core.config import get_preset
+class CostTimer:
+    """CPU (``time.process_time``) and wall (``time.perf_counter``) seconds per named part of a run.
+
+    >>> t = CostTimer()
+    >>> with t("ppo_update"):
+    ...     _ = sum(range(1000))
+    >>> sorted(t.cpu) == sorted(t.wall) == ["ppo_update"] and t.wall["ppo_update"] >= 0
+    True
+    """
+
+    def __init__(self) -> None:
+        self.cpu: defaultdict[str, float] = defaultdict(float)
+        self.wall: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, part: str) -> Iterator[None]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.cpu[part] += time.process_time() - cpu
+            self.wall[part] += time.perf_counter() - wall
+
+    def add(self, part: str, cpu: float, wall: float) -> None:
+        """Count seconds measured elsewhere (e.g. between two callbacks)."""
+        self.cpu[part] += cpu
+        self.wall[part] += wall
+
+
+def timed_venv(venv: Any, timer: CostTimer, part: str) -> Any:
+    """``venv`` in a pass-through ``VecEnvWrapper`` whose ``reset`` and ``step_wait`` count as ``part``."""
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class Timed(VecEnvWrapper):
+        def reset(self) -> Any:
+            with timer(part):
+                return self.venv.reset()
+
+        def step_wait(self) -> Any:
+            with timer(part):
+                return self.venv.step_wait()
+
+    return Timed(venv)
+
+
+def update_timer(timer: CostTimer, part: str = "ppo_update") -> Any:
+    """An SB3 callback counting as ``part`` the time from each rollout's end to the next rollout's start
+    (or the end of ``learn``): PPO's gradient updates on that rollout (and SB3's logging)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class UpdateTimer(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.since: tuple[float, float] | None = None
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            self.since = (time.process_time(), time.perf_counter())
+
+        def _stop(self) -> None:
+            if self.since is not None:
+                cpu, wall = self.since
+                timer.add(part, time.process_time() - cpu, time.perf_counter() - wall)
+                self.since = None
+
+        def _on_rollout_start(self) -> None:
+            self._stop()
+
+        def _on_training_end(self) -> None:
+            self._stop()
+
+    return UpdateTimer()
+
+
+def make_learner(
+    method: str, seed: int, overrides: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any] | None]:
+    """The method's learner (None for pixels) and its config dict; ``untrained`` is frozen at once.
+
+    The cpu preset; ``entangled``: the beta=1 ELBO; ``vase-paper-anchor``: ``dream.anchor="every-tau"``;
+    ``cci``: ``VASEConfig.for_row("-")`` on the cpu preset (S, D and A off). ``overrides``
+    (``VASEConfig.with_overrides`` sections) go on top, e.g. ``{"dream": {"anchor": "on-switch"}}``."""
+    from vase_rl.core.config import VASEConfig, get_preset
     from vase_rl.core.learner import ContinualLearner
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if method not in ALL_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {ALL_METHODS}")
     if method == "pixels":
         return None, None
     config = get_preset("cpu").with_overrides(seed=seed)
     if method == "entangled":
         config = config.with_overrides(loss={"entangled": True})
+    elif method == "vase-paper-anchor":
+        config = config.with_overrides(dream={"anchor": "every-tau"})
+    elif method == "cci":
+        config = VASEConfig.for_row("-", base=config)
+    if overrides:
+        config = config.with_overrides(**overrides)
     learner = ContinualLearner(config, device="cpu")
     if method == "untrained":
         learner.freeze()
     return learner, config.to_dict()
 
 
-def new_run(args: Any, method: str, seed: int) -> tuple[Any, dict[str, Any]]:
+def new_run(
+    args: Any, method: str, seed: int, overrides: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
     """The start of a (method, seed) run: one torch thread, every RNG seeded; the method's learner (None
-    for pixels) and the head of the run's record."""
+    for pixels; ``overrides``: :func:`make_learner`'s) and the head of the run's record."""
     import torch
     from stable_baselines3.common.utils import set_random_seed
 
     torch.set_num_threads(1)
     set_random_seed(seed)
-    learner, vase_config = make_learner(method, seed)
+    learner, vase_config = make_learner(method, seed, overrides)
     return learner, common.run_record(args, method, seed, vase_config=vase_config)
 
 
-def agent_env(args: Any, env_id: str, env_seed: int, learner: Any, learn: bool, **env_kwargs: Any) -> Any:
+def agent_env(
+    args: Any,
+    env_id: str,
+    env_seed: int,
+    learner: Any,
+    learn: bool,
+    timer: CostTimer | None = None,
+    **env_kwargs: Any,
+) -> Any:
     """``n_envs`` sub-envs of ``env_id``: raw frames for pixels, else VASE latents (``learn`` only while
-    the learner is not frozen)."""
+    the learner is not frozen). With a ``timer``, the raw envs' steps and resets count as its ``env`` part
+    and the VASE wrapper's (the raw steps, encoding and online training inside) as its ``vase`` part."""
     from stable_baselines3.common.env_util import make_vec_env
 
     from vase_rl.agents.sb3_vec import VASEVecEnv
@@ -115,9 +227,12 @@ def agent_env(args: Any, env_id: str, env_seed: int, learner: Any, learn: bool, 
         seed=env_seed,
         env_kwargs={"canvas_size": args.canvas_size, **env_kwargs},
     )
+    if timer is not None:
+        raw = timed_venv(raw, timer, "env")
     if learner is None:
         return raw
-    return VASEVecEnv(raw, learner, learn=learn and not learner.frozen, train_every=args.train_every)
+    out = VASEVecEnv(raw, learner, learn=learn and not learner.frozen, train_every=args.train_every)
+    return out if timer is None else timed_venv(out, timer, "vase")
 
 
 def normalised(venv: Any, obs_rms: Any, training: bool = False) -> Any:
@@ -159,12 +274,23 @@ def train_ppo(args: Any, method: str, venv: Any, seed: int, steps: int, name: st
     return model, curve
 
 
-def evaluate(args: Any, model: Any, env_id: str, seed: int, learner: Any, obs_rms: Any, **kw: Any) -> float:
-    """Mean return of ``model`` (stochastic) on held-out seeds of ``env_id``; the learner does not learn."""
+def evaluate(
+    args: Any,
+    model: Any,
+    env_id: str,
+    seed: int,
+    learner: Any,
+    obs_rms: Any,
+    episodes: int | None = None,
+    **kw: Any,
+) -> float:
+    """Mean return of ``model`` (stochastic) over ``episodes`` (default ``args.eval_episodes``) on held-out
+    seeds of ``env_id``; the learner does not learn."""
     from stable_baselines3.common.evaluation import evaluate_policy
 
     venv = normalised(agent_env(args, env_id, 10_000 + seed, learner, learn=False, **kw), obs_rms)
-    mean, _ = evaluate_policy(model, venv, n_eval_episodes=args.eval_episodes, deterministic=False)
+    n = args.eval_episodes if episodes is None else episodes
+    mean, _ = evaluate_policy(model, venv, n_eval_episodes=n, deterministic=False)
     venv.close()
     return float(mean)
 
@@ -204,16 +330,19 @@ def start(args: Any, random_envs: dict[str, str]) -> None:
     common.json_once(Path(args.out_dir) / "random.json", lambda: random_returns(args, random_envs))
 
 
-def budget(args: Any) -> dict[str, Any]:
-    """The Args that decide a run's result (every field but :data:`RUN_FIELDS`)."""
-    return {k: v for k, v in dataclasses.asdict(args).items() if k not in RUN_FIELDS}
+def budget(args: Any, ignore: Iterable[str] = ()) -> dict[str, Any]:
+    """The Args that decide a run's result (every field but :data:`RUN_FIELDS` and ``ignore``)."""
+    skip = set(RUN_FIELDS) | set(ignore)
+    return {k: v for k, v in dataclasses.asdict(args).items() if k not in skip}
 
 
-def check_budget(args: Any, out_dir: str) -> None:
-    """Refuse to add runs to a folder that holds runs of another budget (results are never mixed)."""
-    mine = budget(args)
+def check_budget(args: Any, out_dir: str, ignore: Iterable[str] = ()) -> None:
+    """Refuse to add runs to a folder that holds runs of another budget (results are never mixed);
+    ``ignore``: more fields that do not change a run's result (beyond :data:`RUN_FIELDS`)."""
+    skip = set(RUN_FIELDS) | set(ignore)
+    mine = budget(args, skip)
     for path in sorted(Path(out_dir).glob("*_seed*.json")):
-        stored = {k: v for k, v in common.load_json(path)["args"].items() if k not in RUN_FIELDS}
+        stored = {k: v for k, v in common.load_json(path)["args"].items() if k not in skip}
         stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
         diff = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
         if diff:

@@ -671,6 +671,60 @@ CASES.append(
 )
 
 
+def check_lifelong(r: Path) -> None:
+    folder = r / "rl_lifelong"
+    summary = load(folder / "summary.json")
+    assert summary["protocol"]["looks"] == [
+        "MovingFashion",
+        "MovingMNIST",
+        "MovingInverseFashion",
+        "MovingShapes",
+        "MovingFashion",
+    ]
+    for m in ("vase", "pixels"):
+        s = summary[m]
+        assert s["seeds"] == 1 and s["reference_seeds"] == 1
+        for key in ("average_performance", "forgetting", "forward_transfer"):
+            assert set(s[key]) >= {"mean", "ci90"}, (m, key, s[key])
+        assert len(s["forgetting"]["per_look"]) == 5 and s["forgetting"]["per_look"][-1]["mean"] == 0.0
+        assert s["cpu_s_per_run"] > 0 and s["cpu_s_per_1k_env_steps"] > 0
+        rec = load(folder / "runs" / f"{m}_seed0.json")
+        r = rec["R"]  # 5 stages x 5 stage-looks; columns 0 and 4 are the revisited look (same numbers)
+        assert (
+            len(r) == 5 and all(len(row) == 5 for row in r) and [row[0] for row in r] == [row[4] for row in r]
+        )
+        assert rec["train_env_steps"] == 5 * 256 and rec["cost"]["wall_s"]["evaluation"] > 0
+        refs = sorted(p.name for p in (folder / "references").glob(f"{m}__*_seed100.json"))
+        assert len(refs) == 4, refs
+    assert summary["vase"]["wall_split_s"]["encode"] > 0 and summary["pixels"]["wall_split_s"]["encode"] == 0
+    assert "| vase | 1 (1) |" in (folder / "rl_lifelong.md").read_text()
+    for png in ("R_vase.png", "R_pixels.png", "rl_lifelong_curves.png"):
+        assert (folder / png).stat().st_size > 0
+
+
+CASES.append(
+    Case(
+        "rl_lifelong",
+        (
+            "--methods",
+            "vase",
+            "pixels",
+            *AGENT_TINY,
+            "--ref-seeds",
+            "100",
+            "--steps-per-look",
+            "256",
+            "--curve-points",
+            "1",
+            "--curve-episodes",
+            "2",
+        ),
+        check_lifelong,
+        ("data", "sb3"),
+    )
+)
+
+
 def check_exp(r: Path) -> None:
     rec = load(r / "representation_quality" / "investigation" / "tiny.json")
     assert list(rec["curve"]) == ["2", "3"] and rec["curve"]["3"]["recon"] > 0

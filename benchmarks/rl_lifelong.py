@@ -1,0 +1,726 @@
+"""Life-long visual RL: one PPO agent through a sequence of looks of the same task, the representation
+learning online from the agent's own rollouts.
+
+Task: the sprite goal task (``SpriteCanvas``: move the sprite to a fixed goal; same dynamics, reward and
+geometry in every stage); only the look changes, stage by stage (``--stages``):
+
+    moving Fashion -> moving MNIST -> moving inverse Fashion -> moving procedural shapes -> moving Fashion
+
+(``vase_rl/MovingFashion-v0``, ``MovingMNIST-v0``, ``MovingInverseFashion-v0``, ``MovingShapes-v0``; the
+last stage revisits the first look.) Per (method, seed), same seeds and budgets for every method:
+
+  1. one PPO agent (SB3, ``rl_common.make_ppo``: MlpPolicy on VecNormalize'd latents, or CnnPolicy on the
+     pixels) is trained ``steps_per_look`` env steps on each stage in turn. The learning representations
+     (``vase``, ``vase-paper-anchor``, ``cci``, ``entangled``) keep training online from the same rollouts
+     (``VASEVecEnv``, ``learn=True``; a new wrapper per stage, so each stage's frame buffer starts empty,
+     the learner trains again once 1,024 frames of the new look are in it and sees only that look); the
+     latent normaliser's statistics carry over from stage to stage and keep following the rollouts. No
+     stage label reaches the agent or the learner.
+  2. evaluation (stochastic policy, held-out env seeds, the learner not learning): every distinct look
+     before the first stage and at the end of every stage (``eval_episodes``, >= 64 by default), and at
+     ``curve_points`` evenly spaced points inside every stage (``curve_episodes`` each, fewer). This gives
+     the matrix ``R[stage, look]`` (return on each look at the end of each stage) and the curves.
+  3. single-look references (run kind ``reference``, >= 3 seeds, seeds apart from the sequence's): the
+     same method trained from scratch on one look alone for ``steps_per_look`` env steps, evaluated on
+     that look with the same schedule. One JSON per (method, look, seed) in ``ref_dir``.
+
+Methods (``rl_common.make_learner``): ``vase`` (cpu preset, ``dream={"anchor": "on-switch"}``),
+``vase-paper-anchor`` (cpu preset with the paper's every-tau sync, ``DreamConfig.anchor="every-tau"``),
+``cci`` (VASE's objective with ablation "-": no environment inference, dreaming or masks,
+``VASEConfig.for_row("-", base=get_preset("cpu"))``), ``entangled`` (beta = 1 ELBO), ``untrained`` (frozen
+random encoder), ``pixels`` (CnnPolicy + ``SmallCNN`` end to end: the fine-tuning baseline).
+
+R matrix layout: ``R`` is (stages x stages) = 5 x 5, as Continual World lays out CW20 (its ten tasks
+twice): column ``j`` is stage ``j``'s look, so the revisited look has two columns (0 and 4) holding the
+same numbers (each distinct look is evaluated once per evaluation point; nothing is evaluated twice).
+Returns are normalised per look: ``(R - random) / (ref - random)``, ``ref`` = the seed-mean final return
+of the method's single-look reference on that look, ``random`` = the uniform random policy's return there
+(same evaluation, 4x the episodes). 1 = as good as learning that look alone from scratch.
+
+Metrics, as Continual World defines them (Wolczyk et al., NeurIPS 2021; code: ``awarelab/continual_world``,
+``continualworld/results_processing/tables.py``: ``calculate_forgetting_individual``,
+``calculate_forward_transfer``, ``compute_mean_and_ci``, ``BootstrapCI``), on normalised returns, with
+T = 5 stages:
+
+* average performance: ``mean_j R[T-1, j]``, the mean over the columns of the last row;
+* forgetting of stage ``i``'s look: ``R[i, i] - R[T-1, i]`` (end of its own stage minus end of the
+  sequence; the last stage's is 0 by construction and, as in CW, it counts in the mean over stages);
+* forward transfer of stage ``i``: ``(AUC_i - AUC_i^ref) / (1 - AUC_i^ref)``, ``AUC_i`` = the mean of the
+  normalised return on stage ``i``'s look over stage ``i``'s evaluation points (the ``curve_points`` inside
+  and the one at its end), ``AUC_i^ref`` = the same mean over the reference's points; as in CW the seed
+  means are taken before the ratio. The ``1`` of CW's success rate is here the reference's final
+  return (so random's level cancels: FT = the part of the reference's in-stage gap to its final return
+  that the sequence closes). Undefined (null) where ``AUC_i^ref >= 1`` or ``ref == random``, and noisy
+  where the reference learns its look within the first evaluation interval (``AUC_i^ref`` near 1);
+* 90% intervals: CW's bootstrap over seeds (4000 resamples with replacement, quantiles 0.05 and 0.95 by
+  midpoint); for forward transfer the sequence's seeds and the reference's seeds are resampled apart.
+  Also reported: the zero-shot return on each stage's look just before its stage (row ``i - 1``; for
+  stage 0 the evaluation before any training) and the revisit's return at its first evaluation (the first
+  point inside the revisit stage; beside it the first point inside the first visit).
+Departure from CW: CW's "end of stage" is the mean of the last 5 logged evaluations; here it is one
+evaluation of ``eval_episodes`` (>= 64) episodes.
+
+Cost: CPU seconds per run and per 1,000 env steps; each run's time split, measured around the parts
+(``rl_common.CostTimer``: ``time.process_time`` and ``time.perf_counter``), into env stepping (the raw
+envs), encoding (the VASE wrapper's time less the env's and the training's), online learning (the
+wrapper's ``vase_stats()["train_time_s"]``), PPO updates (rollout end to next rollout start), evaluation,
+and the rest (the policy acting, SB3's bookkeeping, set-up). The split is given in wall seconds (all
+single-threaded; on a shared machine wall > CPU), the totals in CPU seconds.
+
+Planned cost of the full table -- an ESTIMATE, not a measurement of it: 5 stages x 32,768 env steps per
+sequence run, 4 looks x 32,768 per reference run; 6 methods x (5 sequence seeds + 3 reference seeds x 4
+looks) = 30 sequence and 72 reference runs, 7.3M PPO env steps. Per-part rates, one thread on this
+machine's shared AMD EPYC cores: a 5 x 2,048-step vase sequence with the default episodes and 3 points
+inside each stage (67 CPU s) gave ~45 ms per online VASE train step (one per 16 frames after the
+1,024-frame warm-up of each stage: ~2.7 ms per env step), ~0.7 ms per env step for env + encoding + PPO,
+and ~18 ms per evaluation episode (8 sub-envs, 50-step episodes of a poor policy: an upper bound); rl_transfer.py's runs
+measured 4.5-5.0 ms per env step for vase/entangled, 2.2 for pixels, 1.1 for untrained. So a vase-like
+sequence run (vase, vase-paper-anchor, cci, entangled) costs ~10-15 CPU min (evaluation ~1 min of it:
+5 x 4 looks x (7 x 16 + 64) episodes), a reference run ~2-3 min per look; pixels ~7 min per sequence
+run, untrained ~4. In all about 6-9 CPU-hours (~3-4.5 h on 2 free cores with ``--jobs 2``). The tiny
+case of ``tests/test_benchmarks.py`` (256 env steps per look, ~20 s) measures nothing of this scale.
+Evaluation stays a minority: at most ~10 % of a vase run and ~30 % of the cheap untrained one (less once
+the policy is good: its episodes end at the goal, not at 50 steps).
+
+    export VASE_DATA_DIR=/work/shared/data
+    python benchmarks/rl_lifelong.py --methods vase pixels --seeds 0 --ref-seeds 100 --jobs 2
+    python benchmarks/rl_lifelong.py --kinds reference          # only the single-look references
+    python benchmarks/rl_lifelong.py --summarise                # summary.json, rl_lifelong.md, PNGs
+
+Outputs in ``benchmarks/results/rl_lifelong/``: ``runs/<method>_seed<s>.json`` (one per sequence run),
+``references/<method>__<look>_seed<s>.json`` (one per reference run), ``runs/random.json``; rerunning skips
+finished runs (a folder of another budget is refused, never mixed). ``--summarise`` writes ``summary.json``
+(per method: ``seeds``, ``average_performance``, ``forgetting``, ``forward_transfer`` as ``{"mean",
+"ci90"}``, plus per-look values, zero-shot, revisit and cost; the key ``protocol`` holds the set-up),
+``rl_lifelong.md``, ``R_<method>.png`` (the normalised R matrix) and ``rl_lifelong_curves.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+import rl_common as rlc
+
+RESULTS = common.RESULTS
+FOLDER = RESULTS / "rl_lifelong"
+KINDS = ("sequence", "reference")
+VASE_OVERRIDES: dict[str, Any] = {"dream": {"anchor": "on-switch"}}
+"""Config overrides of the ``vase`` method on top of the cpu preset."""
+NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap")
+"""Args fields that do not change a run's result (beyond ``rl_common.RUN_FIELDS``)."""
+SEP = "__"
+"""Separates the method from the look in a reference run's name (``vase__MovingFashion``)."""
+CONFIDENCE = 0.9
+
+
+@dataclass
+class Args(rlc.SpriteRLArgs):
+    methods: tuple[str, ...] = rlc.ALL_METHODS
+    """Methods to run (vase, vase-paper-anchor, cci, entangled, untrained, pixels)."""
+    stages: tuple[str, ...] = (
+        "vase_rl/MovingFashion-v0",
+        "vase_rl/MovingMNIST-v0",
+        "vase_rl/MovingInverseFashion-v0",
+        "vase_rl/MovingShapes-v0",
+        "vase_rl/MovingFashion-v0",
+    )
+    """The looks in sequence (sprite goal-task env ids; a repeated id is a revisit)."""
+    steps_per_look: int = 32_768
+    """PPO env steps per stage (and per reference run): 64 rollouts of 8 x 64."""
+    curve_points: int = 7
+    """Evaluations evenly spaced inside each stage, before the end-of-stage one (every 4,096 env steps:
+    curve_points + 1 must divide steps_per_look into whole PPO rollouts)."""
+    curve_episodes: int = 16
+    """Episodes per look at each evaluation inside a stage."""
+    eval_episodes: int = 64
+    """Episodes per look at the end of each stage and before the first (the R matrix)."""
+    kinds: tuple[str, ...] = KINDS
+    """Run kinds to do: "sequence" (the life-long runs) and/or "reference" (single-look runs)."""
+    ref_seeds: tuple[int, ...] = (100, 101, 102)
+    """Seeds of the single-look reference runs (apart from the sequence's)."""
+    bootstrap: int = 4000
+    """Bootstrap resamples of the 90% intervals (Continual World's 4000)."""
+    out_dir: str = str(FOLDER / "runs")
+    """Folder of the sequence runs' JSONs (summary, table and figures go to its parent)."""
+    ref_dir: str = str(FOLDER / "references")
+    """Folder of the reference runs' JSONs."""
+
+
+def looks(stages: tuple[str, ...] | list[str]) -> list[str]:
+    """The distinct env ids of ``stages``, in first-seen order."""
+    return list(dict.fromkeys(stages))
+
+
+def short(env_id: str) -> str:
+    """``vase_rl/MovingFashion-v0`` -> ``MovingFashion``."""
+    return env_id.split("/")[-1].rsplit("-v", 1)[0]
+
+
+def ref_key(method: str, env_id: str) -> str:
+    """A reference run's name: ``<method>__<look>``."""
+    return f"{method}{SEP}{short(env_id)}"
+
+
+def check_args(args: Args) -> int:
+    """ValueError naming the problem in ``args``; else the env steps between two evaluations of a stage."""
+    unknown = sorted(set(args.methods) - set(rlc.ALL_METHODS)) + sorted(set(args.kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown methods or kinds {unknown}; choose from {rlc.ALL_METHODS} and {KINDS}")
+    if not args.stages:
+        raise ValueError("--stages is empty")
+    rollout = args.n_envs * args.ppo_n_steps
+    chunk, left = divmod(args.steps_per_look, args.curve_points + 1)
+    if left or chunk % rollout or chunk == 0:
+        raise ValueError(
+            f"steps_per_look={args.steps_per_look} must split into curve_points + 1 = {args.curve_points + 1} "
+            f"equal parts, each a whole number of PPO rollouts (n_envs x ppo_n_steps = {rollout})"
+        )
+    return chunk
+
+
+# ------------------------------------------------------------------------------------ one run
+def stage_env(venv: Any, learner: Any, rms: Any) -> Any:
+    """The training VecEnv of a stage: pixels as they are; latents normalised, the statistics carried over
+    from the previous stage (fresh in the first) and updated by the rollouts."""
+    from vase_rl.agents.sb3 import normalize_latents
+
+    if learner is None:
+        return venv
+    return normalize_latents(venv) if rms is None else rlc.normalised(venv, rms, training=True)
+
+
+def train_stages(
+    args: Args, method: str, seed: int, stages: list[str], evaluated: list[str]
+) -> dict[str, Any]:
+    """One PPO agent (and the method's learner) through ``stages``, ``steps_per_look`` env steps each, every
+    env of ``evaluated`` evaluated before the first stage and ``curve_points + 1`` times in each; the record
+    holds the evaluations, training curves, the learner's counters per stage and the cost split."""
+    from vase_rl.agents.sb3 import VASELoggingCallback, find_vase
+
+    chunk = check_args(args)
+    learner, record = rlc.new_run(args, method, seed, VASE_OVERRIDES if method == "vase" else None)
+    timer = rlc.CostTimer()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    tb = os.path.join(args.out_dir, "tb") if args.tensorboard else None
+    callbacks = [rlc.update_timer(timer)] + ([VASELoggingCallback()] if args.tensorboard else [])
+    model: Any = None
+    rms: Any = None
+    evaluations: list[dict[str, Any]] = []
+    record.update(stages=stages, evaluated=evaluated, train_curves=[], learner=[])
+
+    def evaluate(stage: int, point: int, episodes: int) -> None:
+        with timer("evaluation"):
+            returns = {e: rlc.evaluate(args, model, e, seed, learner, rms, episodes) for e in evaluated}
+        step = int(model.num_timesteps)
+        evaluations.append(
+            {"stage": stage, "point": point, "env_steps": step, "episodes": episodes, "returns": returns}
+        )
+
+    for s, env_id in enumerate(stages):
+        train = stage_env(rlc.agent_env(args, env_id, seed + 1000 * s, learner, True, timer), learner, rms)
+        rms = train.obs_rms if learner is not None else None
+        if model is None:
+            model = rlc.make_ppo(args, method, train, seed, tb)
+            if len(stages) > 1:  # the zero-shot returns of the first stage's look (and every other)
+                evaluate(-1, 0, args.eval_episodes)
+        else:
+            model.set_env(train)
+        model.ep_info_buffer = None  # the training curve of a stage starts from its own episodes
+        curve = rlc.curve_callback()
+        for point in range(1, args.curve_points + 2):
+            model.learn(chunk, callback=[curve, *callbacks], reset_num_timesteps=False, tb_log_name=method)
+            rms = train.obs_rms if learner is not None else None
+            last = point == args.curve_points + 1
+            evaluate(s, point, args.eval_episodes if last else args.curve_episodes)
+        record["train_curves"].append(curve.points)
+        if learner is not None:
+            stats = find_vase(train).stats()
+            timer.wall["learn"] += stats["train_time_s"]  # wall seconds of the synchronous rounds
+            record["learner"].append(
+                {
+                    "stage": s,
+                    "learner_steps": learner.step,
+                    "envs_inferred": learner.memory.n_seen,
+                    "train_steps": stats["train_steps"],
+                    "train_time_s": stats["train_time_s"],
+                }
+            )
+        train.close()
+    record["evaluations"] = evaluations
+    record["R"] = r_matrix(evaluations, stages, args.curve_points + 1)
+    record["train_env_steps"] = int(model.num_timesteps)
+    record["cpu_s"] = time.process_time() - cpu0  # the machine is shared: CPU time is what the run costs
+    record["wall_s"] = time.perf_counter() - wall0
+    record["cost"] = cost_split(timer, record["cpu_s"], record["wall_s"])
+    return record
+
+
+def r_matrix(evaluations: list[dict[str, Any]], stages: list[str], last_point: int) -> list[list[float]]:
+    """R[i][j]: the return on stage ``j``'s look at the end of stage ``i`` (raw returns)."""
+    ends = {e["stage"]: e["returns"] for e in evaluations if e["point"] == last_point}
+    return [[ends[i][env] for env in stages] for i in range(len(stages))]
+
+
+def cost_split(timer: rlc.CostTimer, cpu_s: float, wall_s: float) -> dict[str, Any]:
+    """The run's wall seconds per part (env, encode, learn, ppo_update, evaluation, other), the measured
+    parts' CPU seconds, and the totals."""
+    w = timer.wall
+    vase = w.get("vase", 0.0)
+    parts = {
+        "env": w.get("env", 0.0),
+        "encode": max(0.0, vase - w.get("env", 0.0) - w.get("learn", 0.0)) if vase else 0.0,
+        "learn": w.get("learn", 0.0),
+        "ppo_update": w.get("ppo_update", 0.0),
+        "evaluation": w.get("evaluation", 0.0),
+    }
+    parts["other"] = max(0.0, wall_s - sum(parts.values()))
+    return {"wall_s": parts, "measured_cpu_s": dict(timer.cpu), "cpu_s": cpu_s, "total_wall_s": wall_s}
+
+
+def run(args: Args, method: str, seed: int) -> dict[str, Any]:
+    """A sequence run: the agent through ``args.stages``, every distinct look evaluated."""
+    record = train_stages(args, method, seed, list(args.stages), looks(args.stages))
+    record["kind"] = "sequence"
+    return record
+
+
+def run_reference(args: Args, key: str, seed: int) -> dict[str, Any]:
+    """A reference run ``<method>__<look>``: the method from scratch on that look alone."""
+    method, name = key.split(SEP)
+    env_id = next(e for e in looks(args.stages) if short(e) == name)
+    record = train_stages(args, method, seed, [env_id], [env_id])
+    record.update(kind="reference", method=method, look=env_id, key=key, final=record["R"][0][0])
+    return record
+
+
+def describe(record: dict[str, Any]) -> str:
+    """The line printed when a run is saved: the last row of R (or the reference's final return)."""
+    cost = f"({record['cpu_s']:.0f} CPU s)"
+    if record.get("kind") == "reference":
+        return f"final return {record['final']:.2f} {cost}"
+    return "end of sequence: " + ", ".join(f"{x:.2f}" for x in record["R"][-1]) + f" {cost}"
+
+
+# ------------------------------------------------------------------------------------ metrics
+def normalise(returns: Any, random: Any, reference: Any) -> np.ndarray:
+    """``(returns - random) / (reference - random)``, broadcast over the last axis (looks); NaN where the
+    reference is no better or worse than random (undefined)."""
+    r, lo, hi = (np.asarray(x, dtype=float) for x in (returns, random, reference))
+    span = hi - lo
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(span != 0, (r - lo) / np.where(span != 0, span, 1.0), np.nan)
+
+
+def average_performance(r: np.ndarray) -> np.ndarray:
+    """CW's average performance of (..., T, T) normalised R: the mean of the last row."""
+    return np.asarray(r)[..., -1, :].mean(-1)
+
+
+def forgetting(r: np.ndarray) -> np.ndarray:
+    """CW's forgetting of each stage's look, (..., T): ``R[i, i] - R[T-1, i]``."""
+    r = np.asarray(r)
+    return np.diagonal(r, axis1=-2, axis2=-1) - r[..., -1, :]
+
+
+def forward_transfer(auc: np.ndarray, auc_ref: np.ndarray) -> np.ndarray:
+    """CW's normalised forward transfer per stage, (..., T), from the stage AUCs of the sequence's seeds
+    (..., n, T) and of the reference's seeds (..., m, T): ``(mean AUC - mean AUC_ref) / (1 - mean AUC_ref)``
+    (seed means before the ratio); NaN where ``mean AUC_ref >= 1``."""
+    a, b = np.asarray(auc, dtype=float).mean(-2), np.asarray(auc_ref, dtype=float).mean(-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b < 1, (a - b) / np.where(b < 1, 1 - b, 1.0), np.nan)
+
+
+def bootstrap_ci(
+    statistic: Callable[..., np.ndarray],
+    samples: list[np.ndarray],
+    n: int = 4000,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """CW's ``BootstrapCI``: each array of ``samples`` resampled with replacement along its first axis
+    (its seeds), apart from the others, ``n`` times; ``statistic(*resampled)`` reduces axis 1 of arrays
+    of shape (n, seeds, ...) to (n, ...). Returns the (1 - c) / 2 and (1 + c) / 2 quantiles (midpoint)."""
+    rng = np.random.default_rng(seed)
+    resampled = [np.asarray(x)[rng.integers(0, len(x), (n, len(x)))] for x in samples]
+    values = np.asarray(statistic(*resampled), dtype=float)
+    q = (1.0 - confidence) / 2.0
+    return (
+        np.quantile(values, q, axis=0, method="midpoint"),
+        np.quantile(values, 1.0 - q, axis=0, method="midpoint"),
+    )
+
+
+def stage_points(evaluations: list[dict[str, Any]], stage: int, env_id: str) -> list[float]:
+    """The returns on ``env_id`` at stage ``stage``'s evaluation points (inside it and at its end)."""
+    return [e["returns"][env_id] for e in evaluations if e["stage"] == stage and e["point"] >= 1]
+
+
+def before(record: dict[str, Any], stage: int) -> float:
+    """The return on stage ``stage``'s look just before the stage (end of the previous one; for stage 0
+    the evaluation before any training)."""
+    env_id = record["stages"][stage]
+    if stage:
+        return record["R"][stage - 1][stage]
+    return next(e["returns"][env_id] for e in record["evaluations"] if e["stage"] == -1)
+
+
+# ---------------------------------------------------------------------------------- summary
+def finite(x: Any) -> Any:
+    """``x`` as a float, lists of floats, with NaN as None (JSON null)."""
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [finite(v) for v in x]
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def entry(point: Any, ci: tuple[Any, Any]) -> dict[str, Any]:
+    """``{"mean": m, "ci90": [lo, hi]}`` (None where undefined)."""
+    lo, hi = finite(ci[0]), finite(ci[1])
+    return {"mean": finite(point), "ci90": None if lo is None or hi is None else [lo, hi]}
+
+
+def reference_arrays(
+    refs: list[dict[str, Any]], stages: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+    """A method's references on the looks of ``stages``, restricted to the seeds every look has: final
+    returns (m, T) and stage AUC points (m, T, points) in stage order, and those seeds; None if a look has
+    no reference."""
+    by_look = {e: {r["seed"]: r for r in refs if r["look"] == e} for e in looks(stages)}
+    seeds = sorted(set.intersection(*(set(v) for v in by_look.values())))
+    if not seeds:
+        return None
+    finals = np.array([[by_look[e][s]["final"] for e in stages] for s in seeds], dtype=float)
+    points = np.array(
+        [[stage_points(by_look[e][s]["evaluations"], 0, e) for e in stages] for s in seeds], dtype=float
+    )
+    return finals, points, seeds
+
+
+def method_summary(
+    records: list[dict[str, Any]], refs: list[dict[str, Any]], random: dict[str, float], n_boot: int
+) -> dict[str, Any]:
+    """The metrics of one method (``records``: its sequence runs, ``refs``: its reference runs)."""
+    stages = records[0]["stages"]
+    raw = np.array([r["R"] for r in records], dtype=float)  # (n, T, T)
+    out: dict[str, Any] = {"seeds": len(records), "R_raw_mean": finite(raw.mean(0))}
+    out.update(cost_summary(records, refs))
+    ref = reference_arrays(refs, stages)
+    if ref is None:
+        nothing = {"mean": None, "ci90": None}
+        return {
+            **out,
+            "reference_seeds": 0,
+            "average_performance": nothing,
+            "forgetting": nothing,
+            "forward_transfer": nothing,
+            "note": "no reference runs for every look yet",
+        }
+    finals, ref_points, ref_seeds = ref
+    rand = np.array([random[e] for e in stages], dtype=float)
+    top = finals.mean(0)
+    r = normalise(raw, rand, top)
+    auc = np.array(
+        [[np.mean(stage_points(x["evaluations"], i, e)) for i, e in enumerate(stages)] for x in records]
+    )
+    auc = normalise(auc, rand, top)
+    auc_ref = normalise(ref_points, rand[:, None], top[:, None]).mean(-1)  # (m, T)
+    ap, fg = average_performance(r), forgetting(r)
+    ft = forward_transfer(auc, auc_ref)
+    ci_ap = bootstrap_ci(lambda x: x.mean(1), [ap], n_boot)
+    ci_fg = bootstrap_ci(lambda x: x.mean(1), [fg], n_boot)  # (T,) per stage
+    ci_fg_mean = bootstrap_ci(lambda x: x.mean(1).mean(-1), [fg], n_boot)
+    ci_ft = bootstrap_ci(forward_transfer, [auc, auc_ref], n_boot)
+    ci_ft_mean = bootstrap_ci(lambda x, y: forward_transfer(x, y).mean(-1), [auc, auc_ref], n_boot)
+    zero = normalise(np.array([[before(x, i) for i in range(len(stages))] for x in records]), rand, top)
+    ci_zero = bootstrap_ci(lambda x: x.mean(1), [zero], n_boot)
+
+    def per_stage(values: np.ndarray, ci: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+        return [
+            {"stage": i, "look": short(e), **entry(values[i], (ci[0][i], ci[1][i]))}
+            for i, e in enumerate(stages)
+        ]
+
+    return {
+        **out,
+        "reference_seeds": len(ref_seeds),
+        "average_performance": entry(ap.mean(), ci_ap),
+        "forgetting": {**entry(fg.mean(), ci_fg_mean), "per_look": per_stage(fg.mean(0), ci_fg)},
+        "forward_transfer": {**entry(ft.mean(), ci_ft_mean), "per_look": per_stage(ft, ci_ft)},
+        "zero_shot": {"per_look": per_stage(zero.mean(0), ci_zero)},
+        "revisits": revisits(records, stages, rand, top, n_boot),
+        "R_normalised_mean": finite(r.mean(0)),
+        "reference_final_raw": finite(top),
+    }
+
+
+def revisits(
+    records: list[dict[str, Any]], stages: list[str], rand: np.ndarray, top: np.ndarray, n_boot: int
+) -> list[dict[str, Any]]:
+    """Each stage whose look was seen before: the normalised return at its first evaluation point (inside
+    it), beside the first visit's first point, and its zero-shot return just before it."""
+    out = []
+    for i, env_id in enumerate(stages):
+        first = stages.index(env_id)
+        if first == i:
+            continue
+        values = {
+            "first_eval": [stage_points(x["evaluations"], i, env_id)[0] for x in records],
+            "first_visit_first_eval": [stage_points(x["evaluations"], first, env_id)[0] for x in records],
+            "zero_shot": [before(x, i) for x in records],
+        }
+        row: dict[str, Any] = {"stage": i, "look": short(env_id), "first_visit_stage": first}
+        for name, v in values.items():
+            norm = normalise(np.array(v), rand[i], top[i])
+            row[name] = entry(norm.mean(), bootstrap_ci(lambda x: x.mean(1), [norm], n_boot))
+        out.append(row)
+    return out
+
+
+def cost_summary(records: list[dict[str, Any]], refs: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU seconds per sequence run, per 1,000 of its env steps, per reference run; the wall-time split."""
+    cpu = np.array([r["cpu_s"] for r in records])
+    steps = np.array([r["train_env_steps"] for r in records])
+    parts = {
+        k: float(np.mean([r["cost"]["wall_s"][k] for r in records])) for k in records[0]["cost"]["wall_s"]
+    }
+    wall = float(np.mean([r["wall_s"] for r in records]))
+    return {
+        "cpu_s_per_run": float(cpu.mean()),
+        "cpu_s_per_1k_env_steps": float((cpu / steps).mean() * 1000),
+        "reference_cpu_s_per_run": float(np.mean([r["cpu_s"] for r in refs])) if refs else None,
+        "wall_split_s": parts,
+        "wall_split_fraction": {k: v / wall for k, v in parts.items()},
+    }
+
+
+def load_references(ref_dir: str) -> list[dict[str, Any]]:
+    """Every finished reference run's JSON in ``ref_dir``."""
+    return [r for r in common.load_records(ref_dir) if r.get("kind") == "reference"]
+
+
+def summarise(args: Args) -> str:
+    """summary.json, rl_lifelong.md, the R heatmaps and the curves, from the run JSONs."""
+    records = [r for r in common.load_records(args.out_dir) if r.get("kind") == "sequence"]
+    by_method = common.by_method(records, rlc.ALL_METHODS)
+    refs = load_references(args.ref_dir)
+    random = common.load_json(Path(args.out_dir) / "random.json", {})
+    a = records[0]["args"] if records else dataclasses.asdict(args)
+    stages = list(a["stages"])
+    summary: dict[str, Any] = {
+        "protocol": {
+            "stages": stages,
+            "looks": [short(e) for e in stages],
+            "R_layout": "R[i][j]: return on stage j's look at the end of stage i (stages x stages)",
+            "steps_per_look": a["steps_per_look"],
+            "eval_episodes": a["eval_episodes"],
+            "curve_points": a["curve_points"],
+            "curve_episodes": a["curve_episodes"],
+            "random": random,
+            "confidence": CONFIDENCE,
+            "bootstrap": args.bootstrap,
+        }
+    }
+    for m, rs in by_method.items():
+        summary[m] = method_summary(rs, [r for r in refs if r["method"] == m], random, args.bootstrap)
+    folder = Path(args.out_dir).parent
+    common.write_json(folder / "summary.json", summary)
+    plot_matrices(summary, by_method, folder)
+    plot_curves(by_method, refs, random, folder / "rl_lifelong_curves.png")
+    text = markdown(summary, by_method, a)
+    common.write_text(folder / "rl_lifelong.md", text)
+    return text
+
+
+def cell(e: dict[str, Any] | None, digits: int = 2) -> str:
+    """``m [lo, hi]`` of an :func:`entry` ('-' when undefined)."""
+    if not e or e.get("mean") is None:
+        return "-"
+    ci = e.get("ci90")
+    return f"{e['mean']:.{digits}f}" + ("" if not ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]")
+
+
+def markdown(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -> str:
+    """The report: metrics per method, per-look tables, cost split, figures."""
+    methods = [m for m in by_method if m in summary]
+    names = [short(e) for e in a["stages"]]
+    records = [r for rs in by_method.values() for r in rs]
+    md = [
+        "# Life-long visual RL: one PPO agent through " + " -> ".join(names),
+        "",
+        f"Produced by `python benchmarks/rl_lifelong.py` (then `--summarise`). {a['steps_per_look']} PPO env "
+        f"steps per stage ({a['n_envs']} sub-envs, {a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, "
+        f"online VASE round every {a['train_every']} frames); every look evaluated at the end of each stage "
+        f"({a['eval_episodes']} episodes) and {a['curve_points']} times inside it ({a['curve_episodes']} "
+        f"episodes). Returns normalised per look: (R - random) / (reference - random), the reference = the "
+        f"same method trained on that look alone at the same budget. Metrics as Continual World's "
+        f"(average performance, forgetting, forward transfer), mean [90% bootstrap interval over seeds]. "
+        + (rlc.cost_line(records) if records else ""),
+        "",
+        common.markdown_table(
+            [
+                "method",
+                "seeds (reference)",
+                "average performance",
+                "forgetting",
+                "forward transfer",
+                "CPU s / run",
+                "CPU s / 1k env steps",
+                "CPU s / reference run",
+            ],
+            [
+                [
+                    m,
+                    f"{summary[m]['seeds']} ({summary[m]['reference_seeds']})",
+                    cell(summary[m]["average_performance"]),
+                    cell(summary[m]["forgetting"]),
+                    cell(summary[m]["forward_transfer"]),
+                    f"{summary[m]['cpu_s_per_run']:.0f}",
+                    f"{summary[m]['cpu_s_per_1k_env_steps']:.2f}",
+                    "-"
+                    if summary[m]["reference_cpu_s_per_run"] is None
+                    else f"{summary[m]['reference_cpu_s_per_run']:.0f}",
+                ]
+                for m in methods
+            ],
+        ),
+        "",
+    ]
+    for key, title in (
+        ("forgetting", "Forgetting per stage's look (end of its stage minus end of sequence)"),
+        ("forward_transfer", "Forward transfer per stage (CW's normalised AUC difference)"),
+        ("zero_shot", "Zero-shot return on each stage's look just before its stage"),
+    ):
+        rows = [
+            [m, *(cell(e) for e in summary[m][key]["per_look"])]
+            for m in methods
+            if "per_look" in summary[m].get(key, {})
+        ]
+        md += [f"## {title}", "", common.markdown_table(["method", *names], rows), ""]
+    rows = [
+        [
+            m,
+            f"{v['look']} (stage {v['stage']})",
+            cell(v["first_eval"]),
+            cell(v["first_visit_first_eval"]),
+            cell(v["zero_shot"]),
+        ]
+        for m in methods
+        for v in summary[m].get("revisits", [])
+    ]
+    if rows:
+        header = [
+            "method",
+            "revisit",
+            "first evaluation",
+            "first visit's first evaluation",
+            "zero-shot before",
+        ]
+        md += ["## Revisit (normalised returns)", "", common.markdown_table(header, rows), ""]
+    parts = ("env", "encode", "learn", "ppo_update", "evaluation", "other")
+    rows = [[m, *(f"{100 * summary[m]['wall_split_fraction'][p]:.0f} %" for p in parts)] for m in methods]
+    md += [
+        "## Where a sequence run's time goes (share of its wall time)",
+        "",
+        "env = raw env steps; encode = the VASE wrapper's time less env and learn; learn = online VASE "
+        "training (`vase_stats()['train_time_s']`); ppo_update = PPO's gradient steps; evaluation = all "
+        "evaluations; other = the policy acting, SB3's bookkeeping and set-up.",
+        "",
+        common.markdown_table(["method", *parts], rows),
+        "",
+        *[f"![R matrix of {m}](R_{m}.png)" for m in methods],
+        "",
+        "![curves](rl_lifelong_curves.png)",
+        "",
+    ]
+    return "\n".join(md)
+
+
+def plot_matrices(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], folder: Path) -> None:
+    """``R_<method>.png``: the seed-mean R matrix, normalised when the references are there (else raw)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for m in by_method:
+        s = summary[m]
+        norm = s.get("R_normalised_mean") is not None
+        r = np.array(s["R_normalised_mean"] if norm else s["R_raw_mean"], dtype=float)
+        names = [short(e) for e in by_method[m][0]["stages"]]
+        fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
+        im = ax.imshow(r, cmap="viridis")
+        for (i, j), v in np.ndenumerate(r):
+            ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", color="w")
+        ax.set_xticks(range(len(names)), [f"{j}: {n}" for j, n in enumerate(names)], rotation=30, ha="right")
+        ax.set_yticks(range(len(names)), [f"after {i}: {n}" for i, n in enumerate(names)])
+        ax.set_title(f"{m}: {'normalised' if norm else 'raw'} return, mean of {s['seeds']} seed(s)")
+        fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        fig.savefig(folder / f"R_{m}.png", dpi=110)
+        plt.close(fig)
+
+
+def plot_curves(
+    by_method: dict[str, list[dict[str, Any]]],
+    refs: list[dict[str, Any]],
+    random: dict[str, float],
+    path: Path,
+) -> None:
+    """One panel per method: each look's seed-mean return (normalised when its reference is there) at every
+    evaluation through the sequence; dotted lines at the stage boundaries."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(by_method))
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
+    for ax, (m, rs) in zip(axes[0], by_method.items(), strict=False):
+        evals = rs[0]["evaluations"]
+        steps = [e["env_steps"] for e in evals]
+        for env_id in looks(rs[0]["stages"]):
+            y = np.array([[e["returns"][env_id] for e in r["evaluations"]] for r in rs]).mean(0)
+            finals = [r["final"] for r in refs if r["method"] == m and r["look"] == env_id]
+            if finals and env_id in random:
+                y = normalise(y, random[env_id], np.mean(finals))
+            ax.plot(steps, y, marker=".", label=short(env_id))
+        for k in range(1, len(rs[0]["stages"])):
+            ax.axvline(k * rs[0]["args"]["steps_per_look"], color="grey", linestyle=":")
+        ax.set(title=m, xlabel="env steps", ylabel="return (normalised where referenced)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def start(args: Args) -> None:
+    """Before the runs: refuse folders of another budget; the random policy's returns (once per folder)."""
+    check_args(args)
+    for folder in (args.out_dir, args.ref_dir):
+        rlc.check_budget(args, folder, NOT_BUDGET)
+    env_ids = {e: e for e in looks(args.stages)}
+    common.json_once(Path(args.out_dir) / "random.json", lambda: rlc.random_returns(args, env_ids))
+
+
+def main() -> None:
+    args = common.parse_args(Args, __doc__)
+    if not args.summarise:
+        start(args)
+        if "sequence" in args.kinds:
+            common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs, describe)
+        if "reference" in args.kinds:
+            keys = [ref_key(m, e) for m in args.methods for e in looks(args.stages)]
+            common.run_pending(run_reference, args, keys, args.ref_seeds, args.ref_dir, args.jobs, describe)
+    print(summarise(args))
+
+
+if __name__ == "__main__":
+    main()

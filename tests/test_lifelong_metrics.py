@@ -1,0 +1,150 @@
+"""The life-long RL benchmark's metrics (``benchmarks/rl_lifelong.py``), Continual World's definitions, on
+hand-made R matrices and runs whose answers are worked out by hand. No RL runs: milliseconds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+A, B = "vase_rl/A-v0", "vase_rl/B-v0"
+
+
+@pytest.fixture(scope="module")
+def ll() -> Any:
+    bench = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        import rl_lifelong
+
+        yield rl_lifelong
+    finally:
+        sys.path.remove(bench)
+        sys.modules.pop("rl_lifelong", None)
+
+
+R = np.array([[1.0, 0.2, 0.0], [0.5, 0.9, 0.1], [0.4, 0.6, 0.8]])
+"""Normalised returns: row i = end of stage i, column j = stage j's look."""
+
+
+def test_average_performance_is_the_mean_of_the_last_row(ll: Any) -> None:
+    assert ll.average_performance(R) == pytest.approx(0.6)
+    assert ll.average_performance(np.stack([R, R + 1])).tolist() == pytest.approx([0.6, 1.6])  # per seed
+
+
+def test_forgetting_is_end_of_own_stage_minus_end_of_sequence(ll: Any) -> None:
+    assert ll.forgetting(R).tolist() == pytest.approx([0.6, 0.3, 0.0])  # the last stage's is 0
+    assert ll.forgetting(np.stack([R, R])).shape == (2, 3)
+
+
+def test_normalise_maps_random_to_0_and_the_reference_to_1(ll: Any) -> None:
+    random, ref = np.array([0.1, -0.5]), np.array([1.1, 1.5])
+    out = ll.normalise([[0.1, 1.5], [0.6, 0.5]], random, ref)
+    assert out == pytest.approx(np.array([[0.0, 1.0], [0.5, 0.5]]))
+    assert np.isnan(ll.normalise([0.3], [0.2], [0.2])).all()  # a reference no better than random
+
+
+def test_forward_transfer_takes_seed_means_before_the_ratio(ll: Any) -> None:
+    auc = np.array([[0.5, 0.2], [0.7, 0.4]])  # seed means 0.6, 0.3
+    ref = np.array([[0.2, 0.5], [0.4, 0.3], [0.3, 0.4]])  # seed means 0.3, 0.4
+    assert ll.forward_transfer(auc, ref).tolist() == pytest.approx([0.3 / 0.7, -0.1 / 0.6])
+    assert np.isnan(ll.forward_transfer(auc, np.array([[1.0, 1.2]]))).all()  # reference AUC >= 1: undefined
+
+
+def test_bootstrap_interval_of_a_mean(ll: Any) -> None:
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    lo, hi = ll.bootstrap_ci(lambda v: v.mean(1), [x], n=4000)
+    assert 0.0 <= lo < 1.5 < hi <= 3.0
+    assert ll.bootstrap_ci(lambda v: v.mean(1), [np.array([2.0])]) == (2.0, 2.0)  # one seed: no spread
+    lo, hi = ll.bootstrap_ci(lambda v: v.mean(1), [np.full((5, 3), 0.25)])
+    assert lo.tolist() == hi.tolist() == [0.25] * 3  # per-column intervals
+    fixed = ll.bootstrap_ci(ll.forward_transfer, [np.array([[0.5], [0.5]]), np.array([[0.0], [0.0]])])
+    assert fixed == (pytest.approx([0.5]), pytest.approx([0.5]))
+
+
+def evaluation(stage: int, point: int, a: float, b: float) -> dict[str, Any]:
+    return {"stage": stage, "point": point, "env_steps": 0, "episodes": 4, "returns": {A: a, B: b}}
+
+
+def sequence_record(seed: int) -> dict[str, Any]:
+    """Stages A -> B -> A (a revisit), one point inside each stage and one at its end."""
+    evals = [evaluation(-1, 0, 0.0, 0.0)]
+    points = {0: [(0.5, 0.0), (1.0, 0.2)], 1: [(0.8, 1.0), (0.6, 2.0)], 2: [(0.9, 1.6), (1.0, 1.6)]}
+    evals += [evaluation(s, k + 1, a, b) for s, pts in points.items() for k, (a, b) in enumerate(pts)]
+    stages = [A, B, A]
+    parts = {"env": 1.0, "encode": 1.0, "learn": 1.0, "ppo_update": 1.0, "evaluation": 1.0, "other": 1.0}
+    return {
+        "kind": "sequence",
+        "method": "vase",
+        "seed": seed,
+        "stages": stages,
+        "evaluations": evals,
+        "R": [[pts[-1][0] if e == A else pts[-1][1] for e in stages] for pts in points.values()],
+        "cpu_s": 6.0,
+        "wall_s": 6.0,
+        "train_env_steps": 3000,
+        "cost": {"wall_s": parts},
+    }
+
+
+def reference_record(look: str, points: tuple[float, float], seed: int) -> dict[str, Any]:
+    evals = [
+        {"stage": 0, "point": k + 1, "env_steps": 0, "episodes": 4, "returns": {look: v}}
+        for k, v in enumerate(points)
+    ]
+    return {
+        "kind": "reference",
+        "method": "vase",
+        "look": look,
+        "seed": seed,
+        "final": points[-1],
+        "evaluations": evals,
+        "cpu_s": 2.0,
+    }
+
+
+def test_method_summary_on_hand_made_runs(ll: Any) -> None:
+    """random = 0 on both looks; references end at 1 (A) and 2 (B), so normalised B = raw B / 2.
+
+    Normalised R = [[1, .1, 1], [.6, 1, .6], [1, .8, 1]]: average performance (1 + .8 + 1) / 3, forgetting
+    [0, .2, 0]. Stage AUCs .75, .75, .95 against the references' .625 (A) and .75 (B): forward transfer
+    [.125 / .375, 0, .325 / .375]. Zero-shot [0, .1, .6]; the revisit's first evaluation .9 (first visit .5).
+    """
+    records = [sequence_record(0), sequence_record(1)]
+    refs = [reference_record(A, (0.25, 1.0), 100), reference_record(B, (1.0, 2.0), 100)]
+    s = ll.method_summary(records, refs, {A: 0.0, B: 0.0}, n_boot=200)
+    assert s["seeds"] == 2 and s["reference_seeds"] == 1
+    assert s["average_performance"] == {"mean": pytest.approx(2.8 / 3), "ci90": pytest.approx([2.8 / 3] * 2)}
+    assert [e["mean"] for e in s["forgetting"]["per_look"]] == pytest.approx([0.0, 0.2, 0.0])
+    assert s["forgetting"]["mean"] == pytest.approx(0.2 / 3)
+    ft = [0.125 / 0.375, 0.0, 0.325 / 0.375]
+    assert [e["mean"] for e in s["forward_transfer"]["per_look"]] == pytest.approx(ft)
+    assert s["forward_transfer"]["mean"] == pytest.approx(np.mean(ft))
+    assert [e["mean"] for e in s["zero_shot"]["per_look"]] == pytest.approx([0.0, 0.1, 0.6])
+    (revisit,) = s["revisits"]
+    assert (revisit["stage"], revisit["look"], revisit["first_visit_stage"]) == (2, "A", 0)
+    assert revisit["first_eval"]["mean"] == pytest.approx(0.9)
+    assert revisit["first_visit_first_eval"]["mean"] == pytest.approx(0.5)
+    assert revisit["zero_shot"]["mean"] == pytest.approx(0.6)
+    assert np.array(s["R_normalised_mean"]) == pytest.approx(
+        np.array([[1, 0.1, 1], [0.6, 1, 0.6], [1, 0.8, 1]])
+    )
+    assert s["cpu_s_per_1k_env_steps"] == pytest.approx(2.0) and s["reference_cpu_s_per_run"] == 2.0
+    assert s["wall_split_fraction"]["learn"] == pytest.approx(1 / 6)
+
+
+def test_method_summary_without_references_reports_no_metric(ll: Any) -> None:
+    s = ll.method_summary([sequence_record(0)], [], {A: 0.0, B: 0.0}, n_boot=10)
+    assert s["average_performance"] == {"mean": None, "ci90": None} and s["reference_seeds"] == 0
+    assert np.array(s["R_raw_mean"]).shape == (3, 3)
+
+
+def test_budget_split_is_checked(ll: Any) -> None:
+    assert ll.check_args(ll.Args()) == 4096  # 32,768 steps, 7 points inside + the end: 8 rollouts apart
+    with pytest.raises(ValueError, match="whole number of PPO rollouts"):
+        ll.check_args(ll.Args(steps_per_look=1000))
+    with pytest.raises(ValueError, match="unknown methods"):
+        ll.check_args(ll.Args(methods=("vase", "dqn")))
