@@ -28,7 +28,7 @@ Observation space
 
 Default learner (``learner=None``)
     :func:`~vase_rl.rl.image_space.default_learner` builds a fresh learner from ``preset``; without one, the
-    preset follows the device the learner runs on: ``"paper"`` (64x64) on CUDA, ``"cpu"`` (32x32)
+    preset follows the device the learner runs on: ``"paper-heuristics"`` (64x64) on CUDA, ``"cpu"`` (32x32)
     otherwise (``device="auto"``: CUDA when ``torch.cuda.is_available()``). Frames are resized to the
     preset's image size, never the model to the frame: ``gym.make("ALE/Pong-v5")``'s 210x160x3 frames
     become 64x64 or 32x32 inputs (area averaging; the aspect ratio is not kept). The model's channels
@@ -56,7 +56,11 @@ Online learning (``learn=True``)
     ``benchmarks/results/rl_transfer/rl_transfer.md``). ``learn=False`` or
     ``freeze()`` gives deterministic latents; ``freeze()`` freezes the (shared) learner itself.
     Normalise the latents for the policy (``vase_rl.agents.sb3.normalize_latents``, SB3's
-    ``VecNormalize``): their scales differ per unit and drift while VASE learns.
+    ``VecNormalize``): their scales differ per unit and drift while VASE learns; freeze the normaliser's
+    statistics (``training=False``) when evaluating a policy. ``vase_stats()["drift/env<e>"]`` says how far
+    the latents of an environment the learner has left moved since (mean over latents, in units of each
+    latent's sd then: :class:`~vase_rl.probing.drift.DriftMonitor`); ``DreamConfig.anchor="on-switch"``
+    keeps the snapshot that dreams the left environments where that environment left it.
 
 Asynchronous mode (``asynchronous=True``)
     Training rounds run in a background thread while the env keeps stepping; frames are encoded by a
