@@ -47,9 +47,7 @@ class Args(pc.ExperimentArgs):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        unknown = sorted(set(self.variants) - set(VARIANTS))
-        if unknown:
-            raise ValueError(f"unknown variants {unknown}; choose from {' '.join(VARIANTS)}")
+        pc.check_choices("variants", self.variants, tuple(VARIANTS))
 
 
 def run(args: Args) -> None:

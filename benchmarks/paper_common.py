@@ -255,10 +255,15 @@ class ExperimentArgs(common.SequenceArgs, common.JobsArgs):
     """Where run directories go (outside git)."""
 
     def __post_init__(self) -> None:
-        for name, allowed in (("rows", ALL_ROWS), ("modes", MODES)):
-            unknown = [v for v in getattr(self, name) if v not in allowed]
-            if unknown:
-                raise ValueError(f"unknown {name} {unknown}; choose from {' '.join(allowed)}")
+        check_choices("rows", self.rows, ALL_ROWS)
+        check_choices("modes", self.modes, MODES)
+
+
+def check_choices(name: str, values: Sequence[str], allowed: Sequence[str]) -> None:
+    """ValueError naming the values of option ``name`` that are not in ``allowed``."""
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {name} {unknown}; choose from {' '.join(allowed)}")
 
 
 @dataclass
