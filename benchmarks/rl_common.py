@@ -5,8 +5,9 @@
   (cpu preset, learning online from the agent's frames through ``VASEVecEnv``), ``entangled`` (VASE with
   the beta=1 ELBO, same online learning), ``untrained`` (a frozen untrained VASE encoder), ``pixels`` (PPO
   ``CnnPolicy`` on the raw frames with ``vase_rl.agents.sb3.SmallCNN``: SB3's NatureCNN needs >= 36x36);
-  and two more learning representations (:data:`ALL_METHODS`): ``vase-paper-anchor`` (cpu preset with the
-  paper's every-tau dreaming anchor, ``DreamConfig.anchor="every-tau"``, whatever the preset's default) and
+  and more learning representations (:data:`ALL_METHODS`): the cpu preset's named :data:`VARIANTS`
+  (``vase-paper-anchor``: the paper's every-tau dreaming anchor whatever the preset's default;
+  ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that anchor and the sign pick) and
   ``cci`` (VASE's objective with ablation "-": environment inference, dreaming and masks off);
 * the command-line fields the scripts share (:class:`SpriteRLArgs`) and the refusal to mix runs of
   another budget in one results folder (:func:`check_budget`);
@@ -36,9 +37,33 @@ import numpy as np
 
 METHODS = ("vase", "entangled", "untrained", "pixels")
 """The methods of ``rl_transfer.py`` and ``rl_identity.py``."""
-ALL_METHODS = ("vase", "vase-paper-anchor", "cci", "entangled", "untrained", "pixels")
+SIGN_PICK: dict[str, Any] = {
+    "env_conditioning": "input+output",
+    "new_env_code": "inherit",
+    "new_env_sign": "pick",
+    "young_decoder_frozen_steps": 1000,
+}
+"""``ModelConfig`` settings of the sign pick at allocation (a new environment starts as a copy of the one it
+came from, with its output affine flipped when that reconstructs the allocating batch better; the shared
+decoder is held while it is young)."""
+VARIANTS: dict[str, dict[str, Any]] = {
+    "vase-paper-anchor": {"dream": {"anchor": "every-tau"}},
+    "vase-on-switch": {"dream": {"anchor": "on-switch"}},
+    "vase-pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
+}
+"""The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it."""
+ALL_METHODS = (
+    "vase",
+    "vase-paper-anchor",
+    "vase-on-switch",
+    "vase-pick",
+    "cci",
+    "entangled",
+    "untrained",
+    "pixels",
+)
 """Every method :func:`make_learner` builds."""
-LEARNING = ("vase", "vase-paper-anchor", "cci", "entangled")
+LEARNING = ("vase", "vase-paper-anchor", "vase-on-switch", "vase-pick", "cci", "entangled")
 """Methods whose representation keeps learning online (from the agent's rollouts and reward-free frames)."""
 RUN_FIELDS = ("methods", "seeds", "jobs", "out_dir", "tensorboard", "summarise")
 """Args fields that do not change a run's result (the rest must match to share a results folder)."""
@@ -166,8 +191,9 @@ def make_learner(
 ) -> tuple[Any, dict[str, Any] | None]:
     """The method's learner (None for pixels) and its config dict; ``untrained`` is frozen at once.
 
-    The cpu preset; ``entangled``: the beta=1 ELBO; ``vase-paper-anchor``: ``dream.anchor="every-tau"``;
-    ``cci``: ``VASEConfig.for_row("-")`` on the cpu preset (S, D and A off). ``overrides``
+    The cpu preset; ``entangled``: the beta=1 ELBO; the named :data:`VARIANTS` (``vase-paper-anchor``,
+    ``vase-on-switch``, ``vase-pick``: anchor on switch + :data:`SIGN_PICK`); ``cci``:
+    ``VASEConfig.for_row("-")`` on the cpu preset (S, D and A off). ``overrides``
     (``VASEConfig.with_overrides`` sections) go on top, e.g. ``{"dream": {"anchor": "on-switch"}}``."""
     from vase_rl.core.config import VASEConfig, get_preset
     from vase_rl.core.learner import ContinualLearner
@@ -179,8 +205,8 @@ def make_learner(
     config = get_preset("cpu").with_overrides(seed=seed)
     if method == "entangled":
         config = config.with_overrides(loss={"entangled": True})
-    elif method == "vase-paper-anchor":
-        config = config.with_overrides(dream={"anchor": "every-tau"})
+    elif method in VARIANTS:
+        config = config.with_overrides(**VARIANTS[method])
     elif method == "cci":
         config = VASEConfig.for_row("-", base=config)
     if overrides:
@@ -305,6 +331,19 @@ def roll_out(venv: Any, frames: int, act: Any) -> int:
     return rounds * venv.num_envs
 
 
+def look_frames(args: Any, env_id: str, seed: int, frames: int) -> np.ndarray:
+    """``frames`` raw observations of ``env_id`` under uniform random actions (env seeds apart from the
+    training and evaluation ones): the fixed frames a drift measurement re-encodes."""
+    venv = agent_env(args, env_id, 30_000 + seed, None, learn=False)
+    act = random_actor(venv, seed)
+    obs, out = venv.reset(), []
+    while sum(len(o) for o in out) < frames:
+        out.append(np.asarray(obs))
+        obs, _, _, _ = venv.step(act(obs))
+    venv.close()
+    return np.concatenate(out)[:frames]
+
+
 def random_actor(venv: Any, seed: int) -> Any:
     """``act(obs)`` of uniform random discrete actions for every sub-env of ``venv``."""
     rng = np.random.default_rng(seed)
@@ -357,7 +396,7 @@ def load(args: Any) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]
     """The runs in ``args.out_dir``: all records, the records per method, the random policy's returns."""
     records = common.load_records(args.out_dir)
     rand = common.load_json(Path(args.out_dir) / "random.json", {})
-    return records, common.by_method(records, METHODS), rand
+    return records, common.by_method(records, ALL_METHODS), rand
 
 
 def cell(values: list[Any], percent: bool = False) -> str:

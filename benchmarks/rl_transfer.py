@@ -10,13 +10,17 @@ Protocol, per (method, seed), same seeds and budgets for every method:
      b. unsupervised adaptation: the representation sees ``adapt_steps`` frames of B *without reward*
         (random or frozen-policy rollouts, ``adapt_policy``) and keeps learning online (vase,
         entangled); the policy and its ``VecNormalize`` statistics stay frozen (``adapt_normalizer``);
-     c. zero-shot return in B after adaptation, with no policy update (the headline number; ``kept``
-        = B / A) and the return on A after adaptation (forgetting);
+     c. zero-shot return in B after adaptation, with no policy update (``kept`` = B / A), the return on
+        A after adaptation (retention, the headline: ``retained`` = A after / A) and the drift of A's
+        latents (``vase_rl.probing.drift.latent_drift`` on ``drift_frames`` fixed frames of A, in units
+        of each latent's sd over them before adaptation);
      d. short fine-tune of the policy on B (``steps_b``; VASE keeps learning); return on B.
 Returns are means over ``eval_episodes`` episodes of the stochastic PPO policy on held-out seeds; the
 random-policy row is measured by the same evaluation.
 
-Methods: ``vase`` (cpu preset), ``entangled`` (VASE with the beta=1 ELBO, same online adaptation),
+Methods: ``vase`` (cpu preset: the paper's every-tau dreaming anchor), ``vase-on-switch`` (the anchor
+synced on environment switches, ``DreamConfig.anchor="on-switch"``), ``vase-pick`` (that anchor and the
+sign pick at allocation, ``rl_common.SIGN_PICK``), ``entangled`` (VASE with the beta=1 ELBO, same online adaptation),
 ``untrained`` (PPO on the latents of a frozen untrained VASE encoder: nothing adapts), ``pixels``
 (PPO ``CnnPolicy`` on the raw 32x32 frames with ``vase_rl.agents.sb3.SmallCNN`` as features extractor: SB3's
 NatureCNN needs >= 36x36 inputs; nothing adapts). One JSON per finished (method, seed) in
@@ -46,11 +50,19 @@ RESULTS = common.RESULTS
 SHIFTS = ("b", "b2")
 """Record keys of the two appearance shifts (``env_b``, ``env_b2``)."""
 ISSUE_SEEDS = 5
-"""Seeds per method issue 16 asks for before a verdict is final."""
+"""Seeds per method before a verdict is final."""
+METHODS = ("vase", "vase-on-switch", "vase-pick", "entangled", "untrained", "pixels")
+"""The methods of this benchmark (``rl_common.make_learner`` builds them)."""
 
 
 @dataclass
 class Args(rlc.SpriteRLArgs):
+    methods: tuple[str, ...] = METHODS
+    """Methods to run (vase, vase-on-switch, vase-pick, entangled, untrained, pixels)."""
+    eval_episodes: int = 128
+    """Episodes per evaluation (32 misread a return by 0.25)."""
+    drift_frames: int = 512
+    """Fixed frames of A whose latents' drift is measured after each adaptation."""
     env_a: str = "vase_rl/MovingFashion-v0"
     """Training environment (PPO for steps_a)."""
     env_b: str = "vase_rl/MovingInverseFashion-v0"
@@ -98,6 +110,7 @@ def adapt(args: Args, model: Any, env_id: str, seed: int, learner: Any, obs_rms:
 def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     """Train on A, then adapt / evaluate / fine-tune on each shift from the same A agent."""
     from vase_rl.agents.sb3 import VASELoggingCallback, normalize_latents
+    from vase_rl.probing.drift import latent_drift
 
     learner, record = rlc.new_run(args, method, seed)
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -113,6 +126,8 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     record["curve_a"] = curve_a.points
     record["learner_steps_a"] = learner.step if learner else None
     record["envs_inferred_a"] = learner.memory.n_seen if learner else None
+    frames_a = rlc.look_frames(args, args.env_a, seed, args.drift_frames) if learner_a is not None else None
+    mu_a = None if frames_a is None else learner.encode(frames_a).cpu().numpy()
     for key, env_id in zip(SHIFTS, (args.env_b, args.env_b2), strict=True):
         if not env_id:
             continue
@@ -127,6 +142,10 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
         record[f"a_after_adapt_{key}"] = rlc.evaluate(args, model, args.env_a, seed, learner, rms)
         ret_a = record["return_a"]
         record[f"kept_{key}"] = record[f"zero_shot_{key}"] / ret_a if ret_a else None
+        record[f"retained_{key}"] = record[f"a_after_adapt_{key}"] / ret_a if ret_a else None
+        if mu_a is not None:
+            drift = latent_drift(mu_a, learner.encode(frames_a).cpu().numpy())
+            record[f"drift_a_{key}"] = drift.to_dict()
         record[f"envs_inferred_{key}"] = learner.memory.n_seen if learner else None
         train_b = rlc.normalised(
             rlc.agent_env(args, env_id, seed + 1, learner, learn=True), rms, training=True
@@ -160,8 +179,9 @@ def describe(record: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------- summary
 def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
-    """The issue's target on the first shift, each clause marked met / not met / not measured."""
-    vase, pix, ent = (rlc.mean_of(by_method.get(m, []), "kept_b") for m in ("vase", "pixels", "entangled"))
+    """The agent-loop targets per VASE variant, each clause marked met / not met / not measured: the A
+    return kept after reward-free adaptation to every shift (>= 95 %) with A's latents drifting <= 0.2 sd,
+    and >= 80 % of the A return on B without a policy update; the pixels' B / A beside them."""
 
     def mark(ok: bool | None) -> str:
         return "not measured" if ok is None else ("**met**" if ok else "**not met**")
@@ -169,14 +189,28 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
     def pct(v: float | None) -> str:
         return "" if v is None else f" ({100 * v:.0f} %)"
 
-    clauses = [
-        f"VASE keeps >= 80 % of its A return in B without a policy update: "
-        f"{mark(None if vase is None else vase >= 0.8)}{pct(vase)}",
-        f"pixels keep <= 50 %: {mark(None if pix is None else pix <= 0.5)}{pct(pix)}",
-        f"entangled keeps less than VASE: "
-        f"{mark(None if ent is None or vase is None else ent < vase)}{pct(ent)}",
-    ]
-    return "Target (issue 16), on B:\n\n" + "\n".join(f"- {c}" for c in clauses)
+    lines = []
+    for m, rs in by_method.items():
+        if not m.startswith("vase"):
+            continue
+        kept = {
+            k: rlc.mean_of(rs, f"retained_{k}")
+            for k in SHIFTS
+            if rlc.mean_of(rs, f"retained_{k}") is not None
+        }
+        drifts = [r[f"drift_a_{k}"]["mean"] for r in rs for k in kept if r.get(f"drift_a_{k}")]
+        worst = min(kept.values()) if kept else None
+        drift = float(np.mean(drifts)) if drifts else None
+        b = rlc.mean_of(rs, "kept_b")
+        lines += [
+            f"- `{m}`: A after adaptation >= 95 % of A on every shift: {mark(None if worst is None else worst >= 0.95)}"
+            f"{pct(worst)}; A's latent drift <= 0.2 sd: "
+            f"{mark(None if drift is None else drift <= 0.2)}{'' if drift is None else f' ({drift:.2f} sd)'}; "
+            f"B without a policy update >= 80 % of A: {mark(None if b is None else b >= 0.8)}{pct(b)}"
+        ]
+    pix = rlc.mean_of(by_method.get("pixels", []), "kept_b")
+    lines.append(f"- reference: pixels keep{pct(pix) if pix is not None else ' (not measured)'} of A on B")
+    return "Targets (mean over seeds):\n\n" + "\n".join(lines)
 
 
 def summarise(args: Args) -> str:
@@ -220,26 +254,31 @@ def summarise(args: Args) -> str:
             [
                 m,
                 len(rs),
+                rlc.cell([r[f"a_after_adapt_{k}"] for r in rs]),
+                rlc.cell([r.get(f"retained_{k}") for r in rs], percent=True),
+                rlc.cell([r[f"drift_a_{k}"]["mean"] if r.get(f"drift_a_{k}") else None for r in rs]),
                 rlc.cell([r[f"no_adapt_{k}"] for r in rs]),
                 rlc.cell([r[f"zero_shot_{k}"] for r in rs]),
                 rlc.cell([r[f"kept_{k}"] for r in rs], percent=True),
                 rlc.cell([r[f"fine_tuned_{k}"] for r in rs]),
-                rlc.cell([r[f"a_after_adapt_{k}"] for r in rs]),
                 sorted({r[f"envs_inferred_{k}"] for r in rs if r[f"envs_inferred_{k}"] is not None}) or "-",
             ]
             for m, rs in by_method.items()
             if all(f"zero_shot_{k}" in r for r in rs)
         ]
         if k.upper() in rand:
+            rb, ra = rand[k.upper()], rand["A"]
             rows.append(
                 [
                     "random policy",
                     "-",
-                    f"{rand[k.upper()]:.2f}",
-                    f"{rand[k.upper()]:.2f}",
-                    f"{100 * rand[k.upper()] / rand['A']:.0f} % (of random A)",
-                    f"{rand[k.upper()]:.2f}",
-                    f"{rand['A']:.2f}",
+                    f"{ra:.2f}",
+                    "-",
+                    "-",
+                    f"{rb:.2f}",
+                    f"{rb:.2f}",
+                    f"{100 * rb / ra:.0f} % (of random A)",
+                    f"{rb:.2f}",
                     "-",
                 ]
             )
@@ -250,11 +289,13 @@ def summarise(args: Args) -> str:
                 [
                     "method",
                     "seeds",
-                    "zero-shot before adaptation",
-                    "zero-shot after adaptation",
+                    "**A after adaptation**",
+                    "retained (A after / A)",
+                    "A's latent drift (sd)",
+                    "B zero-shot before adaptation",
+                    "B zero-shot after adaptation",
                     "kept (B / A)",
-                    "after fine-tune",
-                    "A after adaptation",
+                    "B after fine-tune",
                     "envs inferred",
                 ],
                 rows,

@@ -162,13 +162,16 @@ def bench(monkeypatch: pytest.MonkeyPatch):
         sys.modules.pop(name, None)
 
 
-def test_verdict_marks_each_clause_of_the_transfer_target(bench) -> None:
+def test_verdict_marks_each_clause_of_the_agent_loop_targets(bench) -> None:
     rt, _ = bench
-    runs = {"vase": [{"kept_b": 0.9}], "pixels": [{"kept_b": 0.3}], "entangled": [{"kept_b": 0.95}]}
+    drift = {"mean": 0.1}
+    vase = [{"kept_b": 0.9, "retained_b": 0.97, "retained_b2": 0.94, "drift_a_b": drift, "drift_a_b2": drift}]
+    runs = {"vase-pick": vase, "pixels": [{"kept_b": 0.3}], "entangled": [{"kept_b": 0.95}]}
     text = rt.verdict(runs)
-    assert "update: **met** (90 %)" in text and "<= 50 %: **met** (30 %)" in text
-    assert "less than VASE: **not met** (95 %)" in text
-    assert "<= 50 %: not measured" in rt.verdict({"vase": [{"kept_b": 0.5}]})
+    assert "`vase-pick`: A after adaptation >= 95 % of A on every shift: **not met** (94 %)" in text
+    assert "<= 0.2 sd: **met** (0.10 sd)" in text and "update >= 80 % of A: **met** (90 %)" in text
+    assert "pixels keep (30 %) of A on B" in text and "entangled" not in text
+    assert "drift <= 0.2 sd: not measured" in rt.verdict({"vase": [{"kept_b": 0.5}]})
 
 
 def test_steps_to_reach_finds_the_first_crossing(bench) -> None:
