@@ -64,6 +64,12 @@ def test_new_environment_starts_with_all_or_no_latents_used(new_env_used: str, e
     assert int(learner.memory.used[1].sum()) == expected  # before A.2's first test on env 1 (grace 10)
 
 
+def test_first_environment_starts_with_every_latent_used_whatever_new_env_used() -> None:
+    learner = ContinualLearner(tiny_config(mask={"new_env_used": "none"}), device="cpu")
+    learner.train_step(shapes_batches(1, 16, seed=3)[0])
+    assert learner.memory.n_seen == 1 and bool(learner.memory.used[0].all())  # no old env to mask for it
+
+
 def test_picked_sign_reads_an_inverted_environment_with_the_old_latents() -> None:
     keep = _allocate_two("inherit", "input+output")
     pick = _allocate_two("inherit", "input+output", new_env_sign="pick")

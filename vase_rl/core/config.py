@@ -186,7 +186,8 @@ class MaskConfig:
     latent counts as used; with ``protect_own_used`` that keeps every latent active, so a new environment
     masks nothing until its first test -- and that test then finds every latent used, since all were
     trained on) or "none" (nothing known to be used: eq. 5 masks the old environments' atypical latents
-    from the environment's first step). Measured on moving Fashion -> moving inverse Fashion (validation
+    from the environment's first step; the first environment, with no old ones, always starts with "all").
+    Measured on moving Fashion -> moving inverse Fashion (validation
     seed 100, representation_quality README, "Latent reuse"): "all" lets the new environment use all 24
     latents and re-use position mirrored; "none" uses 16 and writes position in spare latents. Its effect
     on forgetting is not measured yet, so "all" (the behaviour before the option) stays the default."""

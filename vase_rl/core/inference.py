@@ -355,7 +355,9 @@ class EnvironmentInference:
             self.memory.ensure_room()
             return Decision(self.memory.n_seen, True, reason, failure)
         env = self.memory.allocate(self.batch_mask(alpha, None).cpu(), math.inf, alpha.detach())
-        if self.mask_config.new_env_used == "none":  # u^s unknown until A.2's test has run on env
+        if self.mask_config.new_env_used == "none" and env > 0:
+            # u^s unknown until A.2's test has run on env; the first environment has no old ones whose
+            # latents could be masked for it, so it keeps every latent counted as used
             self.memory.used[env] = False
         self.last_allocation, self.current_env = step, env
         return Decision(env, True, reason, failure)
