@@ -22,12 +22,16 @@ import common
 import numpy as np
 import paper_common as pc
 
+from vase_rl.core.config import AGENT_LOOP
+
 EXPERIMENT = "anchor"
-VARIANTS: dict[str, dict[str, dict[str, str]]] = {
+VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "every-tau": {"dream": {"anchor": "every-tau"}},
     "on-switch": {"dream": {"anchor": "on-switch"}},
+    "on-switch+pick": AGENT_LOOP,
 }
-"""variant -> config overrides on top of the cpu preset's SDA row."""
+"""variant -> config overrides on top of the cpu preset's SDA row (``on-switch+pick``: the anchor and the
+sign pick, ``vase_rl.core.config.AGENT_LOOP``)."""
 
 
 @dataclass
@@ -37,7 +41,7 @@ class Args(pc.VaseArgs):
     seeds: tuple[int, ...] = (0, 1, 2)
     """Evaluation seeds (the two options are fixed, so no validation seed is needed)."""
     variants: tuple[str, ...] = tuple(VARIANTS)
-    """Anchors to run, of every-tau on-switch."""
+    """Variants to run, of every-tau, on-switch and on-switch+pick."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

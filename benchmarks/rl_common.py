@@ -7,7 +7,8 @@
   ``CnnPolicy`` on the raw frames with ``vase_rl.agents.sb3.SmallCNN``: SB3's NatureCNN needs >= 36x36);
   and more learning representations (:data:`ALL_METHODS`): the cpu preset's named :data:`VARIANTS`
   (``vase-paper-anchor``: the paper's every-tau dreaming anchor whatever the preset's default;
-  ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that anchor and the sign pick) and
+  ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that anchor and the sign pick,
+  ``vase_rl.core.config.AGENT_LOOP``) and
   ``cci`` (VASE's objective with ablation "-": environment inference, dreaming and masks off);
 * the command-line fields the scripts share (:class:`SpriteRLArgs`) and the refusal to mix runs of
   another budget in one results folder (:func:`check_budget`);
@@ -35,21 +36,14 @@ from typing import Any
 import common
 import numpy as np
 
+from vase_rl.core.config import AGENT_LOOP
+
 METHODS = ("vase", "entangled", "untrained", "pixels")
 """The methods of ``rl_transfer.py`` and ``rl_identity.py``."""
-SIGN_PICK: dict[str, Any] = {
-    "env_conditioning": "input+output",
-    "new_env_code": "inherit",
-    "new_env_sign": "pick",
-    "young_decoder_frozen_steps": 1000,
-}
-"""``ModelConfig`` settings of the sign pick at allocation (a new environment starts as a copy of the one it
-came from, with its output affine flipped when that reconstructs the allocating batch better; the shared
-decoder is held while it is young)."""
 VARIANTS: dict[str, dict[str, Any]] = {
     "vase-paper-anchor": {"dream": {"anchor": "every-tau"}},
     "vase-on-switch": {"dream": {"anchor": "on-switch"}},
-    "vase-pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
+    "vase-pick": AGENT_LOOP,
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it."""
 ALL_METHODS = (
@@ -192,7 +186,8 @@ def make_learner(
     """The method's learner (None for pixels) and its config dict; ``untrained`` is frozen at once.
 
     The cpu preset; ``entangled``: the beta=1 ELBO; the named :data:`VARIANTS` (``vase-paper-anchor``,
-    ``vase-on-switch``, ``vase-pick``: anchor on switch + :data:`SIGN_PICK`); ``cci``:
+    ``vase-on-switch``, ``vase-pick``: ``vase_rl.core.config.AGENT_LOOP``, the anchor on switch and the
+    sign pick); ``cci``:
     ``VASEConfig.for_row("-")`` on the cpu preset (S, D and A off). ``overrides``
     (``VASEConfig.with_overrides`` sections) go on top, e.g. ``{"dream": {"anchor": "on-switch"}}``."""
     from vase_rl.core.config import VASEConfig, get_preset

@@ -20,7 +20,8 @@ random-policy row is measured by the same evaluation.
 
 Methods: ``vase`` (cpu preset: the paper's every-tau dreaming anchor), ``vase-on-switch`` (the anchor
 synced on environment switches, ``DreamConfig.anchor="on-switch"``), ``vase-pick`` (that anchor and the
-sign pick at allocation, ``rl_common.SIGN_PICK``), ``entangled`` (VASE with the beta=1 ELBO, same online adaptation),
+sign pick at allocation: ``vase_rl.core.config.AGENT_LOOP``), ``entangled`` (VASE with the beta=1 ELBO,
+same online adaptation),
 ``untrained`` (PPO on the latents of a frozen untrained VASE encoder: nothing adapts), ``pixels``
 (PPO ``CnnPolicy`` on the raw 32x32 frames with ``vase_rl.agents.sb3.SmallCNN`` as features extractor: SB3's
 NatureCNN needs >= 36x36 inputs; nothing adapts). One JSON per finished (method, seed) in

@@ -16,7 +16,7 @@ import pytest
 import torch
 from helpers import DATA_DIR, needs_data
 
-from vase_rl.core.config import VASEConfig, get_preset
+from vase_rl.core.config import SIGN_PICK, VASEConfig, get_preset
 from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
 from vase_rl.envs.sprites import DEFAULT_GOAL, SpriteCanvas
@@ -24,12 +24,6 @@ from vase_rl.probing.drift import latent_drift
 
 STEPS = 200
 """Training steps per stage."""
-SIGN_PICK = {
-    "env_conditioning": "input+output",
-    "new_env_code": "inherit",
-    "new_env_sign": "pick",
-    "young_decoder_frozen_steps": 1000,
-}
 
 
 def _config(anchor: str) -> VASEConfig:

@@ -492,6 +492,22 @@ def cpu_preset() -> VASEConfig:
     )
 
 
+SIGN_PICK: dict[str, Any] = {
+    "env_conditioning": "input+output",
+    "new_env_code": "inherit",
+    "new_env_sign": "pick",
+    "young_decoder_frozen_steps": 1000,
+}
+""":class:`ModelConfig` settings of the sign pick at allocation: a new environment starts as a copy of the
+one the batch came from (``new_env_code="inherit"``), its output affine flipped when that reconstructs the
+allocating batch better (``new_env_sign="pick"``), and the shared decoder held while it is young, so that a
+factor shared across a contrast inversion is read with the same sign (``VASEConfig.with_overrides(
+model=SIGN_PICK)``)."""
+AGENT_LOOP: dict[str, dict[str, Any]] = {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK}
+"""``VASEConfig.with_overrides`` sections of VASE in an agent's loop: dreaming anchored where each past
+environment was left (``DreamConfig.anchor="on-switch"``) and the :data:`SIGN_PICK`."""
+
+
 PRESETS = {"paper": paper_preset, "paper-heuristics": paper_heuristics_preset, "cpu": cpu_preset}
 
 
