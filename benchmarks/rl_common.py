@@ -36,16 +36,17 @@ from typing import Any
 import common
 import numpy as np
 
-from vase_rl.core.config import AGENT_LOOP
+from vase_rl.core.config import AGENT_LOOP, PAPER_LOOP
 
 METHODS = ("vase", "entangled", "untrained", "pixels")
 """The methods of ``rl_transfer.py`` and ``rl_identity.py``."""
 VARIANTS: dict[str, dict[str, Any]] = {
-    "vase-paper-anchor": {"dream": {"anchor": "every-tau"}},
-    "vase-on-switch": {"dream": {"anchor": "on-switch"}},
+    "vase-paper-anchor": PAPER_LOOP,
+    "vase-on-switch": {**PAPER_LOOP, "dream": {"anchor": "on-switch"}},
     "vase-pick": AGENT_LOOP,
 }
-"""The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it."""
+"""The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
+the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
 ALL_METHODS = (
     "vase",
     "vase-paper-anchor",

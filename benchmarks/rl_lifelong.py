@@ -24,8 +24,9 @@ last stage revisits the first look.) Per (method, seed), same seeds and budgets 
      same method trained from scratch on one look alone for ``steps_per_look`` env steps, evaluated on
      that look with the same schedule. One JSON per (method, look, seed) in ``ref_dir``.
 
-Methods (``rl_common.make_learner``): ``vase`` (cpu preset, ``dream={"anchor": "on-switch"}``),
-``vase-paper-anchor`` (cpu preset with the paper's every-tau sync, ``DreamConfig.anchor="every-tau"``),
+Methods (``rl_common.make_learner``): ``vase`` (cpu preset with ``vase_rl.core.config.AGENT_LOOP``: the
+anchor synced on switches and the sign pick), ``vase-paper-anchor`` (cpu preset with the paper's every-tau
+sync and reuse, ``vase_rl.core.config.PAPER_LOOP``),
 ``cci`` (VASE's objective with ablation "-": no environment inference, dreaming or masks,
 ``VASEConfig.for_row("-", base=get_preset("cpu"))``), ``entangled`` (beta = 1 ELBO), ``untrained`` (frozen
 random encoder), ``pixels`` (CnnPolicy + ``SmallCNN`` end to end: the fine-tuning baseline).
@@ -109,11 +110,15 @@ import common
 import numpy as np
 import rl_common as rlc
 
+from vase_rl.core.config import AGENT_LOOP
+
 RESULTS = common.RESULTS
 FOLDER = RESULTS / "rl_lifelong"
 KINDS = ("sequence", "reference")
-VASE_OVERRIDES: dict[str, Any] = {"dream": {"anchor": "on-switch"}}
-"""Config overrides of the ``vase`` method on top of the cpu preset."""
+VASE_OVERRIDES: dict[str, Any] = AGENT_LOOP
+"""Config overrides of the ``vase`` method on top of the cpu preset: the agent loop's anchor and sign pick."""
+METHODS = ("vase", "vase-paper-anchor", "cci", "entangled", "untrained", "pixels")
+"""The methods of the table (``rl_common.make_learner``)."""
 NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap")
 """Args fields that do not change a run's result (beyond ``rl_common.RUN_FIELDS``)."""
 SEP = "__"
@@ -123,7 +128,7 @@ CONFIDENCE = 0.9
 
 @dataclass
 class Args(rlc.SpriteRLArgs):
-    methods: tuple[str, ...] = rlc.ALL_METHODS
+    methods: tuple[str, ...] = METHODS
     """Methods to run (vase, vase-paper-anchor, cci, entangled, untrained, pixels)."""
     stages: tuple[str, ...] = (
         "vase_rl/MovingFashion-v0",

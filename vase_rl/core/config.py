@@ -506,6 +506,18 @@ model=SIGN_PICK)``)."""
 AGENT_LOOP: dict[str, dict[str, Any]] = {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK}
 """``VASEConfig.with_overrides`` sections of VASE in an agent's loop: dreaming anchored where each past
 environment was left (``DreamConfig.anchor="on-switch"``) and the :data:`SIGN_PICK`."""
+PAPER_LOOP: dict[str, dict[str, Any]] = {
+    "dream": {"anchor": "every-tau"},
+    "model": {
+        "env_conditioning": "input",
+        "new_env_code": "random",
+        "new_env_sign": "keep",
+        "young_decoder_frozen_steps": 0,
+    },
+}
+"""The same sections as the paper has them, whatever a preset's defaults: the snapshot synced every tau
+steps (eq. 7), a new environment's one-hot code random and fed to the decoder's input only, every weight
+trained from the first step."""
 
 
 PRESETS = {"paper": paper_preset, "paper-heuristics": paper_heuristics_preset, "cpu": cpu_preset}

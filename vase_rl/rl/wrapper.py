@@ -62,6 +62,25 @@ Online learning (``learn=True``)
     latent's sd then: :class:`~vase_rl.probing.drift.DriftMonitor`); ``DreamConfig.anchor="on-switch"``
     keeps the snapshot that dreams the left environments where that environment left it.
 
+What a policy receives, and what stays stable (the observation contract)
+    By default the latent means ``mu(x)`` of *every* latent, clipped; ``include_env`` / ``include_mask``
+    add the inferred environment and its mask alongside. Two other emissions were measured and not made
+    the default: eq. 2 at its mean (latents outside the inferred environment's mask a^s set to 0) and the
+    unused latents (outside u^s) set to 0. On moving Fashion -> moving inverse Fashion at the cpu preset's
+    budget every latent of both environments is used and active, so both emit exactly ``mu``
+    (``benchmarks/results/rl_transfer/readout_retention/readout_retention.md``).
+    Stable while VASE learns: the latents of an environment the learner has *left*, as far as dreaming
+    anchors them -- with ``DreamConfig.anchor="on-switch"`` (``vase_rl.core.config.AGENT_LOOP``) they
+    move ~0.2 sd while a new environment trains, with the paper's every-tau sync ~0.8-1.0 sd, enough to
+    break a policy that reads them. Not stable: the latents of the environment being trained (a look that
+    VASE files under the current environment, e.g. moving MNIST after moving Fashion, moves them), and a
+    new environment's until it is left. A user must: normalise the latents for the policy and freeze the
+    normaliser's statistics whenever the policy is evaluated or VASE adapts without reward
+    (``VecNormalize(training=False)``); evaluate with ``learn=False`` (or ``freeze()``) so that the
+    latents are deterministic; save and reload the policy together with its learner and normaliser
+    (``vase_rl.agents.sb3.save_agent`` / ``load_agent``: ``policy.zip``, ``vase.pt``,
+    ``vecnormalize.pkl``).
+
 Asynchronous mode (``asynchronous=True``)
     Training rounds run in a background thread while the env keeps stepping; frames are encoded by a
     copy of the encoder that is refreshed after each round (latents lag by at most one round and are
@@ -121,7 +140,7 @@ class VASEObservation(
     Args:
         env: an env with an image observation space (see :func:`~vase_rl.rl.image_space.image_layout`).
         learner: the learner to use and share; None builds :func:`~vase_rl.rl.image_space.default_learner`
-            (``preset``; None: ``"paper"`` on CUDA, ``"cpu"`` otherwise; ``device``).
+            (``preset``; None: ``"paper-heuristics"`` on CUDA, ``"cpu"`` otherwise; ``device``).
         config: an :class:`~vase_rl.rl.online_config.OnlineConfig`; ``options`` (its field names, e.g.
             ``learn=False``) override it.
         frame_in_info: also return the encoded frame as ``info["frame"]`` (module docstring).
