@@ -56,10 +56,12 @@ EMISSIONS = ("mu", "used", "masked")
 class Args(common.JobsArgs):
     methods: tuple[str, ...] = tuple(VARIANTS)
     """Variants to run (every-tau, on-switch, every-tau+pick, on-switch+pick)."""
-    steps_a: int = 200
-    """Training steps on moving Fashion (A)."""
-    steps_b: int = 200
-    """Reward-free training steps on moving inverse Fashion (B)."""
+    steps_a: int = 300
+    """Training steps on moving Fashion (A). Not a multiple of tau (250): the paper's snapshot was last
+    synced 50 steps before A ends, as in an agent's loop (at 200 it would still be the untrained model)."""
+    steps_b: int = 300
+    """Reward-free training steps on moving inverse Fashion (B): the paper's snapshot syncs once inside
+    B (step 500), so the last 100 steps dream A from a model trained 200 steps on B."""
     episodes: int = 64
     """Evaluation episodes of the readout policy on A (the same seeded episodes before and after B)."""
     out_dir: str = str(OUT / "runs")
