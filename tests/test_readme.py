@@ -100,6 +100,8 @@ def rule_fields() -> set[str]:
             except ValueError:  # e.g. lambda0 above lambda1: a paper value, not a rule
                 continue
             out.update(r.split("=")[0] for r in rules_beyond_paper(config))
+    anchored = get_preset("paper").with_overrides(dream={"anchor": "on-switch"})
+    out.update(r.split("=")[0] for r in rules_beyond_paper(anchored))
     return out
 
 
@@ -145,7 +147,7 @@ def test_the_preset_table_lists_exactly_the_rules_beyond_the_paper() -> None:
 
 def test_every_rule_beyond_the_paper_has_its_line_in_the_paper_to_code_table() -> None:
     text = section(README, "Paper -> code")
-    classes = {"inference": "InferenceConfig", "mask": "MaskConfig"}
+    classes = {"inference": "InferenceConfig", "mask": "MaskConfig", "dream": "DreamConfig"}
     names = sorted(f"{classes[r.split('.')[0]]}.{r.split('.')[1]}" for r in rule_fields())
     assert [name for name in names if f"`{name}" not in text] == []
 

@@ -455,15 +455,19 @@ def paper_heuristics_preset() -> VASEConfig:
     """Appendix Table 2 at the paper's scale with the library's inference and mask rules on (the defaults
     of :class:`InferenceConfig` and :class:`MaskConfig`: patience 3, grace 200, keep the current
     environment, scan every 10 steps and before allocating, best candidate, pending batches not trained;
-    spare latents unmasked, own used latents protected, never all masked). The wrappers' default on CUDA.
+    spare latents unmasked, own used latents protected, never all masked) and dreaming's snapshot synced when
+    the environment changes (``DreamConfig.anchor="on-switch"``: the drift of the left environments' latents
+    falls from ~0.8 to ~0.2 sd in the agent's loop, docs/findings.md). The wrappers' default on CUDA.
 
     >>> cfg = paper_heuristics_preset()
-    >>> cfg.model == paper_preset().model, cfg.loss == paper_preset().loss, cfg.dream == paper_preset().dream
+    >>> cfg.model == paper_preset().model, cfg.loss == paper_preset().loss, cfg.dream.tau == paper_preset().dream.tau
     (True, True, True)
     >>> cfg.inference.patience, cfg.inference.grace_steps, cfg.inference.scan_every, cfg.mask.spare_unmasked
     (3, 200, 10, True)
+    >>> cfg.dream.anchor  # dreaming anchored where each past environment was left
+    'on-switch'
     """
-    return VASEConfig(preset="paper-heuristics")
+    return VASEConfig(dream=DreamConfig(anchor="on-switch"), preset="paper-heuristics")
 
 
 def cpu_preset() -> VASEConfig:
@@ -473,20 +477,21 @@ def cpu_preset() -> VASEConfig:
     Capacity: gamma=10, C_max=25 from step 1 (delta_C=1), upper-sided, with He init and a sharp initial
     posterior (init_logvar=-3); the choice and the measurements behind it are in docs/findings.md ("The cpu
     preset", "Why the latents carried no identity"). tau and the inference grace
-    period are scaled with the step budget (tau=250, grace=200).
+    period are scaled with the step budget (tau=250, grace=200). The library's rules of
+    :func:`paper_heuristics_preset` (inference, masks, the on-switch dreaming anchor) apply.
 
     >>> cfg = cpu_preset()
     >>> cfg.model.image_size, cfg.model.latent_dim, cfg.loss.gamma, cfg.loss.c_max, cfg.steps_per_env
     (32, 24, 10.0, 25.0, 2500)
-    >>> cfg.dream.tau, cfg.inference.grace_steps, cfg.inference.patience
-    (250, 200, 10)
+    >>> cfg.dream.tau, cfg.dream.anchor, cfg.inference.grace_steps, cfg.inference.patience
+    (250, 'on-switch', 200, 10)
     """
     return VASEConfig(
         model=ModelConfig(image_size=32, conv_channels=(32, 32, 64, 64), latent_dim=24, init_logvar=-3.0),
         loss=LossConfig(gamma=10.0, c_max=25.0, delta_c=1.0, capacity_mode="upper"),
         mask=MaskConfig(lambda0=0.5, lambda1=1.0, used_every=250, used_steps=20),
         inference=InferenceConfig(grace_steps=200, patience=10, jump_ratio=2.0, recon_ema=0.95),
-        dream=DreamConfig(tau=250),
+        dream=DreamConfig(tau=250, anchor="on-switch"),
         steps_per_env=2500,
         preset="cpu",
     )
@@ -533,7 +538,8 @@ def get_preset(name: str) -> VASEConfig:
 
 def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
     """The rules of ``cfg`` that depart from the paper: every :class:`InferenceConfig` / :class:`MaskConfig`
-    field whose value differs from :meth:`InferenceConfig.paper` / :meth:`MaskConfig.paper`, as
+    field whose value differs from :meth:`InferenceConfig.paper` / :meth:`MaskConfig.paper`, and
+    :attr:`DreamConfig.anchor` when it is not the paper's every-tau sync, as
     ``"section.field"`` for a rule switched on and ``"section.field=value"`` otherwise. The paper's own
     hyperparameters (kappa, the L~_s decay, lambda0/lambda1, the noise-tolerance test's T, steps, learning
     rate and period) are values, not rules, and are never listed.
@@ -546,6 +552,8 @@ def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
     True
     >>> rules_beyond_paper(paper_preset().with_overrides(mask={"new_env_used": "none"}))
     ('mask.new_env_used=none',)
+    >>> rules_beyond_paper(paper_preset().with_overrides(dream={"anchor": "on-switch"}))
+    ('dream.anchor=on-switch',)
     """
     values = {
         "kappa",
@@ -565,4 +573,6 @@ def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
             if f.name in values or value == getattr(plain, f.name):
                 continue
             out.append(f"{section}.{f.name}" if value is True else f"{section}.{f.name}={value}")
+    if cfg.dream.anchor != DreamConfig().anchor:
+        out.append(f"dream.anchor={cfg.dream.anchor}")
     return tuple(out)
