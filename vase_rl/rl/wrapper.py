@@ -70,10 +70,13 @@ What a policy receives, and what stays stable (the observation contract)
     budget every latent of both environments is used and active, so both emit exactly ``mu``
     (``benchmarks/results/rl_transfer/readout_retention/readout_retention.md``).
     Stable while VASE learns: the latents of an environment the learner has *left*, as far as dreaming
-    anchors them -- with ``DreamConfig.anchor="on-switch"`` (``vase_rl.core.config.AGENT_LOOP``) they
-    move ~0.2 sd while a new environment trains, with the paper's every-tau sync ~0.8-1.0 sd, enough to
-    break a policy that reads them. Not stable: the latents of the environment being trained (a look that
-    VASE files under the current environment, e.g. moving MNIST after moving Fashion, moves them), and a
+    anchors them -- with ``DreamConfig.anchor="on-switch"`` (the ``cpu`` and ``paper-heuristics``
+    presets) they move ~0.2 sd while a new environment trains, with the paper's every-tau sync ~0.8 sd
+    (``benchmarks/results/rl_transfer/rl_transfer.md``). Reused across a contrast inversion, shared
+    latents read mirrored unless the sign pick is on (``vase_rl.core.config.AGENT_LOOP``; off in every
+    preset: on the demo sequence it allocated extra environments). Not stable: the latents of the
+    environment being trained (a look that VASE files under the current environment, e.g. moving MNIST
+    after moving Fashion, moves them ~0.9 sd, though the policy kept its return there), and a
     new environment's until it is left. A user must: normalise the latents for the policy and freeze the
     normaliser's statistics whenever the policy is evaluated or VASE adapts without reward
     (``VecNormalize(training=False)``); evaluate with ``learn=False`` (or ``freeze()``) so that the
