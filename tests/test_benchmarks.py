@@ -309,7 +309,9 @@ def check_rl(folder: str, methods: tuple[str, ...], keys: tuple[str, ...]) -> Ca
         for m in methods:
             rec = load(runs / f"{m}_seed0.json")
             assert all(k in rec for k in keys), sorted(rec)
-        assert "| vase |" in (runs.parent / "rl_transfer.md").read_text()  # the table sits beside the runs
+        assert (
+            f"| {methods[0]} |" in (runs.parent / "rl_transfer.md").read_text()
+        )  # the table beside the runs
 
     return check
 
@@ -521,11 +523,19 @@ CASES = [
     ),
     Case(
         "rl_transfer",
-        ("--methods", "vase", "pixels", *PPO_TINY, "--adapt-steps", "64"),
+        ("--methods", "vase-pick", "pixels", *PPO_TINY, "--adapt-steps", "64", "--drift-frames", "16"),
         check_rl(
             "rl_transfer/runs",
-            ("vase", "pixels"),
-            ("return_a", "zero_shot_b", "kept_b", "fine_tuned_b", "zero_shot_b2", "a_after_adapt_b"),
+            ("vase-pick", "pixels"),
+            (
+                "return_a",
+                "zero_shot_b",
+                "kept_b",
+                "fine_tuned_b",
+                "zero_shot_b2",
+                "a_after_adapt_b",
+                "retained_b",
+            ),
         ),
         ("data", "sb3"),
     ),
