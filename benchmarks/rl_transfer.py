@@ -215,6 +215,16 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
     return "Targets (mean over seeds):\n\n" + "\n".join(lines)
 
 
+def settings(records: list[dict[str, Any]]) -> str:
+    """The dreaming anchor and the new environment's sign rule the runs' learners had ('-' without one)."""
+    found = {
+        f"{r['vase_config']['dream']['anchor']}, {r['vase_config']['model']['new_env_sign']}"
+        for r in records
+        if r.get("vase_config")
+    }
+    return " / ".join(sorted(found)) or "-"
+
+
 def summarise(args: Args) -> str:
     """Markdown tables (mean ± std over seeds) + PNG learning curves from the JSONs."""
     records, by_method, rand = rlc.load(args)
@@ -233,11 +243,20 @@ def summarise(args: Args) -> str:
         f"episodes of the stochastic policy. " + rlc.cost_line(records),
         "",
         common.markdown_table(
-            ["method", "seeds", "return A", "learner steps in A", "envs inferred in A", "CPU time / run"],
+            [
+                "method",
+                "seeds",
+                "anchor, new env's sign",
+                "return A",
+                "learner steps in A",
+                "envs inferred in A",
+                "CPU time / run",
+            ],
             [
                 [
                     m,
                     len(rs),
+                    settings(rs),
                     rlc.cell([r["return_a"] for r in rs]),
                     "-"
                     if rlc.mean_of(rs, "learner_steps_a") is None
@@ -247,7 +266,7 @@ def summarise(args: Args) -> str:
                 ]
                 for m, rs in by_method.items()
             ]
-            + ([["random policy", "-", f"{rand['A']:.2f}", "-", "-", "-"]] if "A" in rand else []),
+            + ([["random policy", "-", "-", f"{rand['A']:.2f}", "-", "-", "-"]] if "A" in rand else []),
         ),
         "",
     ]
