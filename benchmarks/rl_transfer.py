@@ -200,14 +200,21 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
             for k in SHIFTS
             if rlc.mean_of(rs, f"retained_{k}") is not None
         }
-        drifts = [r[f"drift_a_{k}"]["mean"] for r in rs for k in kept if r.get(f"drift_a_{k}")]
+        drifts = {
+            k: float(np.mean([r[f"drift_a_{k}"]["mean"] for r in rs if r.get(f"drift_a_{k}")]))
+            for k in kept
+            if any(r.get(f"drift_a_{k}") for r in rs)
+        }
         worst = min(kept.values()) if kept else None
-        drift = float(np.mean(drifts)) if drifts else None
+        drift = (
+            ", ".join(f"{k.upper()} {mark(d <= 0.2)} ({d:.2f} sd)" for k, d in drifts.items())
+            if drifts
+            else "not measured"
+        )
         b = rlc.mean_of(rs, "kept_b")
         lines += [
-            f"- `{m}`: A after adaptation >= 95 % of A on every shift: {mark(None if worst is None else worst >= 0.95)}"
-            f"{pct(worst)}; A's latent drift <= 0.2 sd: "
-            f"{mark(None if drift is None else drift <= 0.2)}{'' if drift is None else f' ({drift:.2f} sd)'}; "
+            f"- `{m}`: A after adaptation >= 95 % of A on every shift: "
+            f"{mark(None if worst is None else worst >= 0.95)}{pct(worst)}; A's latent drift <= 0.2 sd: {drift}; "
             f"B without a policy update >= 80 % of A: {mark(None if b is None else b >= 0.8)}{pct(b)}"
         ]
     pix = rlc.mean_of(by_method.get("pixels", []), "kept_b")

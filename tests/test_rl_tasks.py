@@ -169,7 +169,10 @@ def test_verdict_marks_each_clause_of_the_agent_loop_targets(bench) -> None:
     runs = {"vase-pick": vase, "pixels": [{"kept_b": 0.3}], "entangled": [{"kept_b": 0.95}]}
     text = rt.verdict(runs)
     assert "`vase-pick`: A after adaptation >= 95 % of A on every shift: **not met** (94 %)" in text
-    assert "<= 0.2 sd: **met** (0.10 sd)" in text and "update >= 80 % of A: **met** (90 %)" in text
+    assert (
+        "<= 0.2 sd: B **met** (0.10 sd), B2 **met** (0.10 sd)" in text
+        and "update >= 80 % of A: **met** (90 %)" in text
+    )
     assert "pixels keep (30 %) of A on B" in text and "entangled" not in text
     assert "drift <= 0.2 sd: not measured" in rt.verdict({"vase": [{"kept_b": 0.5}]})
 
