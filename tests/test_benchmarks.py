@@ -755,6 +755,16 @@ def check_reuse(r: Path) -> None:
     }
 
 
+def check_readout_retention(r: Path) -> None:
+    rec = load(r / "rl_transfer" / "readout_retention" / "runs" / "on-switch+pick_seed0.json")
+    assert set(rec["emissions"]) == {"mu", "used", "masked"} and rec["envs"] >= 1
+    assert all(e["before"] > -2.0 and e["drift"] >= 0.0 for e in rec["emissions"].values())
+    assert (
+        "| on-switch+pick | mu | 1 |"
+        in (r / "rl_transfer" / "readout_retention" / "readout_retention.md").read_text()
+    )
+
+
 TINY_PROBE = ("--probe-train", "100", "--probe-test", "50", "--probe-epochs", "1")
 CASES += [
     Case(
@@ -779,6 +789,23 @@ CASES += [
         "investigations/plain",
         ("--steps", "3", "--print-every", "1", "--mode", "upper", "--ramp", "1", "--logvar-bias=-3"),
         check_plain,
+        ("data",),
+    ),
+    Case(
+        "investigations/readout_retention",
+        (
+            "--steps-a",
+            "2",
+            "--steps-b",
+            "2",
+            "--episodes",
+            "2",
+            "--seeds",
+            "0",
+            "--methods",
+            "on-switch+pick",
+        ),
+        check_readout_retention,
         ("data",),
     ),
     Case(

@@ -77,10 +77,9 @@ def test_train_cli_and_distributed_entry_build_the_same_config_and_settings() ->
     cfg = cli.build_config(train)
     assert cli.build_config(ddp) == cfg
     assert (cfg.steps_per_env, cfg.batch_size, cfg.seed, cfg.dream.decoder_proximity) == (7, 12, 4, False)
-    assert (
-        cfg.dream.anchor == "on-switch"
-        and cli.build_config(p.parse_args(["--out", "x"])).dream.anchor == "every-tau"
-    )
+    assert cfg.dream.anchor == "on-switch"  # the flag, and the presets' own anchors without it:
+    assert cli.build_config(p.parse_args(["--out", "x", "--preset", "paper"])).dream.anchor == "every-tau"
+    assert cli.build_config(p.parse_args(["--out", "x", "--preset", "cpu"])).dream.anchor == "on-switch"
     s_train, s_ddp = cli.build_settings(train, cfg, probes=False), cli.build_settings(ddp, cfg, probes=False)
     assert s_train == s_ddp
     assert (s_train.sequence, s_train.steps_per_env, s_train.log_every, s_train.seed) == (
