@@ -18,7 +18,8 @@ last stage revisits the first look.) Per (method, seed), same seeds and budgets 
      stage label reaches the agent or the learner.
   2. evaluation (stochastic policy, held-out env seeds, the learner not learning): every distinct look
      before the first stage and at the end of every stage (``eval_episodes``, >= 64 by default), and at
-     ``curve_points`` evenly spaced points inside every stage (``curve_episodes`` each, fewer). This gives
+     ``curve_at`` env steps into every stage (``curve_episodes`` each, fewer; dense early: 512, 1k, 2k,
+     4k, 8k, 16k, 24k of 32k, since a reference learns a look within ~4k steps). This gives
      the matrix ``R[stage, look]`` (return on each look at the end of each stage) and the curves.
   3. single-look references (run kind ``reference``, >= 3 seeds, seeds apart from the sequence's): the
      same method trained from scratch on one look alone for ``steps_per_look`` env steps, evaluated on
@@ -46,10 +47,14 @@ T = 5 stages:
 * average performance: ``mean_j R[T-1, j]``, the mean over the columns of the last row;
 * forgetting of stage ``i``'s look: ``R[i, i] - R[T-1, i]`` (end of its own stage minus end of the
   sequence; the last stage's is 0 by construction and, as in CW, it counts in the mean over stages);
-* forward transfer of stage ``i``: ``(AUC_i - AUC_i^ref) / (1 - AUC_i^ref)``, ``AUC_i`` = the mean of the
-  normalised return on stage ``i``'s look over stage ``i``'s evaluation points (the ``curve_points`` inside
-  and the one at its end), ``AUC_i^ref`` = the same mean over the reference's points; as in CW the seed
-  means are taken before the ratio. The ``1`` of CW's success rate is here the reference's final
+* forward transfer of stage ``i``: ``(AUC_i - AUC_i^ref) / (1 - AUC_i^ref)``, ``AUC_i`` = the area under
+  the normalised return on stage ``i``'s look over the stage's first ``ft_window`` env steps divided by
+  the window (trapezoids through the return just before the stage and the evaluations up to the window),
+  ``AUC_i^ref`` = the same area of the reference (from its evaluation before training); as in CW the seed
+  means are taken before the ratio. Departure from CW, which integrates over the whole stage: the
+  references learn a look within ~4k of the 32k steps, so a whole-stage AUC is ~1 and the ratio divides
+  noise by ~0.01 (the first table, at 8 evenly spaced points, read -11 to -20); the window (default 8k
+  steps) is where learning happens. The ``1`` of CW's success rate is here the reference's final
   return (so random's level cancels: FT = the part of the reference's in-stage gap to its final return
   that the sequence closes). Undefined (null) where ``AUC_i^ref >= 1`` or ``ref == random``, and noisy
   where the reference learns its look within the first evaluation interval (``AUC_i^ref`` near 1);
@@ -140,9 +145,12 @@ class Args(rlc.SpriteRLArgs):
     """The looks in sequence (sprite goal-task env ids; a repeated id is a revisit)."""
     steps_per_look: int = 32_768
     """PPO env steps per stage (and per reference run): 64 rollouts of 8 x 64."""
-    curve_points: int = 7
-    """Evaluations evenly spaced inside each stage, before the end-of-stage one (every 4,096 env steps:
-    curve_points + 1 must divide steps_per_look into whole PPO rollouts)."""
+    curve_at: tuple[int, ...] = (512, 1024, 2048, 4096, 8192, 16384, 24576)
+    """Env steps into each stage at which the look is evaluated before the stage's end (increasing, each
+    a whole number of PPO rollouts, below ``steps_per_look``); dense early, where a look is learned."""
+    ft_window: int = 8192
+    """Env steps from each stage's start over which forward transfer's AUC is taken (one of ``curve_at``
+    or ``steps_per_look``): the references learn a look within ~4k steps, so a whole-stage AUC is ~1."""
     curve_episodes: int = 16
     """Episodes per look at each evaluation inside a stage."""
     eval_episodes: int = 64
@@ -174,21 +182,23 @@ def ref_key(method: str, env_id: str) -> str:
     return f"{method}{SEP}{short(env_id)}"
 
 
-def check_args(args: Args) -> int:
-    """ValueError naming the problem in ``args``; else the env steps between two evaluations of a stage."""
+def check_args(args: Args) -> list[int]:
+    """ValueError naming the problem in ``args``; else the env steps into a stage of its evaluations."""
     unknown = sorted(set(args.methods) - set(rlc.ALL_METHODS)) + sorted(set(args.kinds) - set(KINDS))
     if unknown:
         raise ValueError(f"unknown methods or kinds {unknown}; choose from {rlc.ALL_METHODS} and {KINDS}")
     if not args.stages:
         raise ValueError("--stages is empty")
     rollout = args.n_envs * args.ppo_n_steps
-    chunk, left = divmod(args.steps_per_look, args.curve_points + 1)
-    if left or chunk % rollout or chunk == 0:
+    at = [*args.curve_at, args.steps_per_look]
+    if any(b <= a for a, b in zip([0, *at], at, strict=False)) or any(x % rollout for x in at):
         raise ValueError(
-            f"steps_per_look={args.steps_per_look} must split into curve_points + 1 = {args.curve_points + 1} "
-            f"equal parts, each a whole number of PPO rollouts (n_envs x ppo_n_steps = {rollout})"
+            f"curve_at={args.curve_at} and steps_per_look={args.steps_per_look} must be increasing, each a "
+            f"whole number of PPO rollouts (n_envs x ppo_n_steps = {rollout})"
         )
-    return chunk
+    if args.ft_window not in at:
+        raise ValueError(f"ft_window={args.ft_window} must be one of curve_at or steps_per_look ({at})")
+    return at
 
 
 # ------------------------------------------------------------------------------------ one run
@@ -206,11 +216,11 @@ def train_stages(
     args: Args, method: str, seed: int, stages: list[str], evaluated: list[str]
 ) -> dict[str, Any]:
     """One PPO agent (and the method's learner) through ``stages``, ``steps_per_look`` env steps each, every
-    env of ``evaluated`` evaluated before the first stage and ``curve_points + 1`` times in each; the record
+    env of ``evaluated`` evaluated before the first stage and at ``curve_at`` and the end of each; the record
     holds the evaluations, training curves, the learner's counters per stage and the cost split."""
     from vase_rl.agents.sb3 import VASELoggingCallback, find_vase
 
-    chunk = check_args(args)
+    at = check_args(args)
     learner, record = rlc.new_run(args, method, seed, VASE_OVERRIDES if method == "vase" else None)
     timer = rlc.CostTimer()
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -221,12 +231,19 @@ def train_stages(
     evaluations: list[dict[str, Any]] = []
     record.update(stages=stages, evaluated=evaluated, train_curves=[], learner=[])
 
-    def evaluate(stage: int, point: int, episodes: int) -> None:
+    def evaluate(stage: int, point: int, episodes: int, stage_step: int) -> None:
         with timer("evaluation"):
             returns = {e: rlc.evaluate(args, model, e, seed, learner, rms, episodes) for e in evaluated}
         step = int(model.num_timesteps)
         evaluations.append(
-            {"stage": stage, "point": point, "env_steps": step, "episodes": episodes, "returns": returns}
+            {
+                "stage": stage,
+                "point": point,
+                "env_steps": step,
+                "stage_step": stage_step,
+                "episodes": episodes,
+                "returns": returns,
+            }
         )
 
     for s, env_id in enumerate(stages):
@@ -234,17 +251,17 @@ def train_stages(
         rms = train.obs_rms if learner is not None else None
         if model is None:
             model = rlc.make_ppo(args, method, train, seed, tb)
-            if len(stages) > 1:  # the zero-shot returns of the first stage's look (and every other)
-                evaluate(-1, 0, args.eval_episodes)
+            evaluate(-1, 0, args.eval_episodes, 0)  # before any training: the curves' and AUCs' start
         else:
             model.set_env(train)
         model.ep_info_buffer = None  # the training curve of a stage starts from its own episodes
         curve = rlc.curve_callback()
-        for point in range(1, args.curve_points + 2):
-            model.learn(chunk, callback=[curve, *callbacks], reset_num_timesteps=False, tb_log_name=method)
+        for point, (begin, end) in enumerate(zip([0, *at], at, strict=False), start=1):
+            model.learn(
+                end - begin, callback=[curve, *callbacks], reset_num_timesteps=False, tb_log_name=method
+            )
             rms = train.obs_rms if learner is not None else None
-            last = point == args.curve_points + 1
-            evaluate(s, point, args.eval_episodes if last else args.curve_episodes)
+            evaluate(s, point, args.eval_episodes if end == at[-1] else args.curve_episodes, end)
         record["train_curves"].append(curve.points)
         if learner is not None:
             stats = find_vase(train).stats()
@@ -260,7 +277,7 @@ def train_stages(
             )
         train.close()
     record["evaluations"] = evaluations
-    record["R"] = r_matrix(evaluations, stages, args.curve_points + 1)
+    record["R"] = r_matrix(evaluations, stages, len(at))
     record["train_env_steps"] = int(model.num_timesteps)
     record["cpu_s"] = time.process_time() - cpu0  # the machine is shared: CPU time is what the run costs
     record["wall_s"] = time.perf_counter() - wall0
@@ -369,6 +386,20 @@ def stage_points(evaluations: list[dict[str, Any]], stage: int, env_id: str) -> 
     return [e["returns"][env_id] for e in evaluations if e["stage"] == stage and e["point"] >= 1]
 
 
+def stage_auc(record: dict[str, Any], stage: int, window: int) -> float:
+    """The area under stage ``stage``'s learning curve on its look over its first ``window`` env steps,
+    divided by ``window`` (trapezoids between its evaluation points; the curve starts at the return just
+    before the stage, :func:`before`): the mean return over the window."""
+    env_id = record["stages"][stage]
+    curve = [(0, before(record, stage))] + [
+        (e["stage_step"], e["returns"][env_id])
+        for e in record["evaluations"]
+        if e["stage"] == stage and e["point"] >= 1 and e["stage_step"] <= window
+    ]
+    x, y = (np.array(v, dtype=float) for v in zip(*curve, strict=True))
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / window)
+
+
 def before(record: dict[str, Any], stage: int) -> float:
     """The return on stage ``stage``'s look just before the stage (end of the previous one; for stage 0
     the evaluation before any training)."""
@@ -393,20 +424,18 @@ def entry(point: Any, ci: tuple[Any, Any]) -> dict[str, Any]:
 
 
 def reference_arrays(
-    refs: list[dict[str, Any]], stages: list[str]
+    refs: list[dict[str, Any]], stages: list[str], window: int
 ) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
     """A method's references on the looks of ``stages``, restricted to the seeds every look has: final
-    returns (m, T) and stage AUC points (m, T, points) in stage order, and those seeds; None if a look has
-    no reference."""
+    returns (m, T) and AUCs over the first ``window`` steps (m, T) in stage order, and those seeds; None if
+    a look has no reference."""
     by_look = {e: {r["seed"]: r for r in refs if r["look"] == e} for e in looks(stages)}
     seeds = sorted(set.intersection(*(set(v) for v in by_look.values())))
     if not seeds:
         return None
     finals = np.array([[by_look[e][s]["final"] for e in stages] for s in seeds], dtype=float)
-    points = np.array(
-        [[stage_points(by_look[e][s]["evaluations"], 0, e) for e in stages] for s in seeds], dtype=float
-    )
-    return finals, points, seeds
+    aucs = np.array([[stage_auc(by_look[e][s], 0, window) for e in stages] for s in seeds], dtype=float)
+    return finals, aucs, seeds
 
 
 def method_summary(
@@ -417,7 +446,8 @@ def method_summary(
     raw = np.array([r["R"] for r in records], dtype=float)  # (n, T, T)
     out: dict[str, Any] = {"seeds": len(records), "R_raw_mean": finite(raw.mean(0))}
     out.update(cost_summary(records, refs))
-    ref = reference_arrays(refs, stages)
+    window = records[0]["args"]["ft_window"]
+    ref = reference_arrays(refs, stages, window)
     if ref is None:
         nothing = {"mean": None, "ci90": None}
         return {
@@ -428,15 +458,14 @@ def method_summary(
             "forward_transfer": nothing,
             "note": "no reference runs for every look yet",
         }
-    finals, ref_points, ref_seeds = ref
+    finals, ref_auc, ref_seeds = ref
     rand = np.array([random[e] for e in stages], dtype=float)
     top = finals.mean(0)
     r = normalise(raw, rand, top)
-    auc = np.array(
-        [[np.mean(stage_points(x["evaluations"], i, e)) for i, e in enumerate(stages)] for x in records]
+    auc = normalise(
+        np.array([[stage_auc(x, i, window) for i in range(len(stages))] for x in records]), rand, top
     )
-    auc = normalise(auc, rand, top)
-    auc_ref = normalise(ref_points, rand[:, None], top[:, None]).mean(-1)  # (m, T)
+    auc_ref = normalise(ref_auc, rand, top)  # (m, T)
     ap, fg = average_performance(r), forgetting(r)
     ft = forward_transfer(auc, auc_ref)
     ci_ap = bootstrap_ci(lambda x: x.mean(1), [ap], n_boot)
@@ -458,7 +487,13 @@ def method_summary(
         "reference_seeds": len(ref_seeds),
         "average_performance": entry(ap.mean(), ci_ap),
         "forgetting": {**entry(fg.mean(), ci_fg_mean), "per_look": per_stage(fg.mean(0), ci_fg)},
-        "forward_transfer": {**entry(ft.mean(), ci_ft_mean), "per_look": per_stage(ft, ci_ft)},
+        "forward_transfer": {
+            **entry(ft.mean(), ci_ft_mean),
+            "per_look": per_stage(ft, ci_ft),
+            "window_env_steps": window,
+            "auc": finite(auc.mean(0)),
+            "auc_reference": finite(auc_ref.mean(0)),
+        },
         "zero_shot": {"per_look": per_stage(zero.mean(0), ci_zero)},
         "revisits": revisits(records, stages, rand, top, n_boot),
         "R_normalised_mean": finite(r.mean(0)),
@@ -526,7 +561,8 @@ def summarise(args: Args) -> str:
             "R_layout": "R[i][j]: return on stage j's look at the end of stage i (stages x stages)",
             "steps_per_look": a["steps_per_look"],
             "eval_episodes": a["eval_episodes"],
-            "curve_points": a["curve_points"],
+            "curve_at": a["curve_at"],
+            "ft_window": a["ft_window"],
             "curve_episodes": a["curve_episodes"],
             "random": random,
             "confidence": CONFIDENCE,
@@ -563,11 +599,11 @@ def markdown(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]]
         f"Produced by `python benchmarks/rl_lifelong.py` (then `--summarise`). {a['steps_per_look']} PPO env "
         f"steps per stage ({a['n_envs']} sub-envs, {a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, "
         f"online VASE round every {a['train_every']} frames); every look evaluated at the end of each stage "
-        f"({a['eval_episodes']} episodes) and {a['curve_points']} times inside it ({a['curve_episodes']} "
-        f"episodes). Returns normalised per look: (R - random) / (reference - random), the reference = the "
-        f"same method trained on that look alone at the same budget. Metrics as Continual World's "
-        f"(average performance, forgetting, forward transfer), mean [90% bootstrap interval over seeds]. "
-        + (rlc.cost_line(records) if records else ""),
+        f"({a['eval_episodes']} episodes) and at env steps {', '.join(map(str, a['curve_at']))} into it "
+        f"({a['curve_episodes']} episodes). Returns normalised per look: (R - random) / (reference - random), "
+        f"the reference = the same method trained on that look alone at the same budget. Metrics as Continual World's "
+        f"(average performance, forgetting, forward transfer over each stage's first {a['ft_window']} env "
+        f"steps), mean [90% bootstrap interval over seeds]. " + (rlc.cost_line(records) if records else ""),
         "",
         common.markdown_table(
             [
@@ -600,7 +636,7 @@ def markdown(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]]
     ]
     for key, title in (
         ("forgetting", "Forgetting per stage's look (end of its stage minus end of sequence)"),
-        ("forward_transfer", "Forward transfer per stage (CW's normalised AUC difference)"),
+        ("forward_transfer", "Forward transfer per stage (CW's normalised AUC difference over the window)"),
         ("zero_shot", "Zero-shot return on each stage's look just before its stage"),
     ):
         rows = [

@@ -66,11 +66,12 @@ def test_bootstrap_interval_of_a_mean(ll: Any) -> None:
 
 
 def evaluation(stage: int, point: int, a: float, b: float) -> dict[str, Any]:
-    return {"stage": stage, "point": point, "env_steps": 0, "episodes": 4, "returns": {A: a, B: b}}
+    returns = {A: a, B: b}
+    return {"stage": stage, "point": point, "stage_step": 500 * point, "episodes": 4, "returns": returns}
 
 
 def sequence_record(seed: int) -> dict[str, Any]:
-    """Stages A -> B -> A (a revisit), one point inside each stage and one at its end."""
+    """Stages A -> B -> A (a revisit), one point inside each stage (500 steps in) and one at its end (1,000)."""
     evals = [evaluation(-1, 0, 0.0, 0.0)]
     points = {0: [(0.5, 0.0), (1.0, 0.2)], 1: [(0.8, 1.0), (0.6, 2.0)], 2: [(0.9, 1.6), (1.0, 1.6)]}
     evals += [evaluation(s, k + 1, a, b) for s, pts in points.items() for k, (a, b) in enumerate(pts)]
@@ -87,17 +88,19 @@ def sequence_record(seed: int) -> dict[str, Any]:
         "wall_s": 6.0,
         "train_env_steps": 3000,
         "cost": {"wall_s": parts},
+        "args": {"ft_window": 1000},
     }
 
 
 def reference_record(look: str, points: tuple[float, float], seed: int) -> dict[str, Any]:
     evals = [
-        {"stage": 0, "point": k + 1, "env_steps": 0, "episodes": 4, "returns": {look: v}}
-        for k, v in enumerate(points)
+        {"stage": s, "point": k, "stage_step": 500 * k, "episodes": 4, "returns": {look: v}}
+        for s, k, v in ((-1, 0, 0.0), (0, 1, points[0]), (0, 2, points[1]))
     ]
     return {
         "kind": "reference",
         "method": "vase",
+        "stages": [look],
         "look": look,
         "seed": seed,
         "final": points[-1],
@@ -110,8 +113,10 @@ def test_method_summary_on_hand_made_runs(ll: Any) -> None:
     """random = 0 on both looks; references end at 1 (A) and 2 (B), so normalised B = raw B / 2.
 
     Normalised R = [[1, .1, 1], [.6, 1, .6], [1, .8, 1]]: average performance (1 + .8 + 1) / 3, forgetting
-    [0, .2, 0]. Stage AUCs .75, .75, .95 against the references' .625 (A) and .75 (B): forward transfer
-    [.125 / .375, 0, .325 / .375]. Zero-shot [0, .1, .6]; the revisit's first evaluation .9 (first visit .5).
+    [0, .2, 0]. Forward transfer over the first 1,000 steps, trapezoids from the return before the stage:
+    stage AUCs .5 (A from 0), .525 (B from .1) and .85 (A from .6) against the references' .375 (A) and .5
+    (B, both from 0): [.125 / .625, .025 / .5, .475 / .625]. Zero-shot [0, .1, .6]; the revisit's first
+    evaluation .9 (first visit .5).
     """
     records = [sequence_record(0), sequence_record(1)]
     refs = [reference_record(A, (0.25, 1.0), 100), reference_record(B, (1.0, 2.0), 100)]
@@ -120,7 +125,7 @@ def test_method_summary_on_hand_made_runs(ll: Any) -> None:
     assert s["average_performance"] == {"mean": pytest.approx(2.8 / 3), "ci90": pytest.approx([2.8 / 3] * 2)}
     assert [e["mean"] for e in s["forgetting"]["per_look"]] == pytest.approx([0.0, 0.2, 0.0])
     assert s["forgetting"]["mean"] == pytest.approx(0.2 / 3)
-    ft = [0.125 / 0.375, 0.0, 0.325 / 0.375]
+    ft = [0.125 / 0.625, 0.025 / 0.5, 0.475 / 0.625]
     assert [e["mean"] for e in s["forward_transfer"]["per_look"]] == pytest.approx(ft)
     assert s["forward_transfer"]["mean"] == pytest.approx(np.mean(ft))
     assert [e["mean"] for e in s["zero_shot"]["per_look"]] == pytest.approx([0.0, 0.1, 0.6])
@@ -143,7 +148,11 @@ def test_method_summary_without_references_reports_no_metric(ll: Any) -> None:
 
 
 def test_budget_split_is_checked(ll: Any) -> None:
-    assert ll.check_args(ll.Args()) == 4096  # 32,768 steps, 7 points inside + the end: 8 rollouts apart
+    assert ll.check_args(ll.Args()) == [512, 1024, 2048, 4096, 8192, 16384, 24576, 32768]
+    with pytest.raises(ValueError, match="increasing"):
+        ll.check_args(ll.Args(curve_at=(1024, 512)))
+    with pytest.raises(ValueError, match="ft_window"):
+        ll.check_args(ll.Args(ft_window=3000))
     with pytest.raises(ValueError, match="whole number of PPO rollouts"):
         ll.check_args(ll.Args(steps_per_look=1000))
     with pytest.raises(ValueError, match="unknown methods"):
