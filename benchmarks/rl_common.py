@@ -8,6 +8,7 @@
   and more learning representations (:data:`ALL_METHODS`): the cpu preset's named :data:`VARIANTS`
   (``vase-paper-anchor``: the paper's every-tau dreaming anchor whatever the preset's default;
   ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that anchor and the sign pick,
+  ``vase_rl.core.config.SIGN_PICK``; ``vase-agent-loop``: those and the two-sided test of eq. 6,
   ``vase_rl.core.config.AGENT_LOOP``) and
   ``cci`` (VASE's objective with ablation "-": environment inference, dreaming and masks off);
 * the command-line fields the scripts share (:class:`SpriteRLArgs`) and the refusal to mix runs of
@@ -36,14 +37,15 @@ from typing import Any
 import common
 import numpy as np
 
-from vase_rl.core.config import AGENT_LOOP, PAPER_LOOP
+from vase_rl.core.config import AGENT_LOOP, PAPER_LOOP, SIGN_PICK
 
 METHODS = ("vase", "entangled", "untrained", "pixels")
 """The methods of ``rl_transfer.py`` and ``rl_identity.py``."""
 VARIANTS: dict[str, dict[str, Any]] = {
     "vase-paper-anchor": PAPER_LOOP,
     "vase-on-switch": {**PAPER_LOOP, "dream": {"anchor": "on-switch"}},
-    "vase-pick": AGENT_LOOP,
+    "vase-pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
+    "vase-agent-loop": AGENT_LOOP,
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
@@ -52,13 +54,14 @@ ALL_METHODS = (
     "vase-paper-anchor",
     "vase-on-switch",
     "vase-pick",
+    "vase-agent-loop",
     "cci",
     "entangled",
     "untrained",
     "pixels",
 )
 """Every method :func:`make_learner` builds."""
-LEARNING = ("vase", "vase-paper-anchor", "vase-on-switch", "vase-pick", "cci", "entangled")
+LEARNING = ("vase", "vase-paper-anchor", "vase-on-switch", "vase-pick", "vase-agent-loop", "cci", "entangled")
 """Methods whose representation keeps learning online (from the agent's rollouts and reward-free frames)."""
 RUN_FIELDS = ("methods", "seeds", "jobs", "out_dir", "tensorboard", "summarise")
 """Args fields that do not change a run's result (the rest must match to share a results folder)."""
@@ -187,8 +190,8 @@ def make_learner(
     """The method's learner (None for pixels) and its config dict; ``untrained`` is frozen at once.
 
     The cpu preset; ``entangled``: the beta=1 ELBO; the named :data:`VARIANTS` (``vase-paper-anchor``,
-    ``vase-on-switch``, ``vase-pick``: ``vase_rl.core.config.AGENT_LOOP``, the anchor on switch and the
-    sign pick); ``cci``:
+    ``vase-on-switch``, ``vase-pick``: the anchor on switch and the sign pick, ``vase-agent-loop``:
+    ``vase_rl.core.config.AGENT_LOOP``, those and the two-sided test); ``cci``:
     ``VASEConfig.for_row("-")`` on the cpu preset (S, D and A off). ``overrides``
     (``VASEConfig.with_overrides`` sections) go on top, e.g. ``{"dream": {"anchor": "on-switch"}}``."""
     from vase_rl.core.config import VASEConfig, get_preset

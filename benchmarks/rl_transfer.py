@@ -21,7 +21,8 @@ random-policy row is measured by the same evaluation.
 Methods: ``vase-paper-anchor`` (cpu preset with the paper's every-tau dreaming anchor and reuse,
 ``vase_rl.core.config.PAPER_LOOP``), ``vase-on-switch`` (the anchor synced on environment switches,
 ``DreamConfig.anchor="on-switch"``, the cpu preset's default), ``vase-pick`` (that anchor and the sign pick
-at allocation: ``vase_rl.core.config.AGENT_LOOP``), ``entangled`` (VASE with the beta=1 ELBO,
+at allocation, ``vase_rl.core.config.SIGN_PICK``), ``vase-agent-loop`` (those and the two-sided test of
+eq. 6: ``vase_rl.core.config.AGENT_LOOP``), ``entangled`` (VASE with the beta=1 ELBO,
 same online adaptation),
 ``untrained`` (PPO on the latents of a frozen untrained VASE encoder: nothing adapts), ``pixels``
 (PPO ``CnnPolicy`` on the raw 32x32 frames with ``vase_rl.agents.sb3.SmallCNN`` as features extractor: SB3's
@@ -53,14 +54,23 @@ SHIFTS = ("b", "b2")
 """Record keys of the two appearance shifts (``env_b``, ``env_b2``)."""
 ISSUE_SEEDS = 5
 """Seeds per method before a verdict is final."""
-METHODS = ("vase-paper-anchor", "vase-on-switch", "vase-pick", "entangled", "untrained", "pixels")
+METHODS = (
+    "vase-paper-anchor",
+    "vase-on-switch",
+    "vase-pick",
+    "vase-agent-loop",
+    "entangled",
+    "untrained",
+    "pixels",
+)
 """The methods of this benchmark (``rl_common.make_learner`` builds them)."""
 
 
 @dataclass
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
-    """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, entangled, untrained, pixels)."""
+    """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-agent-loop, entangled, untrained,
+    pixels)."""
     eval_episodes: int = 128
     """Episodes per evaluation (32 misread a return by 0.25)."""
     drift_frames: int = 512

@@ -206,6 +206,20 @@ def test_drift_without_a_jump_does_not_allocate():
     assert (d.reason, d.failure) == (Reason.ALLOCATED, Failure.MASK)
 
 
+def test_two_sided_test_allocates_for_data_reconstructed_far_better_than_usual():
+    """A model of Fashion reconstructs MNIST *better* than Fashion: the paper's one-sided test keeps it;
+    ``kappa_low`` rejects a loss below L~ / kappa_low (env 1: L~ = 20, so below 16 with kappa_low 1.25),
+    and an environment whose usual loss is that low still matches (the scan finds env 0: L~ = 10)."""
+    low = {0: 99.0, 1: 12.0}
+    assert decide(known(InferenceConfig.paper()), low, s_hat=1).reason is Reason.MATCHED  # the paper
+    d = decide(known(InferenceConfig.paper(kappa_low=1.25)), low, s_hat=1)
+    assert (d.env, d.reason, d.failure, d.label) == (2, Reason.ALLOCATED, Failure.TOO_LIKELY, "too-likely")
+    near = {0: 99.0, 1: 16.5}  # 16.5 >= 20 / 1.25: typical
+    assert decide(known(InferenceConfig.paper(kappa_low=1.25)), near, s_hat=1).reason is Reason.MATCHED
+    scan = known(InferenceConfig.paper(kappa_low=1.25, scan_before_allocating=True))
+    assert decide(scan, {0: 11.0, 1: 12.0}, s_hat=1) == Decision(0, False, Reason.SWITCHED)
+
+
 def test_merge_on_overflow_reuses_the_closest_environment():
     losses = {0: 100.0, 1: 100.0}  # both fail; relative to L~: env 0 10x, env 1 5x
     merge = known(InferenceConfig.paper(on_overflow="merge"), max_envs=2)
@@ -246,7 +260,7 @@ def test_presets_keep_their_heuristics_and_paper_switches_them_all_off():
         None,
     )
     assert not (paper.keep_current or paper.scan_before_allocating or paper.best_candidate)
-    assert paper.train_on_pending and paper.on_overflow == "error"
+    assert paper.train_on_pending and paper.on_overflow == "error" and paper.kappa_low == 0.0
     assert InferenceConfig.paper(kappa=1.1).kappa == 1.1
     default = InferenceConfig()
     assert default.keep_current and default.scan_before_allocating and default.best_candidate

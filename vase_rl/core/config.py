@@ -224,6 +224,13 @@ class InferenceConfig:
 
     kappa: float = 1.5
     """kappa: data is from candidate s if its recon loss <= kappa * L~_s."""
+    kappa_low: float = 0.0
+    """Two-sided test: data is from candidate s only if also ``L_s(x) >= L~_s / kappa_low`` (0 = off, the
+    paper's one-sided test). A model gives some new data a *higher* likelihood than its own (Nalisnick et
+    al., ICLR 2019: a Fashion model and MNIST); the paper's test then files the new data under the old
+    environment, which keeps training on it, and the old environment's latents drift (moving MNIST after
+    moving Fashion reconstructs at 0.74 L~). A typical batch's loss is two-sided (Nalisnick et al. 2019,
+    "Detecting out-of-distribution inputs ... using typicality")."""
     recon_ema: float = 0.99
     """Decay of the running average L~_s of each environment's reconstruction loss."""
     grace_steps: int = 200
@@ -286,6 +293,7 @@ class InferenceConfig:
             "scan_before_allocating": False,
             "best_candidate": False,
             "jump_ratio": 0.0,
+            "kappa_low": 0.0,
             "young_recon_ema": None,
             "on_overflow": "error",
         }
@@ -508,9 +516,19 @@ one the batch came from (``new_env_code="inherit"``), its output affine flipped 
 allocating batch better (``new_env_sign="pick"``), and the shared decoder held while it is young, so that a
 factor shared across a contrast inversion is read with the same sign (``VASEConfig.with_overrides(
 model=SIGN_PICK)``)."""
-AGENT_LOOP: dict[str, dict[str, Any]] = {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK}
+TWO_SIDED: dict[str, Any] = {"kappa_low": 1.25}
+""":class:`InferenceConfig` settings of the two-sided test of eq. 6: a batch reconstructed below L~_s / 1.25
+is not from s either (moving MNIST under a moving-Fashion model: 0.67-0.74 L~; a trained environment's
+batches: 0.91-1.06)."""
+AGENT_LOOP: dict[str, dict[str, Any]] = {
+    "dream": {"anchor": "on-switch"},
+    "model": SIGN_PICK,
+    "inference": TWO_SIDED,
+}
 """``VASEConfig.with_overrides`` sections of VASE in an agent's loop: dreaming anchored where each past
-environment was left (``DreamConfig.anchor="on-switch"``) and the :data:`SIGN_PICK`."""
+environment was left (``DreamConfig.anchor="on-switch"``), the :data:`SIGN_PICK`, and the
+:data:`TWO_SIDED` test, so that a look the old environment reconstructs *better* gets its own environment
+instead of training (and moving) the old one's latents."""
 PAPER_LOOP: dict[str, dict[str, Any]] = {
     "dream": {"anchor": "every-tau"},
     "model": {

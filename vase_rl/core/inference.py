@@ -125,6 +125,9 @@ class Failure(str, enum.Enum):
     """L_shat(x) > kappa * L~_shat: the batch is reconstructed significantly worse than usual."""
     MASK = "mask"
     """a(x) . u_shat != a^shat . u_shat: a latent the candidate uses changed typicality."""
+    TOO_LIKELY = "too-likely"
+    """L_shat(x) < L~_shat / kappa_low: the batch is reconstructed far *better* than usual (the two-sided
+    test of ``InferenceConfig.kappa_low``; not in the paper)."""
 
 
 class Reason(str, enum.Enum):
@@ -200,6 +203,7 @@ def environment_check(
     batch_mask: torch.Tensor | None,
     stored_mask: torch.Tensor,
     used: torch.Tensor,
+    kappa_low: float = 0.0,
 ) -> Failure | None:
     """One candidate test of eq. 6 / Algorithm 1; returns None if the batch belongs to the candidate.
 
@@ -209,12 +213,20 @@ def environment_check(
       (ii) its latent mask equals the stored one on the latents s-hat uses,
           ``a(x) . u_shat == a^shat . u_shat`` (skipped when ``batch_mask`` is None, i.e. ablation A off).
     Otherwise the reason for rejection is returned (a :class:`Failure`, equal to the strings
-    ``"reconstruction"`` / ``"mask"``), and Algorithm 1 allocates environment m+1.
+    ``"reconstruction"`` / ``"mask"``), and Algorithm 1 allocates environment m+1. With ``kappa_low > 0``
+    (beyond the paper) a loss far *below* the average, ``L_shat(x) < L~_shat / kappa_low``, rejects too
+    (``"too-likely"``).
 
     recon, recon_avg: nats per image; batch_mask, stored_mask, used: (N,) bool.
+
+    >>> one = torch.ones(2, dtype=torch.bool)
+    >>> environment_check(7.0, 10.0, 1.5, None, one, one), environment_check(7.0, 10.0, 1.5, None, one, one, 1.25)
+    (None, <Failure.TOO_LIKELY: 'too-likely'>)
     """
     if recon > kappa * recon_avg:
         return Failure.RECONSTRUCTION
+    if kappa_low > 0 and recon * kappa_low < recon_avg:
+        return Failure.TOO_LIKELY
     if batch_mask is not None:
         used = used.to(batch_mask.device)
         if bool(((batch_mask != stored_mask.to(batch_mask.device)) & used).any()):
@@ -339,7 +351,13 @@ class EnvironmentInference:
             gradual = alpha <= ic.jump_ratio * mem.alpha_avg[env].to(alpha.device)
             batch_mask = stored & (batch_mask | gradual)
         failure = environment_check(
-            recon, float(mem.recon_avg[env]), ic.kappa, batch_mask, mem.masks[env], mem.used[env]
+            recon,
+            float(mem.recon_avg[env]),
+            ic.kappa,
+            batch_mask,
+            mem.masks[env],
+            mem.used[env],
+            ic.kappa_low,
         )
         return CandidateCheck(env, recon, failure)
 

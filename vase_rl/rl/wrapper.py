@@ -75,9 +75,10 @@ What a policy receives, and what stays stable (the observation contract)
     (``benchmarks/results/rl_transfer/rl_transfer.md``). Reused across a contrast inversion, shared
     latents read mirrored unless the sign pick is on (``vase_rl.core.config.AGENT_LOOP``; off in every
     preset: on the demo sequence it allocated extra environments). Not stable: the latents of the
-    environment being trained (a look that VASE files under the current environment, e.g. moving MNIST
-    after moving Fashion, moves them ~0.9 sd, though the policy kept its return there), and a
-    new environment's until it is left. A user must: normalise the latents for the policy and freeze the
+    environment being trained, including a look that VASE files under it -- with the paper's one-sided
+    test of eq. 6, moving MNIST after moving Fashion (reconstructed *better*) moves Fashion's latents
+    ~0.9 sd; ``AGENT_LOOP``'s two-sided test (``InferenceConfig.kappa_low``) gives it its own environment
+    -- and a new environment's until it is left. A user must: normalise the latents for the policy and freeze the
     normaliser's statistics whenever the policy is evaluated or VASE adapts without reward
     (``VecNormalize(training=False)``); evaluate with ``learn=False`` (or ``freeze()``) so that the
     latents are deterministic; save and reload the policy together with its learner and normaliser
