@@ -11,7 +11,8 @@ logged (Algorithm 1's outcome, losses, atypicality, mask, used latents). Writes
 
 Experiment switches (not options of the library): ``--fresh-used`` starts a new environment of stage B
 with no used latents instead of all (now ``MaskConfig.new_env_used="none"``), ``--freeze-code`` fixes the
-decoder's input code of a new environment of stage B; ``--stage-a-cache FILE`` saves the learner after
+decoder's input code of a new environment of stage B, ``--affine-lr M`` lets the output affine learn at M x
+the learning rate in stage B; ``--stage-a-cache FILE`` saves the learner after
 stage A (first run) or loads it instead of training stage A (later runs: variants that differ in B only).
 
     VASE_DATA_DIR=/work/shared/data python benchmarks/investigations/reuse.py --name base
@@ -62,6 +63,9 @@ class Args(common.ValidationArgs):
     """Experiment switch: a new environment of stage B starts with no used latents."""
     freeze_code: bool = False
     """Experiment switch: the decoder's input code of a new environment of stage B stays as allocated."""
+    affine_lr: float = 1.0
+    """Experiment switch: from stage B on, the environments' output affine (``env_scale``, ``env_bias``)
+    learns at this multiple of the learning rate (Adam's moments carried over)."""
     stage_a_cache: str = ""
     """Learner state after stage A (a .pt file): written when missing, else loaded instead of stage A."""
 
@@ -85,6 +89,21 @@ def freeze_column(learner: ContinualLearner, env: int) -> None:
     learner.model.decoder.fc1.weight.register_hook(hook)
 
 
+def boost_affine(learner: ContinualLearner, multiple: float) -> None:
+    """Give the decoder's output affine its own Adam parameter group at ``multiple`` x the learning rate,
+    keeping every parameter's optimizer state."""
+    decoder = learner.model.decoder
+    affine = [decoder.env_scale, decoder.env_bias]
+    if any(p is None for p in affine):
+        raise ValueError("--affine-lr needs env_conditioning='input+output' (an output affine)")
+    rest = [p for p in learner.model.parameters() if all(p is not a for a in affine)]
+    lr = learner.config.lr
+    boosted = torch.optim.Adam([{"params": rest}, {"params": affine, "lr": lr * multiple}], lr=lr)
+    for p, state in learner.optimizer.state.items():
+        boosted.state[p] = state
+    learner.optimizer = boosted
+
+
 def train(args: Args, learner: ContinualLearner) -> list[dict[str, Any]]:
     """Stage A then stage B (stage A from ``--stage-a-cache`` when there is one); the log."""
     cache, log = args.stage_a_cache, []
@@ -94,6 +113,8 @@ def train(args: Args, learner: ContinualLearner) -> list[dict[str, Any]]:
             continue
         if stage == 1 and cache and not os.path.exists(cache):
             torch.save(learner.state_dict(), cache)
+        if stage == 1 and args.affine_lr != 1.0:
+            boost_affine(learner, args.affine_lr)
         sampler = SpriteSampler(dataset, learner.config.model.image_size, seed=args.seed + 100 * stage)
         for i in range(steps):
             out = learner.train_step(sampler.sample(learner.config.batch_size)[0])
