@@ -757,6 +757,15 @@ def check_reuse(r: Path) -> None:
     }
 
 
+def check_landscape(r: Path) -> None:
+    rec = load(r / "imagination" / "landscape" / "landscape.json")
+    assert set(rec["looks"]) == {"moving-fashion", "mnist"} and len(rec["translations"]) == 9
+    for v in rec["looks"].values():
+        assert len(v["rows"]) == 4 and all(row["oracle"] <= row["best_constant"] + 1e-4 for row in v["rows"])
+        assert all(row["best_constant"] <= row["at_zero"] + 1e-4 for row in v["rows"])
+    assert "| moving-fashion |" in (r / "imagination" / "landscape" / "landscape.md").read_text()
+
+
 def check_readout_retention(r: Path) -> None:
     rec = load(r / "rl_transfer" / "readout_retention" / "runs" / "on-switch+pick_seed0.json")
     assert set(rec["emissions"]) == {"mu", "used", "masked"} and rec["envs"] >= 1
@@ -791,6 +800,12 @@ CASES += [
         "investigations/plain",
         ("--steps", "3", "--print-every", "1", "--mode", "upper", "--ramp", "1", "--logvar-bias=-3"),
         check_plain,
+        ("data",),
+    ),
+    Case(
+        "investigations/imagination_landscape",
+        ("--steps", "2", "--frames", "8", "--grid", "3"),
+        check_landscape,
         ("data",),
     ),
     Case(
