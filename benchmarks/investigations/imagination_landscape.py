@@ -39,6 +39,8 @@ OUT = common.RESULTS / "imagination" / "landscape"
 
 @dataclass
 class Args(common.ThreadsArgs):
+    """One learner, trained once; the landscape of each look (no resumable runs)."""
+
     dataset: str = "moving-fashion"
     """The dataset the learner is trained on first."""
     steps: int = 2500
