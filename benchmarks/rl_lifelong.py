@@ -273,6 +273,7 @@ def train_stages(
                     "envs_inferred": learner.memory.n_seen,
                     "train_steps": stats["train_steps"],
                     "train_time_s": stats["train_time_s"],
+                    "inferred": inferred_environments(args, learner, evaluated, seed),
                 }
             )
         train.close()
@@ -283,6 +284,16 @@ def train_stages(
     record["wall_s"] = time.perf_counter() - wall0
     record["cost"] = cost_split(timer, record["cpu_s"], record["wall_s"])
     return record
+
+
+def inferred_environments(args: Args, learner: Any, evaluated: list[str], seed: int) -> dict[str, Any]:
+    """Per look: the environment eq. 6 assigns now to 64 fixed frames of it (a query: the learner's state is
+    left as it was) and the decision's label -- which look each past look is filed under."""
+    out = {}
+    for env_id in evaluated:
+        d = learner.infer_environment(rlc.look_frames(args, env_id, seed, 64))
+        out[short(env_id)] = {"env": int(d.env), "allocated": bool(d.allocated), "reason": d.label}
+    return out
 
 
 def r_matrix(evaluations: list[dict[str, Any]], stages: list[str], last_point: int) -> list[list[float]]:
@@ -665,6 +676,17 @@ def markdown(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]]
             "zero-shot before",
         ]
         md += ["## Revisit (normalised returns)", "", common.markdown_table(header, rows), ""]
+    rows = inference_rows(by_method)
+    if rows:
+        md += [
+            "## What the learner infers (per sequence run)",
+            "",
+            "Environments allocated by the end of each stage, and the environment eq. 6 files each look's "
+            "frames under at the end of the sequence (a query on 64 fixed frames; '*' = it would allocate).",
+            "",
+            common.markdown_table(["method", "seed", "environments per stage", "look -> environment"], rows),
+            "",
+        ]
     parts = ("env", "encode", "learn", "ppo_update", "evaluation", "other")
     rows = [[m, *(f"{100 * summary[m]['wall_split_fraction'][p]:.0f} %" for p in parts)] for m in methods]
     md += [
@@ -682,6 +704,20 @@ def markdown(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]]
         "",
     ]
     return "\n".join(md)
+
+
+def inference_rows(by_method: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
+    """Per learning sequence run: environments per stage and the look -> environment map at the end."""
+    rows = []
+    for m, records in by_method.items():
+        for r in sorted(records, key=lambda r: r["seed"]):
+            stages = r.get("learner") or []
+            if not stages:
+                continue
+            final = stages[-1].get("inferred", {})
+            filed = ", ".join(f"{k}: {v['env']}{'*' if v['allocated'] else ''}" for k, v in final.items())
+            rows.append([m, str(r["seed"]), ", ".join(str(x["envs_inferred"]) for x in stages), filed or "-"])
+    return rows
 
 
 def plot_matrices(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], folder: Path) -> None:

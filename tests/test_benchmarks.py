@@ -707,7 +707,11 @@ def check_lifelong(r: Path) -> None:
         refs = sorted(p.name for p in (folder / "references").glob(f"{m}__*_seed100.json"))
         assert len(refs) == 4, refs
     assert summary["vase"]["wall_split_s"]["encode"] > 0 and summary["pixels"]["wall_split_s"]["encode"] == 0
-    assert "| vase | 1 (1) |" in (folder / "rl_lifelong.md").read_text()
+    inferred = load(folder / "runs" / "vase_seed0.json")["learner"][-1]["inferred"]
+    assert set(inferred) == {"MovingFashion", "MovingMNIST", "MovingInverseFashion", "MovingShapes"}
+    assert all(0 <= v["env"] <= 8 and isinstance(v["allocated"], bool) for v in inferred.values())
+    md = (folder / "rl_lifelong.md").read_text()
+    assert "| vase | 1 (1) |" in md and "| vase | 0 | " in md
     for png in ("R_vase.png", "R_pixels.png", "rl_lifelong_curves.png"):
         assert (folder / png).stat().st_size > 0
 

@@ -154,6 +154,24 @@ def test_patience_delays_allocation_until_consecutive_failures():
     assert inf.memory.n_seen == 3
 
 
+def test_patience_window_counts_failures_that_one_passing_batch_interrupts():
+    bad, good = {0: 99.0, 1: 99.0}, {0: 99.0, 1: 21.0}
+    pattern = [bad, good, bad, good, bad]  # 3 failures, never 2 in a row
+    for window, expected in ((0, 2), (5, 3)):
+        inf = known(InferenceConfig.paper(patience=3, patience_window=window, train_on_pending=False))
+        reasons = [decide(inf, batch, 1).reason for batch in pattern]
+        assert inf.memory.n_seen == expected, (window, reasons)
+    assert reasons == [Reason.PENDING, Reason.MATCHED, Reason.PENDING, Reason.MATCHED, Reason.ALLOCATED]
+    assert inf.fail_streak == 0 and inf.fail_history == []  # cleared by the allocation
+    inf = known(InferenceConfig.paper(patience=3, patience_window=3))
+    reasons = [decide(inf, batch, 1).reason for batch in [bad, good, good, good, bad, bad]]
+    assert Reason.ALLOCATED not in reasons and inf.fail_history == [0, 1, 1]  # old failures leave the window
+    state = inf.state_dict()
+    inf.fail_history = []
+    inf.load_state_dict(state)
+    assert (inf.fail_streak, inf.fail_history) == (2, [0, 1, 1])
+
+
 def test_train_on_pending_lets_a_pending_batch_train_the_current_environment():
     inf = known(InferenceConfig.paper(patience=3, train_on_pending=True))
     d = decide(inf, {0: 99.0, 1: 99.0}, 1)

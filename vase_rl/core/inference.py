@@ -268,7 +268,10 @@ class EnvironmentInference:
         self.current_env = -1
         """The environment of the last batch (-1 before the first)."""
         self.fail_streak = 0
-        """Consecutive batches that failed eq. 6 (patience)."""
+        """Failures counted towards ``patience``: consecutive ones, or those among the last
+        ``patience_window`` tested batches."""
+        self.fail_history: list[int] = []
+        """With ``patience_window`` > 0: the outcomes of the last tested batches, 1 = failed eq. 6."""
         self.last_allocation = -(10**9)
         """Learner step of the last allocation (grace period)."""
 
@@ -308,17 +311,26 @@ class EnvironmentInference:
         if passed:
             best = min(passed, key=lambda c: c.recon) if ic.best_candidate else passed[0]
             reason = Reason.MATCHED if best.env == self.current_env else Reason.SWITCHED
-            return self._commit(Decision(best.env, False, reason), commit, streak=0)
+            return self._commit(Decision(best.env, False, reason), commit, self._count(failed=False))
         failure = checks[0].failure
-        if self.fail_streak + 1 < ic.patience:
+        counted = self._count(failed=True)
+        if counted[0] < ic.patience:
             pending = Decision(self.current_env, False, Reason.PENDING, failure, trains=ic.train_on_pending)
-            return self._commit(pending, commit, streak=self.fail_streak + 1)
+            return self._commit(pending, commit, counted)
         if commit:
-            self.fail_streak = 0
+            self.fail_streak, self.fail_history = 0, []
         if mem.n_seen < mem.max_environments or ic.on_overflow != "merge":
             return self._allocate(step, alpha, Reason.ALLOCATED, failure, commit)
         closest = min(checks, key=lambda c: c.recon / float(mem.recon_avg[c.env]))
-        return self._commit(Decision(closest.env, False, Reason.MERGED, failure), commit, streak=0)
+        return self._commit(Decision(closest.env, False, Reason.MERGED, failure), commit, (0, []))
+
+    def _count(self, failed: bool) -> tuple[int, list[int]]:
+        """The failure count towards ``patience`` (and the window's outcomes) after one more tested batch."""
+        window = self.config.patience_window
+        if window <= 0:
+            return (self.fail_streak + 1 if failed else 0), []
+        history = [*self.fail_history, int(failed)][-window:]
+        return sum(history), history
 
     def evaluate_candidates(
         self, step: int, alpha: torch.Tensor, probs: torch.Tensor, recon_current: float, recon_fn: ReconFn
@@ -361,9 +373,9 @@ class EnvironmentInference:
         )
         return CandidateCheck(env, recon, failure)
 
-    def _commit(self, decision: Decision, commit: bool, streak: int) -> Decision:
+    def _commit(self, decision: Decision, commit: bool, counted: tuple[int, list[int]]) -> Decision:
         if commit:
-            self.fail_streak, self.current_env = streak, decision.env
+            (self.fail_streak, self.fail_history), self.current_env = counted, decision.env
         return decision
 
     def _allocate(
@@ -410,6 +422,7 @@ class EnvironmentInference:
             "memory": self.memory.state_dict(),
             "current_env": self.current_env,
             "fail_streak": self.fail_streak,
+            "fail_history": list(self.fail_history),
             "last_allocation": self.last_allocation,
         }
 
@@ -417,4 +430,5 @@ class EnvironmentInference:
         self.memory.load_state_dict(state["memory"])
         self.current_env = int(state["current_env"])
         self.fail_streak = int(state["fail_streak"])
+        self.fail_history = [int(f) for f in state.get("fail_history", [])]  # absent before patience_window
         self.last_allocation = int(state["last_allocation"])
