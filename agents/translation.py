@@ -72,12 +72,13 @@ __all__ = [
     "pixels_to_translation",
     "translate",
     "translation_grid",
+    "translation_sensitivity",
     "translation_theta",
     "translation_to_env_action",
     "translation_to_pixels",
 ]
 
-TargetLatents = Literal["all", "used"]
+TargetLatents = Literal["all", "used", "translation-sensitive"]
 
 
 # ---------------------------------------------------------------------------------------- config
@@ -104,7 +105,17 @@ class ImaginationConfig:
     so far uses (union of ``learner.memory.used``). A translation can only change position latents, so
     the other terms are constant w.r.t. the policy (harmless but noisy). The union -- not the current
     environment's used set -- is taken because in a static environment (e.g. MNIST) the position
-    latents are exactly the ones the current environment does *not* use."""
+    latents are exactly the ones the current environment does *not* use. ``"translation-sensitive"``
+    (beyond the paper): only the latents whose mean moves when the batch is translated
+    (:func:`translation_sensitivity` > ``sensitive_sd``, recomputed on every policy step). With every
+    latent as a target, any move that brings the code towards the prior mean lowers L_agent whatever z*
+    is -- pushing the sprite into a corner does (34 % of the reachable gain needs no z*:
+    ``benchmarks/investigations/imagination_landscape.py``, docs/findings.md section 12)."""
+    sensitive_sd: float = 0.5
+    """``target_latents="translation-sensitive"``: the sd of a latent's mean across a 3x3 lattice of
+    translations over [-max_translation, max_translation]^2 (mean over frames) above which it is a target."""
+    sensitivity_frames: int = 8
+    """Frames of the batch that the sensitivity test translates (9 encoder passes each, no gradient)."""
     seed: int = 0
     """Seed of the policy's initialisation and of the z* / reparameterisation noise."""
 
@@ -115,8 +126,13 @@ class ImaginationConfig:
             raise ValueError(f"lr and max_translation must be > 0, got {self.lr}, {self.max_translation}")
         if self.hidden < 1 or self.filters < 1 or self.start_step < 0:
             raise ValueError("hidden and filters must be >= 1 and start_step >= 0")
-        if self.target_latents not in ("all", "used"):
-            raise ValueError(f"target_latents must be 'all' or 'used', got {self.target_latents!r}")
+        if self.target_latents not in ("all", "used", "translation-sensitive"):
+            raise ValueError(
+                "target_latents must be 'all', 'used' or 'translation-sensitive', "
+                f"got {self.target_latents!r}"
+            )
+        if self.sensitive_sd < 0 or self.sensitivity_frames < 1:
+            raise ValueError("sensitive_sd must be >= 0 and sensitivity_frames >= 1")
 
 
 # -------------------------------------------------------------------------------------- policy
@@ -166,6 +182,18 @@ def frozen_encoder_forward(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.T
     params = {k: v.detach() for k, v in encoder.named_parameters()}
     params.update(dict(encoder.named_buffers()))
     return torch.func.functional_call(encoder, params, (x,))
+
+
+@torch.no_grad()
+def translation_sensitivity(encoder: nn.Module, x: torch.Tensor, max_translation: float) -> torch.Tensor:
+    """How much each latent's mean moves under translation: (N,) the sd of mu across the 3x3 lattice
+    ``{-m, 0, m}^2`` (m = ``max_translation``) of translations of each image of x (B, C, S, S), averaged
+    over the images. Latents of identity or style barely move; position latents do."""
+    axis = (-max_translation, 0.0, max_translation)
+    ts = torch.tensor([(tx, ty) for tx in axis for ty in axis], dtype=x.dtype, device=x.device)
+    shifted = translate(x.repeat_interleave(len(ts), 0), ts.repeat(x.shape[0], 1))
+    mu = encoder(shifted)[0].reshape(x.shape[0], len(ts), -1)
+    return mu.std(1).mean(0)
 
 
 def check_targets(z_star: Any, batch: int, latent_dim: int) -> torch.Tensor:
@@ -262,10 +290,20 @@ class ImaginationExplorer:
         """z* ~ p(z) = N(0, I): (n, N) on the learner's device."""
         return torch.randn(n, self.latent_dim, device=self.device, generator=self.generator)
 
-    def target_mask(self) -> torch.Tensor | None:
-        """(N,) bool latents entering L_agent, or None for all (``target_latents="all"``)."""
-        if self.config.target_latents == "all":
+    def target_mask(self, x: torch.Tensor | None = None) -> torch.Tensor | None:
+        """(N,) bool latents entering L_agent, or None for all (``target_latents="all"``, or no latent
+        translation-sensitive yet). x (B, C, S, S): the batch, for ``"translation-sensitive"``."""
+        cfg = self.config
+        if cfg.target_latents == "all":
             return None
+        if cfg.target_latents == "translation-sensitive":
+            if x is None:
+                raise ValueError('target_latents="translation-sensitive" needs the batch x')
+            sd = translation_sensitivity(
+                self.learner.model.encoder, x[: cfg.sensitivity_frames], cfg.max_translation
+            )
+            mask = sd > cfg.sensitive_sd
+            return mask if bool(mask.any()) else None
         mem = self.learner.memory
         if mem.n_seen == 0:
             return None
@@ -299,14 +337,19 @@ class ImaginationExplorer:
         x = self.learner.preprocess(x)
         self.policy.train()
         t, z = self.act(x, z_star)
-        loss = agent_loss(self.learner.model.encoder, translate(x, t), z, self.target_mask(), self.generator)
+        mask = self.target_mask(x)
+        loss = agent_loss(self.learner.model.encoder, translate(x, t), z, mask, self.generator)
         if not bool(torch.isfinite(loss)):
             raise FloatingPointError(f"non-finite policy loss at policy step {self.policy_steps}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.policy_steps += 1
-        self.last = {"agent_loss": float(loss.detach()), "translation_abs": float(t.detach().abs().mean())}
+        self.last = {
+            "agent_loss": float(loss.detach()),
+            "translation_abs": float(t.detach().abs().mean()),
+            "target_latents": float(self.latent_dim if mask is None else mask.sum()),
+        }
         return self.last
 
     # ---------------------------------------------------------------------------------- hook

@@ -293,6 +293,8 @@ def check_imagination(r: Path) -> None:
     recs = {p.stem: load(p) for p in (r / "imagination").glob("*_seed0.json")}
     assert set(recs) == {"baseline_seed0", "imagination_seed0"}
     assert recs["imagination_seed0"]["fraction"] == 0.5 and recs["imagination_seed0"]["agent_loss"]
+    assert recs["imagination_seed0"]["target_latents"] == "translation-sensitive"
+    assert recs["baseline_seed0"]["target_latents"] is None
     assert "| moving-MNIST acc." in (r / "imagination" / "results.md").read_text()
     world = {p.stem: load(p) for p in (r / "imagination" / "in-world").glob("*_seed0.json")}
     assert set(world) == {"baseline_seed0", "imagination_seed0"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,6 +18,7 @@ from vase_rl.agents.translation import (
     make_imagination_hook,
     pixels_to_translation,
     translate,
+    translation_sensitivity,
     translation_to_env_action,
     translation_to_pixels,
 )
@@ -212,6 +214,34 @@ def test_used_target_latents_are_the_union_over_seen_environments(learner: Conti
     finally:
         learner.memory = saved
     assert ImaginationExplorer(learner, ImaginationConfig(enabled=True)).target_mask() is None
+
+
+class PositionAndMassEncoder(CentreOfMassEncoder):
+    """Latents (x, y, mass / 100): the centre of mass, which translation moves, and the total intensity,
+    which it does not (the sprite stays inside the frame)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pos = super().forward(x)[0]
+        mu = torch.cat([pos, x.sum((1, 2, 3))[:, None] / 100], 1)
+        return mu, torch.full_like(mu, -30.0), mu
+
+
+def test_translation_sensitive_targets_are_the_position_latents() -> None:
+    enc, x = PositionAndMassEncoder(), squares(8, torch.Generator().manual_seed(3))
+    sd = translation_sensitivity(enc, x, 0.25)
+    # t in {-0.25, 0, 0.25} moves the centre by exactly those amounts: sd = 0.25 * sqrt(6/8) per axis
+    assert torch.allclose(sd[:2], torch.full((2,), 0.25 * (6 / 8) ** 0.5), atol=1e-4)
+    assert float(sd[2]) < 1e-4
+    cfg = ImaginationConfig(
+        enabled=True, target_latents="translation-sensitive", max_translation=0.25, sensitive_sd=0.1
+    )
+    ex = ImaginationExplorer(fake_learner(enc, latent_dim=3), cfg)
+    assert ex.target_mask(x).tolist() == [True, True, False]
+    assert ex.policy_step(x)["target_latents"] == 2.0
+    with pytest.raises(ValueError, match="needs the batch"):
+        ex.target_mask()
+    blind = ImaginationExplorer(fake_learner(enc, latent_dim=3), dataclasses.replace(cfg, sensitive_sd=1.0))
+    assert blind.target_mask(x) is None  # nothing sensitive yet: every latent is a target
 
 
 # ------------------------------------------------------------------------------------ explorer
