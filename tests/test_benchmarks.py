@@ -289,6 +289,16 @@ def check_paper(experiment: str, key: str, md: str) -> Callable[[Path], None]:
     return check
 
 
+def check_fig2(r: Path) -> None:
+    for key in ("SDA_dis_s0", "none_dis_s0"):  # the missing Table 1 runs were trained first
+        assert load(r / "paper" / "table1" / "runs" / f"{key}.json")["spec"]["steps_per_env"] == 4
+    from PIL import Image
+
+    w, h = Image.open(r / "paper" / "fig2" / "fig2_seed0.png").size
+    assert w > 1000 and h > 1000  # two columns of three report figures at their own size
+    assert "![seed 0](fig2_seed0.png)" in (r / "paper" / "fig2" / "fig2.md").read_text()
+
+
 def check_imagination(r: Path) -> None:
     recs = {p.stem: load(p) for p in (r / "imagination").glob("*_seed0.json")}
     assert set(recs) == {"baseline_seed0", "imagination_seed0"}
@@ -489,6 +499,7 @@ CASES = [
         check_paper("dreaming_check/D_tau8", "D_dis_s0", "dreaming_check.md"),
         ("data",),
     ),
+    Case("fig2_side_by_side", TINY_PAPER, check_fig2, ("data",)),
     Case("ambiguity", TINY_PAPER, check_paper("ambiguity", "SDA_dis_s0", "ambiguity.md"), ("data",)),
     Case(
         "anchor",

@@ -335,7 +335,7 @@ def plot_latent_usage(
     """
     state = np.stack([_usage_state(m, u) for m, u in zip(masks, used, strict=True)], 1)  # (N, n_envs)
     n_lat, n_env = state.shape
-    fig = _figure(figsize or (2.2 + 1.6 * n_env, 0.28 * n_lat + 1.8))
+    fig = _figure(figsize or (max(5.2, 2.2 + 1.6 * n_env), 0.28 * n_lat + 1.8))  # the legend needs ~5 in
     ax = fig.subplots()
     _show_usage(ax, state)
     ax.set_xticks(range(n_env))
