@@ -106,7 +106,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +113,17 @@ from typing import Any
 import common
 import numpy as np
 import rl_common as rlc
+from cl_metrics import (
+    CONFIDENCE,
+    average_performance,
+    before,
+    bootstrap_ci,
+    forgetting,
+    forward_transfer,
+    normalise,
+    stage_auc,
+    stage_points,
+)
 
 from vase_rl.core.config import AGENT_LOOP
 
@@ -128,7 +138,6 @@ NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap")
 """Args fields that do not change a run's result (beyond ``rl_common.RUN_FIELDS``)."""
 SEP = "__"
 """Separates the method from the look in a reference run's name (``vase__MovingFashion``)."""
-CONFIDENCE = 0.9
 
 
 @dataclass
@@ -340,84 +349,6 @@ def describe(record: dict[str, Any]) -> str:
     if record.get("kind") == "reference":
         return f"final return {record['final']:.2f} {cost}"
     return "end of sequence: " + ", ".join(f"{x:.2f}" for x in record["R"][-1]) + f" {cost}"
-
-
-# ------------------------------------------------------------------------------------ metrics
-def normalise(returns: Any, random: Any, reference: Any) -> np.ndarray:
-    """``(returns - random) / (reference - random)``, broadcast over the last axis (looks); NaN where the
-    reference is no better or worse than random (undefined)."""
-    r, lo, hi = (np.asarray(x, dtype=float) for x in (returns, random, reference))
-    span = hi - lo
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(span != 0, (r - lo) / np.where(span != 0, span, 1.0), np.nan)
-
-
-def average_performance(r: np.ndarray) -> np.ndarray:
-    """CW's average performance of (..., T, T) normalised R: the mean of the last row."""
-    return np.asarray(r)[..., -1, :].mean(-1)
-
-
-def forgetting(r: np.ndarray) -> np.ndarray:
-    """CW's forgetting of each stage's look, (..., T): ``R[i, i] - R[T-1, i]``."""
-    r = np.asarray(r)
-    return np.diagonal(r, axis1=-2, axis2=-1) - r[..., -1, :]
-
-
-def forward_transfer(auc: np.ndarray, auc_ref: np.ndarray) -> np.ndarray:
-    """CW's normalised forward transfer per stage, (..., T), from the stage AUCs of the sequence's seeds
-    (..., n, T) and of the reference's seeds (..., m, T): ``(mean AUC - mean AUC_ref) / (1 - mean AUC_ref)``
-    (seed means before the ratio); NaN where ``mean AUC_ref >= 1``."""
-    a, b = np.asarray(auc, dtype=float).mean(-2), np.asarray(auc_ref, dtype=float).mean(-2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b < 1, (a - b) / np.where(b < 1, 1 - b, 1.0), np.nan)
-
-
-def bootstrap_ci(
-    statistic: Callable[..., np.ndarray],
-    samples: list[np.ndarray],
-    n: int = 4000,
-    confidence: float = CONFIDENCE,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """CW's ``BootstrapCI``: each array of ``samples`` resampled with replacement along its first axis
-    (its seeds), apart from the others, ``n`` times; ``statistic(*resampled)`` reduces axis 1 of arrays
-    of shape (n, seeds, ...) to (n, ...). Returns the (1 - c) / 2 and (1 + c) / 2 quantiles (midpoint)."""
-    rng = np.random.default_rng(seed)
-    resampled = [np.asarray(x)[rng.integers(0, len(x), (n, len(x)))] for x in samples]
-    values = np.asarray(statistic(*resampled), dtype=float)
-    q = (1.0 - confidence) / 2.0
-    return (
-        np.quantile(values, q, axis=0, method="midpoint"),
-        np.quantile(values, 1.0 - q, axis=0, method="midpoint"),
-    )
-
-
-def stage_points(evaluations: list[dict[str, Any]], stage: int, env_id: str) -> list[float]:
-    """The returns on ``env_id`` at stage ``stage``'s evaluation points (inside it and at its end)."""
-    return [e["returns"][env_id] for e in evaluations if e["stage"] == stage and e["point"] >= 1]
-
-
-def stage_auc(record: dict[str, Any], stage: int, window: int) -> float:
-    """The area under stage ``stage``'s learning curve on its look over its first ``window`` env steps,
-    divided by ``window`` (trapezoids between its evaluation points; the curve starts at the return just
-    before the stage, :func:`before`): the mean return over the window."""
-    env_id = record["stages"][stage]
-    curve = [(0, before(record, stage))] + [
-        (e["stage_step"], e["returns"][env_id])
-        for e in record["evaluations"]
-        if e["stage"] == stage and e["point"] >= 1 and e["stage_step"] <= window
-    ]
-    x, y = (np.array(v, dtype=float) for v in zip(*curve, strict=True))
-    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / window)
-
-
-def before(record: dict[str, Any], stage: int) -> float:
-    """The return on stage ``stage``'s look just before the stage (end of the previous one; for stage 0
-    the evaluation before any training)."""
-    env_id = record["stages"][stage]
-    if stage:
-        return record["R"][stage - 1][stage]
-    return next(e["returns"][env_id] for e in record["evaluations"] if e["stage"] == -1)
 
 
 # ---------------------------------------------------------------------------------- summary

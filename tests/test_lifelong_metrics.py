@@ -1,5 +1,6 @@
-"""The life-long RL benchmark's metrics (``benchmarks/rl_lifelong.py``), Continual World's definitions, on
-hand-made R matrices and runs whose answers are worked out by hand. No RL runs: milliseconds."""
+"""The life-long RL benchmark's metrics (``benchmarks/cl_metrics.py``, used by ``benchmarks/rl_lifelong.py``),
+Continual World's definitions, on hand-made R matrices and runs whose answers are worked out by hand. No RL
+runs: milliseconds."""
 
 from __future__ import annotations
 
