@@ -283,6 +283,9 @@ def train_stages(
                     "train_steps": stats["train_steps"],
                     "train_time_s": stats["train_time_s"],
                     "inferred": inferred_environments(args, learner, evaluated, seed),
+                    "trained_per_env": {k: v for k, v in stats.items() if k.startswith("trained/")},
+                    "pending_steps": stats["pending_steps"],
+                    "drift": {k: v for k, v in stats.items() if k.startswith("drift/")},
                 }
             )
         train.close()

@@ -73,6 +73,8 @@ def test_online_engine_reports_drift_of_the_environment_it_left() -> None:
     stats = engine.stats()
     assert learner.memory.n_seen == 2 and stats["env"] == 1
     assert 0.0 < stats["drift/env0"] < 100.0  # trained on white frames since: environment 0's latents moved
+    assert stats["trained/env1"] >= 1 and stats["pending_steps"] == 0  # the paper's patience 1: none held
+    assert stats["trained/env0"] + stats["trained/env1"] == stats["train_steps"] == learner.step
 
 
 def test_trainer_reports_drift_of_every_finished_stage(tmp_path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -76,6 +77,10 @@ class OnlineVASE:
         self.env_steps = self.train_steps = 0
         self.train_time_s = 0.0
         self.last_stats: dict[str, Any] = {}
+        self.trained_per_env: Counter[int] = Counter()
+        """Train steps per environment since this engine was built (pending batches not counted)."""
+        self.pending_steps = 0
+        """Batches that failed eq. 6 without exhausting the patience and were not trained on."""
         self.drift_monitor = DriftMonitor()
         self._since_round = 0
         self._executor: ThreadPoolExecutor | None = None
@@ -206,6 +211,10 @@ class OnlineVASE:
             for batch in batches:
                 result = self.learner.train_step(batch)
                 self.last_stats = result.to_log()
+                if result.updated:
+                    self.trained_per_env[result.env] += 1
+                else:
+                    self.pending_steps += 1
                 self.drift_monitor.record(batch, result.env, self.learner.encode)
                 self.train_steps += 1
             self.train_time_s += time.perf_counter() - start
@@ -221,10 +230,11 @@ class OnlineVASE:
             self.wait()
 
     def stats(self) -> dict[str, Any]:
-        """Counters, the last train step's scalars (``env``, ``n_envs``, ``loss``, ``recon``, ...) and
-        ``drift/env<e>``: how far the latents of every environment the learner has left moved since it left
-        it (mean over latents, in units of each latent's sd then; :class:`~vase_rl.probing.drift.DriftMonitor`
-        on the last 256 frames trained on there)."""
+        """Counters, the last train step's scalars (``env``, ``n_envs``, ``loss``, ``recon``, ...),
+        ``trained/env<e>`` (train steps in environment e through this engine) and ``pending_steps`` (batches
+        eq. 6 held back), and ``drift/env<e>``: how far the latents of every environment the learner has left
+        moved since it left it (mean over latents, in units of each latent's sd then;
+        :class:`~vase_rl.probing.drift.DriftMonitor` on the last 256 frames trained on there)."""
         keep = ("env", "new_env", "n_envs", "loss", "recon", "kl", "C", "reason", "step")
         out = {k: self.last_stats[k] for k in keep if k in self.last_stats}
         self.wait()
@@ -236,6 +246,8 @@ class OnlineVASE:
             env_steps=self.env_steps,
             train_steps=self.train_steps,
             train_time_s=self.train_time_s,
+            pending_steps=self.pending_steps,
+            **{f"trained/env{e}": n for e, n in sorted(self.trained_per_env.items())},
             buffer=len(self.buffer),
             learning=self.learning,
         )
