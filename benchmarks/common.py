@@ -147,7 +147,10 @@ def parse_args(cls: type[T], description: str | None = None, argv: Sequence[str]
         kw: dict[str, Any] = {
             "default": default,
             "dest": f.name,
-            "help": argparse.SUPPRESS if text and text.startswith(INTERNAL) else text,
+            # argparse %-formats help strings: a literal "90 %" would break --help
+            "help": argparse.SUPPRESS
+            if text and text.startswith(INTERNAL)
+            else text and text.replace("%", "%%"),
         }
         hint = hints.get(f.name)
         if isinstance(default, bool):

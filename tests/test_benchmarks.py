@@ -77,6 +77,9 @@ def test_benchmark_has_the_cleanrl_shape(name: str, bench_import: Callable[[str]
     assert callable(module.run) and callable(module.summarise) and callable(module.main)
     assert "common.parse_args(Args, __doc__)" in inspect.getsource(module.main)
     assert common.parse_args(module.Args, argv=[]) == module.Args()  # defaults survive the command line
+    with pytest.raises(SystemExit) as done:  # --help renders every field's text (a bare "%" broke it)
+        common.parse_args(module.Args, module.__doc__, argv=["--help"])
+    assert done.value.code == 0
 
 
 def test_shared_helpers_are_defined_once() -> None:
