@@ -239,6 +239,7 @@ def train_stages(
     rms: Any = None
     evaluations: list[dict[str, Any]] = []
     record.update(stages=stages, evaluated=evaluated, train_curves=[], learner=[])
+    drift = LookDrift(args, learner, evaluated, seed) if learner is not None else None
 
     def evaluate(stage: int, point: int, episodes: int, stage_step: int) -> None:
         with timer("evaluation"):
@@ -252,6 +253,7 @@ def train_stages(
                 "stage_step": stage_step,
                 "episodes": episodes,
                 "returns": returns,
+                **({"drift": drift.now()} if drift is not None else {}),
             }
         )
 
@@ -271,6 +273,8 @@ def train_stages(
             )
             rms = train.obs_rms if learner is not None else None
             evaluate(s, point, args.eval_episodes if end == at[-1] else args.curve_episodes, end)
+        if drift is not None:
+            drift.stage_ended(env_id)
         record["train_curves"].append(curve.points)
         if learner is not None:
             stats = find_vase(train).stats()
@@ -296,6 +300,30 @@ def train_stages(
     record["wall_s"] = time.perf_counter() - wall0
     record["cost"] = cost_split(timer, record["cpu_s"], record["wall_s"])
     return record
+
+
+class LookDrift:
+    """How far each look's latents moved since the end of its own (latest) stage: 256 fixed frames per look
+    (``rl_common.look_frames``) re-encoded at every evaluation, the mean over latents of
+    ``vase_rl.probing.drift.latent_drift`` (units of each latent's sd over the frames then)."""
+
+    def __init__(self, args: Args, learner: Any, evaluated: list[str], seed: int) -> None:
+        self.learner = learner
+        self.frames = {e: rlc.look_frames(args, e, seed, 256) for e in evaluated}
+        self.reference: dict[str, np.ndarray] = {}
+
+    def codes(self, env_id: str) -> np.ndarray:
+        return self.learner.encode(self.frames[env_id]).detach().cpu().numpy()
+
+    def stage_ended(self, env_id: str) -> None:
+        """The stage of ``env_id`` ended: its latents now are the reference."""
+        self.reference[env_id] = self.codes(env_id)
+
+    def now(self) -> dict[str, float]:
+        """Look -> mean drift since its stage ended (looks whose stage has ended)."""
+        from vase_rl.probing.drift import latent_drift
+
+        return {e: float(latent_drift(ref, self.codes(e)).mean) for e, ref in self.reference.items()}
 
 
 def inferred_environments(args: Args, learner: Any, evaluated: list[str], seed: int) -> dict[str, Any]:

@@ -723,7 +723,19 @@ def check_lifelong(r: Path) -> None:
         refs = sorted(p.name for p in (folder / "references").glob(f"{m}__*_seed100.json"))
         assert len(refs) == 4, refs
     assert summary["vase"]["wall_split_s"]["encode"] > 0 and summary["pixels"]["wall_split_s"]["encode"] == 0
-    inferred = load(folder / "runs" / "vase_seed0.json")["learner"][-1]["inferred"]
+    vase = load(folder / "runs" / "vase_seed0.json")
+    last = vase["evaluations"][-1]["drift"]  # every look's stage has ended: each has a drift since then
+    assert set(last) == {
+        "vase_rl/MovingFashion-v0",
+        "vase_rl/MovingMNIST-v0",
+        "vase_rl/MovingInverseFashion-v0",
+        "vase_rl/MovingShapes-v0",
+    } and all(v >= 0 for v in last.values())
+    assert vase["evaluations"][0]["drift"] == {}  # before any stage ended
+    # 256 env steps per look never fill the learner's 1,024-frame warm-up: nothing trained, nothing moved
+    assert vase["learner"][-1]["trained_per_env"] == {} and vase["learner"][-1]["pending_steps"] == 0
+    assert set(last.values()) == {0.0}
+    inferred = vase["learner"][-1]["inferred"]
     assert set(inferred) == {"MovingFashion", "MovingMNIST", "MovingInverseFashion", "MovingShapes"}
     assert all(0 <= v["env"] <= 8 and isinstance(v["allocated"], bool) for v in inferred.values())
     md = (folder / "rl_lifelong.md").read_text()

@@ -211,11 +211,11 @@ class OnlineVASE:
             for batch in batches:
                 result = self.learner.train_step(batch)
                 self.last_stats = result.to_log()
-                if result.updated:
+                if result.updated:  # a pending batch was not trained on: no count, no drift reference
                     self.trained_per_env[result.env] += 1
+                    self.drift_monitor.record(batch, result.env, self.learner.encode)
                 else:
                     self.pending_steps += 1
-                self.drift_monitor.record(batch, result.env, self.learner.encode)
                 self.train_steps += 1
             self.train_time_s += time.perf_counter() - start
 
