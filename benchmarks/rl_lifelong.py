@@ -239,7 +239,9 @@ def train_stages(
     rms: Any = None
     evaluations: list[dict[str, Any]] = []
     record.update(stages=stages, evaluated=evaluated, train_curves=[], learner=[])
-    drift = LookDrift(args, learner, evaluated, seed) if learner is not None else None
+    drift = (
+        LookDrift(learner, {e: rlc.look_frames(args, e, seed, 256) for e in evaluated}) if learner else None
+    )
 
     def evaluate(stage: int, point: int, episodes: int, stage_step: int) -> None:
         with timer("evaluation"):
@@ -286,7 +288,7 @@ def train_stages(
                     "envs_inferred": learner.memory.n_seen,
                     "train_steps": stats["train_steps"],
                     "train_time_s": stats["train_time_s"],
-                    "inferred": inferred_environments(args, learner, evaluated, seed),
+                    "inferred": inferred_environments(learner, drift.frames if drift else {}),
                     "trained_per_env": {k: v for k, v in stats.items() if k.startswith("trained/")},
                     "pending_steps": stats["pending_steps"],
                     "drift": {k: v for k, v in stats.items() if k.startswith("drift/")},
@@ -307,9 +309,8 @@ class LookDrift:
     (``rl_common.look_frames``) re-encoded at every evaluation, the mean over latents of
     ``vase_rl.probing.drift.latent_drift`` (units of each latent's sd over the frames then)."""
 
-    def __init__(self, args: Args, learner: Any, evaluated: list[str], seed: int) -> None:
-        self.learner = learner
-        self.frames = {e: rlc.look_frames(args, e, seed, 256) for e in evaluated}
+    def __init__(self, learner: Any, frames: dict[str, np.ndarray]) -> None:
+        self.learner, self.frames = learner, frames
         self.reference: dict[str, np.ndarray] = {}
 
     def codes(self, env_id: str) -> np.ndarray:
@@ -326,12 +327,12 @@ class LookDrift:
         return {e: float(latent_drift(ref, self.codes(e)).mean) for e, ref in self.reference.items()}
 
 
-def inferred_environments(args: Args, learner: Any, evaluated: list[str], seed: int) -> dict[str, Any]:
-    """Per look: the environment eq. 6 assigns now to 64 fixed frames of it (a query: the learner's state is
-    left as it was) and the decision's label -- which look each past look is filed under."""
+def inferred_environments(learner: Any, frames: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per look: the environment eq. 6 assigns now to the first 64 of its fixed frames (a query: the
+    learner's state is left as it was) and the decision's label -- which look each past look is filed under."""
     out = {}
-    for env_id in evaluated:
-        d = learner.infer_environment(rlc.look_frames(args, env_id, seed, 64))
+    for env_id, x in frames.items():
+        d = learner.infer_environment(x[:64])
         out[short(env_id)] = {"env": int(d.env), "allocated": bool(d.allocated), "reason": d.label}
     return out
 
