@@ -407,6 +407,23 @@ class VASEConfig:
     """Training steps per dataset in the sequence experiments."""
     seed: int = 0
     preset: str = "custom"
+    grad_clip_ratio: float = 0.0
+    """Bounded updates (a departure; 0 = off, the paper): each step's gradient norm (after the processes'
+    average) is clipped to ``grad_clip_ratio`` times a running mean of the past steps' (clipped) norms. A
+    look the model has not learned yet (a new environment, or a switch to an environment that then trains
+    on new frames) gives gradients 20-70x the usual norm for tens of steps, faster than Adam's second moment
+    (beta2 = 0.999) follows, so the first updates are ~10x the usual step and move the shared encoder, and
+    with it every past environment's latents, before dreaming can hold them (findings, section 6). Clipping
+    keeps the change in gradient scale gradual (3x: the threshold grows ~2 % per step at
+    ``grad_clip_decay`` 0.99); in steady training (norms within ~1.5x of their mean) it never acts."""
+    grad_clip_decay: float = 0.99
+    """Decay of the running mean of :attr:`grad_clip_ratio` (the first step's norm starts it)."""
+
+    def __post_init__(self) -> None:
+        if self.grad_clip_ratio != 0.0 and not self.grad_clip_ratio > 1.0:
+            raise ValueError(f"VASEConfig.grad_clip_ratio must be 0 (off) or > 1, got {self.grad_clip_ratio}")
+        if not 0.0 < self.grad_clip_decay < 1.0:
+            raise ValueError(f"VASEConfig.grad_clip_decay must be in (0, 1), got {self.grad_clip_decay}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -423,6 +440,7 @@ class VASEConfig:
             dream=DreamConfig(**d["dream"]),
             ablation=Ablation(**d["ablation"]),
             **{k: d[k] for k in ("lr", "batch_size", "steps_per_env", "seed", "preset")},
+            **{k: d[k] for k in ("grad_clip_ratio", "grad_clip_decay") if k in d},  # absent before them
         )
 
     def with_overrides(self, **sections: Any) -> VASEConfig:

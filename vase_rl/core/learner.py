@@ -71,7 +71,28 @@ def optimizer_step(
     learner.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     learner.collectives.average_gradients(learner.model.parameters())
+    bound_update(learner)
     learner.optimizer.step()
+
+
+def bound_update(learner: ContinualLearner) -> None:
+    """:attr:`VASEConfig.grad_clip_ratio`: clip the (averaged) gradients' total norm to ``ratio`` times the
+    running mean of the past steps' clipped norms (``learner.grad_norm_mean``, 0 until the first step);
+    nothing happens when the ratio is 0 (the paper)."""
+    cfg = learner.config
+    if cfg.grad_clip_ratio == 0.0:
+        return
+    grads = [p.grad for p in learner.model.parameters() if p.grad is not None]
+    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+    mean = learner.grad_norm_mean
+    bound = cfg.grad_clip_ratio * mean if mean > 0.0 else norm
+    if norm > bound:
+        for g in grads:
+            g.mul_(bound / norm)
+    kept = min(norm, bound)
+    learner.grad_norm_mean = (
+        kept if mean == 0.0 else cfg.grad_clip_decay * mean + (1 - cfg.grad_clip_decay) * kept
+    )
 
 
 def validate_learner_state(config: VASEConfig, state: dict[str, Any]) -> None:
@@ -138,6 +159,8 @@ class ContinualLearner(Checkpointable):
         """What a leader-only part of a step changes (collectives): inference state and generator."""
         self.step = 0
         self.frozen = False
+        self.grad_norm_mean = 0.0
+        """Running mean of the clipped gradient norms (:func:`bound_update`; 0 before the first update)."""
 
     @property
     def memory(self) -> EnvironmentMemory:
@@ -434,6 +457,7 @@ class ContinualLearner(Checkpointable):
             **self.inference.state_dict(),
             "step": self.step,
             "generator": self.generator.get_state(),
+            "grad_norm_mean": self.grad_norm_mean,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -444,5 +468,6 @@ class ContinualLearner(Checkpointable):
         self.optimizer.load_state_dict(state["optimizer"])
         self.inference.load_state_dict(state)
         self.step = int(state["step"])
+        self.grad_norm_mean = float(state.get("grad_norm_mean", 0.0))  # absent in checkpoints before it
         generator = state["generator"]
         self.generator.set_state(generator.cpu() if self.device.type == "cpu" else generator)
