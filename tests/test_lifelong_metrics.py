@@ -4,6 +4,7 @@ runs: milliseconds."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,55 +15,64 @@ import pytest
 A, B = "vase_rl/A-v0", "vase_rl/B-v0"
 
 
-@pytest.fixture(scope="module")
-def ll() -> Any:
+def _bench_module(name: str) -> Any:
     bench = str(Path(__file__).resolve().parent.parent / "benchmarks")
     sys.path.insert(0, bench)
     try:
-        import rl_lifelong
-
-        yield rl_lifelong
+        yield importlib.import_module(name)
     finally:
         sys.path.remove(bench)
-        sys.modules.pop("rl_lifelong", None)
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def ll() -> Any:
+    """The runner, ``benchmarks/rl_lifelong.py``."""
+    yield from _bench_module("rl_lifelong")
+
+
+@pytest.fixture(scope="module")
+def rep() -> Any:
+    """The summary, ``benchmarks/rl_lifelong_report.py`` (with ``cl_metrics``' functions imported)."""
+    yield from _bench_module("rl_lifelong_report")
 
 
 R = np.array([[1.0, 0.2, 0.0], [0.5, 0.9, 0.1], [0.4, 0.6, 0.8]])
 """Normalised returns: row i = end of stage i, column j = stage j's look."""
 
 
-def test_average_performance_is_the_mean_of_the_last_row(ll: Any) -> None:
-    assert ll.average_performance(R) == pytest.approx(0.6)
-    assert ll.average_performance(np.stack([R, R + 1])).tolist() == pytest.approx([0.6, 1.6])  # per seed
+def test_average_performance_is_the_mean_of_the_last_row(rep: Any) -> None:
+    assert rep.average_performance(R) == pytest.approx(0.6)
+    assert rep.average_performance(np.stack([R, R + 1])).tolist() == pytest.approx([0.6, 1.6])  # per seed
 
 
-def test_forgetting_is_end_of_own_stage_minus_end_of_sequence(ll: Any) -> None:
-    assert ll.forgetting(R).tolist() == pytest.approx([0.6, 0.3, 0.0])  # the last stage's is 0
-    assert ll.forgetting(np.stack([R, R])).shape == (2, 3)
+def test_forgetting_is_end_of_own_stage_minus_end_of_sequence(rep: Any) -> None:
+    assert rep.forgetting(R).tolist() == pytest.approx([0.6, 0.3, 0.0])  # the last stage's is 0
+    assert rep.forgetting(np.stack([R, R])).shape == (2, 3)
 
 
-def test_normalise_maps_random_to_0_and_the_reference_to_1(ll: Any) -> None:
+def test_normalise_maps_random_to_0_and_the_reference_to_1(rep: Any) -> None:
     random, ref = np.array([0.1, -0.5]), np.array([1.1, 1.5])
-    out = ll.normalise([[0.1, 1.5], [0.6, 0.5]], random, ref)
+    out = rep.normalise([[0.1, 1.5], [0.6, 0.5]], random, ref)
     assert out == pytest.approx(np.array([[0.0, 1.0], [0.5, 0.5]]))
-    assert np.isnan(ll.normalise([0.3], [0.2], [0.2])).all()  # a reference no better than random
+    assert np.isnan(rep.normalise([0.3], [0.2], [0.2])).all()  # a reference no better than random
 
 
-def test_forward_transfer_takes_seed_means_before_the_ratio(ll: Any) -> None:
+def test_forward_transfer_takes_seed_means_before_the_ratio(rep: Any) -> None:
     auc = np.array([[0.5, 0.2], [0.7, 0.4]])  # seed means 0.6, 0.3
     ref = np.array([[0.2, 0.5], [0.4, 0.3], [0.3, 0.4]])  # seed means 0.3, 0.4
-    assert ll.forward_transfer(auc, ref).tolist() == pytest.approx([0.3 / 0.7, -0.1 / 0.6])
-    assert np.isnan(ll.forward_transfer(auc, np.array([[1.0, 1.2]]))).all()  # reference AUC >= 1: undefined
+    assert rep.forward_transfer(auc, ref).tolist() == pytest.approx([0.3 / 0.7, -0.1 / 0.6])
+    assert np.isnan(rep.forward_transfer(auc, np.array([[1.0, 1.2]]))).all()  # reference AUC >= 1: undefined
 
 
-def test_bootstrap_interval_of_a_mean(ll: Any) -> None:
+def test_bootstrap_interval_of_a_mean(rep: Any) -> None:
     x = np.array([0.0, 1.0, 2.0, 3.0])
-    lo, hi = ll.bootstrap_ci(lambda v: v.mean(1), [x], n=4000)
+    lo, hi = rep.bootstrap_ci(lambda v: v.mean(1), [x], n=4000)
     assert 0.0 <= lo < 1.5 < hi <= 3.0
-    assert ll.bootstrap_ci(lambda v: v.mean(1), [np.array([2.0])]) == (2.0, 2.0)  # one seed: no spread
-    lo, hi = ll.bootstrap_ci(lambda v: v.mean(1), [np.full((5, 3), 0.25)])
+    assert rep.bootstrap_ci(lambda v: v.mean(1), [np.array([2.0])]) == (2.0, 2.0)  # one seed: no spread
+    lo, hi = rep.bootstrap_ci(lambda v: v.mean(1), [np.full((5, 3), 0.25)])
     assert lo.tolist() == hi.tolist() == [0.25] * 3  # per-column intervals
-    fixed = ll.bootstrap_ci(ll.forward_transfer, [np.array([[0.5], [0.5]]), np.array([[0.0], [0.0]])])
+    fixed = rep.bootstrap_ci(rep.forward_transfer, [np.array([[0.5], [0.5]]), np.array([[0.0], [0.0]])])
     assert fixed == (pytest.approx([0.5]), pytest.approx([0.5]))
 
 
@@ -110,7 +120,7 @@ def reference_record(look: str, points: tuple[float, float], seed: int) -> dict[
     }
 
 
-def test_method_summary_on_hand_made_runs(ll: Any) -> None:
+def test_method_summary_on_hand_made_runs(rep: Any) -> None:
     """random = 0 on both looks; references end at 1 (A) and 2 (B), so normalised B = raw B / 2.
 
     Normalised R = [[1, .1, 1], [.6, 1, .6], [1, .8, 1]]: average performance (1 + .8 + 1) / 3, forgetting
@@ -121,7 +131,7 @@ def test_method_summary_on_hand_made_runs(ll: Any) -> None:
     """
     records = [sequence_record(0), sequence_record(1)]
     refs = [reference_record(A, (0.25, 1.0), 100), reference_record(B, (1.0, 2.0), 100)]
-    s = ll.method_summary(records, refs, {A: 0.0, B: 0.0}, n_boot=200)
+    s = rep.method_summary(records, refs, {A: 0.0, B: 0.0}, n_boot=200)
     assert s["seeds"] == 2 and s["reference_seeds"] == 1
     assert s["average_performance"] == {"mean": pytest.approx(2.8 / 3), "ci90": pytest.approx([2.8 / 3] * 2)}
     assert [e["mean"] for e in s["forgetting"]["per_look"]] == pytest.approx([0.0, 0.2, 0.0])
@@ -142,8 +152,8 @@ def test_method_summary_on_hand_made_runs(ll: Any) -> None:
     assert s["wall_split_fraction"]["learn"] == pytest.approx(1 / 6)
 
 
-def test_method_summary_without_references_reports_no_metric(ll: Any) -> None:
-    s = ll.method_summary([sequence_record(0)], [], {A: 0.0, B: 0.0}, n_boot=10)
+def test_method_summary_without_references_reports_no_metric(rep: Any) -> None:
+    s = rep.method_summary([sequence_record(0)], [], {A: 0.0, B: 0.0}, n_boot=10)
     assert s["average_performance"] == {"mean": None, "ci90": None} and s["reference_seeds"] == 0
     assert np.array(s["R_raw_mean"]).shape == (3, 3)
 

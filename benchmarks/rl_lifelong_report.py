@@ -1,0 +1,401 @@
+"""The life-long RL benchmark's summary (``benchmarks/rl_lifelong.py`` runs, this module reports): Continual
+World's metrics over the run records (``cl_metrics``), ``summary.json``, the markdown table and the figures;
+and the naming of looks and reference runs both share. The protocol and the metrics' definitions are in
+``rl_lifelong.py``'s docstring."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+import rl_common as rlc
+from cl_metrics import (
+    CONFIDENCE,
+    average_performance,
+    before,
+    bootstrap_ci,
+    forgetting,
+    forward_transfer,
+    normalise,
+    stage_auc,
+    stage_points,
+)
+
+SEP = "__"
+"""Separates the method from the look in a reference run's name (``vase__MovingFashion``)."""
+
+
+def looks(stages: tuple[str, ...] | list[str]) -> list[str]:
+    """The distinct env ids of ``stages``, in first-seen order."""
+    return list(dict.fromkeys(stages))
+
+
+def short(env_id: str) -> str:
+    """``vase_rl/MovingFashion-v0`` -> ``MovingFashion``."""
+    return env_id.split("/")[-1].rsplit("-v", 1)[0]
+
+
+def ref_key(method: str, env_id: str) -> str:
+    """A reference run's name: ``<method>__<look>``."""
+    return f"{method}{SEP}{short(env_id)}"
+
+
+# ---------------------------------------------------------------------------------- summary
+def finite(x: Any) -> Any:
+    """``x`` as a float, lists of floats, with NaN as None (JSON null)."""
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [finite(v) for v in x]
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def entry(point: Any, ci: tuple[Any, Any]) -> dict[str, Any]:
+    """``{"mean": m, "ci90": [lo, hi]}`` (None where undefined)."""
+    lo, hi = finite(ci[0]), finite(ci[1])
+    return {"mean": finite(point), "ci90": None if lo is None or hi is None else [lo, hi]}
+
+
+def reference_arrays(
+    refs: list[dict[str, Any]], stages: list[str], window: int
+) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+    """A method's references on the looks of ``stages``, restricted to the seeds every look has: final
+    returns (m, T) and AUCs over the first ``window`` steps (m, T) in stage order, and those seeds; None if
+    a look has no reference."""
+    by_look = {e: {r["seed"]: r for r in refs if r["look"] == e} for e in looks(stages)}
+    seeds = sorted(set.intersection(*(set(v) for v in by_look.values())))
+    if not seeds:
+        return None
+    finals = np.array([[by_look[e][s]["final"] for e in stages] for s in seeds], dtype=float)
+    aucs = np.array([[stage_auc(by_look[e][s], 0, window) for e in stages] for s in seeds], dtype=float)
+    return finals, aucs, seeds
+
+
+def method_summary(
+    records: list[dict[str, Any]], refs: list[dict[str, Any]], random: dict[str, float], n_boot: int
+) -> dict[str, Any]:
+    """The metrics of one method (``records``: its sequence runs, ``refs``: its reference runs)."""
+    stages = records[0]["stages"]
+    raw = np.array([r["R"] for r in records], dtype=float)  # (n, T, T)
+    out: dict[str, Any] = {"seeds": len(records), "R_raw_mean": finite(raw.mean(0))}
+    out.update(cost_summary(records, refs))
+    window = records[0]["args"]["ft_window"]
+    ref = reference_arrays(refs, stages, window)
+    if ref is None:
+        nothing = {"mean": None, "ci90": None}
+        return {
+            **out,
+            "reference_seeds": 0,
+            "average_performance": nothing,
+            "forgetting": nothing,
+            "forward_transfer": nothing,
+            "note": "no reference runs for every look yet",
+        }
+    finals, ref_auc, ref_seeds = ref
+    rand = np.array([random[e] for e in stages], dtype=float)
+    top = finals.mean(0)
+    r = normalise(raw, rand, top)
+    auc = normalise(
+        np.array([[stage_auc(x, i, window) for i in range(len(stages))] for x in records]), rand, top
+    )
+    auc_ref = normalise(ref_auc, rand, top)  # (m, T)
+    ap, fg = average_performance(r), forgetting(r)
+    ft = forward_transfer(auc, auc_ref)
+    ci_ap = bootstrap_ci(lambda x: x.mean(1), [ap], n_boot)
+    ci_fg = bootstrap_ci(lambda x: x.mean(1), [fg], n_boot)  # (T,) per stage
+    ci_fg_mean = bootstrap_ci(lambda x: x.mean(1).mean(-1), [fg], n_boot)
+    ci_ft = bootstrap_ci(forward_transfer, [auc, auc_ref], n_boot)
+    ci_ft_mean = bootstrap_ci(lambda x, y: forward_transfer(x, y).mean(-1), [auc, auc_ref], n_boot)
+    zero = normalise(np.array([[before(x, i) for i in range(len(stages))] for x in records]), rand, top)
+    ci_zero = bootstrap_ci(lambda x: x.mean(1), [zero], n_boot)
+
+    def per_stage(values: np.ndarray, ci: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+        return [
+            {"stage": i, "look": short(e), **entry(values[i], (ci[0][i], ci[1][i]))}
+            for i, e in enumerate(stages)
+        ]
+
+    return {
+        **out,
+        "reference_seeds": len(ref_seeds),
+        "average_performance": entry(ap.mean(), ci_ap),
+        "forgetting": {**entry(fg.mean(), ci_fg_mean), "per_look": per_stage(fg.mean(0), ci_fg)},
+        "forward_transfer": {
+            **entry(ft.mean(), ci_ft_mean),
+            "per_look": per_stage(ft, ci_ft),
+            "window_env_steps": window,
+            "auc": finite(auc.mean(0)),
+            "auc_reference": finite(auc_ref.mean(0)),
+        },
+        "zero_shot": {"per_look": per_stage(zero.mean(0), ci_zero)},
+        "revisits": revisits(records, stages, rand, top, n_boot),
+        "R_normalised_mean": finite(r.mean(0)),
+        "reference_final_raw": finite(top),
+    }
+
+
+def revisits(
+    records: list[dict[str, Any]], stages: list[str], rand: np.ndarray, top: np.ndarray, n_boot: int
+) -> list[dict[str, Any]]:
+    """Each stage whose look was seen before: the normalised return at its first evaluation point (inside
+    it), beside the first visit's first point, and its zero-shot return just before it."""
+    out = []
+    for i, env_id in enumerate(stages):
+        first = stages.index(env_id)
+        if first == i:
+            continue
+        values = {
+            "first_eval": [stage_points(x["evaluations"], i, env_id)[0] for x in records],
+            "first_visit_first_eval": [stage_points(x["evaluations"], first, env_id)[0] for x in records],
+            "zero_shot": [before(x, i) for x in records],
+        }
+        row: dict[str, Any] = {"stage": i, "look": short(env_id), "first_visit_stage": first}
+        for name, v in values.items():
+            norm = normalise(np.array(v), rand[i], top[i])
+            row[name] = entry(norm.mean(), bootstrap_ci(lambda x: x.mean(1), [norm], n_boot))
+        out.append(row)
+    return out
+
+
+def cost_summary(records: list[dict[str, Any]], refs: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU seconds per sequence run, per 1,000 of its env steps, per reference run; the wall-time split."""
+    cpu = np.array([r["cpu_s"] for r in records])
+    steps = np.array([r["train_env_steps"] for r in records])
+    parts = {
+        k: float(np.mean([r["cost"]["wall_s"][k] for r in records])) for k in records[0]["cost"]["wall_s"]
+    }
+    wall = float(np.mean([r["wall_s"] for r in records]))
+    return {
+        "cpu_s_per_run": float(cpu.mean()),
+        "cpu_s_per_1k_env_steps": float((cpu / steps).mean() * 1000),
+        "reference_cpu_s_per_run": float(np.mean([r["cpu_s"] for r in refs])) if refs else None,
+        "wall_split_s": parts,
+        "wall_split_fraction": {k: v / wall for k, v in parts.items()},
+    }
+
+
+def load_references(ref_dir: str) -> list[dict[str, Any]]:
+    """Every finished reference run's JSON in ``ref_dir``."""
+    return [r for r in common.load_records(ref_dir) if r.get("kind") == "reference"]
+
+
+def summarise(args: Any) -> str:
+    """summary.json, rl_lifelong.md, the R heatmaps and the curves, from the run JSONs."""
+    records = [r for r in common.load_records(args.out_dir) if r.get("kind") == "sequence"]
+    by_method = common.by_method(records, rlc.ALL_METHODS)
+    refs = load_references(args.ref_dir)
+    random = common.load_json(Path(args.out_dir) / "random.json", {})
+    a = records[0]["args"] if records else dataclasses.asdict(args)
+    stages = list(a["stages"])
+    summary: dict[str, Any] = {
+        "protocol": {
+            "stages": stages,
+            "looks": [short(e) for e in stages],
+            "R_layout": "R[i][j]: return on stage j's look at the end of stage i (stages x stages)",
+            "steps_per_look": a["steps_per_look"],
+            "eval_episodes": a["eval_episodes"],
+            "curve_at": a["curve_at"],
+            "ft_window": a["ft_window"],
+            "curve_episodes": a["curve_episodes"],
+            "random": random,
+            "confidence": CONFIDENCE,
+            "bootstrap": args.bootstrap,
+        }
+    }
+    for m, rs in by_method.items():
+        summary[m] = method_summary(rs, [r for r in refs if r["method"] == m], random, args.bootstrap)
+    folder = Path(args.out_dir).parent
+    common.write_json(folder / "summary.json", summary)
+    plot_matrices(summary, by_method, folder)
+    plot_curves(by_method, refs, random, folder / "rl_lifelong_curves.png")
+    text = markdown(summary, by_method, a)
+    common.write_text(folder / "rl_lifelong.md", text)
+    return text
+
+
+def cell(e: dict[str, Any] | None, digits: int = 2) -> str:
+    """``m [lo, hi]`` of an :func:`entry` ('-' when undefined)."""
+    if not e or e.get("mean") is None:
+        return "-"
+    ci = e.get("ci90")
+    return f"{e['mean']:.{digits}f}" + ("" if not ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]")
+
+
+def markdown(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -> str:
+    """The report: metrics per method, per-look tables, cost split, figures."""
+    methods = [m for m in by_method if m in summary]
+    names = [short(e) for e in a["stages"]]
+    records = [r for rs in by_method.values() for r in rs]
+    md = [
+        "# Life-long visual RL: one PPO agent through " + " -> ".join(names),
+        "",
+        f"Produced by `python benchmarks/rl_lifelong.py` (then `--summarise`). {a['steps_per_look']} PPO env "
+        f"steps per stage ({a['n_envs']} sub-envs, {a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, "
+        f"online VASE round every {a['train_every']} frames); every look evaluated at the end of each stage "
+        f"({a['eval_episodes']} episodes) and at env steps {', '.join(map(str, a['curve_at']))} into it "
+        f"({a['curve_episodes']} episodes). Returns normalised per look: (R - random) / (reference - random), "
+        f"the reference = the same method trained on that look alone at the same budget. Metrics as Continual World's "
+        f"(average performance, forgetting, forward transfer over each stage's first {a['ft_window']} env "
+        f"steps), mean [90% bootstrap interval over seeds]. " + (rlc.cost_line(records) if records else ""),
+        "",
+        common.markdown_table(
+            [
+                "method",
+                "seeds (reference)",
+                "average performance",
+                "forgetting",
+                "forward transfer",
+                "CPU s / run",
+                "CPU s / 1k env steps",
+                "CPU s / reference run",
+            ],
+            [
+                [
+                    m,
+                    f"{summary[m]['seeds']} ({summary[m]['reference_seeds']})",
+                    cell(summary[m]["average_performance"]),
+                    cell(summary[m]["forgetting"]),
+                    cell(summary[m]["forward_transfer"]),
+                    f"{summary[m]['cpu_s_per_run']:.0f}",
+                    f"{summary[m]['cpu_s_per_1k_env_steps']:.2f}",
+                    "-"
+                    if summary[m]["reference_cpu_s_per_run"] is None
+                    else f"{summary[m]['reference_cpu_s_per_run']:.0f}",
+                ]
+                for m in methods
+            ],
+        ),
+        "",
+    ]
+    for key, title in (
+        ("forgetting", "Forgetting per stage's look (end of its stage minus end of sequence)"),
+        ("forward_transfer", "Forward transfer per stage (CW's normalised AUC difference over the window)"),
+        ("zero_shot", "Zero-shot return on each stage's look just before its stage"),
+    ):
+        rows = [
+            [m, *(cell(e) for e in summary[m][key]["per_look"])]
+            for m in methods
+            if "per_look" in summary[m].get(key, {})
+        ]
+        md += [f"## {title}", "", common.markdown_table(["method", *names], rows), ""]
+    rows = [
+        [
+            m,
+            f"{v['look']} (stage {v['stage']})",
+            cell(v["first_eval"]),
+            cell(v["first_visit_first_eval"]),
+            cell(v["zero_shot"]),
+        ]
+        for m in methods
+        for v in summary[m].get("revisits", [])
+    ]
+    if rows:
+        header = [
+            "method",
+            "revisit",
+            "first evaluation",
+            "first visit's first evaluation",
+            "zero-shot before",
+        ]
+        md += ["## Revisit (normalised returns)", "", common.markdown_table(header, rows), ""]
+    rows = inference_rows(by_method)
+    if rows:
+        md += [
+            "## What the learner infers (per sequence run)",
+            "",
+            "Environments allocated by the end of each stage, and the environment eq. 6 files each look's "
+            "frames under at the end of the sequence (a query on 64 fixed frames; '*' = it would allocate).",
+            "",
+            common.markdown_table(["method", "seed", "environments per stage", "look -> environment"], rows),
+            "",
+        ]
+    parts = ("env", "encode", "learn", "ppo_update", "evaluation", "other")
+    rows = [[m, *(f"{100 * summary[m]['wall_split_fraction'][p]:.0f} %" for p in parts)] for m in methods]
+    md += [
+        "## Where a sequence run's time goes (share of its wall time)",
+        "",
+        "env = raw env steps; encode = the VASE wrapper's time less env and learn; learn = online VASE "
+        "training (`vase_stats()['train_time_s']`); ppo_update = PPO's gradient steps; evaluation = all "
+        "evaluations; other = the policy acting, SB3's bookkeeping and set-up.",
+        "",
+        common.markdown_table(["method", *parts], rows),
+        "",
+        *[f"![R matrix of {m}](R_{m}.png)" for m in methods],
+        "",
+        "![curves](rl_lifelong_curves.png)",
+        "",
+    ]
+    return "\n".join(md)
+
+
+def inference_rows(by_method: dict[str, list[dict[str, Any]]]) -> list[list[str]]:
+    """Per learning sequence run: environments per stage and the look -> environment map at the end."""
+    rows = []
+    for m, records in by_method.items():
+        for r in sorted(records, key=lambda r: r["seed"]):
+            stages = r.get("learner") or []
+            if not stages:
+                continue
+            final = stages[-1].get("inferred", {})
+            filed = ", ".join(f"{k}: {v['env']}{'*' if v['allocated'] else ''}" for k, v in final.items())
+            rows.append([m, str(r["seed"]), ", ".join(str(x["envs_inferred"]) for x in stages), filed or "-"])
+    return rows
+
+
+def plot_matrices(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], folder: Path) -> None:
+    """``R_<method>.png``: the seed-mean R matrix, normalised when the references are there (else raw)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for m in by_method:
+        s = summary[m]
+        norm = s.get("R_normalised_mean") is not None
+        r = np.array(s["R_normalised_mean"] if norm else s["R_raw_mean"], dtype=float)
+        names = [short(e) for e in by_method[m][0]["stages"]]
+        fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
+        im = ax.imshow(r, cmap="viridis")
+        for (i, j), v in np.ndenumerate(r):
+            ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", color="w")
+        ax.set_xticks(range(len(names)), [f"{j}: {n}" for j, n in enumerate(names)], rotation=30, ha="right")
+        ax.set_yticks(range(len(names)), [f"after {i}: {n}" for i, n in enumerate(names)])
+        ax.set_title(f"{m}: {'normalised' if norm else 'raw'} return, mean of {s['seeds']} seed(s)")
+        fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        fig.savefig(folder / f"R_{m}.png", dpi=110)
+        plt.close(fig)
+
+
+def plot_curves(
+    by_method: dict[str, list[dict[str, Any]]],
+    refs: list[dict[str, Any]],
+    random: dict[str, float],
+    path: Path,
+) -> None:
+    """One panel per method: each look's seed-mean return (normalised when its reference is there) at every
+    evaluation through the sequence; dotted lines at the stage boundaries."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(by_method))
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
+    for ax, (m, rs) in zip(axes[0], by_method.items(), strict=False):
+        evals = rs[0]["evaluations"]
+        steps = [e["env_steps"] for e in evals]
+        for env_id in looks(rs[0]["stages"]):
+            y = np.array([[e["returns"][env_id] for e in r["evaluations"]] for r in rs]).mean(0)
+            finals = [r["final"] for r in refs if r["method"] == m and r["look"] == env_id]
+            if finals and env_id in random:
+                y = normalise(y, random[env_id], np.mean(finals))
+            ax.plot(steps, y, marker=".", label=short(env_id))
+        for k in range(1, len(rs[0]["stages"])):
+            ax.axvline(k * rs[0]["args"]["steps_per_look"], color="grey", linestyle=":")
+        ax.set(title=m, xlabel="env steps", ylabel="return (normalised where referenced)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
