@@ -96,9 +96,10 @@ the policy is good: its episodes end at the goal, not at 50 steps).
 Outputs in ``benchmarks/results/rl_lifelong/``: ``runs/<method>_seed<s>.json`` (one per sequence run),
 ``references/<method>__<look>_seed<s>.json`` (one per reference run), ``runs/random.json``; rerunning skips
 finished runs (a folder of another budget is refused, never mixed). ``--summarise`` (the code:
-``rl_lifelong_report.py``) writes ``summary.json`` (per method: ``seeds``, ``average_performance``, ``forgetting``, ``forward_transfer`` as ``{"mean",
-"ci90"}``, plus per-look values, zero-shot, revisit and cost; the key ``protocol`` holds the set-up),
-``rl_lifelong.md``, ``R_<method>.png`` (the normalised R matrix) and ``rl_lifelong_curves.png``.
+``rl_lifelong_report.py``) writes ``summary.json`` (per method: ``seeds``, ``average_performance``,
+``forgetting``, ``forward_transfer`` as ``{"mean", "ci90"}``, plus per-look values, zero-shot, revisit and
+cost; the key ``protocol`` holds the set-up), ``rl_lifelong.md``, ``R_<method>.png`` (the normalised R
+matrix) and ``rl_lifelong_curves.png``.
 """
 
 from __future__ import annotations
