@@ -31,7 +31,15 @@ import pytest
 from helpers import DATA_DIR, HAVE_DATA
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-HELPERS = ("common", "paper_common", "bench3d_common", "rl_common", "cl_metrics", "rl_lifelong_report")
+HELPERS = (
+    "common",
+    "paper_common",
+    "bench3d_common",
+    "rl_common",
+    "cl_metrics",
+    "rl_lifelong_report",
+    "imagination_report",
+)
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in HELPERS)
 INVESTIGATIONS = sorted(f"investigations/{p.stem}" for p in (BENCH / "investigations").glob("*.py"))
 """One-off investigations (``benchmarks/investigations/``), named by their path under ``benchmarks/``."""
