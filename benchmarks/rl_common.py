@@ -9,7 +9,7 @@
   (``vase-paper-anchor``: the paper's every-tau dreaming anchor whatever the preset's default;
   ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that anchor and the sign pick,
   ``vase_rl.core.config.SIGN_PICK``; ``vase-agent-loop``: those and the two-sided test of eq. 6,
-  ``vase_rl.core.config.AGENT_LOOP``) and
+  ``vase_rl.core.config.AGENT_LOOP``; ``vase-bounded``: that and ``BOUNDED``, the gradient-norm bound) and
   ``cci`` (VASE's objective with ablation "-": environment inference, dreaming and masks off);
 * the command-line fields the scripts share (:class:`SpriteRLArgs`) and the refusal to mix runs of
   another budget in one results folder (:func:`check_budget`);
@@ -37,7 +37,7 @@ from typing import Any
 import common
 import numpy as np
 
-from vase_rl.core.config import AGENT_LOOP, PAPER_LOOP, SIGN_PICK
+from vase_rl.core.config import AGENT_LOOP, BOUNDED, PAPER_LOOP, SIGN_PICK
 
 METHODS = ("vase", "entangled", "untrained", "pixels")
 """The methods of ``rl_transfer.py`` and ``rl_identity.py``."""
@@ -46,6 +46,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-on-switch": {**PAPER_LOOP, "dream": {"anchor": "on-switch"}},
     "vase-pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
     "vase-agent-loop": AGENT_LOOP,
+    "vase-bounded": {**AGENT_LOOP, **BOUNDED},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
@@ -55,13 +56,23 @@ ALL_METHODS = (
     "vase-on-switch",
     "vase-pick",
     "vase-agent-loop",
+    "vase-bounded",
     "cci",
     "entangled",
     "untrained",
     "pixels",
 )
 """Every method :func:`make_learner` builds."""
-LEARNING = ("vase", "vase-paper-anchor", "vase-on-switch", "vase-pick", "vase-agent-loop", "cci", "entangled")
+LEARNING = (
+    "vase",
+    "vase-paper-anchor",
+    "vase-on-switch",
+    "vase-pick",
+    "vase-agent-loop",
+    "vase-bounded",
+    "cci",
+    "entangled",
+)
 """Methods whose representation keeps learning online (from the agent's rollouts and reward-free frames)."""
 RUN_FIELDS = ("methods", "seeds", "jobs", "out_dir", "tensorboard", "summarise")
 """Args fields that do not change a run's result (the rest must match to share a results folder)."""

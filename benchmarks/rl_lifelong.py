@@ -26,7 +26,8 @@ last stage revisits the first look.) Per (method, seed), same seeds and budgets 
      that look with the same schedule. One JSON per (method, look, seed) in ``ref_dir``.
 
 Methods (``rl_common.make_learner``): ``vase`` (cpu preset with ``vase_rl.core.config.AGENT_LOOP``: the
-anchor synced on switches and the sign pick), ``vase-paper-anchor`` (cpu preset with the paper's every-tau
+anchor synced on switches and the sign pick), ``vase-bounded`` (that and ``vase_rl.core.config.BOUNDED``: the
+gradient norm at most 3x its running mean), ``vase-paper-anchor`` (cpu preset with the paper's every-tau
 sync and reuse, ``vase_rl.core.config.PAPER_LOOP``),
 ``cci`` (VASE's objective with ablation "-": no environment inference, dreaming or masks,
 ``VASEConfig.for_row("-", base=get_preset("cpu"))``), ``entangled`` (beta = 1 ELBO), ``untrained`` (frozen
@@ -63,6 +64,11 @@ T = 5 stages:
   Also reported: the zero-shot return on each stage's look just before its stage (row ``i - 1``; for
   stage 0 the evaluation before any training) and the revisit's return at its first evaluation (the first
   point inside the revisit stage; beside it the first point inside the first visit).
+Whose forgetting (``ForgettingSplit``, learning representations only): at the end of the sequence each stage's
+look is also evaluated with the policy of the end of its stage on today's representation, and with today's
+policy on the representation of the end of its stage (``2 x eval_episodes`` each); the report normalises
+both like R.
+
 Departure from CW: CW's "end of stage" is the mean of the last 5 logged evaluations; here it is one
 evaluation of ``eval_episodes`` (>= 64) episodes.
 
@@ -104,6 +110,7 @@ matrix) and ``rl_lifelong_curves.png``.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass
@@ -122,7 +129,7 @@ FOLDER = RESULTS / "rl_lifelong"
 KINDS = ("sequence", "reference")
 VASE_OVERRIDES: dict[str, Any] = AGENT_LOOP
 """Config overrides of the ``vase`` method on top of the cpu preset: the agent loop's anchor and sign pick."""
-METHODS = ("vase", "vase-paper-anchor", "cci", "entangled", "untrained", "pixels")
+METHODS = ("vase", "vase-bounded", "vase-paper-anchor", "cci", "entangled", "untrained", "pixels")
 """The methods of the table (``rl_common.make_learner``)."""
 NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap")
 """Args fields that do not change a run's result (beyond ``rl_common.RUN_FIELDS``)."""
@@ -215,6 +222,7 @@ def train_stages(
     drift = (
         LookDrift(learner, {e: rlc.look_frames(args, e, seed, 256) for e in evaluated}) if learner else None
     )
+    split = ForgettingSplit()
 
     def evaluate(stage: int, point: int, episodes: int, stage_step: int) -> None:
         with timer("evaluation"):
@@ -250,6 +258,8 @@ def train_stages(
             evaluate(s, point, args.eval_episodes if end == at[-1] else args.curve_episodes, end)
         if drift is not None:
             drift.stage_ended(env_id)
+        if learner is not None:
+            split.stage_ended(model, learner, rms)
         record["train_curves"].append(curve.points)
         if learner is not None:
             stats = find_vase(train).stats()
@@ -270,11 +280,63 @@ def train_stages(
         train.close()
     record["evaluations"] = evaluations
     record["R"] = r_matrix(evaluations, stages, len(at))
+    if learner is not None:
+        with timer("evaluation"):
+            record["attribution"] = split.evaluate(args, model, learner, rms, seed, stages)
     record["train_env_steps"] = int(model.num_timesteps)
     record["cpu_s"] = time.process_time() - cpu0  # the machine is shared: CPU time is what the run costs
     record["wall_s"] = time.perf_counter() - wall0
     record["cost"] = cost_split(timer, record["cpu_s"], record["wall_s"])
     return record
+
+
+class ForgettingSplit:
+    """Whose forgetting it is, the representation's or the policy's: at the end of every stage a copy of the
+    policy's parameters, the latent normaliser's statistics and the learner's state; at the end of the
+    sequence each stage's look (the last stage's excepted) is evaluated twice more, on ``2 x eval_episodes``
+    episodes: with the policy (and normaliser) of the end of its stage reading the representation of the end
+    of the sequence, and with the final policy reading the representation of the end of its stage. A policy
+    that keeps its return on the old representation but not on today's: the representation moved; the
+    reverse: the policy was overwritten (as a frozen encoder's is)."""
+
+    def __init__(self) -> None:
+        self.saved: list[tuple[Any, Any, Any]] = []
+
+    def stage_ended(self, model: Any, learner: Any, rms: Any) -> None:
+        self.saved.append(
+            (
+                copy.deepcopy(model.policy.state_dict()),
+                copy.deepcopy(learner.state_dict()),
+                copy.deepcopy(rms),
+            )
+        )
+
+    def evaluate(
+        self, args: Args, model: Any, learner: Any, rms: Any, seed: int, stages: list[str]
+    ) -> list[dict[str, Any]]:
+        policy_now, learner_now = (
+            copy.deepcopy(model.policy.state_dict()),
+            copy.deepcopy(learner.state_dict()),
+        )
+        episodes, out = 2 * args.eval_episodes, []
+        for i, env_id in enumerate(stages[:-1]):
+            policy, state, rms_then = self.saved[i]
+            learner.load_state_dict(state)
+            repr_then = rlc.evaluate(args, model, env_id, seed, learner, rms, episodes)
+            learner.load_state_dict(learner_now)
+            model.policy.load_state_dict(policy)
+            policy_then = rlc.evaluate(args, model, env_id, seed, learner, rms_then, episodes)
+            model.policy.load_state_dict(policy_now)
+            out.append(
+                {
+                    "stage": i,
+                    "look": env_id,
+                    "episodes": episodes,
+                    "policy_now_representation_then": repr_then,
+                    "policy_then_representation_now": policy_then,
+                }
+            )
+        return out
 
 
 class LookDrift:

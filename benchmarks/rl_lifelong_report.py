@@ -130,9 +130,43 @@ def method_summary(
         },
         "zero_shot": {"per_look": per_stage(zero.mean(0), ci_zero)},
         "revisits": revisits(records, stages, rand, top, n_boot),
+        "forgetting_split": forgetting_split(records, r, rand, top, n_boot),
         "R_normalised_mean": finite(r.mean(0)),
         "reference_final_raw": finite(top),
     }
+
+
+SPLIT = ("policy_then_representation_now", "policy_now_representation_then")
+"""The two cross evaluations of ``rl_lifelong.ForgettingSplit``."""
+
+
+def forgetting_split(
+    records: list[dict[str, Any]], r: np.ndarray, rand: np.ndarray, top: np.ndarray, n_boot: int
+) -> list[dict[str, Any]] | None:
+    """Per stage but the last (the runs that have ``attribution``): the normalised return on its look at the
+    end of its stage (``own``), at the end of the sequence (``final``) and the two cross evaluations, mean
+    [90% interval] over seeds. None when no run has them."""
+    with_split = [k for k, x in enumerate(records) if x.get("attribution")]
+    if not with_split:
+        return None
+    t = len(records[0]["stages"])
+    rows = []
+    for i in range(t - 1):
+        cols = {
+            "own": r[with_split, i, i],
+            "final": r[with_split, t - 1, i],
+            **{
+                key: normalise(
+                    np.array([records[k]["attribution"][i][key] for k in with_split]), rand[i], top[i]
+                )
+                for key in SPLIT
+            },
+        }
+        row: dict[str, Any] = {"stage": i, "look": short(records[0]["stages"][i]), "seeds": len(with_split)}
+        for key, v in cols.items():
+            row[key] = entry(v.mean(), bootstrap_ci(lambda x: x.mean(1), [v], n_boot))
+        rows.append(row)
+    return rows
 
 
 def revisits(
@@ -299,6 +333,36 @@ def markdown(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]]
             "zero-shot before",
         ]
         md += ["## Revisit (normalised returns)", "", common.markdown_table(header, rows), ""]
+    rows = [
+        [m, row["look"], str(row["seeds"]), *(cell(row[k]) for k in ("own", "final", *SPLIT))]
+        for m in methods
+        for row in summary[m].get("forgetting_split") or []
+    ]
+    if rows:
+        md += [
+            "## Whose forgetting: the representation's or the policy's",
+            "",
+            "Each stage's look (normalised return, mean [90% interval]) at the end of its stage (`own`) and of "
+            "the sequence (`final`), and at the end of the sequence with the policy (and latent normaliser) "
+            "of the end of its stage reading today's representation, and with today's policy reading the "
+            "representation of the end of its stage (`2 x eval_episodes` each). `policy then` well below "
+            "`own`: the representation moved under the old policy; `policy now` well below `own`: the policy "
+            "was overwritten.",
+            "",
+            common.markdown_table(
+                [
+                    "method",
+                    "look",
+                    "seeds",
+                    "own",
+                    "final",
+                    "policy then, representation now",
+                    "policy now, representation then",
+                ],
+                rows,
+            ),
+            "",
+        ]
     rows = inference_rows(by_method)
     if rows:
         md += [

@@ -746,8 +746,19 @@ def check_lifelong(r: Path) -> None:
     inferred = vase["learner"][-1]["inferred"]
     assert set(inferred) == {"MovingFashion", "MovingMNIST", "MovingInverseFashion", "MovingShapes"}
     assert all(0 <= v["env"] <= 8 and isinstance(v["allocated"], bool) for v in inferred.values())
+    split = vase["attribution"]  # every stage but the last: the two cross evaluations
+    assert [a["stage"] for a in split] == [0, 1, 2, 3] and all(
+        a["episodes"] == 2 * 2 for a in split
+    )  # 2 x --eval-episodes
+    assert all(
+        isinstance(a[k], float)
+        for a in split
+        for k in ("policy_then_representation_now", "policy_now_representation_then")
+    )
+    assert "attribution" not in load(folder / "runs" / "pixels_seed0.json")
+    assert len(summary["vase"]["forgetting_split"]) == 4 and summary["pixels"]["forgetting_split"] is None
     md = (folder / "rl_lifelong.md").read_text()
-    assert "| vase | 1 (1) |" in md and "| vase | 0 | " in md
+    assert "| vase | 1 (1) |" in md and "| vase | 0 | " in md and "## Whose forgetting" in md
     for png in ("R_vase.png", "R_pixels.png", "rl_lifelong_curves.png"):
         assert (folder / png).stat().st_size > 0
 

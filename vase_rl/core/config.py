@@ -557,6 +557,9 @@ AGENT_LOOP: dict[str, dict[str, Any]] = {
 environment was left (``DreamConfig.anchor="on-switch"``), the :data:`SIGN_PICK`, and the
 :data:`TWO_SIDED` test, so that a look the old environment reconstructs *better* gets its own environment
 instead of training (and moving) the old one's latents."""
+BOUNDED: dict[str, Any] = {"grad_clip_ratio": 3.0}
+"""``VASEConfig.with_overrides`` settings of bounded updates (:attr:`VASEConfig.grad_clip_ratio`): each step's
+gradient norm at most 3x its running mean (``cfg.with_overrides(**AGENT_LOOP, **BOUNDED)``)."""
 PAPER_LOOP: dict[str, dict[str, Any]] = {
     "dream": {"anchor": "every-tau"},
     "model": {
