@@ -95,3 +95,39 @@ def test_bad_anchor_is_refused_with_its_name() -> None:
     old = tiny_config().to_dict()
     del old["dream"]["anchor"]  # a config stored before the option loads as the paper's anchor
     assert VASEConfig.from_dict(old).dream.anchor == "every-tau"
+
+
+@pytest.mark.parametrize(("min_visit", "resynced"), [(0, True), (20, False)])
+def test_a_brief_visit_does_not_move_the_anchor_with_sync_min_visit(min_visit: int, resynced: bool) -> None:
+    """Environment 0 trains 30 steps and is left for environment 1 (synced: 30 >= 20); environment 1 trains
+    4 white batches and then the next shapes batches until one switches back to 0 (10 steps in 1). Every
+    switch re-syncs by default; with ``sync_min_visit=20`` the brief visit leaves the anchor where
+    environment 0 left it."""
+    cfg = tiny_config(
+        ablation={"mask": False},
+        dream={"tau": 20, "batch_size": 16, "anchor": "on-switch", "sync_min_visit": min_visit},
+        inference={"patience": 1, "grace_steps": 0, "jump_ratio": 0.0},
+    )
+    learner = ContinualLearner(cfg, device="cpu")
+    for batch in shapes_batches(30, 16, seed=1):
+        learner.train_step(batch)
+    left = _model(learner)
+    assert learner.train_step(_white()).new_env and _same(_snapshot(learner), left)
+    for _ in range(3):
+        assert learner.train_step(_white()).env == 1
+    for batch in shapes_batches(12, 16, seed=7):
+        visit, before_back = learner.visit_steps, _model(learner)
+        if learner.train_step(batch).env == 0:
+            break
+    assert learner.current_env == 0 and learner.visit_steps == 1 and 4 <= visit < 20
+    assert _same(_snapshot(learner), before_back) is resynced
+    assert _same(_snapshot(learner), left) is not resynced
+
+
+def test_visit_steps_survive_save_and_load(tmp_path) -> None:
+    learner, _ = _to_second_environment("on-switch")
+    path = str(tmp_path / "c.pt")
+    learner.save(path)
+    assert learner.visit_steps == 1 and ContinualLearner.load(path, device="cpu").visit_steps == 1
+    with pytest.raises(ValueError, match="sync_min_visit must be >= 0"):
+        DreamConfig(sync_min_visit=-1)

@@ -323,6 +323,13 @@ class DreamConfig:
     model as it was when the last environment was left; while one environment trains the anchor does not
     move. Without environment inference (ablation S off) there is no switch: "on-switch" syncs every tau
     steps as the paper."""
+    sync_min_visit: int = 0
+    """With ``anchor="on-switch"``: a switch syncs the snapshot only when the environment being left trained
+    at least this many steps since it was entered (0: every switch, as before). A new look's first batches
+    are often tested against several environments, and a brief visit of one of them is a switch too; each
+    such sync re-anchors every past environment to a model that has already taken the new look's first
+    updates, so their transient drift becomes permanent (issue 23: the inverted look's latents jumped 1.08
+    sd in the first ~64 steps of the next stage, then stayed). The paper's every-tau sync ignores it."""
     alpha: float = 1000.0
     """Weight of the Wasserstein encoder proximity."""
     beta: float = 20.0
@@ -337,6 +344,8 @@ class DreamConfig:
             raise ValueError(f"DreamConfig.anchor must be 'every-tau' or 'on-switch', got {self.anchor!r}")
         if self.tau < 1:
             raise ValueError(f"DreamConfig.tau must be >= 1, got {self.tau}")
+        if self.sync_min_visit < 0:
+            raise ValueError(f"DreamConfig.sync_min_visit must be >= 0, got {self.sync_min_visit}")
 
 
 @dataclass(frozen=True)

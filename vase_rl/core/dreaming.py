@@ -23,13 +23,17 @@ class Snapshot:
         self.model.load_state_dict(model.state_dict())
 
 
-def anchor_sync_due(cfg: DreamConfig, step: int, switched: bool, per_environment: bool = True) -> bool:
+def anchor_sync_due(
+    cfg: DreamConfig, step: int, switched: bool, per_environment: bool = True, visit_steps: int | None = None
+) -> bool:
     """Whether the snapshot is synced at this point of a training step (:attr:`DreamConfig.anchor`).
 
     Called twice per step: once with ``switched`` (the inferred environment changed, before the batch is
     trained on; ``step`` is then ignored) and once after the update with ``switched=False`` and the
-    learner's new ``step``. "every-tau" (the paper): every tau steps; "on-switch": at every switch, and
-    every tau steps only without environment inference (``per_environment=False``: no switch exists).
+    learner's new ``step``. "every-tau" (the paper): every tau steps; "on-switch": at every switch after
+    which the environment left had trained ``visit_steps >= cfg.sync_min_visit`` steps since it was entered
+    (None: every switch), and every tau steps only without environment inference (``per_environment=False``:
+    no switch exists).
 
     >>> from vase_rl.core.config import DreamConfig
     >>> paper, anchored = DreamConfig(tau=250), DreamConfig(tau=250, anchor="on-switch")
@@ -39,9 +43,12 @@ def anchor_sync_due(cfg: DreamConfig, step: int, switched: bool, per_environment
     (False, True)
     >>> anchor_sync_due(anchored, 500, False, per_environment=False)
     True
+    >>> patient = DreamConfig(anchor="on-switch", sync_min_visit=100)
+    >>> anchor_sync_due(patient, 0, True, visit_steps=10), anchor_sync_due(patient, 0, True, visit_steps=100)
+    (False, True)
     """
     if switched:
-        return cfg.anchor == "on-switch"
+        return cfg.anchor == "on-switch" and (visit_steps is None or visit_steps >= cfg.sync_min_visit)
     every_tau = cfg.anchor == "every-tau" or not per_environment
     return every_tau and step % cfg.tau == 0
 

@@ -161,6 +161,8 @@ class ContinualLearner(Checkpointable):
         self.frozen = False
         self.grad_norm_mean = 0.0
         """Running mean of the clipped gradient norms (:func:`bound_update`; 0 before the first update)."""
+        self.visit_steps = 0
+        """Steps trained in the current environment since it was entered (``DreamConfig.sync_min_visit``)."""
 
     @property
     def memory(self) -> EnvironmentMemory:
@@ -298,8 +300,11 @@ class ContinualLearner(Checkpointable):
         if decision.allocated and prev >= 0 and cfg.model.new_env_sign == "pick":
             self._pick_env_sign(prev, env, z.detach(), x)
         if env != prev:  # switched or allocated: redo the forward under the inferred environment
-            if prev >= 0 and anchor_sync_due(cfg.dream, self.step, switched=True):
+            if prev >= 0 and anchor_sync_due(
+                cfg.dream, self.step, switched=True, visit_steps=self.visit_steps
+            ):
                 self.snapshot.sync(self.model)  # eq. 7's anchor: the model as the last environment left it
+            self.visit_steps = 0
             active = self.applied_mask(env)  # a^s, eq. 2
             nll = self.reconstruction_nll(self.masked(z, active), env, x)
         mask = self.batch_mask(alpha, env)  # a(x), eq. 5 + A.2
@@ -332,6 +337,7 @@ class ContinualLearner(Checkpointable):
             self._restore_shared_decoder(held, env)
         scalars = coll.mean([float(t.detach()) for t in (loss, nll.mean(), kl.mean(), reg, cls_loss)])
         self.inference.record(env, mask, scalars[1], alpha)  # a^s and L~_s
+        self.visit_steps += 1
         n = int(self.memory.steps[env])  # steps trained in env
         if cfg.ablation.mask and (n == cfg.inference.grace_steps or n % cfg.mask.used_every == 0):
             self.update_used(x, mu.detach(), env)  # u^s, A.2
@@ -458,6 +464,7 @@ class ContinualLearner(Checkpointable):
             "step": self.step,
             "generator": self.generator.get_state(),
             "grad_norm_mean": self.grad_norm_mean,
+            "visit_steps": self.visit_steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -469,5 +476,6 @@ class ContinualLearner(Checkpointable):
         self.inference.load_state_dict(state)
         self.step = int(state["step"])
         self.grad_norm_mean = float(state.get("grad_norm_mean", 0.0))  # absent in checkpoints before it
+        self.visit_steps = int(state.get("visit_steps", 0))
         generator = state["generator"]
         self.generator.set_state(generator.cpu() if self.device.type == "cpu" else generator)
