@@ -9,7 +9,8 @@
   (``vase-paper-anchor``: the paper's every-tau dreaming anchor whatever the preset's default;
   ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that anchor and the sign pick,
   ``vase_rl.core.config.SIGN_PICK``; ``vase-agent-loop``: those and the two-sided test of eq. 6,
-  ``vase_rl.core.config.AGENT_LOOP``; ``vase-bounded``: that and ``BOUNDED``, the gradient-norm bound) and
+  ``vase_rl.core.config.AGENT_LOOP``; ``vase-bounded``: that and ``BOUNDED``, the gradient-norm bound;
+  ``vase-steady``: ``AGENT_LOOP`` with ``STEADY_ANCHOR``, no re-sync after a brief visit) and
   ``cci`` (VASE's objective with ablation "-": environment inference, dreaming and masks off);
 * the command-line fields the scripts share (:class:`SpriteRLArgs`) and the refusal to mix runs of
   another budget in one results folder (:func:`check_budget`);
@@ -37,7 +38,7 @@ from typing import Any
 import common
 import numpy as np
 
-from vase_rl.core.config import AGENT_LOOP, BOUNDED, PAPER_LOOP, SIGN_PICK
+from vase_rl.core.config import AGENT_LOOP, BOUNDED, PAPER_LOOP, SIGN_PICK, STEADY_ANCHOR
 
 METHODS = ("vase", "entangled", "untrained", "pixels")
 """The methods of ``rl_transfer.py`` and ``rl_identity.py``."""
@@ -47,6 +48,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
     "vase-agent-loop": AGENT_LOOP,
     "vase-bounded": {**AGENT_LOOP, **BOUNDED},
+    "vase-steady": {**AGENT_LOOP, "dream": STEADY_ANCHOR},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
@@ -57,6 +59,7 @@ ALL_METHODS = (
     "vase-pick",
     "vase-agent-loop",
     "vase-bounded",
+    "vase-steady",
     "cci",
     "entangled",
     "untrained",
@@ -70,6 +73,7 @@ LEARNING = (
     "vase-pick",
     "vase-agent-loop",
     "vase-bounded",
+    "vase-steady",
     "cci",
     "entangled",
 )

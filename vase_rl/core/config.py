@@ -569,6 +569,10 @@ instead of training (and moving) the old one's latents."""
 BOUNDED: dict[str, Any] = {"grad_clip_ratio": 3.0}
 """``VASEConfig.with_overrides`` settings of bounded updates (:attr:`VASEConfig.grad_clip_ratio`): each step's
 gradient norm at most 3x its running mean (``cfg.with_overrides(**AGENT_LOOP, **BOUNDED)``)."""
+STEADY_ANCHOR: dict[str, Any] = {"anchor": "on-switch", "sync_min_visit": 250}
+""":class:`DreamConfig` settings of an anchor that a brief visit does not move: synced at a switch only after
+the environment left trained a cpu-preset tau (250 steps) since it was entered (``DreamConfig.sync_min_visit``;
+``cfg.with_overrides(dream=STEADY_ANCHOR)``)."""
 PAPER_LOOP: dict[str, dict[str, Any]] = {
     "dream": {"anchor": "every-tau"},
     "model": {
