@@ -52,31 +52,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
-ALL_METHODS = (
-    "vase",
-    "vase-paper-anchor",
-    "vase-on-switch",
-    "vase-pick",
-    "vase-agent-loop",
-    "vase-bounded",
-    "vase-steady",
-    "cci",
-    "entangled",
-    "untrained",
-    "pixels",
-)
+ALL_METHODS = ("vase", *VARIANTS, "cci", "entangled", "untrained", "pixels")
 """Every method :func:`make_learner` builds."""
-LEARNING = (
-    "vase",
-    "vase-paper-anchor",
-    "vase-on-switch",
-    "vase-pick",
-    "vase-agent-loop",
-    "vase-bounded",
-    "vase-steady",
-    "cci",
-    "entangled",
-)
+LEARNING = ("vase", *VARIANTS, "cci", "entangled")
 """Methods whose representation keeps learning online (from the agent's rollouts and reward-free frames)."""
 RUN_FIELDS = ("methods", "seeds", "jobs", "out_dir", "tensorboard", "summarise")
 """Args fields that do not change a run's result (the rest must match to share a results folder)."""

@@ -34,3 +34,22 @@ def shapes_batches(n_batches: int, batch: int, size: int = 16, seed: int = 0) ->
 
     s = SpriteSampler("moving-shapes", canvas_size=size, seed=seed)
     return [s.sample(batch)[0] for _ in range(n_batches)]
+
+
+def straight_and_resumed(cfg: VASEConfig, batches: list[np.ndarray], at: int, path: str) -> tuple:
+    """Two learners over ``batches``: one straight through, one saved to ``path`` after ``at`` batches,
+    loaded into a fresh process-like object and trained on the rest; returns (straight, first, resumed),
+    ``first`` being the learner that was saved."""
+    from vase_rl.core.learner import ContinualLearner
+
+    straight = ContinualLearner(cfg, device="cpu")
+    for b in batches:
+        straight.train_step(b)
+    first = ContinualLearner(cfg, device="cpu")
+    for b in batches[:at]:
+        first.train_step(b)
+    first.save(path)
+    resumed = ContinualLearner.load(path, device="cpu")
+    for b in batches[at:]:
+        resumed.train_step(b)
+    return straight, first, resumed

@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-from helpers import shapes_batches, tiny_config
+from helpers import shapes_batches, straight_and_resumed, tiny_config
 
 from vase_rl.core.config import Ablation, VASEConfig
 from vase_rl.core.learner import ContinualLearner, bound_update
@@ -90,19 +90,9 @@ def test_steady_training_is_untouched_and_a_new_look_moves_the_encoder_less():
 
 def test_resume_is_exact_with_clipping_and_old_checkpoints_start_the_mean_again(tmp_path):
     cfg = tiny_config(grad_clip_ratio=3.0)
-    batches = shapes_batches(30, 16, seed=2)
-    straight = ContinualLearner(cfg, device="cpu")
-    for b in batches:
-        straight.train_step(b)
-    first = ContinualLearner(cfg, device="cpu")
-    for b in batches[:15]:
-        first.train_step(b)
     path = os.path.join(tmp_path, "ckpt.pt")
-    first.save(path)
-    resumed = ContinualLearner.load(path, device="cpu")
-    assert resumed.grad_norm_mean == first.grad_norm_mean > 0
-    for b in batches[15:]:
-        resumed.train_step(b)
+    straight, first, resumed = straight_and_resumed(cfg, shapes_batches(30, 16, seed=2), 15, path)
+    assert ContinualLearner.load(path, device="cpu").grad_norm_mean == first.grad_norm_mean > 0
     assert resumed.grad_norm_mean == straight.grad_norm_mean
     pairs = zip(resumed.model.parameters(), straight.model.parameters(), strict=True)
     assert all(torch.equal(p, q) for p, q in pairs)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import shapes_batches, tiny_config
+from helpers import shapes_batches, straight_and_resumed, tiny_config
 
 from vase_rl.core.checkpoint import CheckpointError
 from vase_rl.core.collectives import LocalCollectives, SharedState
@@ -50,18 +50,7 @@ def test_kl_tracks_capacity_target_and_c_changes_the_loss():
 
 def test_resume_after_n_steps_equals_training_straight_through(tmp_path):
     batches = shapes_batches(40, 16, seed=2)
-    cfg = tiny_config()
-    straight = ContinualLearner(cfg, device="cpu")
-    for b in batches:
-        straight.train_step(b)
-    first = ContinualLearner(cfg, device="cpu")
-    for b in batches[:25]:
-        first.train_step(b)
-    path = os.path.join(tmp_path, "ckpt.pt")
-    first.save(path)
-    resumed = ContinualLearner.load(path, device="cpu")
-    for b in batches[25:]:
-        resumed.train_step(b)
+    straight, _, resumed = straight_and_resumed(tiny_config(), batches, 25, os.path.join(tmp_path, "ckpt.pt"))
     assert resumed.step == straight.step == 40
     assert _same(_params(resumed), _params(straight))  # bit-for-bit
     assert _same(list(resumed.snapshot.model.parameters()), list(straight.snapshot.model.parameters()))
