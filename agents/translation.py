@@ -79,6 +79,7 @@ __all__ = [
 ]
 
 TargetLatents = Literal["all", "used", "translation-sensitive"]
+ImaginationPolicy = Literal["learned", "random"]
 
 
 # ---------------------------------------------------------------------------------------- config
@@ -118,6 +119,11 @@ class ImaginationConfig:
     """Frames of the batch that the sensitivity test translates (9 encoder passes each, no gradient)."""
     seed: int = 0
     """Seed of the policy's initialisation and of the z* / reparameterisation noise."""
+    policy: ImaginationPolicy = "learned"
+    """``"learned"``: the translation policy g(z*, x) trained on L_agent (A.4). ``"random"`` (a control, not
+    the paper): the batch hook translates by t uniform in ``[-max_translation, max_translation]^2``, blind to
+    z* and never trained -- plain translation augmentation, the reference that says whether imagination's
+    gain comes from following z*."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fraction <= 1.0:
@@ -133,6 +139,8 @@ class ImaginationConfig:
             )
         if self.sensitive_sd < 0 or self.sensitivity_frames < 1:
             raise ValueError("sensitive_sd must be >= 0 and sensitivity_frames >= 1")
+        if self.policy not in ("learned", "random"):
+            raise ValueError(f"ImaginationConfig.policy must be 'learned' or 'random', got {self.policy!r}")
 
 
 # -------------------------------------------------------------------------------------- policy
@@ -361,11 +369,20 @@ class ImaginationExplorer:
         """Batch hook (``vase_rl.runs.run_format.BatchHook``): x (B, C, S, S) float -> the batch to train on."""
         if not self.config.enabled:
             return x
-        self.policy_step(x)
         k = self.n_imagined(x.shape[0])
+        if self.config.policy == "random":
+            t = (
+                torch.rand(k, 2, device=x.device, generator=self.generator) * 2 - 1
+            ) * self.config.max_translation
+            self.last = {"agent_loss": float("nan"), "translation_abs": float(t.abs().mean()) if k else 0.0}
+            x_star = translate(x[:k], t) if k else x[:0]
+        else:
+            self.policy_step(x)
+            if step < self.config.start_step or k == 0:
+                return x
+            x_star, _, _ = self.imagine(x[:k])
         if step < self.config.start_step or k == 0:
             return x
-        x_star, _, _ = self.imagine(x[:k])
         self.imagined += k
         return torch.cat([x_star.to(x.dtype), x[k:]], dim=0)
 

@@ -53,7 +53,7 @@ from typing import Any
 import common
 import numpy as np
 import torch
-from imagination_report import CONDITIONS, WORLD, run_name, summarise
+from imagination_report import CONDITIONS, RANDOM, WORLD, run_name, summarise
 
 from vase_rl.agents.explore import ImaginationAgent, env_translation_range
 from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
@@ -111,6 +111,10 @@ class Args(common.SequenceArgs, common.JobsArgs):
     """In-world: moving-MNIST train-split images the offline linear probes are fit on."""
     world_probe_test: int = 1000
     """In-world: moving-MNIST test-split images the probes are scored on."""
+    conditions: tuple[str, ...] = ("baseline", "imagination")
+    """Conditions to run: ``baseline``, ``imagination``, and in-graph only the control ``random-shift`` (the
+    same fraction of each batch translated by t uniform in ``[-max_translation, max_translation]^2``, blind
+    to z*: ``ImaginationConfig.policy="random"``)."""
     out: str = str(OUT)
     """Results folder."""
     run: str = ""
@@ -119,6 +123,8 @@ class Args(common.SequenceArgs, common.JobsArgs):
     def __post_init__(self) -> None:
         if self.mode not in (*MODES, "both"):
             raise ValueError(f"mode must be one of {(*MODES, 'both')}, got {self.mode!r}")
+        if unknown := sorted(set(self.conditions) - set(CONDITIONS)):
+            raise ValueError(f"unknown conditions {unknown}; choose from {CONDITIONS}")
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -202,7 +208,7 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
     )
     trainer = SequenceTrainer(config, settings, str(out / "runs" / run_name(condition, seed)), device="cpu")
     hook = None
-    if condition == "imagination":
+    if condition in ("imagination", RANDOM):
         im = ImaginationConfig(
             enabled=True,
             fraction=args.fraction,
@@ -210,6 +216,7 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
             seed=seed,
             target_latents=args.target_latents,  # type: ignore[arg-type]  # validated by the config
             max_translation=args.max_translation,
+            policy="random" if condition == RANDOM else "learned",
         )
         hook = RecordingHook(
             ImaginationExplorer(trainer.learner, im), int(1.5 * n), out / f"examples_seed{seed}.npz"
@@ -236,6 +243,7 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
         "steps_per_env": n,
         "sequence": list(SEQUENCE),
         "fraction": args.fraction if hook else 0.0,
+        "policy": ("random" if condition == RANDOM else "learned") if hook else None,
         "target_latents": args.target_latents if hook else None,
         "max_translation": args.max_translation if hook else None,
         "wall_s": round(wall, 1),
@@ -417,10 +425,10 @@ def run(args: Args) -> None:
         (m, c, s)
         for m in args.modes
         for s in args.seeds
-        for c in CONDITIONS
-        if not result_path(args, m, c, s).exists()
+        for c in args.conditions
+        if not (m == WORLD and c == RANDOM) and not result_path(args, m, c, s).exists()
     ]
-    skip = {"mode", "seeds", "jobs", "summarise", "run"}
+    skip = {"mode", "seeds", "jobs", "summarise", "run", "conditions"}
     passthrough = [
         f"--{f.name.replace('_', '-')}={getattr(args, f.name)}"
         for f in dataclasses.fields(args)

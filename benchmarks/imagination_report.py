@@ -9,10 +9,17 @@ from typing import Any
 import common
 import numpy as np
 
-CONDITIONS = ("baseline", "imagination")
+CONDITIONS = ("baseline", "imagination", "random-shift")
+RANDOM = "random-shift"
+"""The in-graph control: z*-blind random translations (``ImaginationConfig.policy="random"``)."""
 WORLD = "in-world"
 """Sub-folder of the in-world JSONs (the in-graph ones stay at the top, as before)."""
 TITLE = "# Imagination-driven exploration (Fig. 5B), CPU reproduction"
+
+
+def by_condition(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The records of each condition that has any, in :data:`CONDITIONS` order."""
+    return {c: rs for c in CONDITIONS if (rs := [r for r in records if r["condition"] == c])}
 
 
 def run_name(condition: str, seed: int) -> str:
@@ -60,8 +67,8 @@ def summarise(args: Any) -> None:
         raise SystemExit(f"no results in {out}")
     lines = [TITLE, ""]
     if records:
-        by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
-        losses = [r["agent_loss"] for r in by["imagination"] if r["agent_loss"]]
+        by = by_condition(records)
+        losses = [r["agent_loss"] for r in by.get("imagination", []) if r["agent_loss"]]
         lines += _summary_lines(args, out, records, by, losses)
         _plot_curves(out, records, by, losses, records[0]["steps_per_env"])
         _plot_examples(out)
@@ -73,7 +80,7 @@ def summarise(args: Any) -> None:
 
 def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     """The in-world section of results.md: per stage, the probes after it and what the learner saw in it."""
-    by = {c: [r for r in records if r["condition"] == c] for c in CONDITIONS}
+    by = by_condition(records)
     r0, hw = records[0], records[0]["hardware"]
     lines = [
         "## In the world: the policy moves the sprite of a wrapped SpriteCanvas",
@@ -85,7 +92,7 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
             f"steps after a warm-up of {r0['warmup']} frames (buffer {r0['buffer_size']}); episodes of "
             f"{r0['episode_steps']} steps. imagination: `vase_rl.agents.explore.ImaginationAgent` (one "
             f"policy step on L_agent per env step, policy Adam {r0['policy_lr']}, translation range "
-            f"{next((r['max_translation'] for r in by['imagination']), None)}); baseline: zero actions. "
+            f"{next((r['max_translation'] for r in by.get('imagination', [])), None)}); baseline: zero actions. "
             "Probes: linear, on the frozen encoder after each "
             f"stage, {r0['probe_sizes'][0]} moving-MNIST train / {r0['probe_sizes'][1]} test images. "
             f"Library code {r0.get('code')}. Hardware: {hw['cpu']}, {hw['cores']} cores, 1 thread per run; "
@@ -95,9 +102,9 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
         ),
         "",
         "| after stage | metric | "
-        + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in CONDITIONS)
+        + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in by)
         + " | per seed |",
-        "|---|---|---|---|---|",
+        "|---|---|" + "---|" * len(by) + "---|",
     ]
     metrics: list[tuple[str, Any]] = [
         ("moving-MNIST class acc. (linear, %)", lambda st: st["probes"]["class_acc"]),
@@ -110,7 +117,7 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     for k, stage in enumerate(r0["sequence"]):
         for label, fn in metrics:
             cells, per_seed = [], []
-            for c in CONDITIONS:
+            for c in by:
                 vals = [fn(r["stages"][k]) for r in by[c]]
                 cells.append(f"{np.mean(vals):.3g} ± {np.std(vals):.2g}" if vals else "-")
                 per_seed.append(f"{c[:3]}: " + ", ".join(f"{v:.3g}" for v in vals))
@@ -177,19 +184,19 @@ def _summary_lines(
             + "."
             + (
                 f" CPU time per run {np.mean(cpu) / 60:.1f} min, i.e. "
-                f"{len(CONDITIONS) * len(args.seeds) * np.mean(cpu) / 120:.0f} min for the whole benchmark "
+                f"{len(by) * len(args.seeds) * np.mean(cpu) / 120:.0f} min for the whole benchmark "
                 "on 2 otherwise idle cores."
                 if cpu
                 else ""
             )
         ),
         "",
-        "| metric | " + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in CONDITIONS) + " | per seed |",
-        "|---|---|---|---|",
+        "| metric | " + " | ".join(f"{c} (mean ± std, n={len(by[c])})" for c in by) + " | per seed |",
+        "|---|" + "---|" * len(by) + "---|",
     ]
     for label, key, fn in METRICS:
         cells, per_seed = [], []
-        for c in CONDITIONS:
+        for c in by:
             vals = [fn(r["curves"][key], n) for r in by[c] if key in r["curves"]]
             cells.append(f"{np.mean(vals):.3g} ± {np.std(vals):.2g}" if vals else "-")
             per_seed.append(f"{c[:3]}: " + ", ".join(f"{v:.3g}" for v in vals))
@@ -244,9 +251,9 @@ def _plot_curves(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
-    colours = {"baseline": "tab:gray", "imagination": "tab:red"}
+    colours = {"baseline": "tab:gray", "imagination": "tab:red", RANDOM: "tab:blue"}
     for ax, key in zip(axes[:2], ("moving-mnist/accuracy", "moving-mnist/position_mse"), strict=True):
-        for c in CONDITIONS:
+        for c in by:
             for i, r in enumerate(by[c]):
                 s, v = r["curves"][key]
                 ax.plot(s, v, color=colours[c], alpha=0.8, lw=1.2, label=c if i == 0 else None)

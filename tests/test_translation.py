@@ -259,6 +259,24 @@ def test_explorer_adds_imagined_images_only_when_enabled(learner: ContinualLearn
     assert torch.equal(none(0, "mnist", x), x)
 
 
+def test_random_policy_control_translates_blindly_and_never_trains(learner: ContinualLearner) -> None:
+    """``policy="random"``: half the batch moved by t ~ U[-0.5, 0.5]^2 (each image its own t, the content
+    conserved up to cropping), the policy's weights untouched, the same t for the same seed."""
+    x = squares(8, torch.Generator().manual_seed(1))
+    cfg = ImaginationConfig(enabled=True, fraction=0.5, policy="random", max_translation=0.5, seed=3)
+    hook = make_imagination_hook(learner, cfg)
+    before = [p.detach().clone() for p in hook.policy.parameters()]
+    y = hook(0, "mnist", x)
+    assert torch.equal(y[4:], x[4:]) and not torch.equal(y[:4], x[:4]) and hook.imagined == 4
+    kept = zip(hook.policy.parameters(), before, strict=True)
+    assert hook.policy_steps == 0 and all(torch.equal(p, q) for p, q in kept)
+    assert 0.0 < hook.last["translation_abs"] <= 0.5
+    again = make_imagination_hook(learner, cfg)(0, "mnist", x)
+    assert torch.equal(again, y)
+    with pytest.raises(ValueError, match="policy must be 'learned' or 'random'"):
+        ImaginationConfig(policy="greedy")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "make,match",
     [
