@@ -370,19 +370,20 @@ class ImaginationExplorer:
         if not self.config.enabled:
             return x
         k = self.n_imagined(x.shape[0])
-        if self.config.policy == "random":
+        imagining = step >= self.config.start_step and k > 0
+        if self.config.policy == "learned":
+            self.policy_step(x)
+            if not imagining:
+                return x
+            x_star, _, _ = self.imagine(x[:k])
+        else:
+            if not imagining:
+                return x
             t = (
                 torch.rand(k, 2, device=x.device, generator=self.generator) * 2 - 1
             ) * self.config.max_translation
-            self.last = {"agent_loss": float("nan"), "translation_abs": float(t.abs().mean()) if k else 0.0}
-            x_star = translate(x[:k], t) if k else x[:0]
-        else:
-            self.policy_step(x)
-            if step < self.config.start_step or k == 0:
-                return x
-            x_star, _, _ = self.imagine(x[:k])
-        if step < self.config.start_step or k == 0:
-            return x
+            self.last = {"agent_loss": float("nan"), "translation_abs": float(t.abs().mean())}
+            x_star = translate(x[:k], t)
         self.imagined += k
         return torch.cat([x_star.to(x.dtype), x[k:]], dim=0)
 
