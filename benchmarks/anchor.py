@@ -4,7 +4,8 @@ instead of every tau steps as the paper, keep the past environments' latents and
 With the paper's every-tau sync the snapshot that dreams the past environments (eq. 7) follows the model
 into the new environment, so the old environments are anchored to a model already trained on the new one.
 "on-switch" syncs it when the inferred environment changes; "on-switch+pick" adds the sign pick at allocation
-(``vase_rl.core.config.SIGN_PICK``: what it costs off the agent's loop). They are run with Table 1's protocol on the
+(``vase_rl.core.config.SIGN_PICK``: what it costs off the agent's loop); "steady" syncs on a switch only
+after a visit of 250 steps (``vase_rl.core.config.STEADY_ANCHOR``: what it changes off the agent's loop). They are run with Table 1's protocol on the
 demo sequence (moving Fashion -> MNIST -> moving MNIST, cpu preset, row SDA, 2,500 steps per dataset, A.6
 probes trained at every step), on the evaluation seeds 0-2 (two fixed options: nothing is tuned). Per run:
 the A.6 forgetting columns of Table 1, the offline MLP probes at each stage end, and the latent drift of
@@ -23,16 +24,17 @@ import common
 import numpy as np
 import paper_common as pc
 
-from vase_rl.core.config import SIGN_PICK
+from vase_rl.core.config import SIGN_PICK, STEADY_ANCHOR
 
 EXPERIMENT = "anchor"
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "every-tau": {"dream": {"anchor": "every-tau"}},
     "on-switch": {"dream": {"anchor": "on-switch"}},
     "on-switch+pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
+    "steady": {"dream": STEADY_ANCHOR},
 }
 """variant -> config overrides on top of the cpu preset's SDA row (``on-switch+pick``: the anchor and the
-sign pick, ``vase_rl.core.config.SIGN_PICK``)."""
+sign pick, ``vase_rl.core.config.SIGN_PICK``; ``steady``: ``vase_rl.core.config.STEADY_ANCHOR``)."""
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Args(pc.VaseArgs):
     seeds: tuple[int, ...] = (0, 1, 2)
     """Evaluation seeds (the two options are fixed, so no validation seed is needed)."""
     variants: tuple[str, ...] = tuple(VARIANTS)
-    """Variants to run, of every-tau, on-switch and on-switch+pick."""
+    """Variants to run, of every-tau, on-switch, on-switch+pick and steady."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

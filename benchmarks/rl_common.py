@@ -9,11 +9,13 @@
   (``vase-paper-anchor``: the paper's every-tau dreaming anchor whatever the preset's default;
   ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that anchor and the sign pick,
   ``vase_rl.core.config.SIGN_PICK``; ``vase-agent-loop``: those and the two-sided test of eq. 6,
-  ``vase_rl.core.config.AGENT_LOOP``; ``vase-bounded``: that and ``BOUNDED``, the gradient-norm bound;
-  ``vase-steady``: ``AGENT_LOOP`` with ``STEADY_ANCHOR``, no re-sync after a brief visit) and
+  ``vase_rl.core.config.AGENT_LOOP``, whose anchor a brief visit does not move, ``STEADY_ANCHOR``;
+  ``vase-brief-sync``: ``AGENT_LOOP`` with every switch syncing the anchor, as it was before
+  ``STEADY_ANCHOR``; ``vase-bounded``: ``AGENT_LOOP`` and ``BOUNDED``, the gradient-norm bound) and
   ``cci`` (VASE's objective with ablation "-": environment inference, dreaming and masks off);
 * the command-line fields the scripts share (:class:`SpriteRLArgs`) and the refusal to mix runs of
-  another budget in one results folder (:func:`check_budget`);
+  another budget, or of a method whose config has changed since, in one results folder
+  (:func:`check_budget`);
 * evaluation (:func:`evaluate`, :func:`random_returns`), reward-free rollouts (:func:`roll_out`), the
   learning-curve callback and the summary's cells, cost line and curves;
 * where a run's time goes (:class:`CostTimer`, :func:`timed_venv`, :func:`update_timer`): CPU and wall
@@ -29,7 +31,7 @@ import dataclasses
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ from typing import Any
 import common
 import numpy as np
 
-from vase_rl.core.config import AGENT_LOOP, BOUNDED, PAPER_LOOP, SIGN_PICK, STEADY_ANCHOR
+from vase_rl.core.config import AGENT_LOOP, BOUNDED, PAPER_LOOP, SIGN_PICK
 
 METHODS = ("vase", "entangled", "untrained", "pixels")
 """The methods of ``rl_transfer.py`` and ``rl_identity.py``."""
@@ -47,8 +49,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-on-switch": {**PAPER_LOOP, "dream": {"anchor": "on-switch"}},
     "vase-pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
     "vase-agent-loop": AGENT_LOOP,
+    "vase-brief-sync": {**AGENT_LOOP, "dream": {"anchor": "on-switch", "sync_min_visit": 0}},
     "vase-bounded": {**AGENT_LOOP, **BOUNDED},
-    "vase-steady": {**AGENT_LOOP, "dream": STEADY_ANCHOR},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
@@ -177,23 +179,18 @@ def update_timer(timer: CostTimer, part: str = "ppo_update") -> Any:
     return UpdateTimer()
 
 
-def make_learner(
-    method: str, seed: int, overrides: dict[str, Any] | None = None
-) -> tuple[Any, dict[str, Any] | None]:
-    """The method's learner (None for pixels) and its config dict; ``untrained`` is frozen at once.
-
-    The cpu preset; ``entangled``: the beta=1 ELBO; the named :data:`VARIANTS` (``vase-paper-anchor``,
-    ``vase-on-switch``, ``vase-pick``: the anchor on switch and the sign pick, ``vase-agent-loop``:
-    ``vase_rl.core.config.AGENT_LOOP``, those and the two-sided test); ``cci``:
-    ``VASEConfig.for_row("-")`` on the cpu preset (S, D and A off). ``overrides``
+def method_config(method: str, seed: int, overrides: dict[str, Any] | None = None) -> Any:
+    """The ``VASEConfig`` of ``method`` at ``seed`` (None for pixels): the cpu preset; ``entangled``: the
+    beta=1 ELBO; the named :data:`VARIANTS` (``vase-paper-anchor``, ``vase-on-switch``, ``vase-pick``: the
+    anchor on switch and the sign pick, ``vase-agent-loop``: ``vase_rl.core.config.AGENT_LOOP``, ...);
+    ``cci``: ``VASEConfig.for_row("-")`` on the cpu preset (S, D and A off). ``overrides``
     (``VASEConfig.with_overrides`` sections) go on top, e.g. ``{"dream": {"anchor": "on-switch"}}``."""
     from vase_rl.core.config import VASEConfig, get_preset
-    from vase_rl.core.learner import ContinualLearner
 
     if method not in ALL_METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {ALL_METHODS}")
     if method == "pixels":
-        return None, None
+        return None
     config = get_preset("cpu").with_overrides(seed=seed)
     if method == "entangled":
         config = config.with_overrides(loss={"entangled": True})
@@ -201,12 +198,55 @@ def make_learner(
         config = config.with_overrides(**VARIANTS[method])
     elif method == "cci":
         config = VASEConfig.for_row("-", base=config)
-    if overrides:
-        config = config.with_overrides(**overrides)
+    return config.with_overrides(**overrides) if overrides else config
+
+
+def make_learner(
+    method: str, seed: int, overrides: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any] | None]:
+    """The method's learner (None for pixels) and its config dict (:func:`method_config`); ``untrained``
+    is frozen at once."""
+    from vase_rl.core.learner import ContinualLearner
+
+    config = method_config(method, seed, overrides)
+    if config is None:
+        return None, None
     learner = ContinualLearner(config, device="cpu")
     if method == "untrained":
         learner.freeze()
     return learner, config.to_dict()
+
+
+def stale_config(record: dict[str, Any], overrides: dict[str, Any] | None = None) -> list[str]:
+    """The config fields where a finished run's ``vase_config`` differs from what its method builds today
+    (``overrides``: the script's for that method); a field the run's config lacks is read at its default,
+    the value that reproduces the code before the field existed. Empty: the run is current.
+
+    >>> rec = {"method": "vase-agent-loop", "seed": 0, "vase_config": method_config("vase-agent-loop", 0).to_dict()}
+    >>> stale_config(rec)
+    []
+    >>> del rec["vase_config"]["dream"]["sync_min_visit"]  # a run from before the steady anchor
+    >>> stale_config(rec)
+    ['dream.sync_min_visit']
+    """
+    import json
+
+    from vase_rl.core.config import VASEConfig
+
+    if record.get("vase_config") is None:
+        return []
+    now = method_config(record["method"], record["seed"], overrides)
+
+    def flat(config: Any) -> dict[str, Any]:
+        d = json.loads(json.dumps(config.to_dict()))
+        return {
+            f"{name}.{k}" if isinstance(v, dict) else name: x
+            for name, v in d.items()
+            for k, x in (v.items() if isinstance(v, dict) else [(None, v)])
+        }
+
+    then, want = flat(VASEConfig.from_dict(record["vase_config"])), flat(now)
+    return sorted(k for k in want if then.get(k) != want[k])
 
 
 def new_run(
@@ -367,19 +407,34 @@ def budget(args: Any, ignore: Iterable[str] = ()) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(args).items() if k not in skip}
 
 
-def check_budget(args: Any, out_dir: str, ignore: Iterable[str] = ()) -> None:
-    """Refuse to add runs to a folder that holds runs of another budget (results are never mixed);
-    ``ignore``: more fields that do not change a run's result (beyond :data:`RUN_FIELDS`)."""
+def check_budget(
+    args: Any,
+    out_dir: str,
+    ignore: Iterable[str] = (),
+    overrides: Callable[[str], dict[str, Any] | None] = lambda method: None,
+) -> None:
+    """Refuse to add runs to a folder that holds runs of another budget, or runs whose method builds
+    another config today (:func:`stale_config`; ``overrides(method)``: the script's overrides), so results
+    are never mixed; ``ignore``: more fields that do not change a run's result (beyond :data:`RUN_FIELDS`)."""
     skip = set(RUN_FIELDS) | set(ignore)
     mine = budget(args, skip)
     for path in sorted(Path(out_dir).glob("*_seed*.json")):
-        stored = {k: v for k, v in common.load_json(path)["args"].items() if k not in skip}
+        record = common.load_json(path)
+        stored = {k: v for k, v in record["args"].items() if k not in skip}
         stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
         diff = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
         if diff:
             raise SystemExit(
                 f"{path} was run with other settings ({', '.join(diff)}); use another "
                 f"--out-dir or delete the old runs"
+            )
+        stale = (
+            stale_config(record, overrides(record["method"])) if record.get("method") in ALL_METHODS else []
+        )
+        if stale:
+            raise SystemExit(
+                f"{path} was run with another config of {record['method']!r} ({', '.join(stale)} changed "
+                f"since); delete it to rerun, or move it to another --out-dir"
             )
 
 

@@ -26,7 +26,9 @@ last stage revisits the first look.) Per (method, seed), same seeds and budgets 
      that look with the same schedule. One JSON per (method, look, seed) in ``ref_dir``.
 
 Methods (``rl_common.make_learner``): ``vase`` (cpu preset with ``vase_rl.core.config.AGENT_LOOP``: the
-anchor synced on switches and the sign pick), ``vase-bounded`` (that and ``vase_rl.core.config.BOUNDED``: the
+anchor synced on switches but not after a brief visit, the sign pick and the two-sided test),
+``vase-brief-sync`` (the same with every switch syncing the anchor, ``AGENT_LOOP`` before
+``STEADY_ANCHOR``), ``vase-bounded`` (``AGENT_LOOP`` and ``vase_rl.core.config.BOUNDED``: the
 gradient norm at most 3x its running mean), ``vase-paper-anchor`` (cpu preset with the paper's every-tau
 sync and reuse, ``vase_rl.core.config.PAPER_LOOP``),
 ``cci`` (VASE's objective with ablation "-": no environment inference, dreaming or masks,
@@ -129,7 +131,23 @@ FOLDER = RESULTS / "rl_lifelong"
 KINDS = ("sequence", "reference")
 VASE_OVERRIDES: dict[str, Any] = AGENT_LOOP
 """Config overrides of the ``vase`` method on top of the cpu preset: the agent loop's anchor and sign pick."""
-METHODS = ("vase", "vase-bounded", "vase-paper-anchor", "cci", "entangled", "untrained", "pixels")
+
+
+def overrides(method: str) -> dict[str, Any] | None:
+    """The config overrides of ``method`` in this benchmark (:data:`VASE_OVERRIDES` for ``vase``)."""
+    return VASE_OVERRIDES if method == "vase" else None
+
+
+METHODS = (
+    "vase",
+    "vase-brief-sync",
+    "vase-bounded",
+    "vase-paper-anchor",
+    "cci",
+    "entangled",
+    "untrained",
+    "pixels",
+)
 """The methods of the table (``rl_common.make_learner``)."""
 NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap")
 """Args fields that do not change a run's result (beyond ``rl_common.RUN_FIELDS``)."""
@@ -210,7 +228,7 @@ def train_stages(
     from vase_rl.agents.sb3 import VASELoggingCallback, find_vase
 
     at = check_args(args)
-    learner, record = rlc.new_run(args, method, seed, VASE_OVERRIDES if method == "vase" else None)
+    learner, record = rlc.new_run(args, method, seed, overrides(method))
     timer = rlc.CostTimer()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     tb = os.path.join(args.out_dir, "tb") if args.tensorboard else None
@@ -422,7 +440,7 @@ def start(args: Args) -> None:
     """Before the runs: refuse folders of another budget; the random policy's returns (once per folder)."""
     check_args(args)
     for folder in (args.out_dir, args.ref_dir):
-        rlc.check_budget(args, folder, NOT_BUDGET)
+        rlc.check_budget(args, folder, NOT_BUDGET, overrides)
     env_ids = {e: e for e in looks(args.stages)}
     common.json_once(Path(args.out_dir) / "random.json", lambda: rlc.random_returns(args, env_ids))
 

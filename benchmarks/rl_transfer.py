@@ -21,8 +21,9 @@ random-policy row is measured by the same evaluation.
 Methods: ``vase-paper-anchor`` (cpu preset with the paper's every-tau dreaming anchor and reuse,
 ``vase_rl.core.config.PAPER_LOOP``), ``vase-on-switch`` (the anchor synced on environment switches,
 ``DreamConfig.anchor="on-switch"``, the cpu preset's default), ``vase-pick`` (that anchor and the sign pick
-at allocation, ``vase_rl.core.config.SIGN_PICK``), ``vase-agent-loop`` (those and the two-sided test of
-eq. 6: ``vase_rl.core.config.AGENT_LOOP``), ``entangled`` (VASE with the beta=1 ELBO,
+at allocation, ``vase_rl.core.config.SIGN_PICK``), ``vase-brief-sync`` (those and the two-sided test of
+eq. 6), ``vase-agent-loop`` (and an anchor that a brief visit does not re-sync:
+``vase_rl.core.config.AGENT_LOOP``), ``entangled`` (VASE with the beta=1 ELBO,
 same online adaptation),
 ``untrained`` (PPO on the latents of a frozen untrained VASE encoder: nothing adapts), ``pixels``
 (PPO ``CnnPolicy`` on the raw 32x32 frames with ``vase_rl.agents.sb3.SmallCNN`` as features extractor: SB3's
@@ -58,6 +59,7 @@ METHODS = (
     "vase-paper-anchor",
     "vase-on-switch",
     "vase-pick",
+    "vase-brief-sync",
     "vase-agent-loop",
     "entangled",
     "untrained",
@@ -69,8 +71,8 @@ METHODS = (
 @dataclass
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
-    """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-agent-loop, entangled, untrained,
-    pixels)."""
+    """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-brief-sync, vase-agent-loop,
+    entangled, untrained, pixels)."""
     eval_episodes: int = 128
     """Episodes per evaluation (32 misread a return by 0.25)."""
     drift_frames: int = 512
@@ -233,9 +235,17 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def settings(records: list[dict[str, Any]]) -> str:
-    """The dreaming anchor and the new environment's sign rule the runs' learners had ('-' without one)."""
+    """The dreaming anchor (and the shortest visit that re-syncs it on a switch) and the new environment's
+    sign rule the runs' learners had ('-' without one)."""
+
+    def anchor(dream: dict[str, Any]) -> str:
+        visit = dream.get("sync_min_visit", 0)
+        return dream["anchor"] + (
+            f" (visits >= {visit} steps)" if visit and dream["anchor"] == "on-switch" else ""
+        )
+
     found = {
-        f"{r['vase_config']['dream']['anchor']}, {r['vase_config']['model']['new_env_sign']}"
+        f"{anchor(r['vase_config']['dream'])}, {r['vase_config']['model']['new_env_sign']}"
         for r in records
         if r.get("vase_config")
     }

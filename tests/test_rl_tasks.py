@@ -193,3 +193,30 @@ def test_a_results_folder_of_another_budget_is_refused(bench, tmp_path: Path) ->
     rt.check_budget(dataclasses.replace(args, seeds=(7,), methods=("pixels",)), str(tmp_path))  # same budget
     with pytest.raises(SystemExit, match="other settings \\(steps_a\\)"):
         rt.check_budget(dataclasses.replace(args, steps_a=64), str(tmp_path))
+
+
+def test_a_run_whose_method_config_changed_since_is_refused(bench, tmp_path: Path) -> None:
+    """A finished run keeps its method's config; when the method's config changes (as ``AGENT_LOOP`` did
+    when it took the steady anchor) the folder refuses new runs until the stale one is moved, and a field
+    the old run lacks counts at its default."""
+    rt, _ = bench
+    rlc = rt.rlc
+    args = rt.Args(out_dir=str(tmp_path))
+    current = rlc.method_config("vase-agent-loop", 0).to_dict()
+    assert current["dream"]["sync_min_visit"] == 250
+    record = {
+        "args": dataclasses.asdict(args),
+        "method": "vase-agent-loop",
+        "seed": 0,
+        "vase_config": current,
+    }
+    rt.common.write_json(tmp_path / "vase-agent-loop_seed0.json", record)
+    rt.check_budget(args, str(tmp_path))  # current: accepted
+    old = {**current, "dream": {k: v for k, v in current["dream"].items() if k != "sync_min_visit"}}
+    assert rlc.stale_config({**record, "vase_config": old}) == ["dream.sync_min_visit"]
+    assert rlc.stale_config({**record, "vase_config": old, "method": "vase-brief-sync"}) == []
+    rt.common.write_json(tmp_path / "vase-agent-loop_seed0.json", {**record, "vase_config": old})
+    with pytest.raises(
+        SystemExit, match=r"another config of 'vase-agent-loop' \(dream.sync_min_visit changed"
+    ):
+        rt.check_budget(args, str(tmp_path))

@@ -557,22 +557,23 @@ is not from s either (moving MNIST under a moving-Fashion model: 0.67-0.84 L~; a
 batches: 0.87-1.07), and the patience counts failures among the last 20 tested batches (10 of 20 with the
 cpu preset's patience) so that new data near the threshold is not kept in the old environment by the
 occasional batch that passes."""
-AGENT_LOOP: dict[str, dict[str, Any]] = {
-    "dream": {"anchor": "on-switch"},
-    "model": SIGN_PICK,
-    "inference": TWO_SIDED,
-}
-"""``VASEConfig.with_overrides`` sections of VASE in an agent's loop: dreaming anchored where each past
-environment was left (``DreamConfig.anchor="on-switch"``), the :data:`SIGN_PICK`, and the
-:data:`TWO_SIDED` test, so that a look the old environment reconstructs *better* gets its own environment
-instead of training (and moving) the old one's latents."""
-BOUNDED: dict[str, Any] = {"grad_clip_ratio": 3.0}
-"""``VASEConfig.with_overrides`` settings of bounded updates (:attr:`VASEConfig.grad_clip_ratio`): each step's
-gradient norm at most 3x its running mean (``cfg.with_overrides(**AGENT_LOOP, **BOUNDED)``)."""
 STEADY_ANCHOR: dict[str, Any] = {"anchor": "on-switch", "sync_min_visit": 250}
 """:class:`DreamConfig` settings of an anchor that a brief visit does not move: synced at a switch only after
 the environment left trained a cpu-preset tau (250 steps) since it was entered (``DreamConfig.sync_min_visit``;
 ``cfg.with_overrides(dream=STEADY_ANCHOR)``)."""
+AGENT_LOOP: dict[str, dict[str, Any]] = {
+    "dream": STEADY_ANCHOR,
+    "model": SIGN_PICK,
+    "inference": TWO_SIDED,
+}
+"""``VASEConfig.with_overrides`` sections of VASE in an agent's loop: dreaming anchored where each past
+environment was left and not moved by a brief visit (:data:`STEADY_ANCHOR`), the :data:`SIGN_PICK`, and the
+:data:`TWO_SIDED` test, so that a look the old environment reconstructs *better* gets its own environment
+instead of training (and moving) the old one's latents. Life-long PPO through five looks, 5 seeds:
+forgetting 0.00 with it, 0.18 with every switch syncing (``benchmarks/results/rl_lifelong``)."""
+BOUNDED: dict[str, Any] = {"grad_clip_ratio": 3.0}
+"""``VASEConfig.with_overrides`` settings of bounded updates (:attr:`VASEConfig.grad_clip_ratio`): each step's
+gradient norm at most 3x its running mean (``cfg.with_overrides(**AGENT_LOOP, **BOUNDED)``)."""
 PAPER_LOOP: dict[str, dict[str, Any]] = {
     "dream": {"anchor": "every-tau"},
     "model": {
