@@ -5,7 +5,8 @@ With the paper's every-tau sync the snapshot that dreams the past environments (
 into the new environment, so the old environments are anchored to a model already trained on the new one.
 "on-switch" syncs it when the inferred environment changes; "on-switch+pick" adds the sign pick at allocation
 (``vase_rl.core.config.SIGN_PICK``: what it costs off the agent's loop); "steady" syncs on a switch only
-after a visit of 250 steps (``vase_rl.core.config.STEADY_ANCHOR``: what it changes off the agent's loop). They are run with Table 1's protocol on the
+after a visit of 250 steps (``vase_rl.core.config.STEADY_ANCHOR``: what it changes off the agent's loop).
+They are run with Table 1's protocol on the
 demo sequence (moving Fashion -> MNIST -> moving MNIST, cpu preset, row SDA, 2,500 steps per dataset, A.6
 probes trained at every step), on the evaluation seeds 0-2 (two fixed options: nothing is tuned). Per run:
 the A.6 forgetting columns of Table 1, the offline MLP probes at each stage end, and the latent drift of

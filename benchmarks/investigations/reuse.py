@@ -4,7 +4,9 @@ The cpu preset (with ``--overrides``, a JSON dict of ``VASEConfig.with_overrides
 ``--steps-a`` steps on dataset A, then ``--steps-b`` on dataset B (S/D/A on, A.6 probes off), and at the
 end: the environments allocated, every latent's correlation with x and y on A's and B's held-out images,
 and the linear readout transfer (``vase_rl.probing.offline_probe.readout_transfer``) of position, and of
-class within one sprite family, both ways. Each environment allocation and a few steps per stage are
+class within one sprite family, both ways, on ``mu`` and on ``mu`` with the latents outside the used set
+u^s of the environment each dataset is inferred under set to 0 (``transfer_used``).
+Each environment allocation and a few steps per stage are
 logged (Algorithm 1's outcome, losses, atypicality, mask, used latents). Writes
 ``benchmarks/results/representation_quality/investigation/reuse_<name>.json`` (the latent-reuse table of
 ``representation_quality/README.md``).
@@ -141,6 +143,16 @@ def train(args: Args, learner: ContinualLearner) -> list[dict[str, Any]]:
     return log
 
 
+def used_codes(learner: ContinualLearner, frames: np.ndarray, codes: tuple[Any, Any]) -> tuple[Any, Any, int]:
+    """``codes`` (train, test) with every latent outside the used set u^s of the environment eq. 6 files
+    ``frames`` under (a query on 64 of them) set to 0, and that environment (the current one when the
+    query would allocate)."""
+    decision = learner.infer_environment(frames[:64])
+    env = decision.env if 0 <= decision.env < learner.memory.n_seen else learner.current_env
+    keep = learner.memory.used[env].numpy().astype(codes[0].dtype)
+    return codes[0] * keep, codes[1] * keep, int(env)
+
+
 def transfer_rows(
     args: Args, data: dict[str, Any], codes: dict[str, Any], pc: OfflineProbeConfig
 ) -> list[dict]:
@@ -209,6 +221,10 @@ def run(args: Args) -> dict[str, Any]:
             k: corr(codes[d][1], np.asarray(factors[k], float)).round(2).tolist() for k in ("x", "y")
         }
     record["transfer"] = transfer_rows(args, data, codes, pc)
+    # the same readouts on the emission "unused latents set to 0" (each dataset under its inferred env's u^s)
+    masked = {d: used_codes(learner, data[d][1][0], codes[d]) for d in codes}
+    record["inferred"] = {d: m[2] for d, m in masked.items()}
+    record["transfer_used"] = transfer_rows(args, data, {d: m[:2] for d, m in masked.items()}, pc)
     record["hardware"] = common.hardware()
     return record
 
@@ -219,7 +235,8 @@ def summarise(record: dict[str, Any]) -> str:
         (r["factor"], r["a"][:9], round(r["in_domain"], 3), round(r["transfer"], 3))
         for r in record["transfer"]
     ]
-    return f"SUMMARY {record['name']} {record['n_envs']} {rows}"
+    used = [round(r["transfer"], 3) for r in record.get("transfer_used", []) if r["factor"] == "position"]
+    return f"SUMMARY {record['name']} {record['n_envs']} {rows} used-latents position transfer {used}"
 
 
 def main() -> None:
