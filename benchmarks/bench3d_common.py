@@ -15,6 +15,7 @@ The command line, hardware record, markdown tables, JSON files and the resumable
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,23 @@ class LevelsArgs(common.JobsArgs):
     """Level B (the transfer level)."""
     image_size: int = 32
     """VASE input side: the levels' 64x64 frames are area-resized to it."""
+    world: str = "{}"
+    """JSON dict of ``vase_rl.envs.world_layout.WorldConfig`` overrides for the embedded MiniWorld levels,
+    e.g. '{"arena_size": 7, "num_obstacles": 2}' (a smaller, denser task); ignored by DM Lab levels."""
+
+    def level_spec(self, level: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        """:func:`level_spec` of ``level`` with :attr:`world`'s overrides when it is a MiniWorld level."""
+        world = json.loads(self.world) if is_world(level) else {}
+        if not isinstance(world, dict):
+            raise ValueError(f"--world must be a JSON object of WorldConfig fields, got {self.world!r}")
+        return level_spec(level, **{**world, **kwargs})
+
+    def make_level(self, level: str, **kwargs: Any) -> Any:
+        """``gym.make`` of :meth:`level_spec`."""
+        import gymnasium as gym
+
+        env_id, kw = self.level_spec(level, **kwargs)
+        return gym.make(env_id, **kw)
 
 
 # ------------------------------------------------------------------------------------ levels
@@ -90,14 +108,6 @@ def level_spec(level: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
     if "lab:LabEnv" in str(gym.spec(env_id).entry_point):
         extra["info_observations"] = LAB_POSE_OBSERVATIONS
     return env_id, {**extra, **kwargs}
-
-
-def make_level(level: str, **kwargs: Any) -> Any:
-    """``gym.make`` of :func:`level_spec`."""
-    import gymnasium as gym
-
-    env_id, kw = level_spec(level, **kwargs)
-    return gym.make(env_id, **kw)
 
 
 def is_world(level: str) -> bool:

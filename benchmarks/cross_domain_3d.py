@@ -79,7 +79,7 @@ def collect_episodes(args: Args, level: str) -> dict[str, Any]:
     Episode i resets with seed 100000+i and draws its actions from an RNG with the same seed, so two
     MiniWorld levels give the same states frame for frame.
     """
-    env = b3d.make_level(level)
+    env = args.make_level(level)
     frames, episode = [], []
     factors: dict[str, list[list[float]]] = defaultdict(list)
     for i in range(args.probe_episodes):
@@ -107,7 +107,7 @@ def train_phase(args: Args, learner: Any, level: str, seed: int) -> dict[str, An
     from vase_rl.rl.wrapper import VASEObservation
 
     env = VASEObservation(
-        b3d.make_level(level, max_episode_steps=args.episode_steps),
+        args.make_level(level, max_episode_steps=args.episode_steps),
         learner,
         learn=True,
         train_every=args.train_every,

@@ -166,7 +166,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     track = b3d.is_world(args.level_a) and b3d.is_world(args.level_b)
 
     def venv(level: str, env_seed: int, learn: bool) -> Any:
-        env_id, kwargs = b3d.level_spec(level)
+        env_id, kwargs = args.level_spec(level)
         raw = make_vec_env(env_id, args.n_envs, seed=env_seed, env_kwargs=kwargs)
         return (
             raw
@@ -249,7 +249,7 @@ def random_reference(args: Args) -> dict[str, Any]:
 
     out = {}
     for key, level in (("A", args.level_a), ("B", args.level_b)):
-        env_id, kwargs = b3d.level_spec(level)
+        env_id, kwargs = args.level_spec(level)
         venv = make_vec_env(env_id, args.n_envs, seed=10_000, env_kwargs=kwargs)
         out[key] = evaluate(
             common.RandomPolicy(venv.action_space.n, 0),

@@ -45,6 +45,19 @@ class WorldConfig:
     max_tries: int = 10_000
     """Rejection-sampling budget per placed object."""
 
+    def __post_init__(self) -> None:
+        shortest = self.arena_size * self.split_range[0]
+        needed = self.door_width + 2 * self.agent_radius
+        if not 0 < self.split_range[0] <= self.split_range[1] < 1:
+            raise ValueError(f"WorldConfig.split_range must satisfy 0 < lo <= hi < 1, got {self.split_range}")
+        if shortest < needed:
+            raise ValueError(
+                f"WorldConfig: the shortest wall segment (arena_size {self.arena_size} x split_range[0] "
+                f"{self.split_range[0]} = {shortest:.2f} m) cannot hold a doorway of door_width "
+                f"{self.door_width} + 2 x agent_radius {self.agent_radius} = {needed:.2f} m; enlarge the "
+                f"arena or narrow the door"
+            )
+
 
 @dataclass(frozen=True, eq=False)
 class WorldLayout:

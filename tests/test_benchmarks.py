@@ -928,3 +928,16 @@ def test_benchmark_runs_with_a_tiny_budget(case: Case, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, f"{case.script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     case.check(results)
+
+
+def test_world_overrides_reach_miniworld_levels_only(bench_import: Any) -> None:
+    """``--world`` (3-D benchmarks) sets WorldConfig fields of the embedded MiniWorld levels, passes a call's
+    own kwargs on top, and leaves DM Lab levels alone; a non-object JSON is refused by name."""
+    b3d = bench_import("bench3d_common")
+    args = b3d.LevelsArgs(world='{"arena_size": 7, "num_obstacles": 2}')
+    env_id, kw = args.level_spec("outdoor", max_episode_steps=50)
+    assert env_id == "vase_rl/WorldOutdoor-v0"
+    assert kw == {"arena_size": 7, "num_obstacles": 2, "max_episode_steps": 50}
+    assert "arena_size" not in args.level_spec("contributed/dmlab30/natlab_varying_map_randomized")[1]
+    with pytest.raises(ValueError, match="--world must be a JSON object"):
+        b3d.LevelsArgs(world="[7]").level_spec("indoor")

@@ -62,6 +62,19 @@ def test_layout_is_seeded_and_keeps_clearances() -> None:
         assert np.hypot(*(lay.agent_pos - lay.target_pos)) >= config.min_target_distance - 1e-9
 
 
+def test_a_config_whose_doorways_cannot_fit_is_refused_and_the_smallest_fitting_arena_generates() -> None:
+    """Door width 1.8 + 2 x agent radius 0.4 = 2.6 m must fit the shortest wall segment, arena x 0.4."""
+    with pytest.raises(ValueError, match=r"shortest wall segment .* = 2\.40 m.* = 2\.60 m"):
+        WorldConfig(arena_size=6.0)
+    with pytest.raises(ValueError, match="split_range"):
+        WorldConfig(split_range=(0.6, 0.4))
+    small = WorldConfig(arena_size=6.5, num_obstacles=2, min_target_distance=1.5)
+    for seed in range(20):
+        lay = generate_layout(np.random.default_rng(seed), small)
+        assert all(0 < door <= small.arena_size for *_, door in lay.doors)
+        assert np.hypot(*(lay.agent_pos - lay.target_pos)) >= 1.5 - 1e-9
+
+
 def test_registration_imports_no_opengl() -> None:
     code = (
         "import sys, gymnasium as gym; from vase_rl.envs.world import register_world_envs; "
