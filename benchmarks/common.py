@@ -256,11 +256,18 @@ class AgentArgs(PPOArgs):
     """PPO learning rate."""
     ppo_gamma: float = 0.95
     """Discount."""
+    ppo_ent_coef: float = 0.0
+    """Entropy bonus (SB3's default 0)."""
     eval_episodes: int = 32
     """Episodes per evaluation (stochastic policy, held-out seeds)."""
 
     def ppo_kwargs(self) -> dict[str, Any]:
-        return {**super().ppo_kwargs(), "learning_rate": self.ppo_lr, "gamma": self.ppo_gamma}
+        return {
+            **super().ppo_kwargs(),
+            "learning_rate": self.ppo_lr,
+            "gamma": self.ppo_gamma,
+            "ent_coef": self.ppo_ent_coef,
+        }
 
 
 @dataclass

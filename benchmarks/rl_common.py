@@ -263,6 +263,38 @@ def new_run(
     return learner, common.run_record(args, method, seed, vase_config=vase_config)
 
 
+def is_world(env_id: str) -> bool:
+    """True for the embedded MiniWorld levels (``vase_rl/WorldOutdoor-v0``, ``vase_rl/WorldIndoor-v0``)."""
+    import gymnasium as gym
+
+    import vase_rl.envs  # noqa: F401  (registers the ids)
+
+    return "world:WorldEnv" in str(gym.spec(env_id).entry_point)
+
+
+def look_kwargs(args: Any, env_id: str) -> dict[str, Any]:
+    """``gym.make`` kwargs of a look: the canvas side for sprite envs, ``args.world``'s ``WorldConfig``
+    overrides (a JSON object, when ``args`` has one) for the MiniWorld levels (RGB frames: the learners get
+    3 channels, :func:`frame_channels`)."""
+    import json
+
+    if is_world(env_id):
+        world = json.loads(getattr(args, "world", "{}"))
+        if not isinstance(world, dict):
+            raise ValueError(f"--world must be a JSON object of WorldConfig fields, got {args.world!r}")
+        return world
+    return {"canvas_size": args.canvas_size}
+
+
+def frame_channels(env_ids: Iterable[str]) -> int:
+    """Channels of the frames of ``env_ids`` (3 for the MiniWorld levels, 1 for the sprite envs); a ValueError
+    when they differ (one learner reads every look)."""
+    found = {3 if is_world(e) else 1 for e in env_ids}
+    if len(found) != 1:
+        raise ValueError(f"looks {list(env_ids)} mix RGB (MiniWorld) and grayscale (sprite) frames")
+    return found.pop()
+
+
 def agent_env(
     args: Any,
     env_id: str,
@@ -283,7 +315,7 @@ def agent_env(
         f"vase_rl.envs:{env_id}",
         args.n_envs,
         seed=env_seed,
-        env_kwargs={"canvas_size": args.canvas_size, **env_kwargs},
+        env_kwargs={**look_kwargs(args, env_id), **env_kwargs},
     )
     if timer is not None:
         raw = timed_venv(raw, timer, "env")
@@ -415,12 +447,18 @@ def check_budget(
 ) -> None:
     """Refuse to add runs to a folder that holds runs of another budget, or runs whose method builds
     another config today (:func:`stale_config`; ``overrides(method)``: the script's overrides), so results
-    are never mixed; ``ignore``: more fields that do not change a run's result (beyond :data:`RUN_FIELDS`)."""
+    are never mixed; ``ignore``: more fields that do not change a run's result (beyond :data:`RUN_FIELDS`).
+    A field a stored run lacks (added since) counts at its default, the value that reproduces the code
+    before the field existed."""
     skip = set(RUN_FIELDS) | set(ignore)
     mine = budget(args, skip)
+    defaults = {  # of fields newer than a stored run
+        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        for f in dataclasses.fields(args)
+    }
     for path in sorted(Path(out_dir).glob("*_seed*.json")):
         record = common.load_json(path)
-        stored = {k: v for k, v in record["args"].items() if k not in skip}
+        stored = {k: v for k, v in {**defaults, **record["args"]}.items() if k not in skip}
         stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
         diff = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
         if diff:

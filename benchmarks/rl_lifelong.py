@@ -133,9 +133,14 @@ VASE_OVERRIDES: dict[str, Any] = AGENT_LOOP
 """Config overrides of the ``vase`` method on top of the cpu preset: the agent loop's anchor and sign pick."""
 
 
-def overrides(method: str) -> dict[str, Any] | None:
-    """The config overrides of ``method`` in this benchmark (:data:`VASE_OVERRIDES` for ``vase``)."""
-    return VASE_OVERRIDES if method == "vase" else None
+def overrides(method: str, stages: tuple[str, ...]) -> dict[str, Any] | None:
+    """The config overrides of ``method`` in this benchmark: :data:`VASE_OVERRIDES` for ``vase``, and the
+    frames' channels when the looks are RGB (the MiniWorld levels)."""
+    sections = {k: dict(v) for k, v in VASE_OVERRIDES.items()} if method == "vase" else {}
+    channels = rlc.frame_channels(stages)
+    if channels != 1:
+        sections["model"] = {**sections.get("model", {}), "channels": channels}
+    return sections or None
 
 
 METHODS = (
@@ -164,7 +169,11 @@ class Args(rlc.SpriteRLArgs):
         "vase_rl/MovingShapes-v0",
         "vase_rl/MovingFashion-v0",
     )
-    """The looks in sequence (sprite goal-task env ids; a repeated id is a revisit)."""
+    """The looks in sequence (sprite goal-task env ids, or the MiniWorld levels ``vase_rl/WorldOutdoor-v0``
+    and ``vase_rl/WorldIndoor-v0`` -- the 3-D variant; a repeated id is a revisit)."""
+    world: str = "{}"
+    """JSON dict of ``vase_rl.envs.world_layout.WorldConfig`` overrides for MiniWorld looks (e.g. a smaller
+    arena: '{"arena_size": 7, "num_obstacles": 2}'); ignored by sprite looks."""
     steps_per_look: int = 32_768
     """PPO env steps per stage (and per reference run): 64 rollouts of 8 x 64."""
     curve_at: tuple[int, ...] = (512, 1024, 2048, 4096, 8192, 16384, 24576)
@@ -228,7 +237,7 @@ def train_stages(
     from vase_rl.agents.sb3 import VASELoggingCallback, find_vase
 
     at = check_args(args)
-    learner, record = rlc.new_run(args, method, seed, overrides(method))
+    learner, record = rlc.new_run(args, method, seed, overrides(method, args.stages))
     timer = rlc.CostTimer()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     tb = os.path.join(args.out_dir, "tb") if args.tensorboard else None
@@ -440,7 +449,7 @@ def start(args: Args) -> None:
     """Before the runs: refuse folders of another budget; the random policy's returns (once per folder)."""
     check_args(args)
     for folder in (args.out_dir, args.ref_dir):
-        rlc.check_budget(args, folder, NOT_BUDGET, overrides)
+        rlc.check_budget(args, folder, NOT_BUDGET, lambda m: overrides(m, args.stages))
     env_ids = {e: e for e in looks(args.stages)}
     common.json_once(Path(args.out_dir) / "random.json", lambda: rlc.random_returns(args, env_ids))
 

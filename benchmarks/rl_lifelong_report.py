@@ -6,6 +6,7 @@ and the naming of looks and reference runs both share. The protocol and the metr
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +244,7 @@ def summarise(args: Any) -> str:
     common.write_json(folder / "summary.json", summary)
     plot_matrices(summary, by_method, folder)
     plot_curves(by_method, refs, random, folder / "rl_lifelong_curves.png")
-    text = markdown(summary, by_method, a)
+    text = markdown(summary, by_method, a, budget_flags(args, a))
     common.write_text(folder / "rl_lifelong.md", text)
     return text
 
@@ -256,21 +257,54 @@ def cell(e: dict[str, Any] | None, digits: int = 2) -> str:
     return f"{e['mean']:.{digits}f}" + ("" if not ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]")
 
 
-def markdown(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -> str:
-    """The report: metrics per method, per-look tables, cost split, figures."""
+def frames(a: dict[str, Any]) -> str:
+    """What the agents see, from a run's args: the sprite canvas, or the MiniWorld frames and the
+    ``WorldConfig`` overrides."""
+    if not any("World" in e for e in a["stages"]):
+        return f"{a['canvas_size']}x{a['canvas_size']} canvas"
+    return f"64x64 RGB MiniWorld frames (VASE: area-resized to 32x32), WorldConfig overrides {a.get('world', '{}')}"
+
+
+def budget_flags(args: Any, a: dict[str, Any]) -> str:
+    """The command-line flags of the runs' budget that differ from the script's defaults (and the folders),
+    so the report's command reproduces them: e.g. `` --train-every 64 --out-dir ...``."""
+    out = []
+    for f in dataclasses.fields(args):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = a.get(f.name, default)
+        if f.name in ("out_dir", "ref_dir"):  # this summary's folders, relative to the repository
+            value, default = (
+                os.path.relpath(Path(v).resolve(), common.REPO) for v in (getattr(args, f.name), default)
+            )
+        elif f.name in rlc.RUN_FIELDS or f.name in ("kinds", "bootstrap", "ref_seeds"):
+            continue
+        if (tuple(value) if isinstance(value, list) else value) != default:
+            shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            shown = f"'{shown}'" if f.name == "world" else shown
+            out.append(f" --{f.name.replace('_', '-')} {shown}")
+    return "".join(out)
+
+
+def markdown(
+    summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any], flags: str = ""
+) -> str:
+    """The report: metrics per method, per-look tables, cost split, figures; ``flags``: the runs' non-default
+    command-line flags (:func:`budget_flags`)."""
     methods = [m for m in by_method if m in summary]
     names = [short(e) for e in a["stages"]]
     records = [r for rs in by_method.values() for r in rs]
     md = [
         "# Life-long visual RL: one PPO agent through " + " -> ".join(names),
         "",
-        f"Produced by `python benchmarks/rl_lifelong.py` (then `--summarise`). {a['steps_per_look']} PPO env "
-        f"steps per stage ({a['n_envs']} sub-envs, {a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, "
-        f"online VASE round every {a['train_every']} frames); every look evaluated at the end of each stage "
-        f"({a['eval_episodes']} episodes) and at env steps {', '.join(map(str, a['curve_at']))} into it "
-        f"({a['curve_episodes']} episodes). Returns normalised per look: (R - random) / (reference - random), "
-        f"the reference = the same method trained on that look alone at the same budget. Metrics as Continual World's "
-        f"(average performance, forgetting, forward transfer over each stage's first {a['ft_window']} env "
+        f"Produced by `python benchmarks/rl_lifelong.py{flags}` (then `--summarise`). {a['steps_per_look']} "
+        f"PPO env steps per stage ({a['n_envs']} sub-envs, {frames(a)}, cpu preset, online VASE round every "
+        f"{a['train_every']} frames; PPO n_steps {a['ppo_n_steps']}, batch {a['ppo_batch_size']}, lr "
+        f"{a['ppo_lr']}, gamma {a['ppo_gamma']}, entropy bonus {a.get('ppo_ent_coef', 0.0)}); every look "
+        f"evaluated at the end of each stage ({a['eval_episodes']} episodes) and at env steps "
+        f"{', '.join(map(str, a['curve_at']))} into it ({a['curve_episodes']} episodes). Returns normalised per "
+        f"look: (R - random) / (reference - random), the reference = the same method trained on that look alone "
+        f"at the same budget. Metrics as Continual World's (average performance, forgetting, forward transfer "
+        f"over each stage's first {a['ft_window']} env "
         f"steps), mean [90% bootstrap interval over seeds]. " + (rlc.cost_line(records) if records else ""),
         "",
         common.markdown_table(

@@ -55,14 +55,10 @@ class Args(b3d.LevelsArgs, common.AgentArgs):
     ppo_lr: float = 3e-4
     ppo_gamma: float = 0.99
     ppo_ent_coef: float = 0.01
-    """Entropy bonus."""
     out_dir: str = str(b3d.RESULTS / "rl_transfer" / "runs")
     """Folder of the per-run JSONs."""
     tensorboard_dir: str = "/tmp/vase_runs/3d/rl_transfer_tb"
     """SB3 TensorBoard logs with the vase/* scalars, kept outside the repository ("" = none)."""
-
-    def ppo_kwargs(self) -> dict[str, Any]:
-        return {**super().ppo_kwargs(), "ent_coef": self.ppo_ent_coef}
 
 
 # ------------------------------------------------------------------------------------ pieces

@@ -210,6 +210,8 @@ class Case:
     check: Callable[[Path], None]
     needs: tuple[str, ...] = ()
     slow: bool = True
+    variant: str = ""
+    """Names a script's second tiny run (its test id: ``script-variant``)."""
 
 
 def load(path: Path) -> Any:
@@ -788,6 +790,52 @@ CASES.append(
 )
 
 
+def check_lifelong_3d(r: Path) -> None:
+    """The 3-D variant: RGB MiniWorld looks, the learner built for 3 channels, the WorldConfig overrides kept."""
+    folder = r / "rl_lifelong"
+    summary = load(folder / "summary.json")
+    assert summary["protocol"]["looks"] == ["WorldOutdoor", "WorldIndoor", "WorldOutdoor"]
+    for m in ("vase", "pixels"):
+        assert summary[m]["seeds"] == 1 and set(summary[m]["average_performance"]) >= {"mean", "ci90"}
+        rec = load(folder / "runs" / f"{m}_seed0.json")
+        assert len(rec["R"]) == 3 and rec["args"]["world"] == '{"max_episode_steps": 20}'
+    assert load(folder / "runs" / "vase_seed0.json")["vase_config"]["model"]["channels"] == 3
+    text = (folder / "rl_lifelong.md").read_text()
+    assert "RGB MiniWorld frames" in text and """--world '{"max_episode_steps": 20}'""" in text
+
+
+CASES.append(
+    Case(
+        "rl_lifelong",
+        (
+            "--methods",
+            "vase",
+            "pixels",
+            *AGENT_TINY,
+            "--stages",
+            "vase_rl/WorldOutdoor-v0",
+            "vase_rl/WorldIndoor-v0",
+            "vase_rl/WorldOutdoor-v0",
+            "--world",
+            '{{"max_episode_steps": 20}}',  # str.format-escaped: {"max_episode_steps": 20}
+            "--ref-seeds",
+            "100",
+            "--steps-per-look",
+            "128",
+            "--curve-at",
+            "64",
+            "--ft-window",
+            "64",
+            "--curve-episodes",
+            "2",
+        ),
+        check_lifelong_3d,
+        ("gl", "sb3"),
+        variant="3d",
+    )
+)
+
+
 def check_exp(r: Path) -> None:
     rec = load(r / "representation_quality" / "investigation" / "tiny.json")
     assert list(rec["curve"]) == ["2", "3"] and rec["curve"]["3"]["recon"] > 0
@@ -886,7 +934,7 @@ CASES += [
 
 
 def test_every_script_has_a_tiny_run() -> None:
-    assert sorted(c.script for c in CASES) == sorted(SCRIPTS + INVESTIGATIONS)
+    assert sorted({c.script for c in CASES}) == sorted(SCRIPTS + INVESTIGATIONS)
 
 
 def skip_reason(needs: tuple[str, ...]) -> str | None:
@@ -902,7 +950,13 @@ def skip_reason(needs: tuple[str, ...]) -> str | None:
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(c, id=c.script, marks=[pytest.mark.slow] if c.slow else []) for c in CASES]
+    "case",
+    [
+        pytest.param(
+            c, id="-".join(filter(None, (c.script, c.variant))), marks=[pytest.mark.slow] if c.slow else []
+        )
+        for c in CASES
+    ],
 )
 def test_benchmark_runs_with_a_tiny_budget(case: Case, tmp_path: Path) -> None:
     reason = skip_reason(case.needs)
