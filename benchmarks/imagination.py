@@ -57,7 +57,7 @@ from imagination_report import CONDITIONS, RANDOM, WORLD, run_name, summarise
 
 from vase_rl.agents.explore import ImaginationAgent, env_translation_range
 from vase_rl.agents.translation import ImaginationConfig, ImaginationExplorer
-from vase_rl.core.config import get_preset
+from vase_rl.core.config import Ablation, VASEConfig, get_preset
 from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
 from vase_rl.envs.sprites import SpriteCanvas
@@ -91,6 +91,10 @@ class Args(common.SequenceArgs, common.JobsArgs):
     on_overflow: str = "merge"
     """Learner's ``InferenceConfig.on_overflow``: "merge" keeps a run alive when spurious environment
     allocations exhaust ``max_environments`` (the count is reported); "error" is the library default."""
+    row: str = "SDA"
+    """Ablation row of the learner (``VASEConfig.for_row``): ``SDA`` is VASE; ``DA`` turns environment
+    inference off, so both conditions train one environment and the inferred environments cannot differ
+    between them (the control of docs/findings.md section 12)."""
     mode: str = "both"
     """``in-graph`` (the STN imagines x* inside the training loop), ``in-world`` (the policy moves the
     sprite of a wrapped continuous SpriteCanvas; the online learner trains on the frames), or ``both``."""
@@ -125,11 +129,19 @@ class Args(common.SequenceArgs, common.JobsArgs):
             raise ValueError(f"mode must be one of {(*MODES, 'both')}, got {self.mode!r}")
         if unknown := sorted(set(self.conditions) - set(CONDITIONS)):
             raise ValueError(f"unknown conditions {unknown}; choose from {CONDITIONS}")
+        Ablation.parse_row(self.row)  # a ValueError naming a bad row code
 
     @property
     def modes(self) -> tuple[str, ...]:
         """The modes this invocation runs and summarises."""
         return MODES if self.mode == "both" else (self.mode,)
+
+
+def learner_config(args: Args, seed: int) -> VASEConfig:
+    """The learner of every run: ``args.preset`` with the ablation ``args.row``, seeded, with
+    ``args.on_overflow``."""
+    base = get_preset(args.preset).with_overrides(seed=seed, inference={"on_overflow": args.on_overflow})
+    return VASEConfig.for_row(args.row, base=base)
 
 
 def code_fingerprint() -> str:
@@ -196,7 +208,7 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     out = Path(args.out)
     n = args.steps_per_env
-    config = get_preset(args.preset).with_overrides(seed=seed, inference={"on_overflow": args.on_overflow})
+    config = learner_config(args, seed)
     settings = RunSettings(
         sequence=SEQUENCE,
         steps_per_env=n,
@@ -253,6 +265,7 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
         "torch_threads": 1,
         "code": code,
         "on_overflow": args.on_overflow,
+        "row": args.row,
         "curves": curves,
         "envs_per_stage": envs,
         "n_envs": log[-1]["n_envs"],
@@ -330,7 +343,7 @@ def world_probes(learner: ContinualLearner, data: dict[str, Any]) -> dict[str, f
 def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
     """One in-world (condition, seed) through the sequence: per stage, what the learner saw and the probes."""
     torch.set_num_threads(1)
-    config = get_preset(args.preset).with_overrides(seed=seed, inference={"on_overflow": args.on_overflow})
+    config = learner_config(args, seed)
     learner = ContinualLearner(config, device="cpu")
     size = config.model.image_size
     data = {
@@ -390,6 +403,7 @@ def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
         "torch_threads": 1,
         "code": code,
         "on_overflow": args.on_overflow,
+        "row": args.row,
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
     }
 

@@ -995,3 +995,18 @@ def test_world_overrides_reach_miniworld_levels_only(bench_import: Any) -> None:
     assert "arena_size" not in args.level_spec("contributed/dmlab30/natlab_varying_map_randomized")[1]
     with pytest.raises(ValueError, match="--world must be a JSON object"):
         b3d.LevelsArgs(world="[7]").level_spec("indoor")
+
+
+def test_imagination_row_turns_environment_inference_off_and_bad_rows_are_refused(bench_import: Any) -> None:
+    """``--row DA`` (the control whose conditions cannot infer different environments): one environment."""
+    im = bench_import("imagination")
+    assert im.learner_config(im.Args(), 3).ablation.infer_env is True
+    config = im.learner_config(im.Args(row="DA"), 3)
+    assert (config.ablation.infer_env, config.ablation.dream, config.ablation.mask, config.seed) == (
+        False,
+        True,
+        True,
+        3,
+    )
+    with pytest.raises(ValueError, match="XYZ"):
+        im.Args(row="XYZ")
