@@ -115,6 +115,30 @@ def test_include_env_and_mask_give_a_dict_observation() -> None:
     assert env.observation_space.contains(obs)
 
 
+def test_emit_used_zeroes_the_latents_outside_the_inferred_environments_used_set() -> None:
+    """``emit="used"``: mu with the latents outside u^s of the environment q(s|x) picks set to 0; before any
+    environment is allocated every row of u^s counts as all used (the frames emit mu)."""
+    learner = tiny_learner()
+    plain = VASEObservation(shapes_env(), learner, learn=False, include_env=True)
+    used = VASEObservation(shapes_env(), learner, learn=False, include_env=True, emit="used")
+    fresh, _ = used.reset(seed=0)
+    np.testing.assert_array_equal(fresh["latent"], plain.reset(seed=0)[0]["latent"])  # n_seen 0: all used
+    patterns = torch.tensor([[1, 0, 1, 0, 1, 0], [0, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    learner.memory.used[:2] = patterns
+    learner.memory.n_seen = 2
+    for seed in range(3):
+        mu, _ = plain.reset(seed=seed)
+        out, _ = used.reset(seed=seed)
+        env = int(np.argmax(mu["env"]))
+        np.testing.assert_array_equal(out["env"], mu["env"])
+        np.testing.assert_array_equal(out["latent"], mu["latent"] * patterns[env].numpy())
+        assert np.all(out["latent"][~patterns[env].numpy()] == 0) and np.any(mu["latent"] != out["latent"])
+    only = VASEObservation(shapes_env(), learner, learn=False, emit="used")  # a Box, as with "mu"
+    assert isinstance(only.observation_space, spaces.Box) and only.reset(seed=0)[0].shape == (6,)
+    with pytest.raises(ValueError, match="emit must be one of"):
+        VASEObservation(shapes_env(), learner, learn=False, emit="mask")
+
+
 def test_float_hw_frames_give_the_latents_of_the_same_uint8_hwc_frames() -> None:
     learner = tiny_learner()
     frames = probe_frames(4)

@@ -153,6 +153,14 @@ class OnlineVASE:
         self._learn_from(x)
         return mine, theirs
 
+    def used_masks(self) -> np.ndarray:
+        """(max_environments, latent_dim) float32: 1 where a latent is in the used set u^s of environment s
+        (A.2); rows of environments not allocated yet are all 1 (their frames are emitted as ``mu``)."""
+        memory = self.learner.memory
+        used = memory.used.cpu().numpy().astype(np.float32)
+        used[memory.n_seen :] = 1.0
+        return used
+
     def _encode_input(self, x: torch.Tensor) -> Any:
         self._raise_pending_error()
         if self.lock.acquire(blocking=False):  # a training round in flight keeps the previous copy
@@ -160,12 +168,14 @@ class OnlineVASE:
                 self.copy.refresh()
             finally:
                 self.lock.release()
-        c = self.config.clip
+        c, used_only = self.config.clip, self.config.emit == "used"
         with torch.inference_mode():  # mu is an inference tensor: clamped in place inside the mode
-            mu, env = self.copy(x, with_env=self.config.include_env or self.config.include_mask)
+            mu, env = self.copy(x, with_env=self.config.include_env or self.config.include_mask or used_only)
             latent = mu.clamp_(-c, c).cpu().numpy().astype(np.float32, copy=False)
             env_np = None if env is None else env.cpu().numpy()
-        if env_np is None:
+        if used_only:
+            latent = latent * self.used_masks()[env_np]
+        if not (self.config.include_env or self.config.include_mask):
             return latent
         out = {"latent": latent}
         if self.config.include_env:

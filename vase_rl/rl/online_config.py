@@ -13,8 +13,10 @@ import torch
 from vase_rl.core.checkpoint import load_checkpoint
 from vase_rl.core.learner import ContinualLearner
 
-__all__ = ["CHECKPOINT_KEY", "OnlineConfig", "load_wrapped"]
+__all__ = ["CHECKPOINT_KEY", "EMISSIONS", "OnlineConfig", "load_wrapped"]
 
+EMISSIONS = ("mu", "used")
+"""The values of :attr:`OnlineConfig.emit`."""
 CHECKPOINT_KEY = "vase_rl.wrapper"
 """Key of the wrapper config inside a learner checkpoint's ``extra``."""
 
@@ -36,6 +38,12 @@ class OnlineConfig:
     environment and its mask) are not all from one episode. Clamped to [batch_size, buffer_size]."""
     clip: float = 10.0
     """Latent means are clipped to [-clip, clip] (the observation space's bounds)."""
+    emit: str = "mu"
+    """What the latent observation holds: ``"mu"``, the means of every latent; ``"used"``, the means with
+    every latent outside the used set u^s of the environment q(s|x) assigns the frame (A.2) set to 0 --
+    latents a look does not use but whose values still vary with its factors, which a policy or readout fit
+    on one environment would otherwise lean on in another (readout transfer moving inverse Fashion -> moving
+    Fashion: docs/findings.md section 5)."""
     include_env: bool = False
     """Add the inferred environment one-hot (key ``"env"``; observation becomes a Dict)."""
     include_mask: bool = False
@@ -51,6 +59,8 @@ class OnlineConfig:
                 raise ValueError(f"OnlineConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not (self.clip > 0 and np.isfinite(self.clip)):
             raise ValueError(f"OnlineConfig.clip must be a positive finite number, got {self.clip}")
+        if self.emit not in EMISSIONS:
+            raise ValueError(f"OnlineConfig.emit must be one of {EMISSIONS}, got {self.emit!r}")
 
     @classmethod
     def build(cls, config: OnlineConfig | None = None, **options: Any) -> OnlineConfig:

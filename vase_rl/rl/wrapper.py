@@ -64,11 +64,15 @@ Online learning (``learn=True``)
 
 What a policy receives, and what stays stable (the observation contract)
     By default the latent means ``mu(x)`` of *every* latent, clipped; ``include_env`` / ``include_mask``
-    add the inferred environment and its mask alongside. Two other emissions were measured and not made
-    the default: eq. 2 at its mean (latents outside the inferred environment's mask a^s set to 0) and the
-    unused latents (outside u^s) set to 0. On moving Fashion -> moving inverse Fashion at the cpu preset's
-    budget every latent of both environments is used and active, so both emit exactly ``mu``
-    (``benchmarks/results/rl_transfer/readout_retention/readout_retention.md``).
+    add the inferred environment and its mask alongside. ``emit="used"`` sets the latents outside the used
+    set u^s of the environment q(s|x) picks to 0: latents a look does not use still vary with its factors,
+    and a readout or policy fit on one environment leans on them where they mean something else. Position
+    readout moving inverse Fashion -> moving Fashion (sign pick, on-switch anchor, validation seeds
+    100-102): ``mu`` -0.04 / 0.21 / 0.19, ``used`` 0.73 / 0.55 / 0.80 (docs/findings.md, section 5). It
+    is not the default: in the agent's-loop benchmarks every latent of every environment is used at the
+    cpu preset's budget, so both emit exactly ``mu``
+    (``benchmarks/results/rl_transfer/readout_retention/readout_retention.md``); eq. 2 at its mean (latents
+    outside the mask a^s set to 0) was measured there too.
     Stable while VASE learns: the latents of an environment the learner has *left*, as far as dreaming
     anchors them -- with ``DreamConfig.anchor="on-switch"`` (the ``cpu`` and ``paper-heuristics``
     presets) they move ~0.2 sd while a new environment trains, with the paper's every-tau sync ~0.8 sd
