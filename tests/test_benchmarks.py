@@ -765,25 +765,20 @@ def check_lifelong(r: Path) -> None:
         assert (folder / png).stat().st_size > 0
 
 
+def lifelong_argv(steps: int, *extra: str) -> tuple[str, ...]:
+    """rl_lifelong's tiny run: vase and pixels, one seed and one reference seed, ``steps`` env steps per
+    look, one evaluation inside each stage (half-way: also the forward-transfer window)."""
+    half = str(steps // 2)
+    return (
+        *("--methods", "vase", "pixels", *AGENT_TINY, "--ref-seeds", "100", "--steps-per-look", str(steps)),
+        *("--curve-at", half, "--ft-window", half, "--curve-episodes", "2", *extra),
+    )
+
+
 CASES.append(
     Case(
         "rl_lifelong",
-        (
-            "--methods",
-            "vase",
-            "pixels",
-            *AGENT_TINY,
-            "--ref-seeds",
-            "100",
-            "--steps-per-look",
-            "256",
-            "--curve-at",
-            "128",
-            "--ft-window",
-            "128",
-            "--curve-episodes",
-            "2",
-        ),
+        lifelong_argv(256),
         check_lifelong,
         ("data", "sb3"),
     )
@@ -807,27 +802,10 @@ def check_lifelong_3d(r: Path) -> None:
 CASES.append(
     Case(
         "rl_lifelong",
-        (
-            "--methods",
-            "vase",
-            "pixels",
-            *AGENT_TINY,
-            "--stages",
-            "vase_rl/WorldOutdoor-v0",
-            "vase_rl/WorldIndoor-v0",
-            "vase_rl/WorldOutdoor-v0",
-            "--world",
-            '{{"max_episode_steps": 20}}',  # str.format-escaped: {"max_episode_steps": 20}
-            "--ref-seeds",
-            "100",
-            "--steps-per-look",
-            "128",
-            "--curve-at",
-            "64",
-            "--ft-window",
-            "64",
-            "--curve-episodes",
-            "2",
+        lifelong_argv(
+            128,
+            *("--stages", "vase_rl/WorldOutdoor-v0", "vase_rl/WorldIndoor-v0", "vase_rl/WorldOutdoor-v0"),
+            *("--world", '{{"max_episode_steps": 20}}'),  # str.format-escaped: {"max_episode_steps": 20}
         ),
         check_lifelong_3d,
         ("gl", "sb3"),
