@@ -32,6 +32,7 @@ from typing import Any
 import common
 import numpy as np
 import rl_common as rlc
+import rl_methods as rlm
 
 RESULTS = common.RESULTS
 HEADER = (
@@ -64,7 +65,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     learner, record = rlc.new_run(args, method, seed)
     t0, cpu0 = time.perf_counter(), time.process_time()
     record["pretrain_frames"] = 0
-    if method in rlc.LEARNING and args.pretrain_steps > 0:
+    if method in rlm.LEARNING and args.pretrain_steps > 0:
         venv = rlc.agent_env(args, args.env_id, 20_000 + seed, learner, learn=True)
         record["pretrain_frames"] = rlc.roll_out(venv, args.pretrain_steps, rlc.random_actor(venv, seed))
         venv.close()

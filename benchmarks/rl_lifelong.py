@@ -122,6 +122,7 @@ from typing import Any
 import common
 import numpy as np
 import rl_common as rlc
+import rl_methods as rlm
 from rl_lifelong_report import SEP, looks, ref_key, short, summarise
 
 from vase_rl.core.config import AGENT_LOOP
@@ -200,9 +201,9 @@ class Args(rlc.SpriteRLArgs):
 
 def check_args(args: Args) -> list[int]:
     """ValueError naming the problem in ``args``; else the env steps into a stage of its evaluations."""
-    unknown = sorted(set(args.methods) - set(rlc.ALL_METHODS)) + sorted(set(args.kinds) - set(KINDS))
+    unknown = sorted(set(args.methods) - set(rlm.ALL_METHODS)) + sorted(set(args.kinds) - set(KINDS))
     if unknown:
-        raise ValueError(f"unknown methods or kinds {unknown}; choose from {rlc.ALL_METHODS} and {KINDS}")
+        raise ValueError(f"unknown methods or kinds {unknown}; choose from {rlm.ALL_METHODS} and {KINDS}")
     if not args.stages:
         raise ValueError("--stages is empty")
     rollout = args.n_envs * args.ppo_n_steps

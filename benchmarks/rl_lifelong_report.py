@@ -13,6 +13,7 @@ from typing import Any
 import common
 import numpy as np
 import rl_common as rlc
+import rl_methods as rlm
 from cl_metrics import (
     CONFIDENCE,
     average_performance,
@@ -218,7 +219,7 @@ def load_references(ref_dir: str) -> list[dict[str, Any]]:
 def summarise(args: Any) -> str:
     """summary.json, rl_lifelong.md, the R heatmaps and the curves, from the run JSONs."""
     records = [r for r in common.load_records(args.out_dir) if r.get("kind") == "sequence"]
-    by_method = common.by_method(records, rlc.ALL_METHODS)
+    by_method = common.by_method(records, rlm.ALL_METHODS)
     refs = load_references(args.ref_dir)
     random = common.load_json(Path(args.out_dir) / "random.json", {})
     a = records[0]["args"] if records else dataclasses.asdict(args)

@@ -48,6 +48,7 @@ from typing import Any
 import common
 import numpy as np
 import rl_common as rlc
+import rl_methods as rlm
 from rl_common import check_budget  # noqa: F401  (part of this script's API: tests/test_rl_tasks.py)
 
 RESULTS = common.RESULTS
@@ -135,7 +136,7 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     rms_a = None if learner is None else copy.deepcopy(train_a.obs_rms)
     policy_a = copy.deepcopy(model.policy.state_dict())
     optim_a = copy.deepcopy(model.policy.optimizer.state_dict())
-    learner_a = copy.deepcopy(learner.state_dict()) if method in rlc.LEARNING else None
+    learner_a = copy.deepcopy(learner.state_dict()) if method in rlm.LEARNING else None
     record["return_a"] = rlc.evaluate(args, model, args.env_a, seed, learner, rms_a)
     record["curve_a"] = curve_a.points
     record["learner_steps_a"] = learner.step if learner else None

@@ -36,6 +36,7 @@ HELPERS = (
     "paper_common",
     "bench3d_common",
     "rl_common",
+    "rl_methods",
     "cl_metrics",
     "rl_lifelong_report",
     "imagination_report",

@@ -200,9 +200,9 @@ def test_a_run_whose_method_config_changed_since_is_refused(bench, tmp_path: Pat
     when it took the steady anchor) the folder refuses new runs until the stale one is moved, and a field
     the old run lacks counts at its default."""
     rt, _ = bench
-    rlc = rt.rlc
+    rlm = rt.rlm
     args = rt.Args(out_dir=str(tmp_path))
-    current = rlc.method_config("vase-agent-loop", 0).to_dict()
+    current = rlm.method_config("vase-agent-loop", 0).to_dict()
     assert current["dream"]["sync_min_visit"] == 250
     record = {
         "args": dataclasses.asdict(args),
@@ -213,8 +213,8 @@ def test_a_run_whose_method_config_changed_since_is_refused(bench, tmp_path: Pat
     rt.common.write_json(tmp_path / "vase-agent-loop_seed0.json", record)
     rt.check_budget(args, str(tmp_path))  # current: accepted
     old = {**current, "dream": {k: v for k, v in current["dream"].items() if k != "sync_min_visit"}}
-    assert rlc.stale_config({**record, "vase_config": old}) == ["dream.sync_min_visit"]
-    assert rlc.stale_config({**record, "vase_config": old, "method": "vase-brief-sync"}) == []
+    assert rlm.stale_config({**record, "vase_config": old}) == ["dream.sync_min_visit"]
+    assert rlm.stale_config({**record, "vase_config": old, "method": "vase-brief-sync"}) == []
     rt.common.write_json(tmp_path / "vase-agent-loop_seed0.json", {**record, "vase_config": old})
     with pytest.raises(
         SystemExit, match=r"another config of 'vase-agent-loop' \(dream.sync_min_visit changed"
