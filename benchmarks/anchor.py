@@ -5,7 +5,9 @@ With the paper's every-tau sync the snapshot that dreams the past environments (
 into the new environment, so the old environments are anchored to a model already trained on the new one.
 "on-switch" syncs it when the inferred environment changes; "on-switch+pick" adds the sign pick at allocation
 (``vase_rl.core.config.SIGN_PICK``: what it costs off the agent's loop); "steady" syncs on a switch only
-after a visit of 250 steps (``vase_rl.core.config.STEADY_ANCHOR``: what it changes off the agent's loop).
+after a visit of 250 steps (``vase_rl.core.config.STEADY_ANCHOR``: what it changes off the agent's loop);
+"inherit" starts a new environment from the old one's decoder code (does MNIST's new environment learn
+its identity as well as the old one would: docs/findings.md section 4).
 They are run with Table 1's protocol on the
 demo sequence (moving Fashion -> MNIST -> moving MNIST, cpu preset, row SDA, 2,500 steps per dataset, A.6
 probes trained at every step), on the evaluation seeds 0-2 (two fixed options: nothing is tuned). Per run:
@@ -33,9 +35,11 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "on-switch": {"dream": {"anchor": "on-switch"}},
     "on-switch+pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
     "steady": {"dream": STEADY_ANCHOR},
+    "inherit": {"dream": {"anchor": "on-switch"}, "model": {"new_env_code": "inherit"}},
 }
 """variant -> config overrides on top of the cpu preset's SDA row (``on-switch+pick``: the anchor and the
-sign pick, ``vase_rl.core.config.SIGN_PICK``; ``steady``: ``vase_rl.core.config.STEADY_ANCHOR``)."""
+sign pick, ``vase_rl.core.config.SIGN_PICK``; ``steady``: ``vase_rl.core.config.STEADY_ANCHOR``; ``inherit``:
+a new environment starts from the old one's decoder code, ``ModelConfig.new_env_code="inherit"``)."""
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Args(pc.VaseArgs):
     seeds: tuple[int, ...] = (0, 1, 2)
     """Evaluation seeds (the two options are fixed, so no validation seed is needed)."""
     variants: tuple[str, ...] = tuple(VARIANTS)
-    """Variants to run, of every-tau, on-switch, on-switch+pick and steady."""
+    """Variants to run, of every-tau, on-switch, on-switch+pick, steady and inherit."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
