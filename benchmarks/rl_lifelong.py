@@ -303,6 +303,8 @@ def train_stages(
                     "trained_per_env": {k: v for k, v in stats.items() if k.startswith("trained/")},
                     "pending_steps": stats["pending_steps"],
                     "drift": {k: v for k, v in stats.items() if k.startswith("drift/")},
+                    # latents in each environment's used set u^s (A.2): what OnlineConfig.emit="used" keeps
+                    "used_per_env": learner.memory.used[: learner.memory.n_seen].sum(1).tolist(),
                 }
             )
         train.close()

@@ -745,6 +745,7 @@ def check_lifelong(r: Path) -> None:
     assert vase["evaluations"][0]["drift"] == {}  # before any stage ended
     # 256 env steps per look never fill the learner's 1,024-frame warm-up: nothing trained, nothing moved
     assert vase["learner"][-1]["trained_per_env"] == {} and vase["learner"][-1]["pending_steps"] == 0
+    assert vase["learner"][-1]["used_per_env"] == []  # no environment allocated: nothing trained
     assert set(last.values()) == {0.0}
     inferred = vase["learner"][-1]["inferred"]
     assert set(inferred) == {"MovingFashion", "MovingMNIST", "MovingInverseFashion", "MovingShapes"}
