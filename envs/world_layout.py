@@ -44,13 +44,17 @@ class WorldConfig:
     (0 = MiniWorld's sparse task; a random policy almost never reaches the target in 400 steps)."""
     max_tries: int = 10_000
     """Rejection-sampling budget per placed object."""
+    open_arena: bool = False
+    """One room: no partitions and no doorways (a simpler navigation task: the target is in sight once the
+    agent faces it, unless an obstacle hides it). The layout's RNG draws are those of the four rooms, so
+    a seed places the obstacles, the target and the agent where the partitioned level would."""
 
     def __post_init__(self) -> None:
         shortest = self.arena_size * self.split_range[0]
         needed = self.door_width + 2 * self.agent_radius
         if not 0 < self.split_range[0] <= self.split_range[1] < 1:
             raise ValueError(f"WorldConfig.split_range must satisfy 0 < lo <= hi < 1, got {self.split_range}")
-        if shortest < needed:
+        if shortest < needed and not self.open_arena:
             raise ValueError(
                 f"WorldConfig: the shortest wall segment (arena_size {self.arena_size} x split_range[0] "
                 f"{self.split_range[0]} = {shortest:.2f} m) cannot hold a doorway of door_width "
@@ -65,7 +69,8 @@ class WorldLayout:
 
     Rooms 0..3 are the quarters of ``[0, S]^2`` cut at ``split`` (0 lower-left, 1 lower-right, 2 upper-left,
     3 upper-right). ``doors``: ``(room_a, room_b, centre)`` for the three open connections (one of four is
-    walled up), ``centre`` measured along the shared wall. ``obstacle_pos`` (K, 2), ``obstacle_radius``,
+    walled up), ``centre`` measured along the shared wall; none in an open arena (one room, ``split``
+    unused). ``obstacle_pos`` (K, 2), ``obstacle_radius``,
     ``obstacle_kind`` (int), ``obstacle_dir`` (yaw) (K,); ``target_pos``, ``agent_pos`` (2,).
     """
 
@@ -82,8 +87,10 @@ class WorldLayout:
     agent_dir: float
 
     def room_bounds(self) -> list[tuple[float, float, float, float]]:
-        """``(min_x, max_x, min_z, max_z)`` of rooms 0..3."""
+        """``(min_x, max_x, min_z, max_z)`` of rooms 0..3 (of the one room of an open arena, no doors)."""
         size, (xs, zs) = self.arena_size, self.split
+        if not self.doors:
+            return [(0.0, size, 0.0, size)]
         return [(0.0, xs, 0.0, zs), (xs, size, 0.0, zs), (0.0, xs, zs, size), (xs, size, zs, size)]
 
 
@@ -99,7 +106,7 @@ def _sample_free(
     margin = radius + gap
     for _ in range(config.max_tries):
         pos = rng.uniform(margin, config.arena_size - margin, size=2)
-        if min(abs(pos[0] - split[0]), abs(pos[1] - split[1])) < margin:
+        if not config.open_arena and min(abs(pos[0] - split[0]), abs(pos[1] - split[1])) < margin:
             continue
         if all(np.hypot(*(pos - other)) >= radius + r + gap for other, r in placed):
             return pos
@@ -118,11 +125,15 @@ def generate_layout(rng: np.random.Generator, config: WorldConfig) -> WorldLayou
         (1, 3): (split[0], size),
     }
     walled = int(rng.integers(len(spans)))
-    doors = tuple(
-        (a, b, float(rng.uniform(lo + edge, hi - edge)))
-        for i, ((a, b), (lo, hi)) in enumerate(spans.items())
-        if i != walled
-    )
+    if config.open_arena:  # the same draws as the doors', so the rest of the layout is the partitioned one's
+        rng.uniform(size=len(spans) - 1)
+        doors: tuple[tuple[int, int, float], ...] = ()
+    else:
+        doors = tuple(
+            (a, b, float(rng.uniform(lo + edge, hi - edge)))
+            for i, ((a, b), (lo, hi)) in enumerate(spans.items())
+            if i != walled
+        )
     radii = rng.uniform(*config.obstacle_radius, size=k)
     placed: list[tuple[np.ndarray, float]] = []
     for radius in radii:

@@ -75,6 +75,23 @@ def test_a_config_whose_doorways_cannot_fit_is_refused_and_the_smallest_fitting_
         assert np.hypot(*(lay.agent_pos - lay.target_pos)) >= 1.5 - 1e-9
 
 
+def test_open_arena_has_one_room_and_keeps_the_partitioned_layouts_discs() -> None:
+    """``open_arena``: no doors, one room over the whole arena, the obstacles, target and agent where the
+    partitioned layout of the same seed has them whenever it drew them first time (same RNG draws)."""
+    walls = WorldConfig()
+    open_ = WorldConfig(open_arena=True, arena_size=5.0, num_obstacles=2, min_target_distance=1.5)
+    assert WorldConfig(arena_size=5.0, open_arena=True).arena_size == 5.0  # no doorway to fit
+    same = 0
+    for seed in range(10):
+        a = generate_layout(np.random.default_rng(seed), walls)
+        b = generate_layout(np.random.default_rng(seed), WorldConfig(open_arena=True))
+        assert b.doors == () and b.room_bounds() == [(0.0, 10.0, 0.0, 10.0)]
+        same += int(np.allclose(a.obstacle_pos[0], b.obstacle_pos[0]))
+        small = generate_layout(np.random.default_rng(seed), open_)
+        assert small.target_pos.max() <= 5.0 - small.target_radius - open_.clearance + 1e-9
+    assert same >= 5  # the first obstacle lands where it does with walls unless a partition rejected it
+
+
 def test_registration_imports_no_opengl() -> None:
     code = (
         "import sys, gymnasium as gym; from vase_rl.envs.world import register_world_envs; "
