@@ -12,7 +12,7 @@ Protocol, per (method, seed); every method gets the same env steps, seeds, PPO s
   3. fine-tuning in B for ``steps_b`` env steps (VASE keeps learning through a new wrapper: own rollout
      buffer, same learner, no task label); then B again, and A after B (forgetting).
 Evaluations: ``eval_episodes`` episodes of the stochastic policy on held-out layouts (env seed 10000 + seed),
-as many per sub-env; return and success rate (target reached before the 400-step limit, MiniWorld only).
+as many per sub-env; return and success rate (target reached before the episode's step limit, MiniWorld only).
 One JSON per finished (method, seed) in ``--out-dir`` (skipped when present: rerunning resumes);
 ``--summarise`` rebuilds ``rl_transfer.md`` and ``rl_transfer.png``. With ``deepmind_lab`` installed the
 same script takes DM Lab levels: ``--level-a natlab --level-b ede`` or DM Lab level names.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -290,6 +291,7 @@ def summarise(args: Args) -> str:
     if rand:
         rows.append(["random policy", "-", *random_cells(rand), "-", "-", "-"])
     a = records[0]["args"] if records else dataclasses.asdict(args)
+    world = json.loads(a.get("world", "{}"))
     intro = (
         f"Budget per run: {a['steps_a']} PPO env steps in A ({a['level_a']}), {a['steps_b']} in B "
         f"({a['level_b']}), {a['n_envs']} sub-envs, PPO n_steps={a['ppo_n_steps']}, batch "
@@ -297,7 +299,8 @@ def summarise(args: Args) -> str:
         f"ent_coef {a['ppo_ent_coef']}; online VASE: one learner step (batch 64) every "
         f"{a['train_every']} frames, {a['image_size']}x{a['image_size']} inputs; evaluation: "
         f"{a['eval_episodes']} episodes of the stochastic policy on held-out layouts. Success = target "
-        "reached before the 400-step limit. " + b3d.describe_configs(by_method)
+        f"reached before the {world.get('max_episode_steps', 400)}-step limit. WorldConfig overrides: "
+        f"{world or 'none'}. " + b3d.describe_configs(by_method)
     )
     note = (
         "Curves: mean training-episode return and success over the last 100 episodes at each rollout "
