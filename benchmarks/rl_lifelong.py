@@ -451,8 +451,14 @@ def describe(record: dict[str, Any]) -> str:
 def start(args: Args) -> None:
     """Before the runs: refuse folders of another budget; the random policy's returns (once per folder)."""
     check_args(args)
-    for folder in (args.out_dir, args.ref_dir):
-        rlc.check_budget(args, folder, NOT_BUDGET, lambda m: overrides(m, args.stages))
+
+    def check(method: str) -> dict[str, Any] | None:
+        return overrides(method, args.stages)
+
+    rlc.check_budget(args, args.out_dir, NOT_BUDGET, check)
+    # a reference trains one look alone: the order of the sequence does not change it, so sequences of the
+    # same looks in another order share the references
+    rlc.check_budget(args, args.ref_dir, (*NOT_BUDGET, "stages"), check)
     env_ids = {e: e for e in looks(args.stages)}
     common.json_once(Path(args.out_dir) / "random.json", lambda: rlc.random_returns(args, env_ids))
 

@@ -990,3 +990,25 @@ def test_imagination_row_turns_environment_inference_off_and_bad_rows_are_refuse
     )
     with pytest.raises(ValueError, match="XYZ"):
         im.Args(row="XYZ")
+
+
+def test_rl_lifelong_shares_references_across_orders_of_the_same_looks(
+    bench_import: Any, tmp_path: Path
+) -> None:
+    """A reference trains one look alone, so a reordered sequence reuses the references; never the
+    sequence runs."""
+    ll = bench_import("rl_lifelong")
+    looks = ("vase_rl/MovingFashion-v0", "vase_rl/MovingInverseFashion-v0")
+    runs, refs = tmp_path / "runs", tmp_path / "refs"
+    first = ll.Args(stages=looks, out_dir=str(runs), ref_dir=str(refs))
+    for folder, name in ((runs, "pixels_seed0.json"), (refs, "pixels__MovingFashion_seed100.json")):
+        ll.common.write_json(
+            folder / name, {"args": dataclasses.asdict(first), "method": "pixels", "seed": 0}
+        )
+    for folder in (runs, tmp_path / "other"):  # the random policy's returns, as a finished start leaves them
+        ll.common.write_json(folder / "random.json", {})
+    ll.start(first)  # same order: both folders accepted
+    reordered = dataclasses.replace(first, stages=looks[::-1], out_dir=str(tmp_path / "other"))
+    ll.start(reordered)  # another order: the references are shared
+    with pytest.raises(SystemExit, match=r"pixels_seed0.json was run with other settings \(stages\)"):
+        ll.start(dataclasses.replace(reordered, out_dir=str(runs)))
