@@ -73,9 +73,7 @@ class LevelsArgs(common.JobsArgs):
 
     def level_spec(self, level: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
         """:func:`level_spec` of ``level`` with :attr:`world`'s overrides when it is a MiniWorld level."""
-        world = json.loads(self.world) if is_world(level) else {}
-        if not isinstance(world, dict):
-            raise ValueError(f"--world must be a JSON object of WorldConfig fields, got {self.world!r}")
+        world = world_overrides(self.world) if is_world(level) else {}
         return level_spec(level, **{**world, **kwargs})
 
     def make_level(self, level: str, **kwargs: Any) -> Any:
@@ -108,6 +106,14 @@ def level_spec(level: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
     if "lab:LabEnv" in str(gym.spec(env_id).entry_point):
         extra["info_observations"] = LAB_POSE_OBSERVATIONS
     return env_id, {**extra, **kwargs}
+
+
+def world_overrides(text: str) -> dict[str, Any]:
+    """The ``WorldConfig`` overrides of a ``--world`` JSON object; a ValueError naming anything else."""
+    world = json.loads(text)
+    if not isinstance(world, dict):
+        raise ValueError(f"--world must be a JSON object of WorldConfig fields, got {text!r}")
+    return world
 
 
 def is_world(level: str) -> bool:

@@ -182,13 +182,10 @@ def look_kwargs(args: Any, env_id: str) -> dict[str, Any]:
     """``gym.make`` kwargs of a look: the canvas side for sprite envs, ``args.world``'s ``WorldConfig``
     overrides (a JSON object, when ``args`` has one) for the MiniWorld levels (RGB frames: the learners get
     3 channels, :func:`frame_channels`)."""
-    import json
+    from bench3d_common import world_overrides
 
     if is_world(env_id):
-        world = json.loads(getattr(args, "world", "{}"))
-        if not isinstance(world, dict):
-            raise ValueError(f"--world must be a JSON object of WorldConfig fields, got {args.world!r}")
-        return world
+        return world_overrides(getattr(args, "world", "{}"))
     return {"canvas_size": args.canvas_size}
 
 
