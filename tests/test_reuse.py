@@ -100,6 +100,28 @@ def test_young_environment_trains_its_own_decoder_weights_only() -> None:
     assert not torch.equal(decoder.fc2.weight, before["fc2.weight"])
 
 
+def _held_momentum(hold: str, steps: int) -> tuple[float, float]:
+    """The largest |Adam first moment| of the shared ``fc2.weight`` just after environment 1's allocation and
+    after ``steps`` more held steps (the weights themselves stay put either way)."""
+    learner = _allocate_two("inherit", "input+output", young_decoder_frozen_steps=50, young_decoder_hold=hold)
+    for group in learner.optimizer.param_groups:
+        group["lr"] = 6e-4
+    fc2 = learner.model.decoder.fc2.weight
+    start, weights = float(learner.optimizer.state[fc2]["exp_avg"].abs().max()), fc2.detach().clone()
+    batch = 255 - shapes_batches(1, 16, seed=4)[0]
+    for _ in range(steps):
+        assert learner.train_step(batch).env == 1
+    assert torch.equal(fc2, weights)  # held either way
+    return start, float(learner.optimizer.state[fc2]["exp_avg"].abs().max())
+
+
+def test_holding_gradients_lets_the_held_decoders_momentum_decay() -> None:
+    _, weights_end = _held_momentum("weights", 30)
+    start, gradients_end = _held_momentum("gradients", 30)
+    assert gradients_end == pytest.approx(start * 0.9**30, rel=1e-3)  # beta1 = 0.9, no new gradient
+    assert weights_end > 10 * gradients_end  # "weights": the young environment's gradients pile up
+
+
 def test_bad_reuse_options_are_rejected_by_name() -> None:
     with pytest.raises(ValueError, match="new_env_code"):
         ModelConfig(new_env_code="copy")  # type: ignore[arg-type]
@@ -109,6 +131,8 @@ def test_bad_reuse_options_are_rejected_by_name() -> None:
         MaskConfig(new_env_used="some")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="new_env_sign='pick' needs env_conditioning='input\\+output'"):
         ModelConfig(new_env_sign="pick")
+    with pytest.raises(ValueError, match="young_decoder_hold must be 'weights' or 'gradients'"):
+        ModelConfig(young_decoder_hold="moments")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="young_decoder_frozen_steps must be >= 0"):
         ModelConfig(young_decoder_frozen_steps=-1)
 

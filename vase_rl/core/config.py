@@ -98,6 +98,11 @@ class ModelConfig:
     shared weights are held where they were at its allocation: only the environment's own code and output
     affine (and the encoder) learn, so the new environment adapts its rendering to the old latents instead
     of the shared decoder re-mapping them. 0 = off (the paper)."""
+    young_decoder_hold: Literal["weights", "gradients"] = "weights"
+    """How ``young_decoder_frozen_steps`` holds the shared decoder: "weights" puts its weights back after
+    every step, while the optimizer's moments of those weights keep accumulating the young environment's
+    gradients and act on the first step after the hold; "gradients" also zeroes those gradients before each
+    step, so the moments decay during the hold and the release starts from rest. Beyond the paper."""
 
     def __post_init__(self) -> None:
         if self.image_size % 16 != 0 or self.image_size < 16:
@@ -122,6 +127,10 @@ class ModelConfig:
             raise ValueError(f"new_env_sign must be 'keep' or 'pick', got {self.new_env_sign!r}")
         if self.new_env_sign == "pick" and self.env_conditioning != "input+output":
             raise ValueError("new_env_sign='pick' needs env_conditioning='input+output' (the scale it picks)")
+        if self.young_decoder_hold not in ("weights", "gradients"):
+            raise ValueError(
+                f"young_decoder_hold must be 'weights' or 'gradients', got {self.young_decoder_hold!r}"
+            )
         if self.young_decoder_frozen_steps < 0:
             raise ValueError(
                 f"young_decoder_frozen_steps must be >= 0, got {self.young_decoder_frozen_steps}"

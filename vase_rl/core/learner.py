@@ -8,6 +8,7 @@ collectives strategy that makes a step data-parallel (:mod:`vase_rl.core.collect
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -57,11 +58,15 @@ def check_training_batch(x: torch.Tensor) -> torch.Tensor:
 
 
 def optimizer_step(
-    learner: ContinualLearner, loss: torch.Tensor, nll: torch.Tensor, kl: torch.Tensor
+    learner: ContinualLearner,
+    loss: torch.Tensor,
+    nll: torch.Tensor,
+    kl: torch.Tensor,
+    edit_gradients: Callable[[], None] | None = None,
 ) -> None:
     """One update of ``learner``'s parameters on ``loss`` (gradients averaged over processes by its
-    collectives); a non-finite loss raises :class:`NonFiniteLossError` before anything changes.
-    nll, kl: (B,) per-image terms, for the message."""
+    collectives, then ``edit_gradients()`` if given); a non-finite loss raises :class:`NonFiniteLossError`
+    before anything changes. nll, kl: (B,) per-image terms, for the message."""
     if not bool(torch.isfinite(loss)):
         raise NonFiniteLossError(
             f"non-finite loss at step {learner.step} (recon={float(nll.detach().mean()):.4g}, "
@@ -71,6 +76,8 @@ def optimizer_step(
     learner.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     learner.collectives.average_gradients(learner.model.parameters())
+    if edit_gradients is not None:
+        edit_gradients()
     bound_update(learner)
     learner.optimizer.step()
 
@@ -332,7 +339,10 @@ class ContinualLearner(Checkpointable):
         cls_loss = cls_loss if dream.classifier_loss is None else cls_loss + dream.classifier_loss
         loss = loss + cls_loss if cfg.ablation.infer_env else loss
         held = self._young_decoder_weights(env)
-        optimizer_step(self, loss, nll, kl)
+        hold_grads = held is not None and cfg.model.young_decoder_hold == "gradients"
+        optimizer_step(
+            self, loss, nll, kl, (lambda: self._zero_shared_decoder_grads(env)) if hold_grads else None
+        )
         if held is not None:
             self._restore_shared_decoder(held, env)
         scalars = coll.mean([float(t.detach()) for t in (loss, nll.mean(), kl.mean(), reg, cls_loss)])
@@ -382,17 +392,41 @@ class ContinualLearner(Checkpointable):
             return None
         return {name: p.detach().clone() for name, p in self.model.decoder.named_parameters()}
 
+    def _own_index(self, name: str, env: int) -> tuple[Any, ...] | None:
+        """The entries of decoder parameter ``name`` that belong to environment ``env`` alone (its code column,
+        its output affine), or None for a shared parameter."""
+        if name == "fc1.weight":
+            return (slice(None), self.config.model.latent_dim + env)
+        if name in ("env_scale", "env_bias"):
+            return (env,)
+        return None
+
     @torch.no_grad()
     def _restore_shared_decoder(self, held: dict[str, torch.Tensor], env: int) -> None:
         """Put the decoder back to ``held`` except environment ``env``'s own code column and output affine."""
-        n = self.config.model.latent_dim
         for name, p in self.model.decoder.named_parameters():
-            own = p.detach().clone()
-            p.copy_(held[name])
-            if name == "fc1.weight":
-                p[:, n + env] = own[:, n + env]
-            elif name in ("env_scale", "env_bias"):
-                p[env] = own[env]
+            own = self._own_index(name, env)
+            if own is None:
+                p.copy_(held[name])
+            else:
+                kept = p[own].clone()
+                p.copy_(held[name])
+                p[own] = kept
+
+    @torch.no_grad()
+    def _zero_shared_decoder_grads(self, env: int) -> None:
+        """``ModelConfig.young_decoder_hold == "gradients"``: zero the gradients of the decoder's shared
+        entries (all but environment ``env``'s own), so the optimizer's moments of the held weights decay."""
+        for name, p in self.model.decoder.named_parameters():
+            if p.grad is None:
+                continue
+            own = self._own_index(name, env)
+            if own is None:
+                p.grad.zero_()
+            else:
+                kept = p.grad[own].clone()
+                p.grad.zero_()
+                p.grad[own] = kept
 
     def _classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """q(s|x) averaged over the batch (max_environments,) from the encoder's hidden layer (B, hidden)."""
