@@ -123,7 +123,7 @@ def test_env_method_broadcasts_learner_state_to_per_env_wrappers() -> None:
         wrapper_kwargs={"preset": "cpu", "device": "cpu", "learn": False},
     )
     assert isinstance(venv, DummyVecEnv)
-    source = ContinualLearner(get_preset("cpu"), device="cpu")
+    source = ContinualLearner(venv.envs[0].learner.config, device="cpu")  # the wrappers' default learner
     source.train_step(torch.rand(8, 1, 32, 32))
     venv.env_method("set_learner_state", source.state_dict())
     frames = np.stack([venv.envs[i].unwrapped._obs() for i in range(2)])

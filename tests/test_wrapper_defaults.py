@@ -17,7 +17,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from vase_rl.agents.sb3_vec import VASEVecEnv
-from vase_rl.core.config import get_preset
+from vase_rl.core.config import AGENT_LOOP, VASEConfig, get_preset
 from vase_rl.rl.image_space import default_preset
 from vase_rl.rl.vector_wrapper import VASEVectorObservation
 from vase_rl.rl.wrapper import VASEObservation
@@ -54,6 +54,12 @@ class FrameEnv(gym.Env[np.ndarray, int]):
         return self._frame(), 0.0, False, self.t >= 5, {}
 
 
+def agent_loop_config(preset: str, channels: int) -> VASEConfig:
+    """What a wrapper builds by default: ``preset`` with AGENT_LOOP on top and the frames' channels."""
+    model = {**AGENT_LOOP["model"], "channels": channels}
+    return get_preset(preset).with_overrides(**{**AGENT_LOOP, "model": model})
+
+
 def model_layout(wrapper: Any) -> tuple[int, int]:
     mc = wrapper.learner.config.model
     return mc.image_size, mc.channels
@@ -76,13 +82,13 @@ def test_atari_frames_give_a_32x32_rgb_cpu_model_without_cuda(
         env = VASEObservation(FrameEnv(), learn=False)  # preset=None, device="auto"
     assert env.learner.device.type == "cpu"
     assert model_layout(env) == (32, 3)
-    assert env.learner.config.model == dataclasses.replace(get_preset("cpu").model, channels=3)
+    assert env.learner.config == agent_loop_config("cpu", 3)
     assert env.vase.to_input(np.zeros((2, *ATARI.shape), np.uint8)).shape == (2, 3, 32, 32)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (get_preset("cpu").model.latent_dim,) and env.observation_space.contains(obs)
     messages = [r.getMessage() for r in caplog.records if r.name == "vase_rl"]
     assert len(messages) == 1
-    assert "preset 'cpu' (default for the device) on cpu" in messages[0]
+    assert "preset 'cpu' (default for the device) with AGENT_LOOP on cpu" in messages[0]
     assert "210x160x3 frames are resized to 32x32x3" in messages[0]
 
 
@@ -92,7 +98,7 @@ def test_atari_frames_give_a_64x64_rgb_model_with_the_paper_preset(caplog: pytes
     assert model_layout(env) == (64, 3)  # not 208: the model is never grown to the frame
     assert env.vase.to_input(np.zeros((1, *ATARI.shape), np.uint8)).shape == (1, 3, 64, 64)
     assert env.reset(seed=0)[0].shape == (get_preset("paper").model.latent_dim,)
-    assert "preset 'paper' on cpu; 210x160x3 frames are resized to 64x64x3" in caplog.text
+    assert "preset 'paper' with AGENT_LOOP on cpu; 210x160x3 frames are resized to 64x64x3" in caplog.text
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -106,14 +112,34 @@ def test_grayscale_and_channels_first_frames_keep_one_channel_and_the_preset_siz
     gray = VASEObservation(FrameEnv(spaces.Box(0, 255, (84, 84), np.uint8)), learn=False)
     assert model_layout(gray) == (32, 1)
     first = VASEObservation(FrameEnv(spaces.Box(0, 255, (1, 64, 64), np.uint8)), preset="paper", device="cpu")
-    assert first.learner.config.model == get_preset("paper").model  # already the preset's input
+    assert first.learner.config == agent_loop_config("paper", 1)  # already the preset's input
     assert first.reset(seed=0)[0].shape == (get_preset("paper").model.latent_dim,)
+
+
+def test_the_default_learner_is_the_preset_with_the_agent_loop_unless_turned_off(no_cuda: None) -> None:
+    loop = VASEObservation(FrameEnv(), learn=False).learner.config
+    plain = VASEObservation(FrameEnv(), learn=False, agent_loop=False).learner.config
+    assert plain == dataclasses.replace(
+        get_preset("cpu"), model=dataclasses.replace(get_preset("cpu").model, channels=3)
+    )
+    assert loop == agent_loop_config("cpu", 3)
+    assert (loop.dream.sync_min_visit, loop.model.new_env_sign, loop.inference.kappa_low) == (
+        250,
+        "pick",
+        1.25,
+    )
+    assert (plain.dream.sync_min_visit, plain.model.new_env_sign, plain.inference.kappa_low) == (
+        0,
+        "keep",
+        0.0,
+    )
 
 
 def test_vector_wrappers_build_the_same_default_learner(no_cuda: None) -> None:
     gym_vec = VASEVectorObservation(gym.vector.SyncVectorEnv([FrameEnv] * 2), learn=False)
     sb3_vec = VASEVecEnv(DummyVecEnv([FrameEnv] * 2), learn=False)
     assert model_layout(gym_vec) == model_layout(sb3_vec) == (32, 3)
+    assert gym_vec.learner.config == sb3_vec.learner.config == agent_loop_config("cpu", 3)
     assert gym_vec.reset(seed=0)[0].shape == sb3_vec.reset().shape == (2, get_preset("cpu").model.latent_dim)
 
 

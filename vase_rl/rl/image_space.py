@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from vase_rl.core.config import VASEConfig, get_preset
+from vase_rl.core.config import AGENT_LOOP, VASEConfig, get_preset
 from vase_rl.core.learner import ContinualLearner, resolve_device
 
 __all__ = ["default_learner", "default_preset", "image_layout"]
@@ -77,10 +77,16 @@ def default_preset(device: str | torch.device = "auto") -> str:
 
 
 def default_learner(
-    space: spaces.Space[Any], preset: str | None = None, device: str | torch.device = "auto"
+    space: spaces.Space[Any],
+    preset: str | None = None,
+    device: str | torch.device = "auto",
+    agent_loop: bool = True,
 ) -> ContinualLearner:
     """A fresh learner for frames of ``space``: ``preset`` (None: :func:`default_preset` for ``device``)
-    with the model's channels set to the frames' (3 for RGB frames, also with the sprite presets' 1).
+    with the model's channels set to the frames' (3 for RGB frames, also with the sprite presets' 1) and,
+    with ``agent_loop``, :data:`~vase_rl.core.config.AGENT_LOOP` on top: a learner that keeps learning
+    under a policy needs its anchor, sign pick and two-sided test (``OnlineConfig.agent_loop``; measured
+    with the cpu preset, not yet on a GPU with ``"paper-heuristics"``).
 
     The model keeps its preset's ``image_size`` S: frames of any H x W are resized to S x S (area
     averaging when shrinking, bilinear when growing; not cropped, so the aspect ratio is not kept).
@@ -89,15 +95,18 @@ def default_learner(
     """
     h, w, c = image_layout(space)
     name = preset if preset is not None else default_preset(device)
-    base = get_preset(name)
-    config: VASEConfig = base.with_overrides(model={"channels": c})
+    loop: dict[str, dict[str, Any]] = AGENT_LOOP if agent_loop else {}
+    config: VASEConfig = get_preset(name).with_overrides(
+        **{**loop, "model": {**loop.get("model", {}), "channels": c}}
+    )
     learner = ContinualLearner(config, device=device)
     size = config.model.image_size
     how = "used as" if (h, w) == (size, size) else "resized to"
     logger.info(
-        "VASE wrapper: new learner, preset %r%s on %s; %s frames are %s %s model inputs",
+        "VASE wrapper: new learner, preset %r%s%s on %s; %s frames are %s %s model inputs",
         name,
         "" if preset is not None else " (default for the device)",
+        " with AGENT_LOOP" if agent_loop else "",
         learner.device,
         f"{h}x{w}x{c}",
         how,

@@ -97,11 +97,11 @@ class OnlineVASE:
         **options: Any,
     ) -> OnlineVASE:
         """The engine a wrapper builds: ``learner`` or :func:`~vase_rl.rl.image_space.default_learner`
-        (``preset``, ``device``),
+        (``preset``, ``device``, ``config.agent_loop``),
         and ``config`` (or the defaults) with ``options`` (:class:`OnlineConfig` field names) replaced."""
         config = OnlineConfig.build(config, **options)  # unknown options fail before a learner is built
         if learner is None:
-            learner = default_learner(frame_space, preset, device)
+            learner = default_learner(frame_space, preset, device, agent_loop=config.agent_loop)
         return cls(learner, frame_space, config)
 
     def _make_space(self) -> spaces.Space[Any]:
