@@ -122,6 +122,29 @@ def test_holding_gradients_lets_the_held_decoders_momentum_decay() -> None:
     assert weights_end > 10 * gradients_end  # "weights": the young environment's gradients pile up
 
 
+def test_a_gradual_release_keeps_a_growing_fraction_of_the_shared_decoders_updates() -> None:
+    batch = 255 - shapes_batches(1, 16, seed=4)[0]
+    learners = {}
+    for release in (0, 4):
+        learner = _allocate_two(
+            "inherit", "input+output", young_decoder_frozen_steps=3, young_decoder_release_steps=release
+        )
+        for group in learner.optimizer.param_groups:
+            group["lr"] = 6e-4
+        for _ in range(2):  # environment 1's steps 1-2 (the allocating step was its step 0): held
+            learner.train_step(batch)
+        learners[release] = learner
+    held = learners[0].model.decoder.fc2.weight.detach().clone()
+    assert torch.equal(held, learners[4].model.decoder.fc2.weight)  # same state up to the end of the hold
+    for learner in learners.values():
+        learner.train_step(batch)  # step 3 = the first after the hold: all of it, or 1/4 of it
+    free = learners[0].model.decoder.fc2.weight.detach() - held
+    ramp = learners[4].model.decoder.fc2.weight.detach() - held
+    assert float(free.abs().max()) > 1e-5
+    assert torch.allclose(ramp, 0.25 * free, atol=1e-7)
+    assert learners[4]._young_decoder_hold(1) is not None  # still releasing (2/4 next)
+
+
 def test_bad_reuse_options_are_rejected_by_name() -> None:
     with pytest.raises(ValueError, match="new_env_code"):
         ModelConfig(new_env_code="copy")  # type: ignore[arg-type]
@@ -135,6 +158,8 @@ def test_bad_reuse_options_are_rejected_by_name() -> None:
         ModelConfig(young_decoder_hold="moments")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="young_decoder_frozen_steps must be >= 0"):
         ModelConfig(young_decoder_frozen_steps=-1)
+    with pytest.raises(ValueError, match="young_decoder_release_steps must be >= 0"):
+        ModelConfig(young_decoder_release_steps=-2)
 
 
 def test_capacity_starts_at_c_start_and_ramps_to_c_max() -> None:

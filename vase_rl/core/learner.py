@@ -338,13 +338,14 @@ class ContinualLearner(Checkpointable):
         loss = loss if dream.loss is None else loss + dream.loss  # eq. 9
         cls_loss = cls_loss if dream.classifier_loss is None else cls_loss + dream.classifier_loss
         loss = loss + cls_loss if cfg.ablation.infer_env else loss
-        held = self._young_decoder_weights(env)
-        hold_grads = held is not None and cfg.model.young_decoder_hold == "gradients"
+        young = self._young_decoder_hold(env)
+        hold_grads = young is not None and young[1] == 0.0 and cfg.model.young_decoder_hold == "gradients"
         optimizer_step(
             self, loss, nll, kl, (lambda: self._zero_shared_decoder_grads(env)) if hold_grads else None
         )
-        if held is not None:
-            self._restore_shared_decoder(held, env)
+        if young is not None:
+            held, keep = young
+            self._restore_shared_decoder(held, env, keep=keep)
         scalars = coll.mean([float(t.detach()) for t in (loss, nll.mean(), kl.mean(), reg, cls_loss)])
         self.inference.record(env, mask, scalars[1], alpha)  # a^s and L~_s
         self.visit_steps += 1
@@ -384,13 +385,17 @@ class ContinualLearner(Checkpointable):
         decoder.env_scale[target] = best[1] * decoder.env_scale[source]
         decoder.env_bias[target] = best[1] * decoder.env_bias[source]
 
-    def _young_decoder_weights(self, env: int) -> dict[str, torch.Tensor] | None:
-        """The decoder's weights before this step when ``ModelConfig.young_decoder_frozen_steps`` holds its
-        shared part (``env`` allocated after the first and younger than that), else None."""
-        steps = self.config.model.young_decoder_frozen_steps
-        if steps <= 0 or env <= 0 or int(self.memory.steps[env]) >= steps:
+    def _young_decoder_hold(self, env: int) -> tuple[dict[str, torch.Tensor], float] | None:
+        """(the decoder's weights before this step, the fraction of the step its shared part keeps) while
+        ``ModelConfig.young_decoder_frozen_steps`` holds it (fraction 0; ``env`` allocated after the first
+        and younger than that) or ``young_decoder_release_steps`` releases it (fraction (k + 1) / R in the
+        k-th of R steps after the hold), else None."""
+        mc = self.config.model
+        hold, n = mc.young_decoder_frozen_steps, int(self.memory.steps[env])
+        if hold <= 0 or env <= 0 or n >= hold + mc.young_decoder_release_steps:
             return None
-        return {name: p.detach().clone() for name, p in self.model.decoder.named_parameters()}
+        keep = 0.0 if n < hold else (n - hold + 1) / mc.young_decoder_release_steps
+        return {name: p.detach().clone() for name, p in self.model.decoder.named_parameters()}, keep
 
     def _own_index(self, name: str, env: int) -> tuple[Any, ...] | None:
         """The entries of decoder parameter ``name`` that belong to environment ``env`` alone (its code column,
@@ -402,15 +407,14 @@ class ContinualLearner(Checkpointable):
         return None
 
     @torch.no_grad()
-    def _restore_shared_decoder(self, held: dict[str, torch.Tensor], env: int) -> None:
-        """Put the decoder back to ``held`` except environment ``env``'s own code column and output affine."""
+    def _restore_shared_decoder(self, held: dict[str, torch.Tensor], env: int, keep: float = 0.0) -> None:
+        """Move the decoder back towards ``held`` so that its shared part keeps the fraction ``keep`` of this
+        step's update (0: put back); environment ``env``'s own code column and output affine keep all of it."""
         for name, p in self.model.decoder.named_parameters():
             own = self._own_index(name, env)
-            if own is None:
-                p.copy_(held[name])
-            else:
-                kept = p[own].clone()
-                p.copy_(held[name])
+            kept = None if own is None else p[own].clone()
+            p.mul_(keep).add_(held[name], alpha=1.0 - keep)
+            if own is not None and kept is not None:
                 p[own] = kept
 
     @torch.no_grad()
