@@ -6,7 +6,8 @@ into the new environment, so the old environments are anchored to a model alread
 "on-switch" syncs it when the inferred environment changes; "on-switch+pick" adds the sign pick at allocation
 (``vase_rl.core.config.SIGN_PICK``: what it costs off the agent's loop); "pick-held-grads" the same with the
 held decoder's optimizer moments left to decay (``ModelConfig.young_decoder_hold="gradients"``: is the
-release after the hold what allocates extra environments?); "steady" syncs on a switch only
+release after the hold what allocates extra environments?); "pick-ramp" releases it over 250 steps
+(``ModelConfig.young_decoder_release_steps``); "steady" syncs on a switch only
 after a visit of 250 steps (``vase_rl.core.config.STEADY_ANCHOR``: what it changes off the agent's loop);
 "inherit" starts a new environment from the old one's decoder code (does MNIST's new environment learn
 its identity as well as the old one would: docs/findings.md section 4).
@@ -40,13 +41,19 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "dream": {"anchor": "on-switch"},
         "model": {**SIGN_PICK, "young_decoder_hold": "gradients"},
     },
+    "pick-ramp": {
+        "dream": {"anchor": "on-switch"},
+        "model": {**SIGN_PICK, "young_decoder_release_steps": 250},
+    },
     "steady": {"dream": STEADY_ANCHOR},
     "inherit": {"dream": {"anchor": "on-switch"}, "model": {"new_env_code": "inherit"}},
 }
 """variant -> config overrides on top of the cpu preset's SDA row (``on-switch+pick``: the anchor and the
 sign pick, ``vase_rl.core.config.SIGN_PICK``; ``pick-held-grads``: the same with the held decoder's gradients
-zeroed, ``ModelConfig.young_decoder_hold="gradients"``; ``steady``: ``vase_rl.core.config.STEADY_ANCHOR``; ``inherit``:
-a new environment starts from the old one's decoder code, ``ModelConfig.new_env_code="inherit"``)."""
+zeroed, ``ModelConfig.young_decoder_hold="gradients"``; ``pick-ramp``: the sign pick with the held decoder
+released over 250 steps, ``ModelConfig.young_decoder_release_steps``; ``steady``:
+``vase_rl.core.config.STEADY_ANCHOR``; ``inherit``: a new environment starts from the old one's decoder code,
+``ModelConfig.new_env_code="inherit"``)."""
 
 
 @dataclass
@@ -56,7 +63,7 @@ class Args(pc.VaseArgs):
     seeds: tuple[int, ...] = (0, 1, 2)
     """Evaluation seeds (the two options are fixed, so no validation seed is needed)."""
     variants: tuple[str, ...] = tuple(VARIANTS)
-    """Variants to run, of every-tau, on-switch, on-switch+pick, pick-held-grads, steady and inherit."""
+    """Variants to run, of every-tau, on-switch, on-switch+pick, pick-held-grads, pick-ramp, steady and inherit."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
