@@ -473,16 +473,20 @@ def plot_curves(
     random: dict[str, float],
     path: Path,
 ) -> None:
-    """One panel per method: each look's seed-mean return (normalised when its reference is there) at every
-    evaluation through the sequence; dotted lines at the stage boundaries."""
+    """One panel per method (at most 4 per row): each look's seed-mean return (normalised when its reference
+    is there) at every evaluation through the sequence; dotted lines at the stage boundaries."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = max(1, len(by_method))
-    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
-    for ax, (m, rs) in zip(axes[0], by_method.items(), strict=False):
+    cols = min(n, 4)  # a grid of at most 4 columns: 7 methods in one row are unreadable
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, (m, rs) in zip(axes.flat, by_method.items(), strict=False):
         evals = rs[0]["evaluations"]
         steps = [e["env_steps"] for e in evals]
         for env_id in looks(rs[0]["stages"]):
