@@ -406,31 +406,31 @@ class ContinualLearner(Checkpointable):
             return (env,)
         return None
 
+    def _pull_shared(
+        self, name: str, t: torch.Tensor, toward: torch.Tensor | float, keep: float, env: int
+    ) -> None:
+        """In place: ``t`` (decoder parameter ``name`` or its gradient) <- keep * t + (1 - keep) * toward, except
+        the entries environment ``env`` owns alone, which stay as they are."""
+        own = self._own_index(name, env)
+        kept = None if own is None else t[own].clone()
+        t.mul_(keep).add_(toward, alpha=1.0 - keep)
+        if kept is not None:
+            t[own] = kept
+
     @torch.no_grad()
     def _restore_shared_decoder(self, held: dict[str, torch.Tensor], env: int, keep: float = 0.0) -> None:
         """Move the decoder back towards ``held`` so that its shared part keeps the fraction ``keep`` of this
         step's update (0: put back); environment ``env``'s own code column and output affine keep all of it."""
         for name, p in self.model.decoder.named_parameters():
-            own = self._own_index(name, env)
-            kept = None if own is None else p[own].clone()
-            p.mul_(keep).add_(held[name], alpha=1.0 - keep)
-            if own is not None and kept is not None:
-                p[own] = kept
+            self._pull_shared(name, p, held[name], keep, env)
 
     @torch.no_grad()
     def _zero_shared_decoder_grads(self, env: int) -> None:
         """``ModelConfig.young_decoder_hold == "gradients"``: zero the gradients of the decoder's shared
         entries (all but environment ``env``'s own), so the optimizer's moments of the held weights decay."""
         for name, p in self.model.decoder.named_parameters():
-            if p.grad is None:
-                continue
-            own = self._own_index(name, env)
-            if own is None:
-                p.grad.zero_()
-            else:
-                kept = p.grad[own].clone()
-                p.grad.zero_()
-                p.grad[own] = kept
+            if p.grad is not None:
+                self._pull_shared(name, p.grad, 0.0, 0.0, env)
 
     def _classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """q(s|x) averaged over the batch (max_environments,) from the encoder's hidden layer (B, hidden)."""
