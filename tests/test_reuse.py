@@ -8,21 +8,27 @@ import pytest
 import torch
 from helpers import shapes_batches, tiny_config
 
-from vase_rl.core.config import MaskConfig, ModelConfig
+from vase_rl.core.config import DreamConfig, MaskConfig, ModelConfig
+from vase_rl.core.dreaming import Reading, Snapshot, sample_dream, shared_reading_loss
 from vase_rl.core.learner import ContinualLearner
-from vase_rl.core.losses import capacity_schedule
+from vase_rl.core.losses import capacity_schedule, wasserstein_encoder_proximity
 from vase_rl.probing.offline_probe import shared_latents
 
 
 def _allocate_two(
-    new_env_code: str, conditioning: str = "input", new_env_used: str = "all", **model: object
+    new_env_code: str,
+    conditioning: str = "input",
+    new_env_used: str = "all",
+    dream: dict[str, object] | None = None,
+    **model: object,
 ) -> ContinualLearner:
     """Env 0 trained on shapes, env 1 allocated by their inverse; the learning rate is set to 0 before the
-    allocating step so that it changes no weight."""
+    allocating step so that it changes no weight. ``dream``: DreamConfig overrides."""
     cfg = tiny_config(
         model={"new_env_code": new_env_code, "env_conditioning": conditioning, **model},
         inference={"patience": 2},
         mask={"new_env_used": new_env_used},
+        dream={"tau": 20, "batch_size": 16, **(dream or {})},
     )
     learner = ContinualLearner(cfg, device="cpu")
     batches = shapes_batches(60, 16, seed=3)
@@ -143,6 +149,76 @@ def test_a_gradual_release_keeps_a_growing_fraction_of_the_shared_decoders_updat
     assert float(free.abs().max()) > 1e-5
     assert torch.allclose(ramp, 0.25 * free, atol=1e-7)
     assert learners[4]._young_decoder_hold(1) is not None  # still releasing (2/4 next)
+
+
+def _reading(learner: ContinualLearner, used: torch.Tensor | None = None) -> tuple[torch.Tensor, Snapshot]:
+    """shared_reading_loss (B,) of a 16-dream batch of environment 0 read in environment 1, the snapshot
+    synced to the learner; ``used`` (max_environments, N) replaces u^s."""
+    snapshot = Snapshot(learner.model)
+    dream = sample_dream(snapshot, [0], 16, 6, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        mu_old, logvar_old, _ = snapshot.model.encoder(dream.x)
+    used = learner.memory.used if used is None else used
+    return shared_reading_loss(learner.model, dream, mu_old, logvar_old, Reading(1, used)), snapshot
+
+
+def test_shared_reading_is_zero_where_the_new_look_renders_as_the_old() -> None:
+    inherit = _allocate_two("inherit", "input+output")  # env 1 decodes exactly as env 0
+    every = torch.ones(inherit.memory.used.shape, dtype=torch.bool)
+    loss, _ = _reading(inherit, every)
+    assert float(loss.detach().abs().max()) < 1e-10
+    pick = _allocate_two("inherit", "input+output", new_env_sign="pick")  # env 1: the inverted rendering
+    loss, _ = _reading(pick, every)
+    assert float(loss.detach().mean()) > 0.1  # the encoder reads an inverted image otherwise
+
+
+def test_shared_reading_counts_only_latents_both_environments_use() -> None:
+    pick = _allocate_two("inherit", "input+output", new_env_sign="pick")
+    used = torch.ones(pick.memory.used.shape, dtype=torch.bool)
+    full, snapshot = _reading(pick, used)
+    used[1] = False
+    assert float(_reading(pick, used)[0].detach().abs().max()) == 0.0  # env 1 uses nothing: nothing is shared
+    used[1, 2] = True
+    only_2, _ = _reading(pick, used)
+    dream = sample_dream(snapshot, [0], 16, 6, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        mu_old, logvar_old, _ = snapshot.model.encoder(dream.x)
+        mu, logvar, _ = pick.model.encoder(pick.model.decoder.mean(dream.z, torch.ones_like(dream.env)))
+    w = wasserstein_encoder_proximity(mu[:, 2:3], logvar[:, 2:3], mu_old[:, 2:3], logvar_old[:, 2:3])
+    assert torch.allclose(only_2.detach(), w, atol=1e-6) and float(only_2.detach().sum()) < float(
+        full.detach().sum()
+    )
+
+
+def test_shared_reading_trains_the_encoder_to_read_the_new_look_as_the_old() -> None:
+    pick = _allocate_two("inherit", "input+output", new_env_sign="pick")
+    every = torch.ones(pick.memory.used.shape, dtype=torch.bool)
+    loss, _ = _reading(pick, every)
+    pick.model.zero_grad(set_to_none=True)
+    loss.mean().backward()
+    assert all(p.grad is None for p in pick.model.decoder.parameters())  # the rendering is a target
+    assert any(p.grad is not None and float(p.grad.abs().max()) > 0 for p in pick.model.encoder.parameters())
+    optimizer = torch.optim.Adam(pick.model.encoder.parameters(), lr=1e-3)
+    start = float(loss.detach().mean())
+    for _ in range(50):
+        optimizer.zero_grad(set_to_none=True)
+        _reading(pick, every)[0].mean().backward()
+        optimizer.step()
+    assert float(_reading(pick, every)[0].detach().mean()) < 0.3 * start
+
+
+def test_learner_adds_the_shared_reading_term_only_when_weighted() -> None:
+    batch = 255 - shapes_batches(1, 16, seed=4)[0]
+    for weight, logged in ((0.0, False), (1000.0, True)):
+        learner = _allocate_two(
+            "inherit", "input+output", new_env_sign="pick", dream={"shared_reading": weight}
+        )
+        for group in learner.optimizer.param_groups:
+            group["lr"] = 6e-4
+        out = learner.train_step(batch)
+        assert out.env == 1 and ("dream/shared_reading_w" in out.dream) is logged
+    with pytest.raises(ValueError, match="shared_reading must be >= 0"):
+        DreamConfig(shared_reading=-1.0)
 
 
 def test_bad_reuse_options_are_rejected_by_name() -> None:

@@ -88,15 +88,55 @@ def sample_dream(
     return Dream(z=z, env=env, output_old=output_old, x=x)
 
 
+@dataclass
+class Reading:
+    """Where the shared-reading term (:func:`shared_reading_loss`) applies: the current environment ``env``
+    and ``used`` (max_environments, N) bool, every environment's used latents u^s (A.2)."""
+
+    env: int
+    used: torch.Tensor
+
+
+def shared_reading_loss(
+    model: VASEModel,
+    dream: Dream,
+    mu_old: torch.Tensor,
+    logvar_old: torch.Tensor,
+    reading: Reading,
+) -> torch.Tensor:
+    """Shared reading (:attr:`DreamConfig.shared_reading`; not in the paper): per dream (B,),
+    ``W[q_phi(z | E[p_theta(x|z, s)]), q_phi'(z|x')]`` over the latents used by both the current
+    environment s and the dream's past environment s' (u^s and u^s', A.2).
+
+    The same z rendered in the current environment's look (by the current decoder, without gradient) is to
+    be read by the current encoder as the snapshot reads x', its rendering in the past look (``mu_old``,
+    ``logvar_old`` (B, N): the snapshot's encoding of ``dream.x``). Eq. 7's encoder term anchors how the
+    past looks are read; this one makes a factor the decoder shares between s and s' read the same way in
+    s. It trains the encoder only; latents that one of the two environments does not use are left free.
+    """
+    with torch.no_grad():
+        x_now = model.decoder.mean(dream.z, torch.full_like(dream.env, reading.env))
+        used = reading.used.to(dream.env.device)
+        shared = (used[reading.env][None, :] & used[dream.env]).to(mu_old.dtype)  # (B, N)
+    mu, logvar, _ = model.encoder(x_now)
+    return wasserstein_encoder_proximity(mu, logvar, mu_old, logvar_old, shared)
+
+
 def dreaming_loss(
-    model: VASEModel, snapshot: Snapshot, dream: Dream, cfg: DreamConfig, model_cfg: ModelConfig
+    model: VASEModel,
+    snapshot: Snapshot,
+    dream: Dream,
+    cfg: DreamConfig,
+    model_cfg: ModelConfig,
+    reading: Reading | None = None,
 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """The "dreaming" feedback of eq. 9 on one dream batch.
 
     ``alpha * W[q_phi(z|x'), q_phi'(z|x')] + beta * KL[p_theta'(x|z,s') || p_theta(x|z,s')]``,
     each averaged over the dream batch (encoder term: Wasserstein over latents; decoder term summed over
     pixels; see :mod:`vase_rl.core.losses`). With ``cfg.decoder_proximity=False`` (SD-[41]) only the encoder
-    term is used.
+    term is used. With ``cfg.shared_reading > 0`` and a ``reading``, plus that weight times
+    :func:`shared_reading_loss` (not in the paper).
 
     Returns (loss, scalars, hidden) where ``hidden`` (B, hidden_dim) is the current encoder's last hidden
     layer on x', reused by the environment classifier's loss on dreamed data (A.1).
@@ -112,6 +152,10 @@ def dreaming_loss(
         dec = decoder_proximity(out, dream.output_old, model_cfg.likelihood, model_cfg.gaussian_std).mean()
         loss = loss + cfg.beta * dec
         scalars["dream/decoder_kl"] = float(dec.detach())
+    if cfg.shared_reading > 0 and reading is not None:
+        shared = shared_reading_loss(model, dream, mu_old, logvar_old, reading).mean()
+        loss = loss + cfg.shared_reading * shared
+        scalars["dream/shared_reading_w"] = float(shared.detach())
     return loss, scalars, hidden
 
 
@@ -150,19 +194,21 @@ def dream_terms(
     n_seen: int,
     feedback: bool = True,
     classify: bool = True,
+    reading: Reading | None = None,
 ) -> DreamTerms:
     """Sample one dream batch of ``envs`` (:func:`sample_dream`) and compute what it adds to the step's loss.
 
     feedback: eq. 9's dreaming term (ablation D); classify: the classifier term on dreamed data (ablation S;
     without feedback the encoder's hidden layer is computed without gradient). Nothing is sampled when
-    ``envs`` is empty or both are off. n_seen: the classifier's number of allocated environments.
+    ``envs`` is empty or both are off. n_seen: the classifier's number of allocated environments; reading:
+    where the shared-reading term applies (:func:`dreaming_loss`).
     """
     if not envs or not (feedback or classify):
         return DreamTerms()
     dream = sample_dream(snapshot, envs, cfg.batch_size, model_cfg.latent_dim, generator)
     out = DreamTerms()
     if feedback:
-        out.loss, out.scalars, hidden = dreaming_loss(model, snapshot, dream, cfg, model_cfg)
+        out.loss, out.scalars, hidden = dreaming_loss(model, snapshot, dream, cfg, model_cfg, reading)
         out.scalars["dream/loss"] = float(out.loss.detach())
     else:
         with torch.no_grad():

@@ -16,7 +16,7 @@ import torch
 from vase_rl.core.checkpoint import Checkpointable
 from vase_rl.core.collectives import Collectives, LocalCollectives, SharedState
 from vase_rl.core.config import VASEConfig
-from vase_rl.core.dreaming import Snapshot, anchor_sync_due, dream_terms, past_environments
+from vase_rl.core.dreaming import Reading, Snapshot, anchor_sync_due, dream_terms, past_environments
 from vase_rl.core.inference import Decision, EnvironmentInference, EnvironmentMemory
 from vase_rl.core.latents import applied_mask, atypicality, noise_tolerance, used_latents
 from vase_rl.core.losses import (
@@ -334,6 +334,7 @@ class ContinualLearner(Checkpointable):
             n_seen,
             cfg.ablation.dream,
             cfg.ablation.infer_env,
+            Reading(env, self.memory.used) if cfg.ablation.infer_env else None,
         )  # eq. 9, and A.1 on the dreams
         loss = loss if dream.loss is None else loss + dream.loss  # eq. 9
         cls_loss = cls_loss if dream.classifier_loss is None else cls_loss + dream.classifier_loss

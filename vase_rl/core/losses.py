@@ -97,16 +97,22 @@ def mdl_loss(
 
 
 def wasserstein_encoder_proximity(
-    mu: torch.Tensor, logvar: torch.Tensor, mu_old: torch.Tensor, logvar_old: torch.Tensor
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    mu_old: torch.Tensor,
+    logvar_old: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Encoder proximity of eq. 7: squared 2-Wasserstein distance between diagonal Gaussians.
 
     ``W = ||mu - mu'||^2 + ||Sigma^{1/2} - Sigma'^{1/2}||^2`` with Sigma^{1/2} = diag(sigma).
-    All inputs (B, N). Returns (B,) summed over latents.
+    All inputs (B, N); ``weights`` (B, N) or (N,), if given, weighs each latent's term (0: left out).
+    Returns (B,) summed over latents.
     """
     sigma = (0.5 * logvar).exp()
     sigma_old = (0.5 * logvar_old).exp()
-    return ((mu - mu_old) ** 2 + (sigma - sigma_old) ** 2).sum(1)
+    per_latent = (mu - mu_old) ** 2 + (sigma - sigma_old) ** 2
+    return (per_latent if weights is None else per_latent * weights).sum(1)
 
 
 def decoder_proximity(
