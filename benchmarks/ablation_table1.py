@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import common
+import cli_args
 import paper_common as pc
+import paper_tables as pt
 
 EXPERIMENT = "table1"
 SEQUENCE = pc.TABLE1_SEQUENCE
@@ -125,9 +126,9 @@ def paper_column(i: int) -> dict[tuple[str, str], str]:
 
 
 COLUMNS = [
-    *pc.forgetting_columns([paper_column(i) for i in range(4)]),
-    pc.Column("envs allocated", lambda r: r["n_envs"]),
-    pc.Column(
+    *pt.forgetting_columns([paper_column(i) for i in range(4)]),
+    pt.Column("envs allocated", lambda r: r["n_envs"]),
+    pt.Column(
         "env-inference acc. (%)",
         lambda r: (
             100 * r["evaluation"]["env_inference"]["accuracy"] if r["evaluation"]["env_inference"] else None
@@ -143,7 +144,7 @@ def run(args: Args) -> None:
 
 def summarise(args: Args) -> None:
     """``table1.md`` and ``table1_probes.png`` from the result JSONs."""
-    results, _, text = pc.summary_start(
+    results, _, text = pt.summary_start(
         EXPERIMENT, "# Table 1: moving Fashion -> MNIST -> moving MNIST ablation"
     )
     text += [
@@ -155,14 +156,14 @@ def summarise(args: Args) -> None:
             "MSE: x, y in [0, 1]."
         ),
         "",
-        pc.summarise_table(results, COLUMNS),
+        pt.summarise_table(results, COLUMNS),
         "",
     ]
-    pc.write_table_summary(EXPERIMENT, results, text, "Table 1 sequence: probes on z")
+    pt.write_table_summary(EXPERIMENT, results, text, "Table 1 sequence: probes on z")
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     pc.run_then_summarise(args, run, summarise)
 
 

@@ -19,8 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import cli_args
 import common
 import paper_common as pc
+import paper_tables as pt
 
 EXPERIMENT = "table3"
 SEQUENCE = ("mnist", "fashion", "mnist")
@@ -62,19 +64,19 @@ def distinct_fashion(r: Mapping[str, Any]) -> float | None:
 
 
 COLUMNS = [
-    pc.Column(
+    pt.Column(
         "object-ID max (%)",
-        lambda r: pc.forgetting_value(r, "accuracy", "mean_best_during"),
+        lambda r: pt.forgetting_value(r, "accuracy", "mean_best_during"),
         paper=paper_column(1),
     ),
-    pc.Column(
+    pt.Column(
         "object-ID decrease (%)",
-        lambda r: pc.forgetting_value(r, "accuracy", "mean_change"),
+        lambda r: pt.forgetting_value(r, "accuracy", "mean_change"),
         paper=paper_column(0),
     ),
-    pc.Column("revisit -> MNIST's env (% of seeds)", returned),
-    pc.Column("Fashion got its own env (% of seeds)", distinct_fashion),
-    pc.Column("envs allocated", lambda r: r["n_envs"]),
+    pt.Column("revisit -> MNIST's env (% of seeds)", returned),
+    pt.Column("Fashion got its own env (% of seeds)", distinct_fashion),
+    pt.Column("envs allocated", lambda r: r["n_envs"]),
 ]
 
 
@@ -85,7 +87,7 @@ def run(args: Args) -> None:
 
 def summarise(args: Args) -> None:
     """``table3.md`` and ``table3_probes.png`` from the result JSONs."""
-    results, _, text = pc.summary_start(EXPERIMENT, "# Table 3: MNIST -> Fashion -> MNIST ablation")
+    results, _, text = pt.summary_start(EXPERIMENT, "# Table 3: MNIST -> Fashion -> MNIST ablation")
     ordered = sorted(results, key=lambda r: (r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"]))
     per_seed = [
         [r["spec"]["row"], r["spec"]["mode"], r["spec"]["seed"], r["stage_envs"], r["n_envs"]]
@@ -99,7 +101,7 @@ def summarise(args: Args) -> None:
             "Without S there is a single environment, so the revisit trivially 'returns' to it."
         ),
         "",
-        pc.summarise_table(results, COLUMNS),
+        pt.summarise_table(results, COLUMNS),
         "",
         "Environment per stage (majority of logged Algorithm-1 decisions) for every run:",
         "",
@@ -108,11 +110,11 @@ def summarise(args: Args) -> None:
         ),
         "",
     ]
-    pc.write_table_summary(EXPERIMENT, results, text, "Table 3 sequence: probes on z")
+    pt.write_table_summary(EXPERIMENT, results, text, "Table 3 sequence: probes on z")
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     pc.run_then_summarise(args, run, summarise)
 
 

@@ -33,9 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import paper_common as pc
+import paper_tables as pt
 import torch
 
 EXPERIMENT = "ambiguity"
@@ -182,7 +184,7 @@ def analyse(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
         )
     plot_heatmaps(result, out / "heatmaps.png")
     plot_latents(result, out / "latents.png")
-    pc.shrink_pngs(out)
+    pt.shrink_pngs(out)
     return result
 
 
@@ -294,7 +296,7 @@ def run(args: Args) -> None:
 def summarise(args: Args) -> None:
     """``ambiguity.md`` from the result JSONs (with ``--summarise``, also the figures of runs whose folder
     is missing)."""
-    results, out, text = pc.summary_start(
+    results, out, text = pt.summary_start(
         EXPERIMENT, "# Ambiguity: faces (CelebA) -> inverse Fashion (Fig. 5A)"
     )
     text += [
@@ -340,11 +342,11 @@ def summarise(args: Args) -> None:
             f"![reconstructions]({spec.key}/reconstructions.png)",
             "",
         ]
-    pc.write_summary(out / "ambiguity.md", text)
+    pt.write_summary(out / "ambiguity.md", text)
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     pc.run_then_summarise(args, run, summarise)
 
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import paper_common as pc
+import paper_tables as pt
 
 from vase_rl.core.config import SIGN_PICK, STEADY_ANCHOR
 
@@ -129,7 +131,7 @@ def summarise(args: Args) -> None:
     out = pc.RESULTS / EXPERIMENT
     out.mkdir(parents=True, exist_ok=True)
     done = {v: pc.load_results(f"{EXPERIMENT}/{v}") for v in VARIANTS}
-    columns = pc.forgetting_columns()
+    columns = pt.forgetting_columns()
     header = ["anchor", "seeds", *[c.title for c in columns]]
     header += ["drift stage 0 (sd)", "drift stage 1 (sd)", "environments"]
     lines = []
@@ -144,9 +146,9 @@ def summarise(args: Args) -> None:
         [
             v,
             r["spec"]["seed"],
-            *[pc.fmt(stage_mlp(r, k, "class")) for k in range(3)],
-            pc.fmt(drift_of(r, 0), digits=3),
-            pc.fmt(drift_of(r, 1), digits=3),
+            *[pt.fmt(stage_mlp(r, k, "class")) for k in range(3)],
+            pt.fmt(drift_of(r, 0), digits=3),
+            pt.fmt(drift_of(r, 1), digits=3),
         ]
         for v, records in done.items()
         for r in records
@@ -155,7 +157,7 @@ def summarise(args: Args) -> None:
     text = [
         "# Dreaming's anchor: every tau steps (the paper) or when the environment changes",
         "",
-        pc.provenance(all_results),
+        pt.provenance(all_results),
         "",
         (
             "Mean over seeds with the 90% bootstrap interval of the mean. Forgetting columns as Table 1 "
@@ -175,11 +177,11 @@ def summarise(args: Args) -> None:
         ),
         "",
     ]
-    pc.write_summary(out / "anchor.md", text)
+    pt.write_summary(out / "anchor.md", text)
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     pc.run_then_summarise(args, run, summarise)
 
 

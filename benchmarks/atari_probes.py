@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ TRAINED = ("vase", "entangled")
 
 
 @dataclass
-class Args(common.SeedsArgs, common.ThreadsArgs):
+class Args(cli_args.SeedsArgs, cli_args.ThreadsArgs):
     games: tuple[str, ...] = ("pong", "breakout", "boxing", "freeway")
     """Games in training order (AtariARI names, see vase_rl.envs.atari.RAM_ANNOTATIONS)."""
     representations: tuple[str, ...] = REPRESENTATIONS
@@ -326,7 +327,7 @@ def summarise() -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     unknown = set(args.representations) - set(REPRESENTATIONS)
     if unknown:
         raise SystemExit(f"unknown representations {sorted(unknown)}; choose from {REPRESENTATIONS}")

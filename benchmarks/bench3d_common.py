@@ -8,8 +8,8 @@
   CPU budget (:func:`vase_config`);
 * the command-line fields both scripts have (:class:`LevelsArgs`) and the runs' provenance.
 
-The command line, hardware record, markdown tables, JSON files and the resumable runs (one JSON per finished
-(method, seed), ``common.run_pending``) are ``benchmarks/common.py``'s.
+The command line is ``benchmarks/cli_args.py``'s; the hardware record, markdown tables, JSON files and the
+resumable runs (one JSON per finished (method, seed), ``common.run_pending``) are ``benchmarks/common.py``'s.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 
@@ -58,7 +59,7 @@ entangled (lambda, kappa, tau); tau and delta_C are per-step values at 60k steps
 
 # ------------------------------------------------------------------------------------ Args
 @dataclass
-class LevelsArgs(common.JobsArgs):
+class LevelsArgs(cli_args.JobsArgs):
     """A run per (method, seed) on level A then level B, ``jobs`` at a time."""
 
     level_a: str = "outdoor"

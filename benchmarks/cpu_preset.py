@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cli_args
 import common
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ OBJECTIVES = {
 
 
 @dataclass
-class Args(common.ThreadsArgs, common.SummariseArgs):
+class Args(cli_args.ThreadsArgs, cli_args.SummariseArgs):
     steps: int = 1200
     """Training steps on moving MNIST."""
     seed: int = 0
@@ -161,7 +162,7 @@ def summarise(out_dir: str) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     if not args.summarise:
         run(args)
     print(summarise(args.out_dir))

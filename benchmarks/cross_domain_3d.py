@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import bench3d_common as b3d
+import cli_args
 import common
 import numpy as np
 
@@ -496,7 +497,7 @@ def budget_text(by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any]) -
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     if not args.summarise:
         common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)
     print(summarise(args))

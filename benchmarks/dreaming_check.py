@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cli_args
 import common
 import paper_common as pc
+import paper_tables as pt
 
 EXPERIMENT = "dreaming_check"
 VARIANTS: dict[str, tuple[str, dict[str, dict[str, float]]]] = {
@@ -75,12 +77,12 @@ def summarise(args: Args) -> None:
     """``dreaming_check.md`` from the result JSONs."""
     out = pc.RESULTS / EXPERIMENT
     done = [(v, r) for v in VARIANTS for r in pc.load_results(f"{EXPERIMENT}/{v}")]
-    columns = pc.forgetting_columns()
-    lines = [[v, r["spec"]["seed"]] + [pc.fmt(c.value(r), c.scale) for c in columns] for v, r in done]
+    columns = pt.forgetting_columns()
+    lines = [[v, r["spec"]["seed"]] + [pt.fmt(c.value(r), c.scale) for c in columns] for v, r in done]
     text = [
         "# Dreaming without environment inference at CPU scale (Table 1 row D)",
         "",
-        pc.provenance([r for _, r in done]),
+        pt.provenance([r for _, r in done]),
         "",
         (
             "Validation seed (not a Table 1 evaluation seed); columns as Table 1 (mean over the sequence's "
@@ -90,11 +92,11 @@ def summarise(args: Args) -> None:
         common.markdown_table(["variant", "seed"] + [c.title for c in columns], lines),
         "",
     ]
-    pc.write_summary(out / "dreaming_check.md", text)
+    pt.write_summary(out / "dreaming_check.md", text)
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     pc.run_then_summarise(args, run, summarise)
 
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import paper_common as pc
+import paper_tables as pt
 
 OUT = pc.RESULTS / "fig2"
 ROWS = ("SDA", "-")
@@ -82,10 +84,10 @@ def title(spec: pc.RunSpec, record: dict[str, Any] | None) -> str:
     """Column title: the model and its Table 1 numbers (when its result JSON exists)."""
     if record is None:
         return LABELS[spec.row]
-    acc_max = pc.forgetting_value(record, "accuracy", "mean_best_during")
-    change = pc.forgetting_value(record, "accuracy", "mean_change")
+    acc_max = pt.forgetting_value(record, "accuracy", "mean_best_during")
+    change = pt.forgetting_value(record, "accuracy", "mean_change")
     return (
-        f"{LABELS[spec.row]}: object-ID max {pc.fmt(acc_max)} %, change after {pc.fmt(change)} points, "
+        f"{LABELS[spec.row]}: object-ID max {pt.fmt(acc_max)} %, change after {pt.fmt(change)} points, "
         f"{record['n_envs']} environment(s)"
     )
 
@@ -136,7 +138,7 @@ def run(args: Args) -> None:
                 f"Fig. 2 side by side: moving Fashion -> MNIST -> moving MNIST, "
                 f"{pair[0].steps_per_env} steps per dataset, seed {seed}",
             )
-        pc.shrink_pngs(out)
+        pt.shrink_pngs(out)
 
 
 def summarise(args: Args) -> None:
@@ -164,7 +166,7 @@ def summarise(args: Args) -> None:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     pc.run_then_summarise(args, run, summarise)
 
 

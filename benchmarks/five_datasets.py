@@ -25,8 +25,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import cli_args
 import common
 import paper_common as pc
+import paper_tables as pt
 
 EXPERIMENT = "five_datasets"
 SEQUENCE = ("moving-mnist", "fashion", "inverse-fashion", "mnist", "moving-fashion")
@@ -56,7 +58,7 @@ def figures(run_dir: str, spec: pc.RunSpec) -> dict[str, Any]:
     out = pc.RESULTS / EXPERIMENT / spec.key
     with torch_threads(1):
         paths = make_figures(load_run(run_dir), str(out))
-    pc.shrink_pngs(out)
+    pt.shrink_pngs(out)
     return {k: os.path.relpath(p, pc.RESULTS / EXPERIMENT) for k, p in paths.items()}
 
 
@@ -70,10 +72,10 @@ def _dataset_rows(r: dict[str, Any]) -> list[list[Any]]:
                 d["log_env"],
                 d["inferred_env"],
                 f"{d['env_probability']:.2f}",
-                pc.fmt(acc.get("best_during")),
-                pc.fmt(acc.get("change")),
-                pc.fmt(mse.get("best_during"), 1e4),
-                pc.fmt(mse.get("change"), 1e4),
+                pt.fmt(acc.get("best_during")),
+                pt.fmt(acc.get("change")),
+                pt.fmt(mse.get("best_during"), 1e4),
+                pt.fmt(mse.get("change"), 1e4),
                 f"{d['information']:.1f}",
             ]
         )
@@ -107,7 +109,7 @@ def run(args: Args) -> None:
 def summarise(args: Args) -> None:
     """``five_datasets.md`` from the result JSONs (with ``--summarise``, also the figures of runs whose
     folder is missing)."""
-    results, out, text = pc.summary_start(
+    results, out, text = pt.summary_start(
         EXPERIMENT, "# Five datasets: moving MNIST -> Fashion -> inverse Fashion -> MNIST -> moving Fashion"
     )
     for r in results:
@@ -157,11 +159,11 @@ def summarise(args: Args) -> None:
         ),
         "",
     ]
-    pc.write_summary(out / "five_datasets.md", text)
+    pt.write_summary(out / "five_datasets.md", text)
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     pc.run_then_summarise(args, run, summarise)
 
 

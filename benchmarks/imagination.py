@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ WORLD_PROBED = "moving-mnist"
 
 
 @dataclass
-class Args(common.SequenceArgs, common.JobsArgs):
+class Args(cli_args.SequenceArgs, cli_args.JobsArgs):
     steps_per_env: int = 1500
     """Training steps per dataset (the cpu preset's default is 2,500; reduced to fit 40 min on 2 cores)."""
     fraction: float = 0.5
@@ -470,7 +471,7 @@ def run(args: Args) -> None:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.run:

@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ SEQUENCE = (
 
 
 @dataclass
-class Args(common.PresetArgs, common.ThreadsArgs):
+class Args(cli_args.PresetArgs, cli_args.ThreadsArgs):
     steps: int = 10_000
     """Total learner steps, split evenly over the sequence (ceil(steps / len(sequence)) each)."""
     sequence: tuple[str, ...] = SEQUENCE
@@ -331,7 +332,7 @@ def run(args: Args) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     common.write_report(args.out, run(args), summarise)
 
 

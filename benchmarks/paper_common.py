@@ -1,4 +1,4 @@
-"""Shared runner and summariser of the paper-reproduction benchmarks (Achille et al. 2018).
+"""Shared runner of the paper-reproduction benchmarks (Achille et al. 2018).
 
 Used by ``ablation_table1.py``, ``ablation_table3.py``, ``five_datasets.py`` and ``ambiguity.py``.
 Each experiment is a list of :class:`RunSpec` (one per ablation row x disentangled/entangled x seed).
@@ -9,7 +9,8 @@ TensorBoard) live outside the repository, under ``--runs-dir`` (default ``/tmp/v
 their ``tb/`` folder is deleted after a run and the checkpoint is kept there for figures. An
 interrupted run resumes from its checkpoint the next time the script is started.
 
-:func:`summarise_table` turns the JSONs into mean +- std tables with the paper's numbers side by side.
+:func:`load_results` reads the JSONs back; ``paper_tables.py`` turns them into mean +- std tables with the
+paper's numbers side by side.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
-import numpy as np
 
 RESULTS = common.RESULTS / "paper"
 DEFAULT_RUNS_DIR = "/tmp/vase_runs/paper"
@@ -37,6 +38,8 @@ ALL_ROWS = ("-", "S", "D", "A", "SA", "DA", "SD", "SD-[41]", "SDA")
 """Table 1/3 ablation rows (S: environment inference, D: dreaming, A: atypicality mask)."""
 MODES = ("dis", "ent")
 """dis: capacity objective of eq. 3; ent: entangled VAE baseline (beta = 1)."""
+TABLE1_SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
+"""Table 1's dataset sequence (``ablation_table1.py``, and ``dreaming_check.py`` which investigates it)."""
 
 Extra = Callable[[str, "RunSpec"], dict[str, Any]]
 """(run dir, spec) -> experiment-specific results stored in the run's JSON under "extra"."""
@@ -243,9 +246,9 @@ def run_all(specs: Sequence[RunSpec], runs_dir: str, jobs: int = 2, extra: Extra
 
 # ------------------------------------------------------------------------------------------ CLI
 @dataclass
-class ExperimentArgs(common.SequenceArgs, common.JobsArgs):
+class ExperimentArgs(cli_args.SequenceArgs, cli_args.JobsArgs):
     """Options shared by every experiment script (defaults = the complete experiment); a script's ``Args``
-    subclasses it, changing defaults, and is parsed by ``common.parse_args``."""
+    subclasses it, changing defaults, and is parsed by ``cli_args.parse_args``."""
 
     rows: tuple[str, ...] = ALL_ROWS
     """Ablation rows, of - S D A SA DA SD SD-[41] SDA."""
@@ -310,197 +313,8 @@ def make_specs(
     ]
 
 
-# ------------------------------------------------------------------------------------------ summaries
+# ------------------------------------------------------------------------------------------ results
 def load_results(experiment: str) -> list[dict[str, Any]]:
     """Every result JSON of an experiment."""
     folder = RESULTS / experiment / "runs"
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-
-def summary_start(experiment: str, title: str) -> tuple[list[dict[str, Any]], Path, list[str]]:
-    """An experiment's results, its folder (created) and the first lines of its markdown summary (the
-    title and :func:`provenance`)."""
-    results = load_results(experiment)
-    out = RESULTS / experiment
-    out.mkdir(parents=True, exist_ok=True)
-    return results, out, [title, "", provenance(results), ""]
-
-
-def write_summary(path: Path, lines: Sequence[str]) -> None:
-    """Write the markdown summary ``lines`` to ``path`` and print it."""
-    common.write_text(path, "\n".join(lines))
-    print(path.read_text())
-
-
-def write_table_summary(
-    experiment: str, results: Sequence[dict[str, Any]], lines: Sequence[str], title: str
-) -> None:
-    """An ablation table's summary: ``lines``, then the probe curves ``<experiment>_probes.png`` (drawn by
-    :func:`plot_probe_means` with ``title``), written to ``<experiment>.md`` and printed."""
-    out, png = RESULTS / experiment, f"{experiment}_probes.png"
-    if results:
-        plot_probe_means(results, out / png, title)
-    write_summary(out / f"{experiment}.md", [*lines, f"![probe curves]({png})", ""])
-
-
-def mean_std(values: Iterable[float | None], scale: float = 1.0, digits: int = 1) -> str:
-    """ "m (+-s)" of the non-None values times ``scale``; "n/a" when there are none."""
-    v = np.array([x for x in values if x is not None], dtype=float) * scale
-    if v.size == 0:
-        return "n/a"
-    return f"{v.mean():.{digits}f} (±{v.std(ddof=1) if v.size > 1 else 0.0:.{digits}f})"
-
-
-def fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
-    """One number times ``scale`` with ``digits`` decimals; "-" for None."""
-    return "-" if value is None else f"{value * scale:.{digits}f}"
-
-
-def group(results: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Results keyed by (row, mode), rows in the paper's order."""
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in sorted(results, key=lambda r: (ALL_ROWS.index(r["spec"]["row"]), r["spec"]["seed"])):
-        out.setdefault((r["spec"]["row"], r["spec"]["mode"]), []).append(r)
-    return out
-
-
-def forgetting_value(r: Mapping[str, Any], metric: str, key: str) -> float | None:
-    """Table-1 average over datasets: ``key`` in mean_best_during / mean_change of probe ``metric``."""
-    return r["evaluation"]["forgetting"].get(metric, {}).get(key)
-
-
-@dataclass
-class Column:
-    """One table column: a title and how to get a value from a run record (None = not applicable)."""
-
-    title: str
-    value: Callable[[Mapping[str, Any]], float | None]
-    scale: float = 1.0
-    digits: int = 1
-    paper: Mapping[tuple[str, str], str] = field(default_factory=dict)
-    """(row, mode) -> the paper's entry, shown as "ours / paper"."""
-
-
-TABLE1_SEQUENCE = ("moving-fashion", "mnist", "moving-mnist")
-"""Table 1's dataset sequence (``ablation_table1.py``, and ``dreaming_check.py`` which investigates it)."""
-
-
-def forgetting_columns(paper: Sequence[Mapping[tuple[str, str], str]] = ({}, {}, {}, {})) -> list[Column]:
-    """Table 1's four forgetting columns (A.6: object-ID accuracy max and change, position MSE min and change,
-    averaged over datasets); ``paper``: the paper's entries of each, (row, mode) -> text."""
-    specs = (
-        ("object-ID max (%)", "accuracy", "mean_best_during", 1.0),
-        ("object-ID change (%)", "accuracy", "mean_change", 1.0),
-        ("position MSE min (1e-4)", "position_mse", "mean_best_during", 1e4),
-        ("position MSE change (1e-4)", "position_mse", "mean_change", 1e4),
-    )
-    return [
-        Column(title, lambda r, m=metric, k=key: forgetting_value(r, m, k), scale=scale, paper=entries)
-        for (title, metric, key, scale), entries in zip(specs, paper, strict=True)
-    ]
-
-
-def summarise_table(results: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
-    """Markdown table, one line per (row, mode): mean (+-std) over seeds for each column, paper alongside."""
-    header = ["row", "objective", "seeds"] + [c.title + " (ours / paper)" for c in columns]
-    lines = []
-    for (row, mode), runs in group(results).items():
-        cells: list[Any] = [
-            row if row != "SDA" else "VASE (SDA)",
-            "disentangled" if mode == "dis" else "entangled",
-            len(runs),
-        ]
-        for c in columns:
-            ours = mean_std((c.value(r) for r in runs), c.scale, c.digits)
-            cells.append(f"{ours} / {c.paper.get((row, mode), '-')}")
-        lines.append(cells)
-    return common.markdown_table(header, lines)
-
-
-def provenance(results: Sequence[dict[str, Any]]) -> str:
-    """Preset, steps per dataset, seeds, wall time and hardware of a set of runs (one markdown paragraph)."""
-    if not results:
-        return "_no finished runs_"
-    presets = sorted({r["spec"]["preset"] for r in results})
-    steps = sorted({r["spec"]["steps_per_env"] for r in results})
-    seeds = sorted({r["spec"]["seed"] for r in results})
-    walls = [r["timing"]["train_seconds"] for r in results]
-    cpus = sorted({r["hardware"]["cpu"] for r in results})
-    return (
-        f"Preset `{', '.join(presets)}`, {', '.join(map(str, steps))} training steps per dataset, seeds "
-        f"{seeds}, {len(results)} runs; training wall time per run {np.mean(walls) / 60:.1f} min "
-        f"(min {min(walls) / 60:.1f}, max {max(walls) / 60:.1f}; 1 torch thread, 2 runs in parallel on a "
-        f"shared machine); hardware: {'; '.join(cpus)}, no GPU."
-    )
-
-
-def shrink_pngs(folder: Path, colours: int = 128) -> None:
-    """Re-save every PNG in ``folder`` with a ``colours``-entry palette (2-3x smaller files)."""
-    from PIL import Image
-
-    for path in Path(folder).glob("*.png"):
-        Image.open(path).convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT).save(
-            path, optimize=True
-        )
-
-
-def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) -> None:
-    """Probe accuracy / position MSE vs step, mean over seeds, one panel per (row, mode) group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = group(results)
-    metrics = [
-        m for m in ("accuracy", "position_mse") if any(rec[2] == m for r in results for rec in r["probes"])
-    ]
-    ncol = min(len(groups), 6)  # wrap: each band of len(metrics) rows shows up to 6 (row, mode) groups
-    bands = -(-len(groups) // ncol)
-    fig, axes = plt.subplots(
-        len(metrics) * bands,
-        ncol,
-        figsize=(3.6 * ncol + 1, 3.2 * len(metrics) * bands),
-        squeeze=False,
-        sharey="row",
-    )
-    for g in range(len(groups), bands * ncol):  # empty slots of the last band
-        for m in range(len(metrics)):
-            axes[(g // ncol) * len(metrics) + m, g % ncol].set_visible(False)
-    for g, ((row, mode), runs) in enumerate(groups.items()):
-        spec = runs[0]["spec"]
-        names = list(dict.fromkeys(spec["sequence"]))
-        band, j = divmod(g, ncol)
-        for m, metric in enumerate(metrics):
-            i = band * len(metrics) + m
-            ax = axes[i, j]
-            for k, name in enumerate(names):
-                curves = [
-                    [(rec[0], rec[3]) for rec in r["probes"] if rec[1] == name and rec[2] == metric]
-                    for r in runs
-                ]
-                curves = [c for c in curves if c]
-                if not curves:
-                    continue
-                n = min(len(c) for c in curves)
-                steps = np.array([s for s, _ in curves[0][:n]])
-                vals = np.array([[v for _, v in c[:n]] for c in curves])
-                ax.plot(steps, vals.mean(0), color=f"C{k}", label=name)
-                ax.fill_between(steps, vals.min(0), vals.max(0), color=f"C{k}", alpha=0.2)
-            for b in range(1, len(spec["sequence"])):
-                ax.axvline(b * spec["steps_per_env"], color="k", ls="--", lw=0.8)
-            ax.grid(alpha=0.3)
-            if m == 0:
-                kind = "disent." if mode == "dis" else "entangled"
-                ax.set_title(f"{row} {kind} (n={len(runs)})", fontsize=9)
-            if j == 0:
-                ax.set_ylabel("object-ID accuracy (%)" if metric == "accuracy" else "position MSE")
-            if m == len(metrics) - 1:
-                ax.set_xlabel("training step")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title + " (line: mean over seeds, band: min-max; dashed: dataset switches)")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    shrink_pngs(path.parent)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ VARIANTS = ("cpu", "cpu-before", "entangled")
 
 
 @dataclass
-class Args(common.SeedsArgs, common.ThreadsArgs):
+class Args(cli_args.SeedsArgs, cli_args.ThreadsArgs):
     datasets: tuple[str, ...] = ("mnist", "moving-mnist", "moving-fashion")
     """Datasets, each trained alone."""
     variants: tuple[str, ...] = VARIANTS
@@ -240,7 +241,7 @@ def summarise() -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.summarise:
         for seed in args.seeds:

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import rl_common as rlc
 import rl_methods as rlm
+import rl_report
 
 RESULTS = common.RESULTS
 HEADER = (
@@ -108,7 +110,7 @@ def steps_to_reach(curve: np.ndarray | None, threshold: float | None) -> int | N
 
 def summarise(args: Args) -> str:
     """Markdown table (mean ± std over seeds, steps to pixels' final return) + PNG learning curves."""
-    records, by_method, rand = rlc.load(args)
+    records, by_method, rand = rl_report.load(args)
     curves = {m: mean_curve(rs) for m, rs in by_method.items()}
     pix = curves.get("pixels")
     threshold = None if pix is None else float(pix[-1, 1])
@@ -118,8 +120,8 @@ def summarise(args: Args) -> str:
             m,
             len(rs),
             f"{np.mean([r['pretrain_frames'] for r in rs]):.0f}",
-            rlc.cell([r["final_return"] for r in rs]),
-            rlc.cell([r["final_train_return"] for r in rs]),
+            rl_report.cell([r["final_return"] for r in rs]),
+            rl_report.cell([r["final_train_return"] for r in rs]),
             "never" if reach[m] is None else reach[m],
             f"{np.mean([r['cpu_s'] for r in rs]):.0f} s",
         ]
@@ -143,7 +145,7 @@ def summarise(args: Args) -> str:
         f"{a['canvas_size']}x{a['canvas_size']} canvas, cpu preset, online VASE round every "
         f"{a['train_every']} frames. 'steps to pixels' final' = the PPO env steps at which the seed-mean "
         f"training curve first reaches pixels' seed-mean final training return"
-        f"{'' if threshold is None else f' ({threshold:.2f})'}. " + rlc.cost_line(records),
+        f"{'' if threshold is None else f' ({threshold:.2f})'}. " + rl_report.cost_line(records),
         "",
         common.markdown_table(HEADER, rows),
         "",
@@ -151,14 +153,14 @@ def summarise(args: Args) -> str:
         "",
     ]
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    rlc.plot_curves(by_method, [("curve", a["env_id"])], Path(args.out_dir) / "rl_identity.png")
+    rl_report.plot_curves(by_method, [("curve", a["env_id"])], Path(args.out_dir) / "rl_identity.png")
     text = "\n".join(md) + "\n![learning curves](rl_identity.png)\n"
     common.write_text(Path(args.out_dir) / "rl_identity.md", text)
     return text
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     if not args.summarise:
         rlc.start(args, {"env": args.env_id})
         common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs, describe)

@@ -119,6 +119,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import rl_common as rlc
@@ -464,7 +465,7 @@ def start(args: Args) -> None:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     if not args.summarise:
         start(args)
         if "sequence" in args.kinds:

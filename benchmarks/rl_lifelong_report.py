@@ -14,6 +14,7 @@ import common
 import numpy as np
 import rl_common as rlc
 import rl_methods as rlm
+import rl_report
 from cl_metrics import (
     CONFIDENCE,
     average_performance,
@@ -306,7 +307,8 @@ def markdown(
         f"look: (R - random) / (reference - random), the reference = the same method trained on that look alone "
         f"at the same budget. Metrics as Continual World's (average performance, forgetting, forward transfer "
         f"over each stage's first {a['ft_window']} env "
-        f"steps), mean [90% bootstrap interval over seeds]. " + (rlc.cost_line(records) if records else ""),
+        f"steps), mean [90% bootstrap interval over seeds]. "
+        + (rl_report.cost_line(records) if records else ""),
         "",
         common.markdown_table(
             [

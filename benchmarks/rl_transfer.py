@@ -45,10 +45,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 import rl_common as rlc
 import rl_methods as rlm
+import rl_report
 from rl_common import check_budget  # noqa: F401  (part of this script's API: tests/test_rl_tasks.py)
 
 RESULTS = common.RESULTS
@@ -209,9 +211,9 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
         if not m.startswith("vase"):
             continue
         kept = {
-            k: rlc.mean_of(rs, f"retained_{k}")
+            k: rl_report.mean_of(rs, f"retained_{k}")
             for k in SHIFTS
-            if rlc.mean_of(rs, f"retained_{k}") is not None
+            if rl_report.mean_of(rs, f"retained_{k}") is not None
         }
         drifts = {
             k: float(np.mean([r[f"drift_a_{k}"]["mean"] for r in rs if r.get(f"drift_a_{k}")]))
@@ -224,13 +226,13 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
             if drifts
             else "not measured"
         )
-        b = rlc.mean_of(rs, "kept_b")
+        b = rl_report.mean_of(rs, "kept_b")
         lines += [
             f"- `{m}`: A after adaptation >= 95 % of A on every shift: "
             f"{mark(None if worst is None else worst >= 0.95)}{pct(worst)}; A's latent drift <= 0.2 sd: {drift}; "
             f"B without a policy update >= 80 % of A: {mark(None if b is None else b >= 0.8)}{pct(b)}"
         ]
-    pix = rlc.mean_of(by_method.get("pixels", []), "kept_b")
+    pix = rl_report.mean_of(by_method.get("pixels", []), "kept_b")
     lines.append(f"- reference: pixels keep{pct(pix) if pix is not None else ' (not measured)'} of A on B")
     return "Targets (mean over seeds):\n\n" + "\n".join(lines)
 
@@ -255,7 +257,7 @@ def settings(records: list[dict[str, Any]]) -> str:
 
 def summarise(args: Args) -> str:
     """Markdown tables (mean ± std over seeds) + PNG learning curves from the JSONs."""
-    records, by_method, rand = rlc.load(args)
+    records, by_method, rand = rl_report.load(args)
     a = records[0]["args"] if records else dataclasses.asdict(args)
     shifts = [(k, a[f"env_{k}"]) for k in SHIFTS if a.get(f"env_{k}")]
     md = [
@@ -268,7 +270,7 @@ def summarise(args: Args) -> str:
         f"{'adapting' if a['adapt_normalizer'] else 'frozen'}; policy frozen), then {a['steps_b']} env "
         f"steps of fine-tuning. {a['n_envs']} sub-envs, {a['canvas_size']}x{a['canvas_size']} canvas, cpu "
         f"preset, online VASE round every {a['train_every']} frames; evaluation: {a['eval_episodes']} "
-        f"episodes of the stochastic policy. " + rlc.cost_line(records),
+        f"episodes of the stochastic policy. " + rl_report.cost_line(records),
         "",
         common.markdown_table(
             [
@@ -285,10 +287,10 @@ def summarise(args: Args) -> str:
                     m,
                     len(rs),
                     settings(rs),
-                    rlc.cell([r["return_a"] for r in rs]),
+                    rl_report.cell([r["return_a"] for r in rs]),
                     "-"
-                    if rlc.mean_of(rs, "learner_steps_a") is None
-                    else f"{rlc.mean_of(rs, 'learner_steps_a'):.0f}",
+                    if rl_report.mean_of(rs, "learner_steps_a") is None
+                    else f"{rl_report.mean_of(rs, 'learner_steps_a'):.0f}",
                     sorted({r["envs_inferred_a"] for r in rs if r["envs_inferred_a"] is not None}) or "-",
                     f"{np.mean([r['cpu_s'] for r in rs]):.0f} s",
                 ]
@@ -303,13 +305,13 @@ def summarise(args: Args) -> str:
             [
                 m,
                 len(rs),
-                rlc.cell([r[f"a_after_adapt_{k}"] for r in rs]),
-                rlc.cell([r.get(f"retained_{k}") for r in rs], percent=True),
-                rlc.cell([r[f"drift_a_{k}"]["mean"] if r.get(f"drift_a_{k}") else None for r in rs]),
-                rlc.cell([r[f"no_adapt_{k}"] for r in rs]),
-                rlc.cell([r[f"zero_shot_{k}"] for r in rs]),
-                rlc.cell([r[f"kept_{k}"] for r in rs], percent=True),
-                rlc.cell([r[f"fine_tuned_{k}"] for r in rs]),
+                rl_report.cell([r[f"a_after_adapt_{k}"] for r in rs]),
+                rl_report.cell([r.get(f"retained_{k}") for r in rs], percent=True),
+                rl_report.cell([r[f"drift_a_{k}"]["mean"] if r.get(f"drift_a_{k}") else None for r in rs]),
+                rl_report.cell([r[f"no_adapt_{k}"] for r in rs]),
+                rl_report.cell([r[f"zero_shot_{k}"] for r in rs]),
+                rl_report.cell([r[f"kept_{k}"] for r in rs], percent=True),
+                rl_report.cell([r[f"fine_tuned_{k}"] for r in rs]),
                 sorted({r[f"envs_inferred_{k}"] for r in rs if r[f"envs_inferred_{k}"] is not None}) or "-",
             ]
             for m, rs in by_method.items()
@@ -359,14 +361,14 @@ def summarise(args: Args) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     panels = [("curve_a", "env A (training)")]
     panels += [(f"curve_{k}", f"fine-tuning on {k.upper()}") for k, _ in shifts]
-    rlc.plot_curves(by_method, panels, folder / "rl_transfer.png")
+    rl_report.plot_curves(by_method, panels, folder / "rl_transfer.png")
     text = "\n".join(md) + "\n![learning curves](rl_transfer.png)\n"
     common.write_text(folder / "rl_transfer.md", text)
     return text
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     if not args.summarise:
         rlc.start(args, {"A": args.env_a, "B": args.env_b, "B2": args.env_b2})
         common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs, describe)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import bench3d_common as b3d
+import cli_args
 import common
 import numpy as np
 
@@ -39,7 +40,7 @@ METHODS = ("vase", "entangled", "pixels")
 
 
 @dataclass
-class Args(b3d.LevelsArgs, common.AgentArgs):
+class Args(b3d.LevelsArgs, cli_args.AgentArgs):
     methods: tuple[str, ...] = METHODS
     """Methods: vase (disentangled latents), entangled (beta=1 latents), pixels (CNN on frames)."""
     steps_a: int = 16_384
@@ -370,7 +371,7 @@ def random_cells(rand: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     if not args.summarise:
         common.json_once(Path(args.out_dir).parent / "random.json", lambda: random_reference(args))
         common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs)

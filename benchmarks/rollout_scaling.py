@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import cli_args
 import common
 import gymnasium as gym
 import numpy as np
@@ -48,7 +49,7 @@ ENV_ID = "vase_rl/MovingShapes-v0"
 
 
 @dataclass
-class Args(common.PresetArgs, common.ThreadsArgs):
+class Args(cli_args.PresetArgs, cli_args.ThreadsArgs):
     workers: tuple[int, ...] = (1, 2, 4)
     """Worker process counts (one sub-env each)."""
     env_cost_ms: float = 2.0
@@ -241,7 +242,7 @@ def summarise(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     common.write_report(args.out, run(args), summarise)
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import cli_args
 import common
 
 from vase_rl.envs.sampler import DATASETS, SpriteSampler
@@ -111,7 +112,7 @@ def summarise(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     result = run(args)
     paths = common.write_results(common.RESULTS / "sampler_speed", result, summarise(result))
     print(f"wrote {paths[0]} and .md; target met: {result['meets_target']}")

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import torch
 import torch.nn.functional as F
@@ -635,7 +636,7 @@ def summarise(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     if os.environ.get("OMP_WAIT_POLICY", "") != args.omp_wait_policy:  # read when torch loaded: re-exec
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         if args.omp_wait_policy:

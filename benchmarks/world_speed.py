@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import cli_args
 import common
 import numpy as np
 
@@ -179,7 +180,7 @@ def summarise(payload: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     payload = run(args)
     _, md = common.write_results(Path(args.out_dir) / "world_speed", payload, summarise(payload))
     if args.frames_png:

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import cli_args
 import common
 import gymnasium as gym
 import numpy as np
@@ -62,7 +63,7 @@ ENV_ID = "vase_rl/MovingShapes-v0"
 
 
 @dataclass
-class Args(common.ThreadsArgs, common.PPOArgs):
+class Args(cli_args.ThreadsArgs, cli_args.PPOArgs):
     repeats: int = 3
     """Timings per number; the best is kept."""
     steps: int = 100
@@ -557,7 +558,7 @@ def targets(args: Args, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     common.write_report(args.out, run(args), summarise)
 
 

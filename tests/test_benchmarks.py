@@ -1,9 +1,9 @@
 """Every benchmark script has CleanRL's shape and runs end to end with a tiny budget.
 
-The shape (``benchmarks/common.py``): a docstring, an ``Args`` dataclass with a docstring under each field
-parsed by the one helper ``common.parse_args``, ``run`` and ``summarise``; fields several scripts have are
-inherited from the base dataclasses of ``common.py``, and no script imports another script (shared code is
-in the helper modules). The investigations of ``benchmarks/investigations/`` have the same shape. The runs
+The shape (``benchmarks/cli_args.py``): a docstring, an ``Args`` dataclass with a docstring under each
+field parsed by the one helper ``cli_args.parse_args``, ``run`` and ``summarise``; fields several scripts
+have are inherited from the base dataclasses of ``cli_args.py``, and no script imports another script
+(shared code is in the helper modules). The investigations of ``benchmarks/investigations/`` have the same shape. The runs
 are subprocesses, as a user starts them, with ``VASE_BENCH_RESULTS`` pointing at ``tmp_path`` so committed
 results are never touched, and check the numbers they write. The cheap ones are in the fast suite; the rest
 are ``slow`` (``pytest -m slow tests/test_benchmarks.py``: 12 minutes on 2 shared cores). Scripts that need
@@ -33,9 +33,12 @@ from helpers import DATA_DIR, HAVE_DATA
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 HELPERS = (
     "common",
+    "cli_args",
     "paper_common",
+    "paper_tables",
     "bench3d_common",
     "rl_common",
+    "rl_report",
     "rl_methods",
     "cl_metrics",
     "rl_lifelong_report",
@@ -45,7 +48,7 @@ SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in HELPERS)
 INVESTIGATIONS = sorted(f"investigations/{p.stem}" for p in (BENCH / "investigations").glob("*.py"))
 """One-off investigations (``benchmarks/investigations/``), named by their path under ``benchmarks/``."""
 SHARED_EXCEPTIONS = {("speed", "threads")}
-"""(script, field) declared by the script although a base of ``common.py`` has that field: speed.py's
+"""(script, field) declared by the script although a base of ``cli_args.py`` has that field: speed.py's
 ``threads`` is the tuple of thread counts it compares, not the measuring process's threads."""
 
 
@@ -77,28 +80,29 @@ def have_sb3() -> bool:
 # ------------------------------------------------------------------------------------ the shape
 @pytest.mark.parametrize("name", SCRIPTS + INVESTIGATIONS)
 def test_benchmark_has_the_cleanrl_shape(name: str, bench_import: Callable[[str], Any]) -> None:
-    common = bench_import("common")
+    cli_args = bench_import("cli_args")
     module = bench_import(name)
     assert (module.__doc__ or "").strip(), f"{name} has no docstring"
     assert dataclasses.is_dataclass(module.Args), f"{name}.Args is not a dataclass"
-    undocumented = {f.name for f in dataclasses.fields(module.Args)} - set(common.field_docs(module.Args))
+    undocumented = {f.name for f in dataclasses.fields(module.Args)} - set(cli_args.field_docs(module.Args))
     assert not undocumented, f"{name}.Args fields without a docstring: {sorted(undocumented)}"
     assert callable(module.run) and callable(module.summarise) and callable(module.main)
-    assert "common.parse_args(Args, __doc__)" in inspect.getsource(module.main)
-    assert common.parse_args(module.Args, argv=[]) == module.Args()  # defaults survive the command line
+    assert "cli_args.parse_args(Args, __doc__)" in inspect.getsource(module.main)
+    assert cli_args.parse_args(module.Args, argv=[]) == module.Args()  # defaults survive the command line
     with pytest.raises(SystemExit) as done:  # --help renders every field's text (a bare "%" broke it)
-        common.parse_args(module.Args, module.__doc__, argv=["--help"])
+        cli_args.parse_args(module.Args, module.__doc__, argv=["--help"])
     assert done.value.code == 0
 
 
 def test_shared_helpers_are_defined_once() -> None:
-    """Hardware record, argument parsing, tables, JSON writing, resumable runs and timings live in common.py
-    only."""
+    """Hardware record, tables, JSON writing, resumable runs and timings live in common.py only, argument
+    parsing in cli_args.py only."""
     patterns = (
         r"def hardware|def parse_args|ArgumentParser\(|def markdown_table|def write_json|/proc/cpuinfo"
         r"|def run_pending|def run_path|def load_records|def timed\(|def best_time|def peak\(|ProcessPoolExecutor"
     )
-    allowed = {"common", "paper_common"}  # paper_common.run_all: a pool of RunSpecs (claims, resumption)
+    # cli_args.parse_args: the one ArgumentParser; paper_common.run_all: a pool of RunSpecs (claims, resumption)
+    allowed = {"common", "cli_args", "paper_common"}
     for path in [*BENCH.glob("*.py"), *BENCH.glob("investigations/*.py")]:
         if path.stem not in allowed:
             assert not re.findall(patterns, path.read_text()), f"{path.name} has its own copy"
@@ -120,10 +124,10 @@ def test_no_script_imports_another_script() -> None:
 
 @pytest.mark.parametrize("name", SCRIPTS + INVESTIGATIONS)
 def test_shared_fields_come_from_the_common_bases(name: str, bench_import: Callable[[str], Any]) -> None:
-    """A field of the run budget or of PPO that a base dataclass of common.py declares (seeds, jobs, threads,
+    """A field of the run budget or of PPO that a base dataclass of cli_args.py declares (seeds, jobs, threads,
     preset, ppo_*, ...) is inherited from it (a script may re-declare it to change the default), never
     introduced again."""
-    common = bench_import("common")
+    cli_args = bench_import("cli_args")
     names = (
         "SummariseArgs",
         "SeedsArgs",
@@ -134,7 +138,7 @@ def test_shared_fields_come_from_the_common_bases(name: str, bench_import: Calla
         "PPOArgs",
         "AgentArgs",
     )
-    bases = [getattr(common, n) for n in names]
+    bases = [getattr(cli_args, n) for n in names]
     shared = {f.name for c in bases for f in dataclasses.fields(c)}
     args = bench_import(name).Args
     for f in dataclasses.fields(args):
@@ -174,18 +178,18 @@ def run_or_fail(args: Any, method: str, seed: int) -> dict[str, Any]:
 
 
 def test_parse_args_reads_fields_docstrings_bools_and_tuples(bench_import: Callable[[str], Any]) -> None:
-    common = bench_import("common")
-    args = common.parse_args(
+    cli_args = bench_import("cli_args")
+    args = cli_args.parse_args(
         bench_import("rollout_scaling").Args,
         argv=["--workers", "1,2", "4", "--env_cost_ms=0.5", "--preset", "paper"],
     )
     assert (args.workers, args.env_cost_ms, args.preset) == ((1, 2, 4), 0.5, "paper")
     table1 = bench_import("ablation_table1").Args
-    assert common.parse_args(table1, argv=["--seeds", "3", "--no-summarise"]).seeds == (3,)
+    assert cli_args.parse_args(table1, argv=["--seeds", "3", "--no-summarise"]).seeds == (3,)
     with pytest.raises(ValueError, match="unknown rows"):
-        common.parse_args(table1, argv=["--rows", "XYZ"])
+        cli_args.parse_args(table1, argv=["--rows", "XYZ"])
     assert bench_import("dreaming_check").Args().seeds == (100,)  # a subclass's default wins
-    assert "validation seed" in common.field_docs(bench_import("dreaming_check").Args)["seeds"]
+    assert "validation seed" in cli_args.field_docs(bench_import("dreaming_check").Args)["seeds"]
 
 
 def test_result_files_are_written_atomically(tmp_path: Path, bench_import: Callable[[str], Any]) -> None:
@@ -377,7 +381,7 @@ AGENT_TINY = (
     "--jobs",
     "1",
 )
-"""A PPO agent's tiny budget (``common.AgentArgs`` and the run budget)."""
+"""A PPO agent's tiny budget (``cli_args.AgentArgs`` and the run budget)."""
 PPO_TINY = ("--steps-a", "64", "--steps-b", "64", *AGENT_TINY)
 CASES = [
     Case(

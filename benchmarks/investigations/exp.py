@@ -29,14 +29,15 @@ from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
 from vase_rl.probing.offline_probe import OfflineProbeConfig, encode_codes, pixel_codes, probe_factors
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper modules
+import cli_args
 import common
 
 OUT = common.RESULTS / "representation_quality" / "investigation"
 
 
 @dataclass
-class Args(common.ValidationArgs):
+class Args(cli_args.ValidationArgs):
     """Its JSON is ``<name>.json`` (``<dataset>_<steps>.json`` without a name); the probes' images are drawn
     with seed + 1 (train split) and seed + 2 (test split)."""
 
@@ -120,7 +121,7 @@ def summarise(record: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     common.save_record(OUT / f"{args.name}.json", run(args), summarise)
 
 

@@ -31,14 +31,15 @@ from vase_rl.core.config import get_preset
 from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper modules
+import cli_args
 import common
 
 OUT = common.RESULTS / "imagination" / "landscape"
 
 
 @dataclass
-class Args(common.ThreadsArgs):
+class Args(cli_args.ThreadsArgs):
     """One learner, trained once; the landscape of each look (no resumable runs)."""
 
     dataset: str = "moving-fashion"
@@ -177,7 +178,7 @@ def summarise(record: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     common.write_report(Path(args.out_dir) / "landscape", run(args), summarise)
 
 

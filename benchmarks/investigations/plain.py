@@ -28,7 +28,8 @@ from vase_rl.core.losses import gaussian_kl, reconstruction_nll
 from vase_rl.core.model import VASEModel
 from vase_rl.envs.sampler import SpriteSampler
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper modules
+import cli_args
 import common
 
 OUT = common.RESULTS / "representation_quality" / "investigation"
@@ -36,7 +37,7 @@ MODES = ("elbo", "upper", "two-sided")
 
 
 @dataclass
-class Args(common.ThreadsArgs):
+class Args(cli_args.ThreadsArgs):
     name: str = ""
     """Name of the run: its JSON is ``<name>.json`` ("" = ``plain_<mode>_lvb<logvar_bias>``)."""
     dataset: str = "mnist"
@@ -115,7 +116,7 @@ def summarise(record: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     common.save_record(OUT / f"{args.name}.json", run(args), summarise)
 
 

@@ -37,7 +37,8 @@ from vase_rl.envs.sampler import SpriteSampler
 from vase_rl.probing.drift import latent_drift
 from vase_rl.probing.readout_policy import fit_position_readout, readout_return
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper modules
+import cli_args
 import common
 
 OUT = common.RESULTS / "rl_transfer" / "readout_retention"
@@ -53,7 +54,7 @@ EMISSIONS = ("mu", "used", "masked")
 
 
 @dataclass
-class Args(common.JobsArgs):
+class Args(cli_args.JobsArgs):
     methods: tuple[str, ...] = tuple(VARIANTS)
     """Variants to run (every-tau, on-switch, every-tau+pick, on-switch+pick)."""
     steps_a: int = 300
@@ -191,7 +192,7 @@ def summarise(args: Args) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     if not args.summarise:
         common.run_pending(run, args, args.methods, args.seeds, args.out_dir, args.jobs, describe)
     print(summarise(args))

@@ -39,14 +39,15 @@ from vase_rl.core.learner import ContinualLearner
 from vase_rl.envs.sampler import SpriteSampler
 from vase_rl.probing.offline_probe import OfflineProbeConfig, encode_codes, factor_targets, readout_transfer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper module
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared helper modules
+import cli_args
 import common
 
 OUT = common.RESULTS / "representation_quality" / "investigation"
 
 
 @dataclass
-class Args(common.ValidationArgs):
+class Args(cli_args.ValidationArgs):
     """Its JSON is ``reuse_<name>.json``; the probes are linear readouts (``probe_epochs``: unused)."""
 
     name: str = "base"
@@ -240,7 +241,7 @@ def summarise(record: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    args = common.parse_args(Args, __doc__)
+    args = cli_args.parse_args(Args, __doc__)
     common.save_record(OUT / f"reuse_{args.name}.json", run(args), summarise)
 
 
