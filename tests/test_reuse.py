@@ -151,15 +151,17 @@ def test_a_gradual_release_keeps_a_growing_fraction_of_the_shared_decoders_updat
     assert learners[4]._young_decoder_hold(1) is not None  # still releasing (2/4 next)
 
 
-def _reading(learner: ContinualLearner, used: torch.Tensor | None = None) -> tuple[torch.Tensor, Snapshot]:
+def _reading(
+    learner: ContinualLearner, used: torch.Tensor | None = None, latents: str = "both"
+) -> tuple[torch.Tensor, Snapshot]:
     """shared_reading_loss (B,) of a 16-dream batch of environment 0 read in environment 1, the snapshot
-    synced to the learner; ``used`` (max_environments, N) replaces u^s."""
+    synced to the learner; ``used`` (max_environments, N) replaces u^s; ``latents``: "both" or "past"."""
     snapshot = Snapshot(learner.model)
     dream = sample_dream(snapshot, [0], 16, 6, torch.Generator().manual_seed(2))
     with torch.no_grad():
         mu_old, logvar_old, _ = snapshot.model.encoder(dream.x)
     used = learner.memory.used if used is None else used
-    return shared_reading_loss(learner.model, dream, mu_old, logvar_old, Reading(1, used)), snapshot
+    return shared_reading_loss(learner.model, dream, mu_old, logvar_old, Reading(1, used, latents)), snapshot
 
 
 def test_shared_reading_is_zero_where_the_new_look_renders_as_the_old() -> None:
@@ -178,6 +180,8 @@ def test_shared_reading_counts_only_latents_both_environments_use() -> None:
     full, snapshot = _reading(pick, used)
     used[1] = False
     assert float(_reading(pick, used)[0].detach().abs().max()) == 0.0  # env 1 uses nothing: nothing is shared
+    past, _ = _reading(pick, used, "past")  # every latent env 0 uses, whatever env 1 uses
+    assert torch.allclose(past.detach(), full.detach())
     used[1, 2] = True
     only_2, _ = _reading(pick, used)
     dream = sample_dream(snapshot, [0], 16, 6, torch.Generator().manual_seed(2))
@@ -219,6 +223,8 @@ def test_learner_adds_the_shared_reading_term_only_when_weighted() -> None:
         assert out.env == 1 and ("dream/shared_reading_w" in out.dream) is logged
     with pytest.raises(ValueError, match="shared_reading must be >= 0"):
         DreamConfig(shared_reading=-1.0)
+    with pytest.raises(ValueError, match="shared_reading_latents must be 'both' or 'past'"):
+        DreamConfig(shared_reading_latents="all")  # type: ignore[arg-type]
 
 
 def test_bad_reuse_options_are_rejected_by_name() -> None:

@@ -359,6 +359,10 @@ class DreamConfig:
     ``x'`` of the same z, on the latents both environments use (u^s and u^s' of A.2). A factor that two
     environments share is then read the same way in both (issue 22: a position readout fit on moving inverse
     Fashion read 0.69 R^2 on moving Fashion, 0.79 the other way)."""
+    shared_reading_latents: Literal["both", "past"] = "both"
+    """Latents the shared-reading term covers: "both", those used by the current and the past environment
+    (u^s and u^s'); "past", every latent the past environment uses (u^s'), so that the current one cannot
+    move a shared factor's reading into latents only it uses."""
 
     def __post_init__(self) -> None:
         if self.anchor not in ("every-tau", "on-switch"):
@@ -367,6 +371,10 @@ class DreamConfig:
             raise ValueError(f"DreamConfig.tau must be >= 1, got {self.tau}")
         if self.sync_min_visit < 0:
             raise ValueError(f"DreamConfig.sync_min_visit must be >= 0, got {self.sync_min_visit}")
+        if self.shared_reading_latents not in ("both", "past"):
+            raise ValueError(
+                f"DreamConfig.shared_reading_latents must be 'both' or 'past', got {self.shared_reading_latents!r}"
+            )
         if self.shared_reading < 0:
             raise ValueError(f"DreamConfig.shared_reading must be >= 0, got {self.shared_reading}")
 

@@ -90,11 +90,13 @@ def sample_dream(
 
 @dataclass
 class Reading:
-    """Where the shared-reading term (:func:`shared_reading_loss`) applies: the current environment ``env``
-    and ``used`` (max_environments, N) bool, every environment's used latents u^s (A.2)."""
+    """Where the shared-reading term (:func:`shared_reading_loss`) applies: the current environment ``env``,
+    ``used`` (max_environments, N) bool, every environment's used latents u^s (A.2), and ``latents``
+    (:attr:`DreamConfig.shared_reading_latents`): "both" (u^s and u^s') or "past" (u^s')."""
 
     env: int
     used: torch.Tensor
+    latents: str = "both"
 
 
 def shared_reading_loss(
@@ -106,7 +108,7 @@ def shared_reading_loss(
 ) -> torch.Tensor:
     """Shared reading (:attr:`DreamConfig.shared_reading`; not in the paper): per dream (B,),
     ``W[q_phi(z | E[p_theta(x|z, s)]), q_phi'(z|x')]`` over the latents used by both the current
-    environment s and the dream's past environment s' (u^s and u^s', A.2).
+    environment s and the dream's past environment s' (u^s and u^s', A.2; or u^s' alone: ``reading.latents``).
 
     The same z rendered in the current environment's look (by the current decoder, without gradient) is to
     be read by the current encoder as the snapshot reads x', its rendering in the past look (``mu_old``,
@@ -117,7 +119,10 @@ def shared_reading_loss(
     with torch.no_grad():
         x_now = model.decoder.mean(dream.z, torch.full_like(dream.env, reading.env))
         used = reading.used.to(dream.env.device)
-        shared = (used[reading.env][None, :] & used[dream.env]).to(mu_old.dtype)  # (B, N)
+        shared = (
+            used[dream.env] if reading.latents == "past" else used[reading.env][None, :] & used[dream.env]
+        )
+        shared = shared.to(mu_old.dtype)  # (B, N)
     mu, logvar, _ = model.encoder(x_now)
     return wasserstein_encoder_proximity(mu, logvar, mu_old, logvar_old, shared)
 

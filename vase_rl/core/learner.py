@@ -334,7 +334,9 @@ class ContinualLearner(Checkpointable):
             n_seen,
             cfg.ablation.dream,
             cfg.ablation.infer_env,
-            Reading(env, self.memory.used) if cfg.ablation.infer_env else None,
+            Reading(env, self.memory.used, cfg.dream.shared_reading_latents)
+            if cfg.ablation.infer_env
+            else None,
         )  # eq. 9, and A.1 on the dreams
         loss = loss if dream.loss is None else loss + dream.loss  # eq. 9
         cls_loss = cls_loss if dream.classifier_loss is None else cls_loss + dream.classifier_loss
