@@ -138,12 +138,15 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
 def _run_configs(out: Path, records: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """(the learner config of the first run, whether every run used the same config and library code).
 
-    Read from each run's config.json: the preset may change between commits.
+    Read from each run's config.json: the preset may change between commits. A field added to the config
+    after a run counts at its default (the value that reproduces the code before it existed).
     """
+    from vase_rl.core.config import VASEConfig
+
     configs = {}
     for r in records:
         run_dir = out / "runs" / run_name(r["condition"], r["seed"])
-        vase = common.load_json(run_dir / "config.json")["vase"]
+        vase = VASEConfig.from_dict(common.load_json(run_dir / "config.json")["vase"]).to_dict()
         configs[run_name(r["condition"], r["seed"])] = {k: v for k, v in vase.items() if k != "seed"}
     cfg = next(iter(configs.values()))
     same = all(c == cfg for c in configs.values()) and len({r.get("code") for r in records}) == 1
