@@ -161,7 +161,9 @@ def _reading(
     with torch.no_grad():
         mu_old, logvar_old, _ = snapshot.model.encoder(dream.x)
     used = learner.memory.used if used is None else used
-    return shared_reading_loss(learner.model, dream, mu_old, logvar_old, Reading(1, used, latents)), snapshot
+    return shared_reading_loss(
+        learner.model, snapshot, dream.z, dream.env, Reading(1, used, latents), (mu_old, logvar_old)
+    ), snapshot
 
 
 def test_shared_reading_is_zero_where_the_new_look_renders_as_the_old() -> None:
@@ -192,6 +194,10 @@ def test_shared_reading_counts_only_latents_both_environments_use() -> None:
     assert torch.allclose(only_2.detach(), w, atol=1e-6) and float(only_2.detach().sum()) < float(
         full.detach().sum()
     )
+    rendered = shared_reading_loss(
+        pick.model, snapshot, dream.z, dream.env, Reading(1, used)
+    )  # no target given
+    assert torch.allclose(rendered.detach(), only_2.detach(), atol=1e-6)  # the snapshot renders x' itself
 
 
 def test_shared_reading_trains_the_encoder_to_read_the_new_look_as_the_old() -> None:
@@ -213,16 +219,21 @@ def test_shared_reading_trains_the_encoder_to_read_the_new_look_as_the_old() -> 
 
 def test_learner_adds_the_shared_reading_term_only_when_weighted() -> None:
     batch = 255 - shapes_batches(1, 16, seed=4)[0]
-    for weight, logged in ((0.0, False), (1000.0, True)):
-        learner = _allocate_two(
-            "inherit", "input+output", new_env_sign="pick", dream={"shared_reading": weight}
-        )
+    for weight, source, logged in (
+        (0.0, "prior", False),
+        (1000.0, "prior", True),
+        (1000.0, "posterior", True),
+    ):
+        dream = {"shared_reading": weight, "shared_reading_source": source}
+        learner = _allocate_two("inherit", "input+output", new_env_sign="pick", dream=dream)
         for group in learner.optimizer.param_groups:
             group["lr"] = 6e-4
         out = learner.train_step(batch)
         assert out.env == 1 and ("dream/shared_reading_w" in out.dream) is logged
     with pytest.raises(ValueError, match="shared_reading must be >= 0"):
         DreamConfig(shared_reading=-1.0)
+    with pytest.raises(ValueError, match="shared_reading_source must be 'prior' or 'posterior'"):
+        DreamConfig(shared_reading_source="batch")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="shared_reading_latents must be 'both' or 'past'"):
         DreamConfig(shared_reading_latents="all")  # type: ignore[arg-type]
 

@@ -359,6 +359,10 @@ class DreamConfig:
     ``x'`` of the same z, on the latents both environments use (u^s and u^s' of A.2). A factor that two
     environments share is then read the same way in both (issue 22: a position readout fit on moving inverse
     Fashion read 0.69 R^2 on moving Fashion, 0.79 the other way)."""
+    shared_reading_source: Literal["prior", "posterior"] = "prior"
+    """Codes the shared-reading term renders: "prior", each dream's z ~ p(z) (in the dream's past
+    environment s'); "posterior", the current batch's posterior means mu(x), each in a past environment drawn
+    uniformly, so that the current look's renderings are reconstructions of its real frames."""
     shared_reading_latents: Literal["both", "past"] = "both"
     """Latents the shared-reading term covers: "both", those used by the current and the past environment
     (u^s and u^s'); "past", every latent the past environment uses (u^s'), so that the current one cannot
@@ -371,6 +375,10 @@ class DreamConfig:
             raise ValueError(f"DreamConfig.tau must be >= 1, got {self.tau}")
         if self.sync_min_visit < 0:
             raise ValueError(f"DreamConfig.sync_min_visit must be >= 0, got {self.sync_min_visit}")
+        if self.shared_reading_source not in ("prior", "posterior"):
+            raise ValueError(
+                f"DreamConfig.shared_reading_source must be 'prior' or 'posterior', got {self.shared_reading_source!r}"
+            )
         if self.shared_reading_latents not in ("both", "past"):
             raise ValueError(
                 f"DreamConfig.shared_reading_latents must be 'both' or 'past', got {self.shared_reading_latents!r}"

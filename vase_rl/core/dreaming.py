@@ -92,36 +92,46 @@ def sample_dream(
 class Reading:
     """Where the shared-reading term (:func:`shared_reading_loss`) applies: the current environment ``env``,
     ``used`` (max_environments, N) bool, every environment's used latents u^s (A.2), and ``latents``
-    (:attr:`DreamConfig.shared_reading_latents`): "both" (u^s and u^s') or "past" (u^s')."""
+    (:attr:`DreamConfig.shared_reading_latents`): "both" (u^s and u^s') or "past" (u^s'). ``z`` (B, N) and
+    ``past`` (B,) int64, when given (``DreamConfig.shared_reading_source="posterior"``): the codes to render
+    (the current batch's posterior means) and the past environment each is rendered in; else the dream's
+    z ~ p(z) and s'."""
 
     env: int
     used: torch.Tensor
     latents: str = "both"
+    z: torch.Tensor | None = None
+    past: torch.Tensor | None = None
 
 
 def shared_reading_loss(
     model: VASEModel,
-    dream: Dream,
-    mu_old: torch.Tensor,
-    logvar_old: torch.Tensor,
+    snapshot: Snapshot,
+    z: torch.Tensor,
+    past: torch.Tensor,
     reading: Reading,
+    target: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Shared reading (:attr:`DreamConfig.shared_reading`; not in the paper): per dream (B,),
-    ``W[q_phi(z | E[p_theta(x|z, s)]), q_phi'(z|x')]`` over the latents used by both the current
-    environment s and the dream's past environment s' (u^s and u^s', A.2; or u^s' alone: ``reading.latents``).
+    """Shared reading (:attr:`DreamConfig.shared_reading`; not in the paper): per code (B,),
+    ``W[q_phi(z | E[p_theta(x|z, s)]), q_phi'(z | E[p_theta'(x|z, s')])]`` over the latents used by both
+    the current environment s and the past environment s' (u^s and u^s', A.2; or u^s' alone:
+    ``reading.latents``), for codes z (B, N) and past environments ``past`` (B,).
 
     The same z rendered in the current environment's look (by the current decoder, without gradient) is to
-    be read by the current encoder as the snapshot reads x', its rendering in the past look (``mu_old``,
-    ``logvar_old`` (B, N): the snapshot's encoding of ``dream.x``). Eq. 7's encoder term anchors how the
-    past looks are read; this one makes a factor the decoder shares between s and s' read the same way in
-    s. It trains the encoder only; latents that one of the two environments does not use are left free.
+    be read by the current encoder as the snapshot reads its rendering in the past look (``target``: the
+    snapshot's (mu, logvar) of that rendering, (B, N) each, when already computed, as for a dream's x').
+    Eq. 7's encoder term anchors how the past looks are read; this one makes a factor the decoder shares
+    between s and s' read the same way in s. It trains the encoder only; latents that one of the two
+    environments does not use are left free.
     """
     with torch.no_grad():
-        x_now = model.decoder.mean(dream.z, torch.full_like(dream.env, reading.env))
-        used = reading.used.to(dream.env.device)
-        shared = (
-            used[dream.env] if reading.latents == "past" else used[reading.env][None, :] & used[dream.env]
-        )
+        x_now = model.decoder.mean(z, torch.full_like(past, reading.env))
+        if target is None:
+            mu_old, logvar_old, _ = snapshot.model.encoder(snapshot.model.decoder.mean(z, past))
+        else:
+            mu_old, logvar_old = target
+        used = reading.used.to(past.device)
+        shared = used[past] if reading.latents == "past" else used[reading.env][None, :] & used[past]
         shared = shared.to(mu_old.dtype)  # (B, N)
     mu, logvar, _ = model.encoder(x_now)
     return wasserstein_encoder_proximity(mu, logvar, mu_old, logvar_old, shared)
@@ -158,7 +168,11 @@ def dreaming_loss(
         loss = loss + cfg.beta * dec
         scalars["dream/decoder_kl"] = float(dec.detach())
     if cfg.shared_reading > 0 and reading is not None:
-        shared = shared_reading_loss(model, dream, mu_old, logvar_old, reading).mean()
+        if reading.z is None or reading.past is None:  # the dream's prior codes, rendered in s'
+            codes = shared_reading_loss(model, snapshot, dream.z, dream.env, reading, (mu_old, logvar_old))
+        else:
+            codes = shared_reading_loss(model, snapshot, reading.z, reading.past, reading)
+        shared = codes.mean()
         loss = loss + cfg.shared_reading * shared
         scalars["dream/shared_reading_w"] = float(shared.detach())
     return loss, scalars, hidden

@@ -334,9 +334,7 @@ class ContinualLearner(Checkpointable):
             n_seen,
             cfg.ablation.dream,
             cfg.ablation.infer_env,
-            Reading(env, self.memory.used, cfg.dream.shared_reading_latents)
-            if cfg.ablation.infer_env
-            else None,
+            self._reading(env, past, mu) if cfg.ablation.infer_env else None,
         )  # eq. 9, and A.1 on the dreams
         loss = loss if dream.loss is None else loss + dream.loss  # eq. 9
         cls_loss = cls_loss if dream.classifier_loss is None else cls_loss + dream.classifier_loss
@@ -359,6 +357,18 @@ class ContinualLearner(Checkpointable):
         if anchor_sync_due(cfg.dream, self.step, switched=False, per_environment=cfg.ablation.infer_env):
             self.snapshot.sync(self.model)
         return self._result(decision, alpha, active, mask, scalars, dream.scalars, updated=True)
+
+    def _reading(self, env: int, past: list[int], mu: torch.Tensor) -> Reading:
+        """Where :attr:`DreamConfig.shared_reading` applies in this step of environment ``env``: with
+        ``shared_reading_source="posterior"`` the batch's posterior means mu (B, N), each to be rendered in a
+        past environment of ``past`` drawn uniformly (the learner's generator; only then)."""
+        dc = self.config.dream
+        reading = Reading(env, self.memory.used, dc.shared_reading_latents)
+        if dc.shared_reading > 0 and dc.shared_reading_source == "posterior" and past:
+            pick = torch.randint(len(past), (mu.shape[0],), device=self.device, generator=self.generator)
+            reading.z = mu.detach()
+            reading.past = torch.as_tensor(past, device=self.device, dtype=torch.long)[pick]
+        return reading
 
     @torch.no_grad()
     def _inherit_env_code(self, source: int, target: int) -> None:
