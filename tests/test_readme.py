@@ -100,8 +100,8 @@ def rule_fields() -> set[str]:
             except ValueError:  # e.g. lambda0 above lambda1: a paper value, not a rule
                 continue
             out.update(r.split("=")[0] for r in rules_beyond_paper(config))
-    anchored = get_preset("paper").with_overrides(dream={"anchor": "on-switch"})
-    out.update(r.split("=")[0] for r in rules_beyond_paper(anchored))
+    for dream in ({"anchor": "on-switch"}, {"shared_reading": 1.0}):
+        out.update(r.split("=")[0] for r in rules_beyond_paper(get_preset("paper").with_overrides(dream=dream)))
     return out
 
 

@@ -641,7 +641,8 @@ def get_preset(name: str) -> VASEConfig:
 def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
     """The rules of ``cfg`` that depart from the paper: every :class:`InferenceConfig` / :class:`MaskConfig`
     field whose value differs from :meth:`InferenceConfig.paper` / :meth:`MaskConfig.paper`, and
-    :attr:`DreamConfig.anchor` when it is not the paper's every-tau sync, as
+    :attr:`DreamConfig.anchor` when it is not the paper's every-tau sync and :attr:`DreamConfig.shared_reading`
+    when it is on, as
     ``"section.field"`` for a rule switched on and ``"section.field=value"`` otherwise. The paper's own
     hyperparameters (kappa, the L~_s decay, lambda0/lambda1, the noise-tolerance test's T, steps, learning
     rate and period) are values, not rules, and are never listed.
@@ -656,6 +657,8 @@ def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
     ('mask.new_env_used=none',)
     >>> rules_beyond_paper(paper_preset().with_overrides(dream={"anchor": "on-switch"}))
     ('dream.anchor=on-switch',)
+    >>> rules_beyond_paper(paper_preset().with_overrides(dream={"shared_reading": 1000.0}))
+    ('dream.shared_reading=1000',)
     """
     values = {
         "kappa",
@@ -677,4 +680,6 @@ def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
             out.append(f"{section}.{f.name}" if value is True else f"{section}.{f.name}={value}")
     if cfg.dream.anchor != DreamConfig().anchor:
         out.append(f"dream.anchor={cfg.dream.anchor}")
+    if cfg.dream.shared_reading > 0:
+        out.append(f"dream.shared_reading={cfg.dream.shared_reading:g}")
     return tuple(out)
