@@ -23,8 +23,9 @@ Methods: ``vase-paper-anchor`` (cpu preset with the paper's every-tau dreaming a
 ``DreamConfig.anchor="on-switch"``, the cpu preset's default), ``vase-pick`` (that anchor and the sign pick
 at allocation, ``vase_rl.core.config.SIGN_PICK``), ``vase-brief-sync`` (those and the two-sided test of
 eq. 6), ``vase-agent-loop`` (and an anchor that a brief visit does not re-sync:
-``vase_rl.core.config.AGENT_LOOP``), ``entangled`` (VASE with the beta=1 ELBO,
-same online adaptation),
+``vase_rl.core.config.AGENT_LOOP``), ``vase-ramp`` (and the held decoder released over 250 steps,
+``ModelConfig.young_decoder_release_steps``), ``entangled`` (VASE with the beta=1 ELBO, same online
+adaptation),
 ``untrained`` (PPO on the latents of a frozen untrained VASE encoder: nothing adapts), ``pixels``
 (PPO ``CnnPolicy`` on the raw 32x32 frames with ``vase_rl.agents.sb3.SmallCNN`` as features extractor: SB3's
 NatureCNN needs >= 36x36 inputs; nothing adapts). One JSON per finished (method, seed) in
@@ -64,6 +65,7 @@ METHODS = (
     "vase-pick",
     "vase-brief-sync",
     "vase-agent-loop",
+    "vase-ramp",
     "entangled",
     "untrained",
     "pixels",
@@ -75,7 +77,7 @@ METHODS = (
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
     """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-brief-sync, vase-agent-loop,
-    entangled, untrained, pixels)."""
+    vase-ramp, entangled, untrained, pixels)."""
     eval_episodes: int = 128
     """Episodes per evaluation (32 misread a return by 0.25)."""
     drift_frames: int = 512
