@@ -101,7 +101,9 @@ def rule_fields() -> set[str]:
                 continue
             out.update(r.split("=")[0] for r in rules_beyond_paper(config))
     for dream in ({"anchor": "on-switch"}, {"shared_reading": 1.0}):
-        out.update(r.split("=")[0] for r in rules_beyond_paper(get_preset("paper").with_overrides(dream=dream)))
+        out.update(
+            r.split("=")[0] for r in rules_beyond_paper(get_preset("paper").with_overrides(dream=dream))
+        )
     return out
 
 
