@@ -996,6 +996,31 @@ def test_imagination_row_turns_environment_inference_off_and_bad_rows_are_refuse
         im.Args(row="XYZ")
 
 
+def test_imagination_report_reads_a_field_added_after_a_run_at_its_default(
+    bench_import: Any, tmp_path: Path
+) -> None:
+    """A run whose config.json predates a config field (here ``young_decoder_release_steps``) used the code
+    that field's default reproduces: not a different config. A changed value is."""
+    from vase_rl.core.config import get_preset
+
+    report = bench_import("imagination_report")
+    now = get_preset("cpu").to_dict()
+    old = json.loads(json.dumps(now))
+    del old["model"]["young_decoder_release_steps"]
+    changed = json.loads(json.dumps(now))
+    changed["loss"]["gamma"] = 5.0
+    records = [
+        {"condition": "baseline", "seed": 0, "code": "a"},
+        {"condition": "imagination", "seed": 0, "code": "a"},
+    ]
+    for configs, same in (((now, old), True), ((now, changed), False)):
+        for record, config in zip(records, configs, strict=True):
+            run = tmp_path / str(same) / "runs" / report.run_name(record["condition"], record["seed"])
+            run.mkdir(parents=True)
+            (run / "config.json").write_text(json.dumps({"vase": config}))
+        assert report._run_configs(tmp_path / str(same), records)[1] is same
+
+
 def test_rl_lifelong_shares_references_across_orders_of_the_same_looks(
     bench_import: Any, tmp_path: Path
 ) -> None:
