@@ -87,6 +87,51 @@ def test_picked_sign_reads_an_inverted_environment_with_the_old_latents() -> Non
     assert torch.allclose(pick.decode(z, 1), 1 - pick.decode(z, 0), atol=1e-5)  # same latents, inverted image
 
 
+def test_input_view_reads_an_inverted_environment_as_the_old_one() -> None:
+    view = _allocate_two("inherit", "input+output", new_env_sign="pick", env_input_view="pick")
+    signs = view.model.encoder.input_sign
+    assert signs is not None and signs.tolist()[:2] == [1.0, -1.0]  # follows the picked output sign
+    b = torch.as_tensor(shapes_batches(1, 16, seed=7)[0])
+    x, inv = view.preprocess(b), view.preprocess(255 - b)
+    assert torch.allclose(view.encode(inv, env=1), view.encode(x, env=0), atol=1e-5)  # one reading
+    assert not torch.allclose(view.encode(inv, env=0), view.encode(x, env=0), atol=1e-2)  # raw: another
+    # without env, each frame is read in the view of the environment the classifier files it under
+    filed = view.model.classifier(view.model.encoder(inv)[2], 2).argmax(1)
+    expected = torch.where(filed[:, None] == 1, view.encode(inv, env=1), view.encode(inv, env=0))
+    assert torch.allclose(view.encode(inv), expected, atol=1e-5)
+    plain = _allocate_two("inherit", "input+output", new_env_sign="pick")
+    assert plain.model.encoder.input_sign is None  # off by default: the state_dict is the paper's
+    assert "encoder.input_sign" not in plain.model.state_dict()
+    assert torch.equal(plain.encode(inv, env=1), plain.encode(inv))  # and env changes nothing
+
+
+def test_input_view_keeps_training_in_the_inverted_environment_and_resumes_exactly() -> None:
+    cfg = tiny_config(
+        model={
+            "new_env_code": "inherit",
+            "env_conditioning": "input+output",
+            "new_env_sign": "pick",
+            "env_input_view": "pick",
+        },
+        inference={"patience": 2},
+        dream={"tau": 20, "batch_size": 16},
+    )
+    batches = shapes_batches(90, 16, seed=3)
+    frames = [b if i < 40 else 255 - b for i, b in enumerate(batches)]
+
+    def run(learner: ContinualLearner, part: list[np.ndarray]) -> list[float]:
+        return [learner.train_step(b).loss for b in part]
+
+    whole = ContinualLearner(cfg, device="cpu")
+    losses = run(whole, frames)
+    assert whole.memory.n_seen == 2 and whole.current_env == 1 and all(np.isfinite(losses[50:]))
+    first = ContinualLearner(cfg, device="cpu")
+    run(first, frames[:60])
+    second = ContinualLearner(cfg, device="cpu")
+    second.load_state_dict(first.state_dict())
+    assert run(second, frames[60:]) == losses[60:]  # the input signs travel in the checkpoint
+
+
 def test_young_environment_trains_its_own_decoder_weights_only() -> None:
     learner = _allocate_two("inherit", "input+output", young_decoder_frozen_steps=5)
     for group in learner.optimizer.param_groups:
@@ -247,6 +292,8 @@ def test_bad_reuse_options_are_rejected_by_name() -> None:
         MaskConfig(new_env_used="some")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="new_env_sign='pick' needs env_conditioning='input\\+output'"):
         ModelConfig(new_env_sign="pick")
+    with pytest.raises(ValueError, match="env_input_view='pick' needs new_env_sign='pick'"):
+        ModelConfig(env_input_view="pick")
     with pytest.raises(ValueError, match="young_decoder_hold must be 'weights' or 'gradients'"):
         ModelConfig(young_decoder_hold="moments")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="young_decoder_frozen_steps must be >= 0"):

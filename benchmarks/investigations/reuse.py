@@ -107,12 +107,22 @@ def boost_affine(learner: ContinualLearner, multiple: float) -> None:
     learner.optimizer = boosted
 
 
+def with_input_signs(learner: ContinualLearner, state: dict[str, Any]) -> dict[str, Any]:
+    """A stage-A cache saved without ``ModelConfig.env_input_view`` made loadable by a learner with it: stage A
+    has one environment, read as it is, so its input signs are all +1 (the buffer the cache lacks)."""
+    signs = learner.model.encoder.input_sign
+    if signs is not None:
+        for part in ("model", "snapshot"):
+            state[part].setdefault("encoder.input_sign", torch.ones_like(signs))
+    return state
+
+
 def train(args: Args, learner: ContinualLearner) -> list[dict[str, Any]]:
     """Stage A then stage B (stage A from ``--stage-a-cache`` when there is one); the log."""
     cache, log = args.stage_a_cache, []
     for stage, (dataset, steps) in enumerate(((args.a, args.steps_a), (args.b, args.steps_b))):
         if stage == 0 and cache and os.path.exists(cache):
-            learner.load_state_dict(torch.load(cache, weights_only=False))
+            learner.load_state_dict(with_input_signs(learner, torch.load(cache, weights_only=False)))
             continue
         if stage == 1 and cache and not os.path.exists(cache):
             torch.save(learner.state_dict(), cache)

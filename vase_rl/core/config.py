@@ -93,6 +93,14 @@ class ModelConfig:
     allocating batch better. A contrast inversion then reads the old latents with the old sign from its
     first step (a learnt scale would need thousands of Adam steps to cross zero). Beyond the paper; meant
     with ``new_env_code="inherit"``."""
+    env_input_view: Literal["raw", "pick"] = "raw"
+    """What the encoder reads of an environment's frames: "raw" (the paper: q(z|x) sees every frame as it is)
+    or "pick": with ``new_env_sign="pick"``, an environment whose output sign was picked negative at
+    allocation has its frames read inverted (1 - x), the encoder-side counterpart of the flip, so that the
+    encoder reads a contrast-inverted look exactly as it reads the look it was allocated from. The sign is
+    fixed at allocation (a buffer, not learnt). The environment classifier (A.1, eq. 6) always reads the raw
+    frames; consumers' codes (``ContinualLearner.encode``) read each frame in the view of the environment
+    the classifier files it under. Beyond the paper."""
     young_decoder_frozen_steps: int = 0
     """While an environment allocated after the first has trained fewer than this many steps, the decoder's
     shared weights are held where they were at its allocation: only the environment's own code and output
@@ -126,6 +134,7 @@ class ModelConfig:
             "new_env_code": ("random", "inherit"),
             "env_conditioning": ("input", "input+output"),
             "new_env_sign": ("keep", "pick"),
+            "env_input_view": ("raw", "pick"),
             "young_decoder_hold": ("weights", "gradients"),
         }
         for name, allowed in choices.items():
@@ -137,6 +146,8 @@ class ModelConfig:
                 )
         if self.new_env_sign == "pick" and self.env_conditioning != "input+output":
             raise ValueError("new_env_sign='pick' needs env_conditioning='input+output' (the scale it picks)")
+        if self.env_input_view == "pick" and self.new_env_sign != "pick":
+            raise ValueError("env_input_view='pick' needs new_env_sign='pick' (the sign it follows)")
         for name in ("young_decoder_frozen_steps", "young_decoder_release_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -125,9 +125,11 @@ def shared_reading_loss(
     environments does not use are left free.
     """
     with torch.no_grad():
-        x_now = model.decoder.mean(z, torch.full_like(past, reading.env))
+        now = torch.full_like(past, reading.env)
+        x_now = model.encoder.view(model.decoder.mean(z, now), now)
         if target is None:
-            mu_old, logvar_old, _ = snapshot.model.encoder(snapshot.model.decoder.mean(z, past))
+            x_old = model.encoder.view(snapshot.model.decoder.mean(z, past), past)
+            mu_old, logvar_old, _ = snapshot.model.encoder(x_old)
         else:
             mu_old, logvar_old = target
         used = reading.used.to(past.device)
@@ -148,7 +150,8 @@ def dreaming_loss(
     """The "dreaming" feedback of eq. 9 on one dream batch.
 
     ``alpha * W[q_phi(z|x'), q_phi'(z|x')] + beta * KL[p_theta'(x|z,s') || p_theta(x|z,s')]``,
-    each averaged over the dream batch (encoder term: Wasserstein over latents; decoder term summed over
+    each averaged over the dream batch (both encoders read x' in the view of its environment s',
+    ``ModelConfig.env_input_view``) (encoder term: Wasserstein over latents; decoder term summed over
     pixels; see :mod:`vase_rl.core.losses`). With ``cfg.decoder_proximity=False`` (SD-[41]) only the encoder
     term is used. With ``cfg.shared_reading > 0`` and a ``reading``, plus that weight times
     :func:`shared_reading_loss` (not in the paper).
@@ -156,9 +159,12 @@ def dreaming_loss(
     Returns (loss, scalars, hidden) where ``hidden`` (B, hidden_dim) is the current encoder's last hidden
     layer on x', reused by the environment classifier's loss on dreamed data (A.1).
     """
-    mu, logvar, hidden = model.encoder(dream.x)
+    x_view = model.encoder.view(dream.x, dream.env)  # ModelConfig.env_input_view (x' itself by default)
+    mu, logvar, hidden = model.encoder(x_view)
     with torch.no_grad():
-        mu_old, logvar_old, _ = snapshot.model.encoder(dream.x)
+        mu_old, logvar_old, _ = snapshot.model.encoder(x_view)
+        if x_view is not dream.x:  # the classifier reads the raw dreams
+            _, _, hidden = model.encoder(dream.x)
     enc = wasserstein_encoder_proximity(mu, logvar, mu_old, logvar_old).mean()
     loss = cfg.alpha * enc
     scalars = {"dream/encoder_w": float(enc.detach())}

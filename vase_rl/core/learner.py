@@ -26,7 +26,7 @@ from vase_rl.core.losses import (
     mdl_loss,
     reconstruction_nll,
 )
-from vase_rl.core.model import VASEModel
+from vase_rl.core.model import VASEModel, read_in_view
 from vase_rl.core.preprocess import to_model_input
 from vase_rl.core.step_result import StepResult
 
@@ -192,9 +192,19 @@ class ContinualLearner(Checkpointable):
         return to_model_input(x, mc.image_size, mc.channels, self.device, batched=batched)
 
     @torch.no_grad()
-    def encode(self, x: Any, return_logvar: bool = False) -> Any:
-        """Latent means mu(x) (B, N) float32 (and log-variances if ``return_logvar``). Never trains."""
-        mu, logvar, _ = self.model.encoder(self.preprocess(x))
+    def encode(self, x: Any, return_logvar: bool = False, env: int | None = None) -> Any:
+        """Latent means mu(x) (B, N) float32 (and log-variances if ``return_logvar``). Never trains.
+
+        With ``ModelConfig.env_input_view="pick"`` each frame is read in the view of environment ``env``, or,
+        when None, of the environment the classifier files it under (:func:`read_in_view`); otherwise the
+        frames are read as they are and ``env`` changes nothing."""
+        x, encoder = self.preprocess(x), self.model.encoder
+        if encoder.input_sign is None:
+            mu, logvar, _ = encoder(x)
+        elif env is not None:
+            mu, logvar, _ = encoder(x, torch.full((x.shape[0],), env, device=self.device))
+        else:
+            mu, logvar, _ = read_in_view(encoder, self.model.classifier, x, self.memory.n_seen)
         return (mu, logvar) if return_logvar else mu
 
     @torch.no_grad()
@@ -277,8 +287,9 @@ class ContinualLearner(Checkpointable):
         state, the memory and the learner's random generator are left as they were."""
         x, rng = self.preprocess(x), self.generator.get_state()
         try:
-            mu, logvar, hidden = self.model.encoder(x)
-            z, env = self.sample_z(mu, logvar), self.inference.current_env
+            env = self.inference.current_env
+            mu, logvar, hidden = self._forward(x, env)
+            z = self.sample_z(mu, logvar)
             nll = self.reconstruction_nll(self.masked(z, self.applied_mask(env)), max(env, 0), x)
             alpha = atypicality(self.collectives.gather(z))
             return self._infer(z, hidden, x, alpha, float(nll.mean()), commit=False)
@@ -294,10 +305,10 @@ class ContinualLearner(Checkpointable):
         cfg, coll = self.config, self.collectives
         x = check_training_batch(self.preprocess(x))
         self.model.train()
-        mu, logvar, hidden = self.model.encoder(x)
+        prev = self.inference.current_env
+        mu, logvar, hidden = self._forward(x, prev)
         z = self.sample_z(mu, logvar)
         alpha = atypicality(coll.gather(z))  # eq. 4 (on the global batch)
-        prev = self.inference.current_env
         active = self.applied_mask(prev)
         nll = self.reconstruction_nll(self.masked(z, active), max(prev, 0), x)
         decision = self._infer(z.detach(), hidden, x, alpha, float(nll.detach().mean()))  # eq. 6 / Alg. 1
@@ -312,6 +323,9 @@ class ContinualLearner(Checkpointable):
             ):
                 self.snapshot.sync(self.model)  # eq. 7's anchor: the model as the last environment left it
             self.visit_steps = 0
+            if self._sign(env) != self._sign(prev):  # env_input_view: the encoder reads env's view
+                mu, logvar, _ = self._forward(x, env)
+                z = self.sample_z(mu, logvar)
             active = self.applied_mask(env)  # a^s, eq. 2
             nll = self.reconstruction_nll(self.masked(z, active), env, x)
         mask = self.batch_mask(alpha, env)  # a(x), eq. 5 + A.2
@@ -358,6 +372,21 @@ class ContinualLearner(Checkpointable):
             self.snapshot.sync(self.model)
         return self._result(decision, alpha, active, mask, scalars, dream.scalars, updated=True)
 
+    def _sign(self, env: int) -> float:
+        """Environment ``env``'s input sign (``ModelConfig.env_input_view``; +1 when views are off or env < 0)."""
+        signs = self.model.encoder.input_sign
+        return 1.0 if signs is None or env < 0 else float(signs[env])
+
+    def _forward(self, x: torch.Tensor, env: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of x (B, C, H, W) read in environment ``env``'s view, and the encoder's hidden layer
+        on the raw frames (what the classifier reads): one pass unless ``env`` views them inverted."""
+        if self._sign(env) > 0:
+            return self.model.encoder(x)
+        mu, logvar, _ = self.model.encoder(x, torch.full((x.shape[0],), env, device=self.device))
+        with torch.no_grad():
+            _, _, hidden = self.model.encoder(x)
+        return mu, logvar, hidden
+
     def _reading(self, env: int, past: list[int], mu: torch.Tensor) -> Reading:
         """Where :attr:`DreamConfig.shared_reading` applies in this step of environment ``env``: with
         ``shared_reading_source="posterior"`` the batch's posterior means mu (B, N), each to be rendered in a
@@ -397,6 +426,9 @@ class ContinualLearner(Checkpointable):
         assert best is not None
         decoder.env_scale[target] = best[1] * decoder.env_scale[source]
         decoder.env_bias[target] = best[1] * decoder.env_bias[source]
+        signs = self.model.encoder.input_sign
+        if signs is not None:  # env_input_view="pick": the encoder reads target inverted iff it renders so
+            signs[target] = best[1] * signs[source]
 
     def _young_decoder_hold(self, env: int) -> tuple[dict[str, torch.Tensor], float] | None:
         """(the decoder's weights before this step, the fraction of the step its shared part keeps) while
@@ -462,8 +494,14 @@ class ContinualLearner(Checkpointable):
         coll = self.collectives
         zg, hg, xg, recon_g = coll.gather(z), coll.gather(hidden), coll.gather(x), coll.mean([recon])[0]
 
+        sign = self._sign(self.inference.current_env)
+
         def recon_fn(env: int) -> float:
-            return float(self.reconstruction_nll(self.masked(zg, self.applied_mask(env)), env, xg).mean())
+            codes = zg
+            if self._sign(env) != sign:  # env_input_view: env reads the batch in its own view
+                with torch.no_grad():
+                    codes = self.sample_z(*self._forward(xg, env)[:2])
+            return float(self.reconstruction_nll(self.masked(codes, self.applied_mask(env)), env, xg).mean())
 
         def decide() -> Decision:
             with torch.no_grad():

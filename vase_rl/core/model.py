@@ -12,8 +12,12 @@ from vase_rl.core.config import ModelConfig
 class Encoder(nn.Module):
     """q_phi(z|x): four 4x4 stride-2 ReLU convs -> fc(hidden) ReLU -> linear (mu, log sigma^2).
 
-    ``forward(x)``: x (B, C, H, W) float in [0, 1] -> mu (B, N), logvar (B, N), hidden (B, hidden_dim).
-    ``hidden`` is the encoder's last hidden layer, on which the environment classifier sits.
+    ``forward(x, env=None)``: x (B, C, H, W) float in [0, 1] -> mu (B, N), logvar (B, N), hidden
+    (B, hidden_dim). ``hidden`` is the encoder's last hidden layer, on which the environment classifier sits.
+    With ``ModelConfig.env_input_view="pick"`` the encoder holds ``input_sign`` (max_environments,), +1 or
+    -1 per environment (set at allocation by the learner), and ``env`` (B,) int64, when given, makes it read
+    each frame in its environment's view: as it is (+1) or inverted, 1 - x (-1). ``env=None``: the raw
+    frames, what the environment classifier reads.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -29,9 +33,25 @@ class Encoder(nn.Module):
         self.head = nn.Linear(cfg.hidden_dim, 2 * cfg.latent_dim)
         self.head._vase_linear_output = True  # type: ignore[assignment]  # feeds no ReLU (kaiming_init)
         self.latent_dim = cfg.latent_dim
+        self.input_sign: torch.Tensor | None
+        self.register_buffer(
+            "input_sign", torch.ones(cfg.max_environments) if cfg.env_input_view == "pick" else None
+        )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h = self.convs(x).flatten(1)
+    def view(self, x: torch.Tensor, env: torch.Tensor | None) -> torch.Tensor:
+        """x (B, C, H, W) as environments ``env`` (B,) view it: frames of an environment with input sign -1
+        inverted (1 - x); x itself when no frame needs it (or ``env`` is None, or views are off)."""
+        if env is None or self.input_sign is None:
+            return x
+        sign = self.input_sign[env]
+        if bool((sign > 0).all()):
+            return x
+        return 0.5 + sign[:, None, None, None] * (x - 0.5)
+
+    def forward(
+        self, x: torch.Tensor, env: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.convs(self.view(x, env)).flatten(1)
         hidden = F.relu(self.fc(h))
         mu, logvar = self.head(hidden).chunk(2, dim=1)
         return mu, logvar, hidden
@@ -102,6 +122,23 @@ class EnvClassifier(nn.Module):
             mask[:, n_seen:] = True
             logits = logits.masked_fill(mask, float("-inf"))
         return logits
+
+
+def read_in_view(
+    encoder: Encoder, classifier: EnvClassifier, x: torch.Tensor, n_seen: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Codes of frames x (B, C, H, W) of unknown environments: (mu, logvar, env) with env (B,) int64 the
+    argmax of q(s|x) per frame (the classifier reads the raw frames) and each frame encoded in that
+    environment's view (``ModelConfig.env_input_view``); one encoder pass when no frame is viewed otherwise."""
+    mu, logvar, hidden = encoder(x)
+    env = classifier(hidden, max(n_seen, 1)).argmax(1)
+    if encoder.input_sign is None:
+        return mu, logvar, env
+    flip = encoder.input_sign[env] < 0
+    if bool(flip.any()):
+        mu, logvar = mu.clone(), logvar.clone()
+        mu[flip], logvar[flip], _ = encoder(x[flip], env[flip])
+    return mu, logvar, env
 
 
 class VASEModel(nn.Module):

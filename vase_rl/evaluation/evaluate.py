@@ -169,10 +169,10 @@ def information_check(learner: ContinualLearner, images: Any, env: int) -> dict[
     x = learner.preprocess(images)
     if x.shape[0] < 2:
         raise ValueError(f"the information check needs a batch of at least 2 images, got {x.shape[0]}")
-    mu, logvar, _ = learner.model.encoder(x)
+    envs = torch.full((x.shape[0],), env, dtype=torch.long, device=x.device)
+    mu, logvar, _ = learner.model.encoder(x, envs)  # read in env's view (ModelConfig.env_input_view)
     z = eval_codes(learner, mu, env)
     mc = learner.config.model
-    envs = torch.full((x.shape[0],), env, dtype=torch.long, device=x.device)
 
     def nll(codes: torch.Tensor) -> float:
         out = learner.model.decoder(codes, envs)

@@ -10,6 +10,7 @@ import weakref
 import torch
 
 from vase_rl.core.learner import ContinualLearner
+from vase_rl.core.model import read_in_view
 
 __all__ = ["InferenceCopy", "learner_lock"]
 
@@ -34,8 +35,12 @@ class InferenceCopy:
         if self.channels_last:
             self.encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         model = learner.model  # parameter lists cached: walking the modules costs ~0.5 ms per frame
-        self._sources = [*model.encoder.parameters(), *model.classifier.parameters()]
-        self._targets = [*self.encoder.parameters(), *self.classifier.parameters()]
+        self._sources = [
+            *model.encoder.parameters(),
+            *model.encoder.buffers(),
+            *model.classifier.parameters(),
+        ]
+        self._targets = [*self.encoder.parameters(), *self.encoder.buffers(), *self.classifier.parameters()]
         self._stamp: tuple[int, int] | None = None
 
     def refresh(self) -> None:
@@ -53,6 +58,9 @@ class InferenceCopy:
         """x (B, C, S, S) -> mu (B, N) and, if ``with_env``, the argmax of q(s|x) per frame (B,) int64."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.encoder.input_sign is not None:  # ModelConfig.env_input_view: each frame in its env's view
+            mu, _, env = read_in_view(self.encoder, self.classifier, x, self.learner.memory.n_seen)
+            return mu, env if with_env else None
         mu, _, hidden = self.encoder(x)
         if not with_env:
             return mu, None
