@@ -11,7 +11,8 @@ anchor and the sign pick, ``vase_rl.core.config.SIGN_PICK``; ``vase-agent-loop``
 visit does not move, ``STEADY_ANCHOR``; ``vase-brief-sync``: ``AGENT_LOOP`` with every switch syncing the
 anchor, as it was before ``STEADY_ANCHOR``; ``vase-bounded``: ``AGENT_LOOP`` and ``BOUNDED``, the
 gradient-norm bound; ``vase-ramp``: ``AGENT_LOOP`` with the held decoder released over 250 steps,
-``ModelConfig.young_decoder_release_steps``). :func:`stale_config` tells a finished run whose method has changed since.
+``ModelConfig.young_decoder_release_steps``; ``vase-view``: ``AGENT_LOOP`` with a look whose output sign
+was picked negative read inverted by the encoder, ``ModelConfig.env_input_view``). :func:`stale_config` tells a finished run whose method has changed since.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-brief-sync": {**AGENT_LOOP, "dream": {"anchor": "on-switch", "sync_min_visit": 0}},
     "vase-bounded": {**AGENT_LOOP, **BOUNDED},
     "vase-ramp": {**AGENT_LOOP, "model": {**SIGN_PICK, "young_decoder_release_steps": 250}},
+    "vase-view": {**AGENT_LOOP, "model": {**SIGN_PICK, "env_input_view": "pick"}},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""

@@ -66,6 +66,7 @@ METHODS = (
     "vase-brief-sync",
     "vase-agent-loop",
     "vase-ramp",
+    "vase-view",
     "entangled",
     "untrained",
     "pixels",
@@ -77,7 +78,7 @@ METHODS = (
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
     """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-brief-sync, vase-agent-loop,
-    vase-ramp, entangled, untrained, pixels)."""
+    vase-ramp, vase-view, entangled, untrained, pixels)."""
     eval_episodes: int = 128
     """Episodes per evaluation (32 misread a return by 0.25)."""
     drift_frames: int = 512
