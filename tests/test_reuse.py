@@ -14,6 +14,8 @@ from vase_rl.core.learner import ContinualLearner
 from vase_rl.core.losses import capacity_schedule, wasserstein_encoder_proximity
 from vase_rl.probing.offline_probe import shared_latents
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _allocate_two(
     new_env_code: str,
@@ -125,6 +127,8 @@ def test_input_view_keeps_training_in_the_inverted_environment_and_resumes_exact
     whole = ContinualLearner(cfg, device="cpu")
     losses = run(whole, frames)
     assert whole.memory.n_seen == 2 and whole.current_env == 1 and all(np.isfinite(losses[50:]))
+    # eq. 6 tests each candidate on the batch as it reads it (its view: codes and atypicality)
+    assert whole.infer_environment(frames[0]).env == 0 and whole.infer_environment(frames[-1]).env == 1
     first = ContinualLearner(cfg, device="cpu")
     run(first, frames[:60])
     second = ContinualLearner(cfg, device="cpu")

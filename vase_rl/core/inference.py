@@ -235,6 +235,7 @@ def environment_check(
 
 
 ReconFn = Callable[[int], float]
+AlphaFn = Callable[[int], torch.Tensor]
 """Maps a candidate environment s to the batch's reconstruction loss under s (nats/image, eq. 6's L_s(x))."""
 
 
@@ -284,6 +285,7 @@ class EnvironmentInference:
         recon_current: float,
         recon_fn: ReconFn,
         commit: bool = True,
+        alpha_fn: AlphaFn | None = None,
     ) -> Decision:
         """Infer the environment of one batch (eq. 6 / Algorithm 1) and, if ``commit``, remember it.
 
@@ -299,14 +301,16 @@ class EnvironmentInference:
         recon_current: the batch's loss under the current environment; recon_fn: the loss under any
         candidate (called only for candidates other than the current one, in test order).
         ``commit=False`` is a side-effect-free query (nothing is allocated or counted); an allocation past
-        ``max_environments`` with ``on_overflow="error"`` raises either way.
+        ``max_environments`` with ``on_overflow="error"`` raises either way. ``alpha_fn``: the batch's
+        atypicality as candidate ``env`` reads it, where that differs from ``alpha``
+        (``ModelConfig.env_input_view``: a candidate that reads the batch in another view); None: ``alpha``.
         """
         ic, mem = self.config, self.memory
         if mem.n_seen == 0:
             return self._allocate(step, alpha, Reason.FIRST, None, commit)
         if not self.ablation.infer_env or step - self.last_allocation < ic.grace_steps:
             return Decision(self.current_env, False, Reason.KEPT)
-        checks = self.evaluate_candidates(step, alpha, probs, recon_current, recon_fn)
+        checks = self.evaluate_candidates(step, alpha, probs, recon_current, recon_fn, alpha_fn)
         passed = [c for c in checks if c.failure is None]
         if passed:
             best = min(passed, key=lambda c: c.recon) if ic.best_candidate else passed[0]
@@ -333,7 +337,13 @@ class EnvironmentInference:
         return sum(history), history
 
     def evaluate_candidates(
-        self, step: int, alpha: torch.Tensor, probs: torch.Tensor, recon_current: float, recon_fn: ReconFn
+        self,
+        step: int,
+        alpha: torch.Tensor,
+        probs: torch.Tensor,
+        recon_current: float,
+        recon_fn: ReconFn,
+        alpha_fn: AlphaFn | None = None,
     ) -> list[CandidateCheck]:
         """eq. 6's test on the candidates, in order: s-hat and the current environment (``keep_current``), or
         every environment on a periodic scan; if none passes, the rest (``scan_before_allocating``).
@@ -346,15 +356,26 @@ class EnvironmentInference:
         s_hat = int(probs.argmax())
         proposed = [s_hat, self.current_env] if ic.keep_current else [s_hat]
         first = everyone if scan else list(dict.fromkeys(proposed))
-        checks = [self.check(c, alpha, recon_current, recon_fn) for c in first]
+        checks = [self.check(c, alpha, recon_current, recon_fn, alpha_fn) for c in first]
         if ic.scan_before_allocating and not scan and all(c.failure is not None for c in checks):
-            checks += [self.check(c, alpha, recon_current, recon_fn) for c in everyone if c not in first]
+            checks += [
+                self.check(c, alpha, recon_current, recon_fn, alpha_fn) for c in everyone if c not in first
+            ]
         return checks
 
-    def check(self, env: int, alpha: torch.Tensor, recon_current: float, recon_fn: ReconFn) -> CandidateCheck:
+    def check(
+        self,
+        env: int,
+        alpha: torch.Tensor,
+        recon_current: float,
+        recon_fn: ReconFn,
+        alpha_fn: AlphaFn | None = None,
+    ) -> CandidateCheck:
         """eq. 6's test of candidate ``env`` (the current one with the jump test, ``jump_ratio``)."""
         mem, ic = self.memory, self.config
         recon = recon_current if env == self.current_env else recon_fn(env)
+        if alpha_fn is not None and env != self.current_env:
+            alpha = alpha_fn(env)
         batch_mask = self.batch_mask(alpha, env) if self.ablation.mask else None
         if batch_mask is not None and env == self.current_env and ic.jump_ratio > 0:
             # in the current environment only a sharp switch to atypical is evidence of a new one:

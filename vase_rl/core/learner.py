@@ -326,6 +326,7 @@ class ContinualLearner(Checkpointable):
             if self._sign(env) != self._sign(prev):  # env_input_view: the encoder reads env's view
                 mu, logvar, _ = self._forward(x, env)
                 z = self.sample_z(mu, logvar)
+                alpha = atypicality(coll.gather(z))  # eq. 4 as env reads the batch
             active = self.applied_mask(env)  # a^s, eq. 2
             nll = self.reconstruction_nll(self.masked(z, active), env, x)
         mask = self.batch_mask(alpha, env)  # a(x), eq. 5 + A.2
@@ -494,18 +495,28 @@ class ContinualLearner(Checkpointable):
         coll = self.collectives
         zg, hg, xg, recon_g = coll.gather(z), coll.gather(hidden), coll.gather(x), coll.mean([recon])[0]
 
-        sign = self._sign(self.inference.current_env)
+        sign, viewed = self._sign(self.inference.current_env), {}
+
+        def codes(env: int) -> torch.Tensor:  # env_input_view: a candidate reads the batch in its own view
+            if self._sign(env) == sign:
+                return zg
+            if env not in viewed:
+                with torch.no_grad():
+                    viewed[env] = self.sample_z(*self._forward(xg, env)[:2])
+            return viewed[env]
 
         def recon_fn(env: int) -> float:
-            codes = zg
-            if self._sign(env) != sign:  # env_input_view: env reads the batch in its own view
-                with torch.no_grad():
-                    codes = self.sample_z(*self._forward(xg, env)[:2])
-            return float(self.reconstruction_nll(self.masked(codes, self.applied_mask(env)), env, xg).mean())
+            return float(
+                self.reconstruction_nll(self.masked(codes(env), self.applied_mask(env)), env, xg).mean()
+            )
+
+        def alpha_fn(env: int) -> torch.Tensor:
+            return alpha if self._sign(env) == sign else atypicality(codes(env))
 
         def decide() -> Decision:
             with torch.no_grad():
-                return self.inference.decide(self.step, alpha, self._classify(hg), recon_g, recon_fn, commit)
+                probs = self._classify(hg)
+                return self.inference.decide(self.step, alpha, probs, recon_g, recon_fn, commit, alpha_fn)
 
         return self.collectives.on_leader(decide, self.shared)
 
