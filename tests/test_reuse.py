@@ -13,6 +13,7 @@ from vase_rl.core.dreaming import Reading, Snapshot, sample_dream, shared_readin
 from vase_rl.core.learner import ContinualLearner
 from vase_rl.core.losses import capacity_schedule, wasserstein_encoder_proximity
 from vase_rl.probing.offline_probe import shared_latents
+from vase_rl.rl.inference_copy import InferenceCopy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -101,6 +102,14 @@ def test_input_view_reads_an_inverted_environment_as_the_old_one() -> None:
     filed = view.model.classifier(view.model.encoder(inv)[2], 2).argmax(1)
     expected = torch.where(filed[:, None] == 1, view.encode(inv, env=1), view.encode(inv, env=0))
     assert torch.allclose(view.encode(inv), expected, atol=1e-5)
+    copy = InferenceCopy(view)  # what the wrappers encode with: the same reading, input signs included
+    copy.refresh()
+    mu, env = copy(inv, with_env=True)
+    assert env is not None and torch.equal(env, filed) and torch.allclose(mu, view.encode(inv), atol=1e-5)
+    with torch.no_grad():
+        signs[1] = 1.0  # a sign set after the copy was made (an allocation) reaches it at the next refresh
+    copy.refresh()
+    assert copy.encoder.input_sign is not None and copy.encoder.input_sign.tolist()[:2] == [1.0, 1.0]
     plain = _allocate_two("inherit", "input+output", new_env_sign="pick")
     assert plain.model.encoder.input_sign is None  # off by default: the state_dict is the paper's
     assert "encoder.input_sign" not in plain.model.state_dict()
