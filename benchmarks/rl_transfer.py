@@ -242,7 +242,8 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
 
 def settings(records: list[dict[str, Any]]) -> str:
     """The dreaming anchor (and the shortest visit that re-syncs it on a switch) and the new environment's
-    sign rule the runs' learners had ('-' without one)."""
+    sign rule the runs' learners had, "+ view" where the encoder reads a look picked negative inverted
+    (``ModelConfig.env_input_view``; '-' without a learner)."""
 
     def anchor(dream: dict[str, Any]) -> str:
         visit = dream.get("sync_min_visit", 0)
@@ -250,8 +251,11 @@ def settings(records: list[dict[str, Any]]) -> str:
             f" (visits >= {visit} steps)" if visit and dream["anchor"] == "on-switch" else ""
         )
 
+    def sign(model: dict[str, Any]) -> str:
+        return model["new_env_sign"] + (" + view" if model.get("env_input_view", "raw") == "pick" else "")
+
     found = {
-        f"{anchor(r['vase_config']['dream'])}, {r['vase_config']['model']['new_env_sign']}"
+        f"{anchor(r['vase_config']['dream'])}, {sign(r['vase_config']['model'])}"
         for r in records
         if r.get("vase_config")
     }
