@@ -12,7 +12,8 @@ visit does not move, ``STEADY_ANCHOR``; ``vase-brief-sync``: ``AGENT_LOOP`` with
 anchor, as it was before ``STEADY_ANCHOR``; ``vase-bounded``: ``AGENT_LOOP`` and ``BOUNDED``, the
 gradient-norm bound; ``vase-ramp``: ``AGENT_LOOP`` with the held decoder released over 250 steps,
 ``ModelConfig.young_decoder_release_steps``; ``vase-view``: ``AGENT_LOOP`` with a look whose output sign
-was picked negative read inverted by the encoder, ``ModelConfig.env_input_view``). :func:`stale_config` tells a finished run whose method has changed since.
+was picked negative read inverted by the encoder, ``ModelConfig.env_input_view``). :func:`stale_config`
+tells a finished run whose method has changed since.
 """
 
 from __future__ import annotations
