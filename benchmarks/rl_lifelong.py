@@ -156,7 +156,7 @@ METHODS = (
     "pixels",
 )
 """The methods of the table (``rl_common.make_learner``)."""
-NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap")
+NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap", "save_learner_dir")
 """Args fields that do not change a run's result (beyond ``rl_common.RUN_FIELDS``)."""
 
 
@@ -198,6 +198,10 @@ class Args(rlc.SpriteRLArgs):
     """Folder of the sequence runs' JSONs (summary, table and figures go to its parent)."""
     ref_dir: str = str(FOLDER / "references")
     """Folder of the reference runs' JSONs."""
+    save_learner_dir: str = ""
+    """If set, a folder (outside ``benchmarks/results``: checkpoints are not results) where each sequence
+    run's learner is saved at the end of every stage, ``<method>_seed<seed>_stage<s>.pt``, for offline
+    diagnosis (drift, inference) of what the run's JSON only summarises; "" = off."""
 
 
 def check_args(args: Args) -> list[int]:
@@ -231,11 +235,12 @@ def stage_env(venv: Any, learner: Any, rms: Any) -> Any:
 
 
 def train_stages(
-    args: Args, method: str, seed: int, stages: list[str], evaluated: list[str]
+    args: Args, method: str, seed: int, stages: list[str], evaluated: list[str], save: bool = False
 ) -> dict[str, Any]:
     """One PPO agent (and the method's learner) through ``stages``, ``steps_per_look`` env steps each, every
     env of ``evaluated`` evaluated before the first stage and at ``curve_at`` and the end of each; the record
-    holds the evaluations, training curves, the learner's counters per stage and the cost split."""
+    holds the evaluations, training curves, the learner's counters per stage and the cost split. ``save``:
+    the learner is saved at each stage's end into ``args.save_learner_dir`` when that is set."""
     from vase_rl.agents.sb3 import VASELoggingCallback, find_vase
 
     at = check_args(args)
@@ -289,6 +294,9 @@ def train_stages(
             drift.stage_ended(env_id)
         if learner is not None:
             split.stage_ended(model, learner, rms)
+            if save and args.save_learner_dir:
+                os.makedirs(args.save_learner_dir, exist_ok=True)
+                learner.save(os.path.join(args.save_learner_dir, f"{method}_seed{seed}_stage{s}.pt"))
         record["train_curves"].append(curve.points)
         if learner is not None:
             stats = find_vase(train).stats()
@@ -427,7 +435,7 @@ def cost_split(timer: rlc.CostTimer, cpu_s: float, wall_s: float) -> dict[str, A
 
 def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     """A sequence run: the agent through ``args.stages``, every distinct look evaluated."""
-    record = train_stages(args, method, seed, list(args.stages), looks(args.stages))
+    record = train_stages(args, method, seed, list(args.stages), looks(args.stages), save=True)
     record["kind"] = "sequence"
     return record
 

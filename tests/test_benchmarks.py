@@ -803,6 +803,13 @@ def check_lifelong_3d(r: Path) -> None:
     assert load(folder / "runs" / "vase_seed0.json")["vase_config"]["model"]["channels"] == 3
     text = (folder / "rl_lifelong.md").read_text()
     assert "RGB MiniWorld frames" in text and """--world '{"max_episode_steps": 20}'""" in text
+    from vase_rl.core.learner import ContinualLearner  # --save-learner-dir: one checkpoint per stage
+
+    saved = sorted(p.name for p in (r.parent / "learners").glob("*.pt"))
+    assert saved == [f"vase_seed0_stage{s}.pt" for s in range(3)]
+    assert (
+        ContinualLearner.load(str(r.parent / "learners" / saved[-1]), device="cpu").config.model.channels == 3
+    )
 
 
 CASES.append(
@@ -812,6 +819,7 @@ CASES.append(
             128,
             *("--stages", "vase_rl/WorldOutdoor-v0", "vase_rl/WorldIndoor-v0", "vase_rl/WorldOutdoor-v0"),
             *("--world", '{{"max_episode_steps": 20}}'),  # str.format-escaped: {"max_episode_steps": 20}
+            *("--save-learner-dir", "{tmp}/learners"),
         ),
         check_lifelong_3d,
         ("gl", "sb3"),
