@@ -235,8 +235,21 @@ def environment_check(
 
 
 ReconFn = Callable[[int], float]
-AlphaFn = Callable[[int], torch.Tensor]
 """Maps a candidate environment s to the batch's reconstruction loss under s (nats/image, eq. 6's L_s(x))."""
+AlphaFn = Callable[[int], torch.Tensor]
+"""Maps a candidate environment s to the batch's atypicality (N,) as s reads it (eq. 4)."""
+
+
+@dataclass(frozen=True)
+class BatchReading:
+    """How eq. 6 reads one batch under each candidate: ``alpha`` (N,) its atypicality (eq. 4) and
+    ``recon_current`` its loss under the current environment; ``recon_fn`` / ``alpha_fn`` the same under
+    another candidate (``alpha_fn`` None: ``alpha`` for every candidate)."""
+
+    alpha: torch.Tensor
+    recon_current: float
+    recon_fn: ReconFn
+    alpha_fn: AlphaFn | None = None
 
 
 class EnvironmentInference:
@@ -310,7 +323,7 @@ class EnvironmentInference:
             return self._allocate(step, alpha, Reason.FIRST, None, commit)
         if not self.ablation.infer_env or step - self.last_allocation < ic.grace_steps:
             return Decision(self.current_env, False, Reason.KEPT)
-        checks = self.evaluate_candidates(step, alpha, probs, recon_current, recon_fn, alpha_fn)
+        checks = self.evaluate_candidates(step, probs, BatchReading(alpha, recon_current, recon_fn, alpha_fn))
         passed = [c for c in checks if c.failure is None]
         if passed:
             best = min(passed, key=lambda c: c.recon) if ic.best_candidate else passed[0]
@@ -337,18 +350,12 @@ class EnvironmentInference:
         return sum(history), history
 
     def evaluate_candidates(
-        self,
-        step: int,
-        alpha: torch.Tensor,
-        probs: torch.Tensor,
-        recon_current: float,
-        recon_fn: ReconFn,
-        alpha_fn: AlphaFn | None = None,
+        self, step: int, probs: torch.Tensor, batch: BatchReading
     ) -> list[CandidateCheck]:
         """eq. 6's test on the candidates, in order: s-hat and the current environment (``keep_current``), or
         every environment on a periodic scan; if none passes, the rest (``scan_before_allocating``).
 
-        No state changes; arguments as in :meth:`decide`.
+        No state changes; ``probs`` as in :meth:`decide`, ``batch`` the rest of its arguments.
         """
         ic = self.config
         everyone = list(range(self.memory.n_seen))
@@ -356,26 +363,18 @@ class EnvironmentInference:
         s_hat = int(probs.argmax())
         proposed = [s_hat, self.current_env] if ic.keep_current else [s_hat]
         first = everyone if scan else list(dict.fromkeys(proposed))
-        checks = [self.check(c, alpha, recon_current, recon_fn, alpha_fn) for c in first]
+        checks = [self.check(c, batch) for c in first]
         if ic.scan_before_allocating and not scan and all(c.failure is not None for c in checks):
-            checks += [
-                self.check(c, alpha, recon_current, recon_fn, alpha_fn) for c in everyone if c not in first
-            ]
+            checks += [self.check(c, batch) for c in everyone if c not in first]
         return checks
 
-    def check(
-        self,
-        env: int,
-        alpha: torch.Tensor,
-        recon_current: float,
-        recon_fn: ReconFn,
-        alpha_fn: AlphaFn | None = None,
-    ) -> CandidateCheck:
-        """eq. 6's test of candidate ``env`` (the current one with the jump test, ``jump_ratio``)."""
+    def check(self, env: int, batch: BatchReading) -> CandidateCheck:
+        """eq. 6's test of candidate ``env`` (the current one with the jump test, ``jump_ratio``) on the batch
+        as ``env`` reads it."""
         mem, ic = self.memory, self.config
-        recon = recon_current if env == self.current_env else recon_fn(env)
-        if alpha_fn is not None and env != self.current_env:
-            alpha = alpha_fn(env)
+        current = env == self.current_env
+        recon = batch.recon_current if current else batch.recon_fn(env)
+        alpha = batch.alpha if current or batch.alpha_fn is None else batch.alpha_fn(env)
         batch_mask = self.batch_mask(alpha, env) if self.ablation.mask else None
         if batch_mask is not None and env == self.current_env and ic.jump_ratio > 0:
             # in the current environment only a sharp switch to atypical is evidence of a new one:
