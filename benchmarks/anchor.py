@@ -4,9 +4,10 @@ instead of every tau steps as the paper, keep the past environments' latents and
 With the paper's every-tau sync the snapshot that dreams the past environments (eq. 7) follows the model
 into the new environment, so the old environments are anchored to a model already trained on the new one.
 "on-switch" syncs it when the inferred environment changes; "on-switch+pick" adds the sign pick at allocation
-(``vase_rl.core.config.SIGN_PICK``: what it costs off the agent's loop); "pick-held-grads" the same with the
-held decoder's optimizer moments left to decay (``ModelConfig.young_decoder_hold="gradients"``: is the
-release after the hold what allocates extra environments?); "pick-ramp" releases it over 250 steps
+(``vase_rl.core.config.NO_VIEW``, the pick without the input view: what it costs off the agent's loop);
+"pick-held-grads" the same with the held decoder's optimizer moments left to decay
+(``ModelConfig.young_decoder_hold="gradients"``: is the release after the hold what allocates extra
+environments?); "pick-ramp" releases it over 250 steps
 (``ModelConfig.young_decoder_release_steps``); "steady" syncs on a switch only
 after a visit of 250 steps (``vase_rl.core.config.STEADY_ANCHOR``: what it changes off the agent's loop);
 "inherit" starts a new environment from the old one's decoder code (does MNIST's new environment learn
@@ -32,30 +33,30 @@ import numpy as np
 import paper_common as pc
 import paper_tables as pt
 
-from vase_rl.core.config import SIGN_PICK, STEADY_ANCHOR
+from vase_rl.core.config import NO_VIEW, STEADY_ANCHOR
 
 EXPERIMENT = "anchor"
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "every-tau": {"dream": {"anchor": "every-tau"}},
     "on-switch": {"dream": {"anchor": "on-switch"}},
-    "on-switch+pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
+    "on-switch+pick": {"dream": {"anchor": "on-switch"}, "model": NO_VIEW},
     "pick-held-grads": {
         "dream": {"anchor": "on-switch"},
-        "model": {**SIGN_PICK, "young_decoder_hold": "gradients"},
+        "model": {**NO_VIEW, "young_decoder_hold": "gradients"},
     },
     "pick-ramp": {
         "dream": {"anchor": "on-switch"},
-        "model": {**SIGN_PICK, "young_decoder_release_steps": 250},
+        "model": {**NO_VIEW, "young_decoder_release_steps": 250},
     },
     "steady": {"dream": STEADY_ANCHOR},
     "inherit": {"dream": {"anchor": "on-switch"}, "model": {"new_env_code": "inherit"}},
 }
 """variant -> config overrides on top of the cpu preset's SDA row (``on-switch+pick``: the anchor and the
-sign pick, ``vase_rl.core.config.SIGN_PICK``; ``pick-held-grads``: the same with the held decoder's gradients
-zeroed, ``ModelConfig.young_decoder_hold="gradients"``; ``pick-ramp``: the sign pick with the held decoder
-released over 250 steps, ``ModelConfig.young_decoder_release_steps``; ``steady``:
-``vase_rl.core.config.STEADY_ANCHOR``; ``inherit``: a new environment starts from the old one's decoder code,
-``ModelConfig.new_env_code="inherit"``)."""
+sign pick as measured here, without the input view (``vase_rl.core.config.NO_VIEW``); ``pick-held-grads``:
+the same with the held decoder's gradients zeroed, ``ModelConfig.young_decoder_hold="gradients"``;
+``pick-ramp``: the sign pick with the held decoder released over 250 steps,
+``ModelConfig.young_decoder_release_steps``; ``steady``: ``vase_rl.core.config.STEADY_ANCHOR``;
+``inherit``: a new environment starts from the old one's decoder code, ``ModelConfig.new_env_code="inherit"``)."""
 
 
 @dataclass

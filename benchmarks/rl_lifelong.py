@@ -26,8 +26,9 @@ last stage revisits the first look.) Per (method, seed), same seeds and budgets 
      that look with the same schedule. One JSON per (method, look, seed) in ``ref_dir``.
 
 Methods (``rl_common.make_learner``): ``vase`` (cpu preset with ``vase_rl.core.config.AGENT_LOOP``: the
-anchor synced on switches but not after a brief visit, the sign pick and the two-sided test),
-``vase-brief-sync`` (the same with every switch syncing the anchor, ``AGENT_LOOP`` before
+anchor synced on switches but not after a brief visit, the sign pick with the input view and the two-sided
+test), ``vase-no-view`` (the same without the input view, ``AGENT_LOOP`` before the view joined it),
+``vase-brief-sync`` (``vase-no-view`` with every switch syncing the anchor, ``AGENT_LOOP`` before
 ``STEADY_ANCHOR``), ``vase-bounded`` (``AGENT_LOOP`` and ``vase_rl.core.config.BOUNDED``: the
 gradient norm at most 3x its running mean), ``vase-paper-anchor`` (cpu preset with the paper's every-tau
 sync and reuse, ``vase_rl.core.config.PAPER_LOOP``),
@@ -147,6 +148,7 @@ def overrides(method: str, stages: tuple[str, ...]) -> dict[str, Any] | None:
 
 METHODS = (
     "vase",
+    "vase-no-view",
     "vase-brief-sync",
     "vase-bounded",
     "vase-paper-anchor",
@@ -163,7 +165,8 @@ NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap", "save_learner_dir")
 @dataclass
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
-    """Methods to run (vase, vase-paper-anchor, cci, entangled, untrained, pixels)."""
+    """Methods to run (vase, vase-no-view, vase-brief-sync, vase-bounded, vase-paper-anchor, cci, entangled,
+    untrained, pixels)."""
     stages: tuple[str, ...] = (
         "vase_rl/MovingFashion-v0",
         "vase_rl/MovingMNIST-v0",

@@ -6,31 +6,38 @@ ELBO, same online learning), ``untrained`` (a frozen untrained VASE encoder), ``
 the raw frames) and ``cci`` (VASE's objective with ablation "-": environment inference, dreaming and masks
 off); and the cpu preset's named :data:`VARIANTS` (``vase-paper-anchor``: the paper's every-tau dreaming
 anchor whatever the preset's default; ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that
-anchor and the sign pick, ``vase_rl.core.config.SIGN_PICK``; ``vase-agent-loop``:
-``vase_rl.core.config.AGENT_LOOP`` -- the sign pick, the two-sided test of eq. 6 and an anchor that a brief
-visit does not move, ``STEADY_ANCHOR``; ``vase-brief-sync``: ``AGENT_LOOP`` with every switch syncing the
-anchor, as it was before ``STEADY_ANCHOR``; ``vase-bounded``: ``AGENT_LOOP`` and ``BOUNDED``, the
-gradient-norm bound; ``vase-ramp``: ``AGENT_LOOP`` with the held decoder released over 250 steps,
-``ModelConfig.young_decoder_release_steps``; ``vase-view``: ``AGENT_LOOP`` with a look whose output sign
-was picked negative read inverted by the encoder, ``ModelConfig.env_input_view``). :func:`stale_config`
-tells a finished run whose method has changed since.
+anchor and the sign pick without the input view, ``vase_rl.core.config.NO_VIEW``; ``vase-agent-loop``:
+``vase_rl.core.config.AGENT_LOOP`` -- the sign pick with the input view, the two-sided test of eq. 6 and an
+anchor that a brief visit does not move, ``STEADY_ANCHOR``; ``vase-no-view``: ``AGENT_LOOP`` without the
+input view (``ModelConfig.env_input_view="raw"``, ``AGENT_LOOP`` before the view joined it); and, each
+measured against ``vase-no-view`` and so without the view: ``vase-brief-sync`` (every switch syncing the
+anchor, as before ``STEADY_ANCHOR``), ``vase-ramp`` (the held decoder released over 250 steps,
+``ModelConfig.young_decoder_release_steps``); ``vase-bounded``: ``AGENT_LOOP`` and ``BOUNDED``, the
+gradient-norm bound; ``vase-settled``: ``AGENT_LOOP`` with a switch anchoring the past environments to the
+model as it was before eq. 6 began counting failures, ``DreamConfig.sync_source="settled"``).
+:func:`stale_config` tells a finished run whose method has changed since.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vase_rl.core.config import AGENT_LOOP, BOUNDED, PAPER_LOOP, SIGN_PICK
+from vase_rl.core.config import AGENT_LOOP, BOUNDED, NO_VIEW, PAPER_LOOP, STEADY_ANCHOR
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "vase-paper-anchor": PAPER_LOOP,
     "vase-on-switch": {**PAPER_LOOP, "dream": {"anchor": "on-switch"}},
-    "vase-pick": {"dream": {"anchor": "on-switch"}, "model": SIGN_PICK},
+    "vase-pick": {"dream": {"anchor": "on-switch"}, "model": NO_VIEW},
     "vase-agent-loop": AGENT_LOOP,
-    "vase-brief-sync": {**AGENT_LOOP, "dream": {"anchor": "on-switch", "sync_min_visit": 0}},
+    "vase-no-view": {**AGENT_LOOP, "model": NO_VIEW},
+    "vase-brief-sync": {
+        **AGENT_LOOP,
+        "model": NO_VIEW,
+        "dream": {"anchor": "on-switch", "sync_min_visit": 0},
+    },
     "vase-bounded": {**AGENT_LOOP, **BOUNDED},
-    "vase-ramp": {**AGENT_LOOP, "model": {**SIGN_PICK, "young_decoder_release_steps": 250}},
-    "vase-view": {**AGENT_LOOP, "model": {**SIGN_PICK, "env_input_view": "pick"}},
+    "vase-settled": {**AGENT_LOOP, "dream": {**STEADY_ANCHOR, "sync_source": "settled"}},
+    "vase-ramp": {**AGENT_LOOP, "model": {**NO_VIEW, "young_decoder_release_steps": 250}},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""

@@ -21,9 +21,10 @@ random-policy row is measured by the same evaluation.
 Methods: ``vase-paper-anchor`` (cpu preset with the paper's every-tau dreaming anchor and reuse,
 ``vase_rl.core.config.PAPER_LOOP``), ``vase-on-switch`` (the anchor synced on environment switches,
 ``DreamConfig.anchor="on-switch"``, the cpu preset's default), ``vase-pick`` (that anchor and the sign pick
-at allocation, ``vase_rl.core.config.SIGN_PICK``), ``vase-brief-sync`` (those and the two-sided test of
-eq. 6), ``vase-agent-loop`` (and an anchor that a brief visit does not re-sync:
-``vase_rl.core.config.AGENT_LOOP``), ``vase-ramp`` (and the held decoder released over 250 steps,
+at allocation without the input view, ``vase_rl.core.config.NO_VIEW``), ``vase-brief-sync`` (those and the
+two-sided test of eq. 6), ``vase-no-view`` (and an anchor that a brief visit does not re-sync),
+``vase-agent-loop`` (and the input view: ``vase_rl.core.config.AGENT_LOOP``, the library's agent-loop
+default), ``vase-ramp`` (``vase-no-view`` with the held decoder released over 250 steps,
 ``ModelConfig.young_decoder_release_steps``), ``entangled`` (VASE with the beta=1 ELBO, same online
 adaptation),
 ``untrained`` (PPO on the latents of a frozen untrained VASE encoder: nothing adapts), ``pixels``
@@ -64,9 +65,9 @@ METHODS = (
     "vase-on-switch",
     "vase-pick",
     "vase-brief-sync",
-    "vase-agent-loop",
     "vase-ramp",
-    "vase-view",
+    "vase-no-view",
+    "vase-agent-loop",
     "entangled",
     "untrained",
     "pixels",
@@ -77,8 +78,8 @@ METHODS = (
 @dataclass
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
-    """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-brief-sync, vase-agent-loop,
-    vase-ramp, vase-view, entangled, untrained, pixels)."""
+    """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-brief-sync, vase-ramp,
+    vase-no-view, vase-agent-loop, entangled, untrained, pixels)."""
     eval_episodes: int = 128
     """Episodes per evaluation (32 misread a return by 0.25)."""
     drift_frames: int = 512

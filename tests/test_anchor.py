@@ -131,3 +131,57 @@ def test_visit_steps_survive_save_and_load(tmp_path) -> None:
     assert learner.visit_steps == 1 and ContinualLearner.load(path, device="cpu").visit_steps == 1
     with pytest.raises(ValueError, match="sync_min_visit must be >= 0"):
         DreamConfig(sync_min_visit=-1)
+
+
+def _pending_then_allocation(source: str) -> tuple[ContinualLearner, list[torch.Tensor], list[torch.Tensor]]:
+    """Environment 0 trains 30 shapes steps; then a white batch fails eq. 6 (the first failure counted of
+    2 needed, ``patience_window`` 5), a shapes batch passes and trains environment 0, and a second white
+    batch allocates environment 1. Returns the learner and the model before the first white batch and
+    before the allocating step."""
+    cfg = tiny_config(
+        ablation={"mask": False},
+        dream={"tau": 20, "batch_size": 16, "anchor": "on-switch", "sync_source": source},
+        inference={"patience": 2, "patience_window": 5, "grace_steps": 0, "jump_ratio": 0.0},
+    )
+    learner = ContinualLearner(cfg, device="cpu")
+    batches = shapes_batches(31, 16, seed=1)
+    for batch in batches[:30]:
+        learner.train_step(batch)
+    settled = _model(learner)
+    first = learner.train_step(_white())
+    assert (first.env, first.updated, learner.inference.fail_streak) == (0, False, 1)  # pending
+    assert learner.train_step(batches[30]).updated and learner.inference.fail_streak == 1  # trains env 0
+    before = _model(learner)
+    assert learner.train_step(_white()).new_env
+    return learner, settled, before
+
+
+@pytest.mark.parametrize("source", ["current", "settled"])
+def test_settled_sync_anchors_to_the_model_before_the_failures_began(source: str, tmp_path) -> None:
+    learner, settled, before = _pending_then_allocation(source)
+    assert not _same(settled, before)  # the passing batch in between trained environment 0
+    assert _same(_snapshot(learner), settled if source == "settled" else before)
+    assert learner.snapshot.settled is None and "settled" not in learner.state_dict()  # the copy was used
+
+
+def test_the_settled_copy_travels_in_the_checkpoint() -> None:
+    cfg = tiny_config(
+        ablation={"mask": False},
+        dream={"tau": 20, "batch_size": 16, "anchor": "on-switch", "sync_source": "settled"},
+        inference={"patience": 2, "patience_window": 5, "grace_steps": 0, "jump_ratio": 0.0},
+    )
+    batches = shapes_batches(31, 16, seed=1)
+    rest = [_white(), batches[30], _white(), _white(), _white()]
+    straight = ContinualLearner(cfg, device="cpu")
+    for batch in batches[:30]:
+        straight.train_step(batch)
+    straight.train_step(rest[0])  # a failure counted: the copy is held
+    state = straight.state_dict()
+    assert "settled" in state
+    resumed = ContinualLearner(cfg, device="cpu")
+    resumed.load_state_dict(state)
+    for batch in rest[1:]:
+        assert straight.train_step(batch).loss == resumed.train_step(batch).loss
+    assert _same(_snapshot(straight), _snapshot(resumed))
+    with pytest.raises(ValueError, match="sync_source must be 'current' or 'settled', got 'old'"):
+        DreamConfig(sync_source="old")  # type: ignore[arg-type]

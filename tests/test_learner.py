@@ -57,6 +57,28 @@ def test_resume_after_n_steps_equals_training_straight_through(tmp_path):
     assert torch.equal(resumed.memory.masks, straight.memory.masks)
 
 
+def test_a_loaded_state_is_copied_not_shared():
+    """Two learners loaded from one state train as the first did, each: loading does not alias the given
+    state (the optimizer's moments were shared, and a second learner resumed from moments the first had
+    moved)."""
+    batches = shapes_batches(14, 16, seed=5)
+    source = ContinualLearner(tiny_config(), device="cpu")
+    for b in batches[:8]:
+        source.train_step(b)
+    state = source.state_dict()
+    moments = [
+        t.clone() for v in state["optimizer"]["state"].values() for t in v.values() if torch.is_tensor(t)
+    ]
+    losses = []
+    for _ in range(2):
+        learner = ContinualLearner(tiny_config(), device="cpu")
+        learner.load_state_dict(state)
+        losses.append([learner.train_step(b).loss for b in batches[8:]])
+    assert losses[0] == losses[1]
+    now = [t for v in state["optimizer"]["state"].values() for t in v.values() if torch.is_tensor(t)]
+    assert len(now) == len(moments) > 0 and all(torch.equal(a, b) for a, b in zip(moments, now, strict=True))
+
+
 def test_encode_is_deterministic_and_never_trains():
     learner = ContinualLearner(tiny_config(), device="cpu")
     x = shapes_batches(1, 8)[0]

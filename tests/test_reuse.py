@@ -145,6 +145,36 @@ def test_input_view_keeps_training_in_the_inverted_environment_and_resumes_exact
     assert run(second, frames[60:]) == losses[60:]  # the input signs travel in the checkpoint
 
 
+def test_input_view_is_inert_while_no_sign_is_picked_negative() -> None:
+    """A run whose looks all keep the positive sign trains bit for bit as without the view (the relabelling of
+    finished benchmark runs between the two settings rests on this)."""
+    model = {"new_env_code": "inherit", "env_conditioning": "input+output", "new_env_sign": "pick"}
+    batches = shapes_batches(70, 16, seed=3)
+    frames = [
+        b if i < 40 else np.clip(b.astype(int) + 96, 0, 255).astype(b.dtype) for i, b in enumerate(batches)
+    ]
+
+    def run(view: str) -> tuple[ContinualLearner, list[float]]:
+        cfg = tiny_config(
+            model={**model, "env_input_view": view},
+            inference={"patience": 2},
+            dream={"tau": 20, "batch_size": 16},
+        )
+        learner = ContinualLearner(cfg, device="cpu")
+        return learner, [learner.train_step(b).loss for b in frames]
+
+    (raw, raw_losses), (view, view_losses) = (
+        run("raw"),
+        run("pick"),
+    )  # the second look: brighter, not inverted
+    assert view.memory.n_seen == 2 and view.model.encoder.input_sign is not None
+    assert view.model.encoder.input_sign.tolist()[:2] == [1.0, 1.0]  # the second look kept its sign
+    assert view_losses == raw_losses
+    state = {k: v for k, v in view.model.state_dict().items() if k != "encoder.input_sign"}
+    assert all(torch.equal(v, raw.model.state_dict()[k]) for k, v in state.items())
+    assert torch.equal(view.encode(frames[-1]), raw.encode(frames[-1]))
+
+
 def test_young_environment_trains_its_own_decoder_weights_only() -> None:
     learner = _allocate_two("inherit", "input+output", young_decoder_frozen_steps=5)
     for group in learner.optimizer.param_groups:

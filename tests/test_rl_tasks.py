@@ -197,8 +197,8 @@ def test_a_results_folder_of_another_budget_is_refused(bench, tmp_path: Path) ->
 
 def test_a_run_whose_method_config_changed_since_is_refused(bench, tmp_path: Path) -> None:
     """A finished run keeps its method's config; when the method's config changes (as ``AGENT_LOOP`` did
-    when it took the steady anchor) the folder refuses new runs until the stale one is moved, and a field
-    the old run lacks counts at its default."""
+    when it took the steady anchor and then the input view) the folder refuses new runs until the stale one
+    is moved, and a field the old run lacks counts at its default."""
     rt, _ = bench
     rlm = rt.rlm
     args = rt.Args(out_dir=str(tmp_path))
@@ -212,11 +212,19 @@ def test_a_run_whose_method_config_changed_since_is_refused(bench, tmp_path: Pat
     }
     rt.common.write_json(tmp_path / "vase-agent-loop_seed0.json", record)
     rt.check_budget(args, str(tmp_path))  # current: accepted
-    old = {**current, "dream": {k: v for k, v in current["dream"].items() if k != "sync_min_visit"}}
-    assert rlm.stale_config({**record, "vase_config": old}) == ["dream.sync_min_visit"]
+    old = {  # AGENT_LOOP before the steady anchor and the input view
+        **current,
+        "dream": {k: v for k, v in current["dream"].items() if k != "sync_min_visit"},
+        "model": {**current["model"], "env_input_view": "raw"},
+    }
+    assert rlm.stale_config({**record, "vase_config": old}) == [
+        "dream.sync_min_visit",
+        "model.env_input_view",
+    ]
     assert rlm.stale_config({**record, "vase_config": old, "method": "vase-brief-sync"}) == []
     rt.common.write_json(tmp_path / "vase-agent-loop_seed0.json", {**record, "vase_config": old})
     with pytest.raises(
-        SystemExit, match=r"another config of 'vase-agent-loop' \(dream.sync_min_visit changed"
+        SystemExit,
+        match=r"another config of 'vase-agent-loop' \(dream.sync_min_visit, model.env_input_view changed",
     ):
         rt.check_budget(args, str(tmp_path))

@@ -355,6 +355,14 @@ class DreamConfig:
     such sync re-anchors every past environment to a model that has already taken the new look's first
     updates, so their transient drift becomes permanent (issue 23: the inverted look's latents jumped 1.08
     sd in the first ~64 steps of the next stage, then stayed). The paper's every-tau sync ignores it."""
+    sync_source: Literal["current", "settled"] = "current"
+    """What a switch syncs the snapshot to (``anchor="on-switch"``): "current", the model as it is at the
+    switch; "settled", the model as it was before eq. 6 counted the first failure of the run of failures
+    that ended in the switch (an allocation, usually). While failures are counted towards ``patience`` the
+    learner keeps training the old environment on the batches that pass eq. 6, which can be the new look's:
+    in the 3-D life-long run one such batch moved outdoor's latents 0.5 sd, the allocation that followed
+    synced the anchor to that model, and dreaming then held the drift instead of undoing it (findings,
+    section 6). Costs one copy of the model while failures are counted. Not in the paper."""
     alpha: float = 1000.0
     """Weight of the Wasserstein encoder proximity."""
     beta: float = 20.0
@@ -386,6 +394,10 @@ class DreamConfig:
             raise ValueError(f"DreamConfig.tau must be >= 1, got {self.tau}")
         if self.sync_min_visit < 0:
             raise ValueError(f"DreamConfig.sync_min_visit must be >= 0, got {self.sync_min_visit}")
+        if self.sync_source not in ("current", "settled"):
+            raise ValueError(
+                f"DreamConfig.sync_source must be 'current' or 'settled', got {self.sync_source!r}"
+            )
         if self.shared_reading_source not in ("prior", "posterior"):
             raise ValueError(
                 f"DreamConfig.shared_reading_source must be 'prior' or 'posterior', got {self.shared_reading_source!r}"
@@ -594,13 +606,19 @@ SIGN_PICK: dict[str, Any] = {
     "env_conditioning": "input+output",
     "new_env_code": "inherit",
     "new_env_sign": "pick",
+    "env_input_view": "pick",
     "young_decoder_frozen_steps": 1000,
 }
 """:class:`ModelConfig` settings of the sign pick at allocation: a new environment starts as a copy of the
 one the batch came from (``new_env_code="inherit"``), its output affine flipped when that reconstructs the
-allocating batch better (``new_env_sign="pick"``), and the shared decoder held while it is young, so that a
-factor shared across a contrast inversion is read with the same sign (``VASEConfig.with_overrides(
-model=SIGN_PICK)``)."""
+allocating batch better (``new_env_sign="pick"``), the encoder reading a flipped environment's frames
+inverted (``env_input_view="pick"``), and the shared decoder held while it is young, so that a factor
+shared across a contrast inversion is read with the same sign and the same values (``VASEConfig.
+with_overrides(model=SIGN_PICK)``). Position readouts transfer 0.87 / 0.86 between moving Fashion and its
+inverse with the view, 0.76 / 0.12 without it (3 validation seeds, findings section 5)."""
+NO_VIEW: dict[str, Any] = {**SIGN_PICK, "env_input_view": "raw"}
+""":data:`SIGN_PICK` as it was before the input view (``env_input_view="raw"``): the finished runs of the
+benchmarks' ``vase-no-view`` method and the variants measured against it."""
 TWO_SIDED: dict[str, Any] = {"kappa_low": 1.25, "patience_window": 20}
 """:class:`InferenceConfig` settings of the two-sided test of eq. 6: a batch reconstructed below L~_s / 1.25
 is not from s either (moving MNIST under a moving-Fashion model: 0.67-0.84 L~; a trained environment's
@@ -630,6 +648,7 @@ PAPER_LOOP: dict[str, dict[str, Any]] = {
         "env_conditioning": "input",
         "new_env_code": "random",
         "new_env_sign": "keep",
+        "env_input_view": "raw",
         "young_decoder_frozen_steps": 0,
     },
 }

@@ -17,10 +17,25 @@ class Snapshot:
 
     def __init__(self, model: VASEModel) -> None:
         self.model = copy.deepcopy(model).requires_grad_(False).eval()
+        self.settled: dict[str, torch.Tensor] | None = None
+        """``DreamConfig.sync_source="settled"``: the model's state as it was before eq. 6 counted the
+        first failure of the current run of failures (None while none is counted); a switch syncs from it."""
 
     def sync(self, model: VASEModel) -> None:
         """phi' <- phi, theta' <- theta."""
         self.model.load_state_dict(model.state_dict())
+
+    def sync_on_switch(self, model: VASEModel) -> None:
+        """phi', theta' <- the settled copy when one is held (:meth:`settle`), else the model as it is now."""
+        self.model.load_state_dict(self.settled if self.settled is not None else model.state_dict())
+        self.settled = None
+
+    def settle(self, model: VASEModel) -> None:
+        """Keep a copy of ``model`` as it is now: the environment as it was before a look that may be new
+        (eq. 6 has just counted a failure after none). While failures are counted the learner still trains
+        on the batches that pass eq. 6, which can be the new look's; the switch that follows anchors the past
+        environments to this copy instead of to a model that has taken those updates."""
+        self.settled = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def anchor_sync_due(

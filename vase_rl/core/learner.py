@@ -8,6 +8,7 @@ collectives strategy that makes a step data-parallel (:mod:`vase_rl.core.collect
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,8 @@ def validate_learner_state(config: VASEConfig, state: dict[str, Any]) -> None:
     trial = VASEModel(mc)
     trial.load_state_dict(state["model"])
     trial.load_state_dict(state["snapshot"])
+    if state.get("settled") is not None:
+        trial.load_state_dict(state["settled"])
     params = list(trial.parameters())
     opt = state["optimizer"]
     if len(opt["param_groups"]) != 1 or len(opt["param_groups"][0]["params"]) != len(params):
@@ -311,18 +314,15 @@ class ContinualLearner(Checkpointable):
         alpha = atypicality(coll.gather(z))  # eq. 4 (on the global batch)
         active = self.applied_mask(prev)
         nll = self.reconstruction_nll(self.masked(z, active), max(prev, 0), x)
+        counting = self.inference.fail_streak > 0
         decision = self._infer(z.detach(), hidden, x, alpha, float(nll.detach().mean()))  # eq. 6 / Alg. 1
         env, n_seen = decision.env, self.memory.n_seen
         if decision.allocated and prev >= 0 and cfg.model.new_env_code == "inherit":
             self._inherit_env_code(prev, env)
         if decision.allocated and prev >= 0 and cfg.model.new_env_sign == "pick":
             self._pick_env_sign(prev, env, z.detach(), x)
+        self._anchor_at_decision(prev, env, counting)  # eq. 7's anchor
         if env != prev:  # switched or allocated: redo the forward under the inferred environment
-            if prev >= 0 and anchor_sync_due(
-                cfg.dream, self.step, switched=True, visit_steps=self.visit_steps
-            ):
-                self.snapshot.sync(self.model)  # eq. 7's anchor: the model as the last environment left it
-            self.visit_steps = 0
             if self._sign(env) != self._sign(prev):  # env_input_view: the encoder reads env's view
                 mu, logvar, _ = self._forward(x, env)
                 z = self.sample_z(mu, logvar)
@@ -372,6 +372,22 @@ class ContinualLearner(Checkpointable):
         if anchor_sync_due(cfg.dream, self.step, switched=False, per_environment=cfg.ablation.infer_env):
             self.snapshot.sync(self.model)
         return self._result(decision, alpha, active, mask, scalars, dream.scalars, updated=True)
+
+    def _anchor_at_decision(self, prev: int, env: int, counting: bool) -> None:
+        """Dreaming's anchor (eq. 7) around eq. 6's decision on a batch, ``counting``: whether failures were
+        counted before it. With ``DreamConfig.sync_source="settled"`` the model is copied when the first
+        failure is counted (before the batch is trained on); at a switch whose sync is due
+        (:func:`anchor_sync_due`) the snapshot takes that copy when one is held, else the model as the
+        environment left it; the copy is dropped once no failure is counted."""
+        dc = self.config.dream
+        if dc.sync_source == "settled" and not counting and self.inference.fail_streak > 0:
+            self.snapshot.settle(self.model)
+        if env != prev:
+            if prev >= 0 and anchor_sync_due(dc, self.step, switched=True, visit_steps=self.visit_steps):
+                self.snapshot.sync_on_switch(self.model)
+            self.visit_steps = 0
+        if self.inference.fail_streak == 0:
+            self.snapshot.settled = None
 
     def _sign(self, env: int) -> float:
         """Environment ``env``'s input sign (``ModelConfig.env_input_view``; +1 when views are off or env < 0)."""
@@ -565,6 +581,7 @@ class ContinualLearner(Checkpointable):
             "generator": self.generator.get_state(),
             "grad_norm_mean": self.grad_norm_mean,
             "visit_steps": self.visit_steps,
+            **({"settled": self.snapshot.settled} if self.snapshot.settled is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -572,7 +589,11 @@ class ContinualLearner(Checkpointable):
         validate_learner_state(self.config, state)
         self.model.load_state_dict(state["model"])
         self.snapshot.model.load_state_dict(state["snapshot"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        settled = state.get("settled")  # DreamConfig.sync_source="settled", while failures are counted
+        self.snapshot.settled = None if settled is None else {k: v.clone() for k, v in settled.items()}
+        # torch's Optimizer.load_state_dict keeps the given moment tensors: copy them, so that training this
+        # learner does not change the state it was loaded from (two learners loaded from one state)
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.inference.load_state_dict(state)
         self.step = int(state["step"])
         self.grad_norm_mean = float(state.get("grad_norm_mean", 0.0))  # absent in checkpoints before it

@@ -83,8 +83,8 @@ What a policy receives, and what stays stable (the observation contract)
     (``benchmarks/results/rl_transfer/rl_transfer.md``). Reused across a contrast inversion, shared
     latents read mirrored unless the sign pick is on (``vase_rl.core.config.AGENT_LOOP``: on in a wrapper's
     default learner, off in every preset, since on the demo sequence it allocated extra environments).
-    With ``ModelConfig.env_input_view="pick"`` each frame is read in the view of the environment the
-    classifier files it under: a look allocated with a negative output sign is read inverted, so a
+    With ``ModelConfig.env_input_view="pick"`` (part of ``AGENT_LOOP``) each frame is read in the view of
+    the environment the classifier files it under: a look allocated with a negative output sign is read inverted, so a
     contrast-inverted look emits the latents of the look it was allocated from (position readout moving
     Fashion <-> moving inverse Fashion 0.87 / 0.86 on ``mu``, docs/findings.md, section 5); a frame the
     classifier misfiles between such looks is read in the wrong view.
