@@ -116,17 +116,18 @@ def test_verdicts_name_a_reference_the_representation_falls_below() -> None:
 
 
 def test_short_cpu_preset_run_keeps_more_identity_than_its_untrained_encoder(data_dir: str) -> None:
-    """The identity regression: 700 steps of the cpu preset on static MNIST (1 thread,
-    ~35 s) must beat the same encoder untrained on the offline MLP probe. Before the init fix (He weights,
+    """The identity regression: 1,200 steps of the cpu preset on static MNIST (1 thread,
+    ~50 s) must beat the same encoder untrained on the offline MLP probe. Before the init fix (He weights,
     a sharp initial posterior, capacity available from the start) training made identity *worse* (32.6 %
-    after 2,500 steps vs 84.7 % untrained)."""
+    after 2,500 steps vs 84.7 % untrained). 700 steps were too few to be robust: 84-86 % on one machine's
+    package set, 77.6 % (vs 74.4) on another."""
     torch.set_num_threads(1)
     cfg = get_preset("cpu").with_overrides(
         ablation={"infer_env": False, "dream": False, "mask": False}, seed=7
     )
     learner, untrained = ContinualLearner(cfg, device="cpu"), ContinualLearner(cfg, device="cpu")
     sampler = SpriteSampler("mnist", 32, seed=7)
-    for _ in range(700):
+    for _ in range(1200):
         learner.train_step(sampler.sample(cfg.batch_size)[0])
     pc = OfflineProbeConfig(train_size=3000, test_size=1500, epochs=15)
     tr_x, tr_f = SpriteSampler("mnist", 32, split="train", seed=8).sample(pc.train_size)
@@ -139,7 +140,7 @@ def test_short_cpu_preset_run_keeps_more_identity_than_its_untrained_encoder(dat
         return s["class"]["mlp"]
 
     trained, reference = acc(learner.encode), acc(untrained.encode)
-    assert trained > reference + 5.0, (trained, reference)  # measured: 84-86 vs 74.5
+    assert trained > reference + 5.0, (trained, reference)  # measured: 87.1 vs 74.4
     assert trained > 80.0
     assert np.isfinite(trained)
 
