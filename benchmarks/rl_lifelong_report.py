@@ -462,7 +462,7 @@ def plot_matrices(summary: dict[str, Any], by_method: dict[str, list[dict[str, A
             ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", color="w")
         ax.set_xticks(range(len(names)), [f"{j}: {n}" for j, n in enumerate(names)], rotation=30, ha="right")
         ax.set_yticks(range(len(names)), [f"after {i}: {n}" for i, n in enumerate(names)])
-        ax.set_title(f"{m}: {'normalised' if norm else 'raw'} return, mean of {s['seeds']} seed(s)")
+        ax.set_title(f"{m}\n{'normalised' if norm else 'raw'} return, mean of {s['seeds']} seed(s)")
         fig.colorbar(im, ax=ax)
         fig.tight_layout()
         fig.savefig(folder / f"R_{m}.png", dpi=110)
