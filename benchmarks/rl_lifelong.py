@@ -30,7 +30,9 @@ anchor synced on switches but not after a brief visit, the sign pick with the in
 test), ``vase-no-view`` (the same without the input view, ``AGENT_LOOP`` before the view joined it),
 ``vase-brief-sync`` (``vase-no-view`` with every switch syncing the anchor, ``AGENT_LOOP`` before
 ``STEADY_ANCHOR``), ``vase-bounded`` (``AGENT_LOOP`` and ``vase_rl.core.config.BOUNDED``: the
-gradient norm at most 3x its running mean), ``vase-paper-anchor`` (cpu preset with the paper's every-tau
+gradient norm at most 3x its running mean), ``vase-settled`` (``AGENT_LOOP`` with a switch anchoring the
+past looks to the model from before eq. 6 began counting failures, ``DreamConfig.sync_source="settled"``),
+``vase-paper-anchor`` (cpu preset with the paper's every-tau
 sync and reuse, ``vase_rl.core.config.PAPER_LOOP``),
 ``cci`` (VASE's objective with ablation "-": no environment inference, dreaming or masks,
 ``VASEConfig.for_row("-", base=get_preset("cpu"))``), ``entangled`` (beta = 1 ELBO), ``untrained`` (frozen
@@ -151,6 +153,7 @@ METHODS = (
     "vase-no-view",
     "vase-brief-sync",
     "vase-bounded",
+    "vase-settled",
     "vase-paper-anchor",
     "cci",
     "entangled",
@@ -165,8 +168,8 @@ NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap", "save_learner_dir")
 @dataclass
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
-    """Methods to run (vase, vase-no-view, vase-brief-sync, vase-bounded, vase-paper-anchor, cci, entangled,
-    untrained, pixels)."""
+    """Methods to run (vase, vase-no-view, vase-brief-sync, vase-bounded, vase-settled, vase-paper-anchor, cci,
+    entangled, untrained, pixels)."""
     stages: tuple[str, ...] = (
         "vase_rl/MovingFashion-v0",
         "vase_rl/MovingMNIST-v0",

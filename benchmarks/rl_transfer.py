@@ -24,9 +24,10 @@ Methods: ``vase-paper-anchor`` (cpu preset with the paper's every-tau dreaming a
 at allocation without the input view, ``vase_rl.core.config.NO_VIEW``), ``vase-brief-sync`` (those and the
 two-sided test of eq. 6), ``vase-no-view`` (and an anchor that a brief visit does not re-sync),
 ``vase-agent-loop`` (and the input view: ``vase_rl.core.config.AGENT_LOOP``, the library's agent-loop
-default), ``vase-ramp`` (``vase-no-view`` with the held decoder released over 250 steps,
-``ModelConfig.young_decoder_release_steps``), ``entangled`` (VASE with the beta=1 ELBO, same online
-adaptation),
+default), ``vase-settled`` (and a switch anchoring to the model from before eq. 6 began counting
+failures, ``DreamConfig.sync_source="settled"``), ``vase-ramp`` (``vase-no-view`` with the held decoder
+released over 250 steps, ``ModelConfig.young_decoder_release_steps``), ``entangled`` (VASE with the beta=1
+ELBO, same online adaptation),
 ``untrained`` (PPO on the latents of a frozen untrained VASE encoder: nothing adapts), ``pixels``
 (PPO ``CnnPolicy`` on the raw 32x32 frames with ``vase_rl.agents.sb3.SmallCNN`` as features extractor: SB3's
 NatureCNN needs >= 36x36 inputs; nothing adapts). One JSON per finished (method, seed) in
@@ -68,6 +69,7 @@ METHODS = (
     "vase-ramp",
     "vase-no-view",
     "vase-agent-loop",
+    "vase-settled",
     "entangled",
     "untrained",
     "pixels",
@@ -79,7 +81,7 @@ METHODS = (
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
     """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-brief-sync, vase-ramp,
-    vase-no-view, vase-agent-loop, entangled, untrained, pixels)."""
+    vase-no-view, vase-agent-loop, vase-settled, entangled, untrained, pixels)."""
     eval_episodes: int = 128
     """Episodes per evaluation (32 misread a return by 0.25)."""
     drift_frames: int = 512
