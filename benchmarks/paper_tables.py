@@ -1,7 +1,7 @@
 """Summaries of the paper-reproduction benchmarks (the runs of ``paper_common.py``): the markdown summary of
 an experiment (:func:`summary_start`, :func:`write_summary`), mean +- std tables with the paper's numbers
 side by side (:class:`Column`, :func:`summarise_table`; Table 1's forgetting columns), the provenance line of
-a set of runs and the probe-curve figures.
+a set of runs, the probe-curve figures and the forgetting-per-row figure.
 """
 
 from __future__ import annotations
@@ -35,11 +35,15 @@ def write_table_summary(
     experiment: str, results: Sequence[dict[str, Any]], lines: Sequence[str], title: str
 ) -> None:
     """An ablation table's summary: ``lines``, then the probe curves ``<experiment>_probes.png`` (drawn by
-    :func:`plot_probe_means` with ``title``), written to ``<experiment>.md`` and printed."""
-    out, png = RESULTS / experiment, f"{experiment}_probes.png"
+    :func:`plot_probe_means` with ``title``) and the forgetting per row ``<experiment>_forgetting.png``
+    (:func:`plot_forgetting`), written to ``<experiment>.md`` and printed."""
+    out, png, bars = RESULTS / experiment, f"{experiment}_probes.png", f"{experiment}_forgetting.png"
+    figures = [f"![probe curves]({png})", ""]
     if results:
         plot_probe_means(results, out / png, title)
-    write_summary(out / f"{experiment}.md", [*lines, f"![probe curves]({png})", ""])
+        plot_forgetting(results, out / bars, title)
+        figures += [f"![forgetting per row]({bars})", ""]
+    write_summary(out / f"{experiment}.md", [*lines, *figures])
 
 
 def mean_std(values: Iterable[float | None], scale: float = 1.0, digits: int = 1) -> str:
@@ -199,3 +203,45 @@ def plot_probe_means(results: Sequence[dict[str, Any]], path: Path, title: str) 
     fig.savefig(path, dpi=80)
     plt.close(fig)
     shrink_pngs(path.parent)
+
+
+def plot_forgetting(results: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """A.6's change after each dataset's stage per (row, objective): object-ID accuracy (points) and position
+    MSE (1e-4), averaged over datasets; each seed a dot, the bar the mean, the whisker its 90 % bootstrap
+    interval over seeds (``cl_metrics.bootstrap_ci``; none for one seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from cl_metrics import bootstrap_ci
+
+    groups = group(results)
+    panels = (
+        ("accuracy", 1.0, "object-ID change (points)"),
+        ("position_mse", 1e4, "position MSE change (1e-4)"),
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 0.9 * len(groups) + 2) * 2, 4.2), squeeze=False)
+    labels = [f"{row}\n{'dis' if mode == 'dis' else 'ent'}" for row, mode in groups]
+    for ax, (metric, scale, name) in zip(axes[0], panels, strict=True):
+        for i, runs in enumerate(groups.values()):
+            v = (
+                np.array([x for r in runs if (x := forgetting_value(r, metric, "mean_change")) is not None])
+                * scale
+            )
+            if v.size == 0:
+                continue
+            colour = "C0" if runs[0]["spec"]["mode"] == "dis" else "C1"
+            ax.bar(i, v.mean(), color=colour, alpha=0.5)
+            if v.size > 1:
+                lo, hi = bootstrap_ci(lambda x: x.mean(axis=1), [v])
+                ax.errorbar(i, v.mean(), yerr=[[v.mean() - lo], [hi - v.mean()]], color="k", capsize=4)
+            ax.scatter(np.full(v.size, i), v, color="k", s=10, zorder=3)
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_ylabel(name)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title + ": forgetting per row (bar: mean; whisker: 90 % bootstrap interval; dots: seeds)")
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

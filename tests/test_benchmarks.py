@@ -303,6 +303,12 @@ def check_paper(experiment: str, key: str, md: str) -> Callable[[Path], None]:
         assert rec["spec"]["steps_per_env"] == 4 and rec["n_envs"] >= 1
         assert rec["hardware"]["cpu"] and rec["evaluation"]["datasets"]
         assert (r / "paper" / experiment.split("/")[0] / md).exists()
+        if experiment in ("table1", "table3"):  # the forgetting-per-row figure, linked from the table
+            assert (
+                f"![forgetting per row]({experiment}_forgetting.png)"
+                in (r / "paper" / experiment / md).read_text()
+            )
+            assert (r / "paper" / experiment / f"{experiment}_forgetting.png").exists()
 
     return check
 
