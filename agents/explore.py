@@ -142,7 +142,8 @@ class ImaginationAgent:
             possibly inside further wrappers that keep ``info``.
         explorer: an :class:`~vase_rl.agents.translation.ImaginationExplorer` on the wrapper's learner,
             with ``enabled=True``.
-        train_policy: take one policy step on L_agent per env step (False: act with a fixed policy).
+        train_policy: take one policy step on L_agent per env step (False: act with a fixed policy). An
+            explorer with ``ImaginationConfig(policy="random")`` acts z*-blind and never trains.
 
     The agent resets the env itself (:meth:`reset`, or the first :meth:`step` / :meth:`run`): it needs the
     info of the current frame, which an ``env.reset()`` called from outside would not hand it.
@@ -189,7 +190,7 @@ class ImaginationAgent:
         frame, before = info[FRAME_KEY], np.array([info["x"], info["y"]], dtype=np.float64)
         action, t, z = self.explorer.env_action(self.env, frame)
         loss = float("nan")
-        if self.train_policy:
+        if self.train_policy and self.explorer.config.policy == "learned":
             loss = self.explorer.policy_step(frame[None], z)["agent_loss"]
         _, _, terminated, truncated, info = self.env.step(action)
         self.info = self._checked(info)

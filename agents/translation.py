@@ -404,7 +404,8 @@ class ImaginationExplorer:
             z_star: optional target (N,) or (1, N); default z* ~ p(z) (drawn from the explorer's generator).
         Returns:
             (the env action (2,) float32 of :func:`translation_to_env_action`, the translation t (2,)
-            float64, the target z* (1, N) used).
+            float64, the target z* (1, N) used). With ``policy="random"`` t is uniform in
+            ``[-max_translation, max_translation]^2``, blind to z* and to the frame (the control).
         """
         x = self.learner.preprocess(frame, batched=False)
         z = (
@@ -416,6 +417,9 @@ class ImaginationExplorer:
         )
         with torch.no_grad():
             t, z_used = self.act(x, z)
+            if self.config.policy == "random":  # the z*-blind control: t uniform in the range
+                u = torch.rand(1, 2, device=self.device, generator=self.generator)
+                t = (u * 2 - 1) * self.config.max_translation
         t_np = t[0].cpu().numpy().astype(np.float64)
         return translation_to_env_action(env, t_np), t_np, z_used
 

@@ -92,7 +92,9 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
             f"steps after a warm-up of {r0['warmup']} frames (buffer {r0['buffer_size']}); episodes of "
             f"{r0['episode_steps']} steps. imagination: `vase_rl.agents.explore.ImaginationAgent` (one "
             f"policy step on L_agent per env step, policy Adam {r0['policy_lr']}, translation range "
-            f"{next((r['max_translation'] for r in by.get('imagination', [])), None)}); baseline: zero actions. "
+            f"{next((r['max_translation'] for r in by.get('imagination', [])), None)}, targets "
+            f"{next((r.get('target_latents') for r in by.get('imagination', [])), None)}); {RANDOM}: "
+            "each action uniform in that range, blind to z*; baseline: zero actions. "
             "Probes: linear, on the frozen encoder after each "
             f"stage, {r0['probe_sizes'][0]} moving-MNIST train / {r0['probe_sizes'][1]} test images. "
             f"Library code {r0.get('code')}. Hardware: {hw['cpu']}, {hw['cores']} cores, 1 thread per run; "
@@ -108,6 +110,7 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     ]
     metrics: list[tuple[str, Any]] = [
         ("moving-MNIST class acc. (linear, %)", lambda st: st["probes"]["class_acc"]),
+        ("moving-MNIST class acc. (MLP, %)", lambda st: st["probes"].get("class_acc_mlp", float("nan"))),
         ("moving-MNIST position R^2 (linear)", lambda st: st["probes"]["position_r2"]),
         ("spread of sprite positions seen (std, px)", lambda st: st["position_spread_px"]),
         ("sprite at the canvas edge (fraction of steps)", lambda st: st["at_edge"]),
@@ -135,19 +138,32 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _run_configs(out: Path, records: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+def _run_configs(out: Path, records: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
     """(the learner config of the first run, whether every run used the same config and library code).
 
-    Read from each run's config.json: the preset may change between commits. A field added to the config
-    after a run counts at its default (the value that reproduces the code before it existed).
+    Read from each run's record (``config``), or for records written before it carried one from the run
+    folder's config.json (kept under ``runs/``, outside git): the preset may change between commits. A
+    field added to the config after a run counts at its default (the value that reproduces the code before
+    it existed). (None, False) when some run's config is in neither place (a clone without the run folders
+    of records written before they carried the config).
     """
     from vase_rl.core.config import VASEConfig
 
-    configs = {}
+    configs, missing = {}, []
     for r in records:
-        run_dir = out / "runs" / run_name(r["condition"], r["seed"])
-        vase = VASEConfig.from_dict(common.load_json(run_dir / "config.json")["vase"]).to_dict()
-        configs[run_name(r["condition"], r["seed"])] = {k: v for k, v in vase.items() if k != "seed"}
+        name = run_name(r["condition"], r["seed"])
+        path = out / "runs" / name / "config.json"
+        if "config" in r:
+            stored = r["config"]
+        elif path.exists():
+            stored = common.load_json(path)["vase"]
+        else:
+            missing.append(name)
+            continue
+        vase = VASEConfig.from_dict(stored).to_dict()
+        configs[name] = {k: v for k, v in vase.items() if k != "seed"}
+    if missing:
+        return None, False
     cfg = next(iter(configs.values()))
     same = all(c == cfg for c in configs.values()) and len({r.get("code") for r in records}) == 1
     return cfg, same
@@ -165,17 +181,25 @@ def _summary_lines(
     hw = records[0]["hardware"]
     cfg, same = _run_configs(out, records)
     cpu = [r["cpu_s"] for r in records if "cpu_s" in r]
+    if cfg is None:  # records from before they carried the config, their run folders not in this clone
+        from vase_rl.core.config import get_preset
+
+        cfg = get_preset(records[0]["preset"]).to_dict()  # only for the latent count below
+        as_run = "the learner config is not stored with these runs (nor their run folders here)"
+    else:
+        as_run = (
+            f"{cfg['model']['image_size']}x{cfg['model']['image_size']}, {cfg['model']['latent_dim']} latents, "
+            f"gamma {cfg['loss']['gamma']}, C_max {cfg['loss']['c_max']} "
+            f"({cfg['loss'].get('capacity_mode', 'eq. 3')}), batch {cfg['batch_size']}"
+            f"{'' if same else ' (WARNING: runs used different learner code/configs, see the JSON)'}"
+        )
     lines = [
         "## In the graph: the STN imagines x* inside the training loop",
         "",
         (
-            f"Sequence {' -> '.join(records[0]['sequence'])}; preset `{records[0]['preset']}` as run: "
-            f"{cfg['model']['image_size']}x{cfg['model']['image_size']}, {cfg['model']['latent_dim']} latents, "
-            f"gamma {cfg['loss']['gamma']}, C_max {cfg['loss']['c_max']} "
-            f"({cfg['loss'].get('capacity_mode', 'eq. 3')}), batch {cfg['batch_size']}"
-            f"{'' if same else ' (WARNING: runs used different learner code/configs, see the JSON)'}; "
-            f"library code {records[0].get('code')}; ablation row {records[0].get('row', 'SDA')} (S = environment "
-            f"inference: {cfg['ablation']['infer_env']}); on_overflow={cfg['inference']['on_overflow']}; "
+            f"Sequence {' -> '.join(records[0]['sequence'])}; preset `{records[0]['preset']}` as run: {as_run}; "
+            f"library code {records[0].get('code')}; ablation row {records[0].get('row', 'SDA')}; "
+            f"on_overflow={records[0].get('on_overflow')}; "
             f"{n} steps per dataset; imagination replaces {args.fraction:.0%} of each batch with x* "
             f"(policy Adam {args.policy_lr}, trained from step 0, {im_setting(records)}). Probes (A.6) evaluated every "
             f"{args.probe_eval_every} steps on {args.probe_eval_size} held-out images."

@@ -336,6 +336,8 @@ def check_imagination(r: Path) -> None:
     # each dataset runs until the learner took 4 train steps: warm-up 64 frames, then one every 32 frames
     assert [(st["env_steps"], st["train_steps"]) for st in stages] == [(64 + 3 * 32, 4)] * 3
     assert 0.0 <= stages[1]["probes"]["class_acc"] <= 100.0 and stages[1]["agent_loss_last"] > 0
+    assert 0.0 <= stages[1]["probes"]["class_acc_mlp"] <= 100.0
+    assert world["imagination_seed0"]["target_latents"] == "translation-sensitive"
     assert "| mnist | moving-MNIST class acc." in (r / "imagination" / "results.md").read_text()
 
 

@@ -119,6 +119,27 @@ def test_policy_trains_on_the_imagined_targets_and_only_the_policy_changes() -> 
     assert ex.policy_steps == 6 and np.isnan(frozen.agent_loss).all()
 
 
+def test_the_z_star_blind_control_acts_uniformly_in_range_and_never_trains() -> None:
+    learner = make_learner()
+    env = world(learner)
+    reach = env_translation_range(env)
+    cfg = ImaginationConfig(enabled=True, seed=3, policy="random", max_translation=reach)
+    ex = ImaginationExplorer(learner, cfg)
+    pol = {k: v.clone() for k, v in ex.policy.state_dict().items()}
+    run = explore(env, ex, steps=200, seed=1)
+    assert ex.policy_steps == 0 and np.isnan(run.agent_loss).all()
+    assert all(torch.equal(v, ex.policy.state_dict()[k]) for k, v in pol.items())
+    t = run.translations
+    assert np.abs(t).max() <= reach and np.abs(t).max() > 0.9 * reach
+    # uniform on [-reach, reach]: mean ~0 (sd reach / sqrt(3 * 200) = 0.04 reach), |t| mean ~ reach / 2
+    assert np.abs(t.mean(0)).max() < 0.15 * reach and abs(np.abs(t).mean() - reach / 2) < 0.08 * reach
+    # blind to z*: the same frame with two different targets gives draws that do not follow the target
+    frame = env.reset(seed=2)[1][FRAME_KEY]
+    zero, big = np.zeros(learner.config.model.latent_dim), np.full(learner.config.model.latent_dim, 3.0)
+    draws = [ex.env_action(env, frame, z)[1] for z in (zero, big) * 50]
+    assert abs(np.mean(draws[0::2]) - np.mean(draws[1::2])) < 0.2 * reach
+
+
 @pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")
 def test_frame_in_info_off_leaves_observations_and_infos_unchanged() -> None:
     learner = make_learner()
