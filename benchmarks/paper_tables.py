@@ -116,6 +116,35 @@ def summarise_table(results: Sequence[dict[str, Any]], columns: Sequence[Column]
     return common.markdown_table(header, lines)
 
 
+def offline_probe_table(results: Sequence[dict[str, Any]], probe: str = "mlp") -> str:
+    """Markdown table of the offline probes at each stage end (``evaluation.quality``: a probe fit on the
+    frozen mu(x) of the dataset just trained, 10k train / 5k test images), one line per (row, mode) and one
+    per trivial reference measured in the same runs (the untrained encoder and raw pixels, over the runs'
+    distinct seeds): object-ID accuracy (%) per dataset and its mean, mean (+-std) over seeds."""
+    runs = [r for r in results if r["evaluation"].get("quality")]
+    if not runs:
+        return "_no run carries offline probes_"
+    datasets = [st["dataset"] for st in runs[0]["evaluation"]["quality"]["stages"]]
+
+    def accs(r: Mapping[str, Any], who: str) -> list[float]:
+        return [st["scores"][who]["class"][probe] for st in r["evaluation"]["quality"]["stages"]]
+
+    def cells(values: list[list[float]]) -> list[str]:
+        per = [mean_std(v[k] for v in values) for k in range(len(datasets))]
+        return [*per, mean_std(float(np.mean(v)) for v in values)]
+
+    lines: list[list[Any]] = []
+    for (row, mode), rs in group(runs).items():
+        label = row if row != "SDA" else "VASE (SDA)"
+        obj = "disentangled" if mode == "dis" else "entangled"
+        lines.append([label, obj, len(rs), *cells([accs(r, "vase") for r in rs])])
+    by_seed = {r["spec"]["seed"]: r for r in runs}
+    for who, label in (("untrained", "untrained encoder"), ("pixels", "raw pixels")):
+        lines.append([label, "reference", len(by_seed), *cells([accs(r, who) for r in by_seed.values()])])
+    header = ["row", "objective", "seeds", *(f"{d} ID (%)" for d in datasets), "mean ID (%)"]
+    return common.markdown_table(header, lines)
+
+
 def provenance(results: Sequence[dict[str, Any]]) -> str:
     """Preset, steps per dataset, seeds, wall time and hardware of a set of runs (one markdown paragraph)."""
     if not results:

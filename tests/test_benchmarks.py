@@ -1057,3 +1057,28 @@ def test_rl_lifelong_shares_references_across_orders_of_the_same_looks(
     ll.start(reordered)  # another order: the references are shared
     with pytest.raises(SystemExit, match=r"pixels_seed0.json was run with other settings \(stages\)"):
         ll.start(dataclasses.replace(reordered, out_dir=str(runs)))
+
+
+def test_offline_probe_table_reads_each_stage_and_the_references_of_distinct_seeds(bench_import: Any) -> None:
+    """Table 1's offline-probe table: the MLP accuracy of each stage's dataset, its mean, mean +- std over
+    seeds per row, and the untrained / pixels references counted once per seed."""
+    pt = bench_import("paper_tables")
+
+    def rec(row: str, seed: int, vase: tuple[float, float], ref: float) -> dict[str, Any]:
+        stages = [
+            {"dataset": d, "scores": {w: {"class": {"mlp": v, "linear": 0.0}} for w, v in scores.items()}}
+            for d, scores in (
+                ("a", {"vase": vase[0], "untrained": ref, "pixels": 90.0}),
+                ("b", {"vase": vase[1], "untrained": ref, "pixels": 80.0}),
+            )
+        ]
+        return {"spec": {"row": row, "mode": "dis", "seed": seed}, "evaluation": {"quality": {"stages": stages}}}
+
+    runs = [rec("SDA", 0, (60.0, 80.0), 40.0), rec("SDA", 1, (62.0, 82.0), 42.0), rec("-", 0, (50.0, 70.0), 40.0)]
+    lines = pt.offline_probe_table(runs).splitlines()
+    assert "| VASE (SDA) | disentangled | 2 | 61.0 (±1.4) | 81.0 (±1.4) | 71.0 (±1.4) |" in lines
+    assert "| - | disentangled | 1 | 50.0 (±0.0) | 70.0 (±0.0) | 60.0 (±0.0) |" in lines
+    # seed 0 appears in two rows but counts once: untrained over seeds 0 and 1
+    assert "| untrained encoder | reference | 2 | 41.0 (±1.4) | 41.0 (±1.4) | 41.0 (±1.4) |" in lines
+    assert "| raw pixels | reference | 2 | 90.0 (±0.0) | 80.0 (±0.0) | 85.0 (±0.0) |" in lines
+    assert pt.offline_probe_table([{"evaluation": {"quality": None}}]) == "_no run carries offline probes_"
