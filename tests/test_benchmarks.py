@@ -1072,9 +1072,16 @@ def test_offline_probe_table_reads_each_stage_and_the_references_of_distinct_see
                 ("b", {"vase": vase[1], "untrained": ref, "pixels": 80.0}),
             )
         ]
-        return {"spec": {"row": row, "mode": "dis", "seed": seed}, "evaluation": {"quality": {"stages": stages}}}
+        return {
+            "spec": {"row": row, "mode": "dis", "seed": seed},
+            "evaluation": {"quality": {"stages": stages}},
+        }
 
-    runs = [rec("SDA", 0, (60.0, 80.0), 40.0), rec("SDA", 1, (62.0, 82.0), 42.0), rec("-", 0, (50.0, 70.0), 40.0)]
+    runs = [
+        rec("SDA", 0, (60.0, 80.0), 40.0),
+        rec("SDA", 1, (62.0, 82.0), 42.0),
+        rec("-", 0, (50.0, 70.0), 40.0),
+    ]
     lines = pt.offline_probe_table(runs).splitlines()
     assert "| VASE (SDA) | disentangled | 2 | 61.0 (±1.4) | 81.0 (±1.4) | 71.0 (±1.4) |" in lines
     assert "| - | disentangled | 1 | 50.0 (±0.0) | 70.0 (±0.0) | 60.0 (±0.0) |" in lines
