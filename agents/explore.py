@@ -40,6 +40,7 @@ True
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -94,7 +95,7 @@ class ExploreStep(NamedTuple):
 
     ``target`` z* (N,) float32; ``translation`` t (2,) (normalised image units, the policy's output);
     ``action`` (2,) float32 sent to the env; ``before`` / ``after`` the sprite's (x, y) in [0, 1] from
-    ``info``; ``agent_loss`` L_agent of the policy step (NaN when the policy does not train); ``frame``
+    ``info``; ``agent_loss`` L_agent of the policy step (NaN on a step without a policy step); ``frame``
     the image (C, C, 1) the action produced; ``reset`` whether the episode ended and was reset after it.
     """
 
@@ -117,7 +118,7 @@ class Exploration:
         translations: (T, 2) float64 policy translations t (module :mod:`~vase_rl.agents.translation`).
         actions: (T, 2) float32 continuous env actions (``translation_to_env_action(t)``).
         start_positions, positions: (T, 2) float64 sprite (x, y) before and after each step.
-        agent_loss: (T,) float64 L_agent of each policy step (NaN with ``train_policy=False``).
+        agent_loss: (T,) float64 L_agent of each policy step (NaN on steps without one).
         resets: (T,) bool, True where the episode ended after that step and the env was reset.
         episodes: episodes started (the first reset included).
         frames: (T, *frame_shape) the frames the actions produced, with ``keep_frames=True``; else None.
@@ -142,14 +143,31 @@ class ImaginationAgent:
             possibly inside further wrappers that keep ``info``.
         explorer: an :class:`~vase_rl.agents.translation.ImaginationExplorer` on the wrapper's learner,
             with ``enabled=True``.
-        train_policy: take one policy step on L_agent per env step (False: act with a fixed policy). An
-            explorer with ``ImaginationConfig(policy="random")`` acts z*-blind and never trains.
+        train_policy: train the policy on L_agent (False: act with a fixed policy). An explorer with
+            ``ImaginationConfig(policy="random")`` acts z*-blind and never trains.
+        policy_every: env steps per policy step (1: every step).
+        policy_batch: frames per policy step. 1 (the default): the frame just acted on, with the z* acted
+            towards. Above 1: the last ``policy_batch`` frames the agent acted on, each with a fresh z*
+            ~ p(z) -- the graph's setting (one Adam step per learner step on a batch) in the world. One
+            frame per env step gives ``world_train_every`` times as many, single-frame, steps as the graph
+            has: the policy saturates at a constant corner move (docs/findings.md section 12).
 
     The agent resets the env itself (:meth:`reset`, or the first :meth:`step` / :meth:`run`): it needs the
     info of the current frame, which an ``env.reset()`` called from outside would not hand it.
     """
 
-    def __init__(self, env: Any, explorer: ImaginationExplorer, *, train_policy: bool = True) -> None:
+    def __init__(
+        self,
+        env: Any,
+        explorer: ImaginationExplorer,
+        *,
+        train_policy: bool = True,
+        policy_every: int = 1,
+        policy_batch: int = 1,
+    ) -> None:
+        for name, value in (("policy_every", policy_every), ("policy_batch", policy_batch)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         wrapper = find_vase_wrapper(env)
         if not wrapper.frame_in_info:
             raise ValueError(
@@ -165,6 +183,9 @@ class ImaginationAgent:
         if not explorer.config.enabled:
             raise ValueError("the explorer has ImaginationConfig(enabled=False); explore with enabled=True")
         self.env, self.explorer, self.train_policy = env, explorer, bool(train_policy)
+        self.policy_every, self.policy_batch = policy_every, policy_batch
+        self.recent: deque[np.ndarray] = deque(maxlen=policy_batch)
+        self.steps = 0
         self.info: dict[str, Any] | None = None
         self.episodes = 0
 
@@ -190,8 +211,14 @@ class ImaginationAgent:
         frame, before = info[FRAME_KEY], np.array([info["x"], info["y"]], dtype=np.float64)
         action, t, z = self.explorer.env_action(self.env, frame)
         loss = float("nan")
-        if self.train_policy and self.explorer.config.policy == "learned":
-            loss = self.explorer.policy_step(frame[None], z)["agent_loss"]
+        self.recent.append(frame)
+        self.steps += 1
+        due = self.steps % self.policy_every == 0
+        if self.train_policy and self.explorer.config.policy == "learned" and due:
+            if self.policy_batch == 1:
+                loss = self.explorer.policy_step(frame[None], z)["agent_loss"]
+            else:  # the recent frames, fresh targets
+                loss = self.explorer.policy_step(np.stack(self.recent))["agent_loss"]
         _, _, terminated, truncated, info = self.env.step(action)
         self.info = self._checked(info)
         after, new_frame = np.array([info["x"], info["y"]], dtype=np.float64), info[FRAME_KEY]

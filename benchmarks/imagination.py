@@ -117,6 +117,13 @@ class Args(cli_args.SequenceArgs, cli_args.JobsArgs):
     graph). Longer episodes chain the moves: with 20 steps a z*-blind push accumulates and pins the sprite
     at the canvas edge (static MNIST, validation seed 100: at the edge in 100 % of steps, against 9 % with
     1; docs/findings.md section 12)."""
+    world_policy_every: int = 8
+    """In-world: env steps per policy step (``ImaginationAgent(policy_every=...)``); the default matches the
+    learner's ``world_train_every``: one policy step per learner step, as in the graph."""
+    world_policy_batch: int = 64
+    """In-world: frames per policy step, the last ones acted on (``ImaginationAgent(policy_batch=...)``; the
+    graph's batch). 1 with ``world_policy_every=1`` trains on each frame as it comes: 8x as many
+    single-frame steps, and the policy saturates at a constant corner move (docs/findings.md section 12)."""
     world_probe_train: int = 2000
     """In-world: moving-MNIST train-split images the offline linear probes are fit on."""
     world_probe_test: int = 1000
@@ -312,7 +319,10 @@ def world_stage(
     policy acts (:class:`ImaginationAgent`); without, the baseline takes the zero action.
     Returns per step: sprite (x, y) after it, |t| (mean over axes) and L_agent (empty for the baseline)."""
     positions, t_abs, loss = [], [], []
-    agent = ImaginationAgent(env, explorer) if explorer is not None else None
+    agent = None
+    if explorer is not None:
+        every, batch = args.world_policy_every, args.world_policy_batch
+        agent = ImaginationAgent(env, explorer, policy_every=every, policy_batch=batch)
     if agent is not None:
         agent.reset(seed)
     else:
@@ -414,6 +424,8 @@ def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
         "episode_steps": args.world_episode_steps,
         "probe_sizes": [args.world_probe_train, args.world_probe_test],
         "policy_lr": args.policy_lr,
+        "policy_every": args.world_policy_every if explorer is not None else None,
+        "policy_batch": args.world_policy_batch if explorer is not None else None,
         "stages": stages,
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),

@@ -82,6 +82,7 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
     """The in-world section of results.md: per stage, the probes after it and what the learner saw in it."""
     by = by_condition(records)
     r0, hw = records[0], records[0]["hardware"]
+    ima = next(iter(by.get("imagination", [])), {})
     lines = [
         "## In the world: the policy moves the sprite of a wrapped SpriteCanvas",
         "",
@@ -90,8 +91,9 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
             f"`VASEObservation(frame_in_info=True)`; preset `{r0['preset']}`; each dataset is stepped until "
             f"the learner has taken {r0['steps_per_env']} train steps, one every {r0['train_every']} env "
             f"steps after a warm-up of {r0['warmup']} frames (buffer {r0['buffer_size']}); episodes of "
-            f"{r0['episode_steps']} steps. imagination: `vase_rl.agents.explore.ImaginationAgent` (one "
-            f"policy step on L_agent per env step, policy Adam {r0['policy_lr']}, translation range "
+            f"{r0['episode_steps']} steps. imagination: `vase_rl.agents.explore.ImaginationAgent` (a "
+            f"policy step on L_agent every {ima.get('policy_every', 1)} env steps on the last "
+            f"{ima.get('policy_batch', 1)} frames, policy Adam {r0['policy_lr']}, translation range "
             f"{next((r['max_translation'] for r in by.get('imagination', [])), None)}, targets "
             f"{next((r.get('target_latents') for r in by.get('imagination', [])), None)}); {RANDOM}: "
             "each action uniform in that range, blind to z*; baseline: zero actions. "

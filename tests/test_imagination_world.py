@@ -119,6 +119,29 @@ def test_policy_trains_on_the_imagined_targets_and_only_the_policy_changes() -> 
     assert ex.policy_steps == 6 and np.isnan(frozen.agent_loss).all()
 
 
+def test_policy_steps_every_k_env_steps_on_a_batch_of_the_recent_frames() -> None:
+    learner = make_learner()
+    ex = explorer_for(learner)
+    env = world(learner)
+    agent = ImaginationAgent(env, ex, policy_every=4, policy_batch=3)
+    seen: list[int] = []
+    original = ex.policy_step
+
+    def spy(x: Any, z_star: Any = None) -> dict[str, float]:
+        seen.append(len(x))
+        assert z_star is None  # fresh targets for the batch
+        return original(x, z_star)
+
+    ex.policy_step = spy  # type: ignore[method-assign]
+    run = agent.run(12, seed=0)
+    assert ex.policy_steps == 3 and seen == [3, 3, 3]
+    assert np.isfinite(run.agent_loss[3::4]).all() and np.isnan(np.delete(run.agent_loss, [3, 7, 11])).all()
+    with pytest.raises(ValueError, match="policy_batch must be an int >= 1"):
+        ImaginationAgent(env, ex, policy_batch=0)
+    with pytest.raises(ValueError, match="policy_every must be an int >= 1"):
+        ImaginationAgent(env, ex, policy_every=True)
+
+
 def test_the_z_star_blind_control_acts_uniformly_in_range_and_never_trains() -> None:
     learner = make_learner()
     env = world(learner)
