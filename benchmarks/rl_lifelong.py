@@ -26,12 +26,13 @@ last stage revisits the first look.) Per (method, seed), same seeds and budgets 
      that look with the same schedule. One JSON per (method, look, seed) in ``ref_dir``.
 
 Methods (``rl_common.make_learner``): ``vase`` (cpu preset with ``vase_rl.core.config.AGENT_LOOP``: the
-anchor synced on switches but not after a brief visit, the sign pick with the input view and the two-sided
-test), ``vase-no-view`` (the same without the input view, ``AGENT_LOOP`` before the view joined it),
+anchor synced on switches but not after a brief visit, to the model from before eq. 6 began counting
+failures, the sign pick with the input view and the two-sided test), ``vase-current-sync`` (a switch
+syncing to the model as it is then, ``AGENT_LOOP`` before the settled anchor joined it),
+``vase-no-view`` (that without the input view, ``AGENT_LOOP`` before the view joined it),
 ``vase-brief-sync`` (``vase-no-view`` with every switch syncing the anchor, ``AGENT_LOOP`` before
-``STEADY_ANCHOR``), ``vase-bounded`` (``AGENT_LOOP`` and ``vase_rl.core.config.BOUNDED``: the
-gradient norm at most 3x its running mean), ``vase-settled`` (``AGENT_LOOP`` with a switch anchoring the
-past looks to the model from before eq. 6 began counting failures, ``DreamConfig.sync_source="settled"``),
+``STEADY_ANCHOR``), ``vase-bounded`` (``vase-current-sync`` and ``vase_rl.core.config.BOUNDED``: the
+gradient norm at most 3x its running mean),
 ``vase-paper-anchor`` (cpu preset with the paper's every-tau
 sync and reuse, ``vase_rl.core.config.PAPER_LOOP``),
 ``cci`` (VASE's objective with ablation "-": no environment inference, dreaming or masks,
@@ -150,10 +151,10 @@ def overrides(method: str, stages: tuple[str, ...]) -> dict[str, Any] | None:
 
 METHODS = (
     "vase",
+    "vase-current-sync",
     "vase-no-view",
     "vase-brief-sync",
     "vase-bounded",
-    "vase-settled",
     "vase-paper-anchor",
     "cci",
     "entangled",
@@ -168,7 +169,7 @@ NOT_BUDGET = ("kinds", "ref_seeds", "ref_dir", "bootstrap", "save_learner_dir")
 @dataclass
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
-    """Methods to run (vase, vase-no-view, vase-brief-sync, vase-bounded, vase-settled, vase-paper-anchor, cci,
+    """Methods to run (vase, vase-current-sync, vase-no-view, vase-brief-sync, vase-bounded, vase-paper-anchor, cci,
     entangled, untrained, pixels)."""
     stages: tuple[str, ...] = (
         "vase_rl/MovingFashion-v0",

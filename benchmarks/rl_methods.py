@@ -8,13 +8,14 @@ off); and the cpu preset's named :data:`VARIANTS` (``vase-paper-anchor``: the pa
 anchor whatever the preset's default; ``vase-on-switch``: the anchor synced on switches; ``vase-pick``: that
 anchor and the sign pick without the input view, ``vase_rl.core.config.NO_VIEW``; ``vase-agent-loop``:
 ``vase_rl.core.config.AGENT_LOOP`` -- the sign pick with the input view, the two-sided test of eq. 6 and an
-anchor that a brief visit does not move, ``STEADY_ANCHOR``; ``vase-no-view``: ``AGENT_LOOP`` without the
-input view (``ModelConfig.env_input_view="raw"``, ``AGENT_LOOP`` before the view joined it); and, each
-measured against ``vase-no-view`` and so without the view: ``vase-brief-sync`` (every switch syncing the
-anchor, as before ``STEADY_ANCHOR``), ``vase-ramp`` (the held decoder released over 250 steps,
-``ModelConfig.young_decoder_release_steps``); ``vase-bounded``: ``AGENT_LOOP`` and ``BOUNDED``, the
-gradient-norm bound; ``vase-settled``: ``AGENT_LOOP`` with a switch anchoring the past environments to the
-model as it was before eq. 6 began counting failures, ``DreamConfig.sync_source="settled"``).
+anchor that a brief visit does not move, synced at a switch to the model from before eq. 6 began counting
+failures, ``SETTLED_ANCHOR``; ``vase-current-sync``: :data:`LOOP_BEFORE_SETTLED`, ``AGENT_LOOP`` with a
+switch syncing to the model as it is then (``STEADY_ANCHOR``, ``AGENT_LOOP`` before ``SETTLED_ANCHOR`` joined
+it); ``vase-no-view``: that without the input view (``ModelConfig.env_input_view="raw"``, ``AGENT_LOOP``
+before the view joined it); and, each measured against ``vase-no-view`` and so without the view:
+``vase-brief-sync`` (every switch syncing the anchor, as before ``STEADY_ANCHOR``), ``vase-ramp`` (the held
+decoder released over 250 steps, ``ModelConfig.young_decoder_release_steps``); ``vase-bounded``:
+:data:`LOOP_BEFORE_SETTLED` and ``BOUNDED``, the gradient-norm bound).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
 
@@ -24,20 +25,24 @@ from typing import Any
 
 from vase_rl.core.config import AGENT_LOOP, BOUNDED, NO_VIEW, PAPER_LOOP, STEADY_ANCHOR
 
+LOOP_BEFORE_SETTLED: dict[str, Any] = {**AGENT_LOOP, "dream": STEADY_ANCHOR}
+"""``AGENT_LOOP`` before the settled anchor joined it (a switch syncs to the model as it is then): the
+finished runs of ``vase-current-sync`` and of the variants measured against it."""
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "vase-paper-anchor": PAPER_LOOP,
     "vase-on-switch": {**PAPER_LOOP, "dream": {"anchor": "on-switch"}},
     "vase-pick": {"dream": {"anchor": "on-switch"}, "model": NO_VIEW},
     "vase-agent-loop": AGENT_LOOP,
-    "vase-no-view": {**AGENT_LOOP, "model": NO_VIEW},
+    "vase-current-sync": LOOP_BEFORE_SETTLED,
+    "vase-no-view": {**LOOP_BEFORE_SETTLED, "model": NO_VIEW},
     "vase-brief-sync": {
         **AGENT_LOOP,
         "model": NO_VIEW,
         "dream": {"anchor": "on-switch", "sync_min_visit": 0},
     },
-    "vase-bounded": {**AGENT_LOOP, **BOUNDED},
-    "vase-settled": {**AGENT_LOOP, "dream": {**STEADY_ANCHOR, "sync_source": "settled"}},
-    "vase-ramp": {**AGENT_LOOP, "model": {**NO_VIEW, "young_decoder_release_steps": 250}},
+    "vase-bounded": {**LOOP_BEFORE_SETTLED, **BOUNDED},
+    "vase-ramp": {**LOOP_BEFORE_SETTLED, "model": {**NO_VIEW, "young_decoder_release_steps": 250}},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""

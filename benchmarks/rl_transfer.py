@@ -23,9 +23,9 @@ Methods: ``vase-paper-anchor`` (cpu preset with the paper's every-tau dreaming a
 ``DreamConfig.anchor="on-switch"``, the cpu preset's default), ``vase-pick`` (that anchor and the sign pick
 at allocation without the input view, ``vase_rl.core.config.NO_VIEW``), ``vase-brief-sync`` (those and the
 two-sided test of eq. 6), ``vase-no-view`` (and an anchor that a brief visit does not re-sync),
-``vase-agent-loop`` (and the input view: ``vase_rl.core.config.AGENT_LOOP``, the library's agent-loop
-default), ``vase-settled`` (and a switch anchoring to the model from before eq. 6 began counting
-failures, ``DreamConfig.sync_source="settled"``), ``vase-ramp`` (``vase-no-view`` with the held decoder
+``vase-current-sync`` (and the input view), ``vase-agent-loop`` (and a switch anchoring to the model from
+before eq. 6 began counting failures: ``vase_rl.core.config.AGENT_LOOP``, the library's agent-loop
+default), ``vase-ramp`` (``vase-no-view`` with the held decoder
 released over 250 steps, ``ModelConfig.young_decoder_release_steps``), ``entangled`` (VASE with the beta=1
 ELBO, same online adaptation),
 ``untrained`` (PPO on the latents of a frozen untrained VASE encoder: nothing adapts), ``pixels``
@@ -68,8 +68,8 @@ METHODS = (
     "vase-brief-sync",
     "vase-ramp",
     "vase-no-view",
+    "vase-current-sync",
     "vase-agent-loop",
-    "vase-settled",
     "entangled",
     "untrained",
     "pixels",
@@ -81,7 +81,7 @@ METHODS = (
 class Args(rlc.SpriteRLArgs):
     methods: tuple[str, ...] = METHODS
     """Methods to run (vase-paper-anchor, vase-on-switch, vase-pick, vase-brief-sync, vase-ramp,
-    vase-no-view, vase-agent-loop, vase-settled, entangled, untrained, pixels)."""
+    vase-no-view, vase-current-sync, vase-agent-loop, entangled, untrained, pixels)."""
     eval_episodes: int = 128
     """Episodes per evaluation (32 misread a return by 0.25)."""
     drift_frames: int = 512
@@ -244,15 +244,18 @@ def verdict(by_method: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def settings(records: list[dict[str, Any]]) -> str:
-    """The dreaming anchor (and the shortest visit that re-syncs it on a switch) and the new environment's
-    sign rule the runs' learners had, "+ view" where the encoder reads a look picked negative inverted
+    """The dreaming anchor (the shortest visit that re-syncs it on a switch, "settled" where a switch syncs
+    to the model from before eq. 6 counted failures) and the new environment's sign rule the runs'
+    learners had, "+ view" where the encoder reads a look picked negative inverted
     (``ModelConfig.env_input_view``; '-' without a learner)."""
 
     def anchor(dream: dict[str, Any]) -> str:
+        if dream["anchor"] != "on-switch":
+            return str(dream["anchor"])
         visit = dream.get("sync_min_visit", 0)
-        return dream["anchor"] + (
-            f" (visits >= {visit} steps)" if visit and dream["anchor"] == "on-switch" else ""
-        )
+        rules = [f"visits >= {visit} steps"] if visit else []
+        rules += ["settled"] if dream.get("sync_source", "current") == "settled" else []
+        return "on-switch" + (f" ({', '.join(rules)})" if rules else "")
 
     def sign(model: dict[str, Any]) -> str:
         return model["new_env_sign"] + (" + view" if model.get("env_input_view", "raw") == "pick" else "")

@@ -197,13 +197,13 @@ def test_a_results_folder_of_another_budget_is_refused(bench, tmp_path: Path) ->
 
 def test_a_run_whose_method_config_changed_since_is_refused(bench, tmp_path: Path) -> None:
     """A finished run keeps its method's config; when the method's config changes (as ``AGENT_LOOP`` did
-    when it took the steady anchor and then the input view) the folder refuses new runs until the stale one
-    is moved, and a field the old run lacks counts at its default."""
+    when it took the steady anchor, the input view, then the settled anchor) the folder refuses new runs
+    until the stale one is moved, and a field the old run lacks counts at its default."""
     rt, _ = bench
     rlm = rt.rlm
     args = rt.Args(out_dir=str(tmp_path))
     current = rlm.method_config("vase-agent-loop", 0).to_dict()
-    assert current["dream"]["sync_min_visit"] == 250
+    assert current["dream"]["sync_min_visit"] == 250 and current["dream"]["sync_source"] == "settled"
     record = {
         "args": dataclasses.asdict(args),
         "method": "vase-agent-loop",
@@ -212,19 +212,23 @@ def test_a_run_whose_method_config_changed_since_is_refused(bench, tmp_path: Pat
     }
     rt.common.write_json(tmp_path / "vase-agent-loop_seed0.json", record)
     rt.check_budget(args, str(tmp_path))  # current: accepted
-    old = {  # AGENT_LOOP before the steady anchor and the input view
+    old = {  # AGENT_LOOP before the steady anchor, the input view and the settled anchor
         **current,
-        "dream": {k: v for k, v in current["dream"].items() if k != "sync_min_visit"},
+        "dream": {
+            **{k: v for k, v in current["dream"].items() if k != "sync_min_visit"},
+            "sync_source": "current",
+        },
         "model": {**current["model"], "env_input_view": "raw"},
     }
     assert rlm.stale_config({**record, "vase_config": old}) == [
         "dream.sync_min_visit",
+        "dream.sync_source",
         "model.env_input_view",
     ]
     assert rlm.stale_config({**record, "vase_config": old, "method": "vase-brief-sync"}) == []
     rt.common.write_json(tmp_path / "vase-agent-loop_seed0.json", {**record, "vase_config": old})
     with pytest.raises(
         SystemExit,
-        match=r"another config of 'vase-agent-loop' \(dream.sync_min_visit, model.env_input_view changed",
+        match=r"another config of 'vase-agent-loop' \(dream.sync_min_visit, dream.sync_source, model.env_input",
     ):
         rt.check_budget(args, str(tmp_path))

@@ -54,7 +54,7 @@ class OnlineConfig:
     """Seed of the buffer sampler."""
     agent_loop: bool = True
     """Only when the wrapper builds its own learner (none passed): the preset with
-    :data:`vase_rl.core.config.AGENT_LOOP` on top (True: the steady anchor, the sign pick with the input
+    :data:`vase_rl.core.config.AGENT_LOOP` on top (True: the steady, settled anchor, the sign pick with the input
     view, the two-sided test of eq. 6) or the preset as it is (False). Measured in the agent's loop, 5
     seeds: a PPO policy on moving Fashion kept 100 % of its return on moving inverse Fashion after
     reward-free adaptation with it (96 % without the input view), -40 % with the cpu preset alone

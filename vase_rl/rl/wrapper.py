@@ -34,7 +34,7 @@ Default learner (``learner=None``)
     become 64x64 or 32x32 inputs (area averaging; the aspect ratio is not kept). The model's channels
     follow the frame (3 for RGB frames, also with the presets' default of 1). On top of the preset it
     sets :data:`vase_rl.core.config.AGENT_LOOP` (``agent_loop=True``, the default; False: the preset as
-    it is): a learner that keeps learning under a policy needs the steady anchor, the sign pick and the
+    it is): a learner that keeps learning under a policy needs the steady, settled anchor, the sign pick and the
     two-sided test of eq. 6 (5 seeds: a PPO policy keeps 96 % of its return across a contrast inversion
     with them, -40 % with the cpu preset alone; ``benchmarks/results/rl_transfer/rl_transfer.md``). The
     wrapper logs the preset and the resize at INFO level on the ``logging`` logger ``"vase_rl"``.
