@@ -166,7 +166,8 @@ class ImaginationAgent:
         policy_batch: int = 1,
     ) -> None:
         for name, value in (("policy_every", policy_every), ("policy_batch", policy_batch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            given: object = value  # callers may pass anything; bool is not an int here
+            if type(given) is not int or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         wrapper = find_vase_wrapper(env)
         if not wrapper.frame_in_info:
