@@ -97,7 +97,7 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
             f"{next((r['max_translation'] for r in by.get('imagination', [])), None)}, targets "
             f"{next((r.get('target_latents') for r in by.get('imagination', [])), None)}); {RANDOM}: "
             "each action uniform in that range, blind to z*; baseline: zero actions. "
-            "Probes: linear, on the frozen encoder after each "
+            "Probes: linear (and a 2x256 MLP for the class), on the frozen encoder after each "
             f"stage, {r0['probe_sizes'][0]} moving-MNIST train / {r0['probe_sizes'][1]} test images. "
             f"Library code {r0.get('code')}. Hardware: {hw['cpu']}, {hw['cores']} cores, 1 thread per run; "
             "wall time per run: "
