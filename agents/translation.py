@@ -322,6 +322,12 @@ class ImaginationExplorer:
             return self.sample_targets(x.shape[0])
         return check_targets(z_star, x.shape[0], self.latent_dim).to(self.device, torch.float32)
 
+    def random_translation(self, n: int) -> torch.Tensor:
+        """(n, 2) translations uniform in ``[-max_translation, max_translation]^2`` (the z*-blind control of
+        ``policy="random"``), drawn from the explorer's generator."""
+        u = torch.rand(n, 2, device=self.device, generator=self.generator)
+        return (u * 2 - 1) * self.config.max_translation
+
     def act(self, x: torch.Tensor, z_star: Any | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Policy action for images x (B, C, S, S): (t (B, 2) with graph, z* (B, N) used)."""
         z = self._targets(x, z_star)
@@ -379,9 +385,7 @@ class ImaginationExplorer:
         else:
             if not imagining:
                 return x
-            t = (
-                torch.rand(k, 2, device=x.device, generator=self.generator) * 2 - 1
-            ) * self.config.max_translation
+            t = self.random_translation(k)
             self.last = {"agent_loss": float("nan"), "translation_abs": float(t.abs().mean())}
             x_star = translate(x[:k], t)
         self.imagined += k
@@ -416,10 +420,10 @@ class ImaginationExplorer:
             )
         )
         with torch.no_grad():
-            t, z_used = self.act(x, z)
-            if self.config.policy == "random":  # the z*-blind control: t uniform in the range
-                u = torch.rand(1, 2, device=self.device, generator=self.generator)
-                t = (u * 2 - 1) * self.config.max_translation
+            if self.config.policy == "random":  # the z*-blind control: no policy pass
+                z_used, t = self._targets(x, z), self.random_translation(1)
+            else:
+                t, z_used = self.act(x, z)
         t_np = t[0].cpu().numpy().astype(np.float64)
         return translation_to_env_action(env, t_np), t_np, z_used
 

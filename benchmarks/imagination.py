@@ -323,7 +323,6 @@ def world_stage(
     if explorer is not None:
         every, batch = args.world_policy_every, args.world_policy_batch
         agent = ImaginationAgent(env, explorer, policy_every=every, policy_batch=batch)
-    if agent is not None:
         agent.reset(seed)
     else:
         env.reset(seed=seed)
