@@ -119,6 +119,16 @@ class ImaginationConfig:
     """Frames of the batch that the sensitivity test translates (9 encoder passes each, no gradient)."""
     seed: int = 0
     """Seed of the policy's initialisation and of the z* / reparameterisation noise."""
+    saturation_penalty: float = 0.0
+    """Beyond the paper: weight of the mean squared pre-tanh output of the policy, added to L_agent on each
+    policy step (0: the paper's loss). Where tanh saturates its gradient vanishes: a policy pushed to a
+    constant corner move (|t| at its maximum) gets no gradient back even while L_agent rises, as the
+    encoder keeps training under it (the in-world run of docs/findings.md section 12: L_agent 17.6 ->
+    30.2 at the corner). The penalty's gradient grows with the pre-activation, so it pulls a saturated
+    output back to where L_agent's gradient reaches the weights; inside the range it barely acts."""
+    saturation_level: float = 2.0
+    """|pre-tanh output| above which an output counts as saturated in the reported ``saturated`` fraction
+    (tanh' = 0.07 at 2)."""
     policy: ImaginationPolicy = "learned"
     """``"learned"``: the translation policy g(z*, x) trained on L_agent (A.4). ``"random"`` (a control, not
     the paper): the batch hook translates by t uniform in ``[-max_translation, max_translation]^2``, blind to
@@ -136,6 +146,11 @@ class ImaginationConfig:
             raise ValueError(
                 "target_latents must be 'all', 'used' or 'translation-sensitive', "
                 f"got {self.target_latents!r}"
+            )
+        if self.saturation_penalty < 0 or self.saturation_level <= 0:
+            raise ValueError(
+                "saturation_penalty must be >= 0 and saturation_level > 0, "
+                f"got {self.saturation_penalty}, {self.saturation_level}"
             )
         if self.sensitive_sd < 0 or self.sensitivity_frames < 1:
             raise ValueError("sensitive_sd must be >= 0 and sensitivity_frames >= 1")
@@ -175,9 +190,12 @@ class TranslationPolicy(nn.Module):
         self.image_size, self.channels, self.latent_dim = image_size, channels, latent_dim
         self.max_translation = max_translation
 
+    def pre_activation(self, x: torch.Tensor, z_star: torch.Tensor) -> torch.Tensor:
+        """The output before the tanh: (B, 2); ``forward`` is ``max_translation * tanh`` of it."""
+        return self.fc(torch.cat([self.convs(x).flatten(1), z_star], dim=1))
+
     def forward(self, x: torch.Tensor, z_star: torch.Tensor) -> torch.Tensor:
-        h = torch.cat([self.convs(x).flatten(1), z_star], dim=1)
-        return self.max_translation * torch.tanh(self.fc(h))
+        return self.max_translation * torch.tanh(self.pre_activation(x, z_star))
 
 
 # ------------------------------------------------------------------------------------ the loss
@@ -346,23 +364,30 @@ class ImaginationExplorer:
     def policy_step(self, x: Any, z_star: Any | None = None) -> dict[str, float]:
         """One Adam step of the policy on L_agent for images x (and targets z*, default z* ~ p(z)).
 
-        Returns ``{"agent_loss", "translation_abs"}`` (mean |t|). Only the policy's weights change.
+        Returns ``{"agent_loss", "translation_abs", "target_latents", "saturated"}``: L_agent (without the
+        ``saturation_penalty`` term), mean |t|, the latents in L_agent, and the fraction of pre-tanh outputs
+        beyond ``saturation_level``. Only the policy's weights change.
         """
+        cfg = self.config
         x = self.learner.preprocess(x)
         self.policy.train()
-        t, z = self.act(x, z_star)
+        z = self._targets(x, z_star)
+        pre = self.policy.pre_activation(x, z)
+        t = self.policy.max_translation * torch.tanh(pre)
         mask = self.target_mask(x)
         loss = agent_loss(self.learner.model.encoder, translate(x, t), z, mask, self.generator)
         if not bool(torch.isfinite(loss)):
             raise FloatingPointError(f"non-finite policy loss at policy step {self.policy_steps}")
+        total = loss + cfg.saturation_penalty * pre.pow(2).mean() if cfg.saturation_penalty > 0 else loss
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         self.optimizer.step()
         self.policy_steps += 1
         self.last = {
             "agent_loss": float(loss.detach()),
             "translation_abs": float(t.detach().abs().mean()),
             "target_latents": float(self.latent_dim if mask is None else mask.sum()),
+            "saturated": float((pre.detach().abs() > cfg.saturation_level).float().mean()),
         }
         return self.last
 

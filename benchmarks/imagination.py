@@ -81,6 +81,9 @@ class Args(cli_args.SequenceArgs, cli_args.JobsArgs):
     """Fraction of each batch replaced by imagined images (imagination condition)."""
     policy_lr: float = 6e-4
     """Adam learning rate of the translation policy."""
+    saturation_penalty: float = 0.0
+    """Weight of the policy's mean squared pre-tanh output in its loss (``ImaginationConfig.
+    saturation_penalty``, beyond the paper; 0 = the paper's L_agent alone)."""
     target_latents: str = "translation-sensitive"
     """Latents in L_agent (``ImaginationConfig.target_latents``): ``all`` is the paper's; with it the
     policy pushes the sprite into a corner whatever z* is (docs/findings.md section 12)."""
@@ -242,6 +245,7 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
             target_latents=args.target_latents,  # type: ignore[arg-type]  # validated by the config
             max_translation=args.max_translation,
             policy="random" if condition == RANDOM else "learned",
+            saturation_penalty=args.saturation_penalty,
         )
         hook = RecordingHook(
             ImaginationExplorer(trainer.learner, im), int(1.5 * n), out / f"examples_seed{seed}.npz"
@@ -271,6 +275,7 @@ def run_one(args: Args, condition: str, seed: int) -> dict[str, Any]:
         "policy": ("random" if condition == RANDOM else "learned") if hook else None,
         "target_latents": args.target_latents if hook else None,
         "max_translation": args.max_translation if hook else None,
+        "saturation_penalty": args.saturation_penalty if hook else None,
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "steps_per_s": round(n * len(SEQUENCE) / wall, 2),
@@ -317,8 +322,9 @@ def world_stage(
     """Step one dataset's world until its learner has taken ``steps_per_env`` train steps (warm-up and
     episode starts included, so both conditions give the learner the same budget). With an explorer the
     policy acts (:class:`ImaginationAgent`); without, the baseline takes the zero action.
-    Returns per step: sprite (x, y) after it, |t| (mean over axes) and L_agent (empty for the baseline)."""
-    positions, t_abs, loss = [], [], []
+    Returns per step: sprite (x, y) after it, |t| (mean over axes); per policy step: L_agent and the
+    fraction of saturated policy outputs (both empty for the baseline and the z*-blind control)."""
+    positions, t_abs, loss, saturated = [], [], [], []
     agent = None
     if explorer is not None:
         every, batch = args.world_policy_every, args.world_policy_batch
@@ -331,8 +337,9 @@ def world_stage(
             step = agent.step()
             positions.append(step.after)
             t_abs.append(float(np.abs(step.translation).mean()))
-            if np.isfinite(step.agent_loss):  # NaN: the z*-blind control trains no policy
+            if np.isfinite(step.agent_loss):  # NaN: no policy step (and the z*-blind control has none)
                 loss.append(step.agent_loss)
+                saturated.append(agent.explorer.last["saturated"])
             continue
         _, _, terminated, truncated, info = env.step(np.zeros(2, np.float32))
         positions.append((info["x"], info["y"]))
@@ -342,6 +349,7 @@ def world_stage(
         "positions": np.asarray(positions, np.float64).reshape(-1, 2),
         "t_abs": np.asarray(t_abs),
         "agent_loss": np.asarray(loss),
+        "saturated": np.asarray(saturated),
     }
 
 
@@ -384,6 +392,7 @@ def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
                     target_latents=args.target_latents,  # type: ignore[arg-type]
                     seed=seed,
                     policy="random" if condition == RANDOM else "learned",
+                    saturation_penalty=args.saturation_penalty,
                 ),
             )
         rec = world_stage(args, env, explorer, seed * 1000 + k)
@@ -403,6 +412,8 @@ def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
                 "translation_abs": float(rec["t_abs"].mean()) if len(rec["t_abs"]) else None,
                 "agent_loss_first": float(loss[:tenth].mean()) if len(loss) else None,
                 "agent_loss_last": float(loss[-tenth:].mean()) if len(loss) else None,
+                "saturated": float(rec["saturated"].mean()) if len(loss) else None,
+                "saturated_last": float(rec["saturated"][-tenth:].mean()) if len(loss) else None,
                 "probes": world_probes(learner, data),
             }
         )
@@ -423,6 +434,7 @@ def run_world(args: Args, condition: str, seed: int) -> dict[str, Any]:
         "episode_steps": args.world_episode_steps,
         "probe_sizes": [args.world_probe_train, args.world_probe_test],
         "policy_lr": args.policy_lr,
+        "saturation_penalty": args.saturation_penalty if explorer is not None else None,
         "policy_every": args.world_policy_every if explorer is not None else None,
         "policy_batch": args.world_policy_batch if explorer is not None else None,
         "stages": stages,

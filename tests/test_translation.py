@@ -184,11 +184,13 @@ def test_policy_step_does_not_change_the_vase_encoder(learner: ContinualLearner)
     assert any(not torch.equal(a, b) for a, b in zip(pol_before, ex.policy.parameters(), strict=True))
 
 
-def test_policy_learns_to_move_a_sprite_to_the_position_z_star_encodes() -> None:
+@pytest.mark.parametrize("penalty", [0.0, 0.1])
+def test_policy_learns_to_move_a_sprite_to_the_position_z_star_encodes(penalty: float) -> None:
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     com = CentreOfMassEncoder()
-    ex = ImaginationExplorer(fake_learner(com), ImaginationConfig(enabled=True, lr=2e-3, seed=0))
+    cfg = ImaginationConfig(enabled=True, lr=2e-3, seed=0, saturation_penalty=penalty)
+    ex = ImaginationExplorer(fake_learner(com), cfg)
     first = None
     for _ in range(100):
         z_star = torch.rand(32, 2, generator=gen) - 0.5  # reachable centres, within +-8 px of the middle
@@ -200,6 +202,29 @@ def test_policy_learns_to_move_a_sprite_to_the_position_z_star_encodes() -> None
     err_after = float(((com(x_star)[0] - z_star) ** 2).sum(1).mean())
     assert first > 0.2 and out["agent_loss"] < 0.02
     assert err_before > 0.2 and err_after < 0.02  # rms error < 0.1 = 1.6 px per axis
+
+
+class BlindEncoder(nn.Module):
+    """An "encoder" whose code does not depend on the image: L_agent has no gradient for the policy."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu = 0.0 * x.sum((1, 2, 3))[:, None].repeat(1, 2)
+        return mu, torch.full_like(mu, -30.0), mu
+
+
+@pytest.mark.parametrize("penalty", [0.0, 0.1])
+def test_saturation_penalty_unpins_a_cornered_policy_that_l_agent_cannot_move(penalty: float) -> None:
+    gen = torch.Generator().manual_seed(0)
+    cfg = ImaginationConfig(enabled=True, lr=2e-3, seed=0, max_translation=0.5, saturation_penalty=penalty)
+    ex = ImaginationExplorer(fake_learner(BlindEncoder()), cfg)
+    with torch.no_grad():
+        ex.policy.fc[-1].bias.fill_(6.0)  # every pre-tanh output near +6: the corner, |t| at 0.5
+    outs = [ex.policy_step(squares(16, gen), torch.randn(16, 2, generator=gen)) for _ in range(300)]
+    assert outs[0]["saturated"] == 1.0 and outs[0]["translation_abs"] > 0.49
+    if penalty == 0:  # nothing moves the policy: it stays in the corner
+        assert outs[-1]["saturated"] == 1.0 and outs[-1]["translation_abs"] > 0.49
+    else:  # the penalty alone pulls it back to where tanh has a gradient
+        assert outs[-1]["saturated"] == 0.0 and outs[-1]["translation_abs"] < 0.4
 
 
 def test_used_target_latents_are_the_union_over_seen_environments(learner: ContinualLearner) -> None:
@@ -294,7 +319,16 @@ def test_bad_targets_raise_clear_errors(learner: ContinualLearner, make, match: 
 
 
 @pytest.mark.parametrize(
-    "kw", [{"fraction": 1.5}, {"lr": 0.0}, {"target_latents": "current"}, {"start_step": -1}, {"filters": 0}]
+    "kw",
+    [
+        {"fraction": 1.5},
+        {"lr": 0.0},
+        {"target_latents": "current"},
+        {"start_step": -1},
+        {"filters": 0},
+        {"saturation_penalty": -0.1},
+        {"saturation_level": 0.0},
+    ],
 )
 def test_invalid_config_raises(kw: dict) -> None:
     with pytest.raises(ValueError):
