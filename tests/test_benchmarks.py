@@ -856,6 +856,18 @@ def check_reuse(r: Path) -> None:
     }
 
 
+def check_world_target_probe(r: Path) -> None:
+    folder = r / "rl_lifelong_3d" / "target_probe"
+    rec = load(folder / "runs" / "vase-cmax100_seed0.json")
+    assert set(rec["scores"]) == {"pixels", "untrained", "step2"} and rec["envs"] >= 1
+    for rep in rec["scores"].values():
+        assert set(rep) == {"linear", "mlp"}
+        assert all(0.0 <= p["in_view_acc"] <= 100.0 and p["target"] <= 1.0 for p in rep.values())
+    assert rec["frames"]["probe_test"] > 0 and 0.0 <= rec["in_view_fraction"] <= 1.0
+    assert "| vase-cmax100 | step2 | mlp | 1 |" in (folder / "target_probe.md").read_text()
+    assert (folder / "target_probe.png").stat().st_size > 0
+
+
 def check_landscape(r: Path) -> None:
     rec = load(r / "imagination" / "landscape" / "landscape.json")
     assert set(rec["looks"]) == {"moving-fashion", "mnist"} and len(rec["translations"]) == 9
@@ -923,6 +935,27 @@ CASES += [
         ),
         check_readout_retention,
         ("data",),
+    ),
+    Case(
+        "investigations/world_target_probe",
+        (
+            "--pool-episodes",
+            "3",
+            "--probe-episodes",
+            "6",
+            "--test-episodes",
+            "2",
+            "--episode-steps",
+            "8",
+            "--checkpoints",
+            "2",
+            "--seeds",
+            "0",
+            "--methods",
+            "vase-cmax100",
+        ),
+        check_world_target_probe,
+        ("gl",),
     ),
     Case(
         "investigations/reuse",
