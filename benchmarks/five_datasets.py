@@ -112,6 +112,19 @@ def summarise(args: Args) -> None:
     results, out, text = pt.summary_start(
         EXPERIMENT, "# Five datasets: moving MNIST -> Fashion -> inverse Fashion -> MNIST -> moving Fashion"
     )
+    columns = [*pt.forgetting_columns(), pt.Column("environments allocated", lambda r: r["n_envs"])]
+    text += [
+        "Mean (+- std) over seeds, A.6 probes averaged over the five datasets (the paper's entries are "
+        "Table 1's, not this sequence's: '-'); per-seed tables below.",
+        "",
+        pt.summarise_table(results, columns),
+        "",
+        "Offline MLP object-ID probes at each stage end, with the untrained encoder and raw pixels of the "
+        "same runs:",
+        "",
+        pt.offline_probe_table(results),
+        "",
+    ]
     for r in results:
         spec = pc.spec_from_record(r)
         if args.summarise and pc.needs_figures(r, out / spec.key):
