@@ -94,7 +94,8 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
             f"{r0['episode_steps']} steps. imagination: `vase_rl.agents.explore.ImaginationAgent` (a "
             f"policy step on L_agent every {ima.get('policy_every', 1)} env steps on the last "
             f"{ima.get('policy_batch', 1)} frames, policy Adam {r0['policy_lr']}, translation range "
-            f"{ima.get('max_translation')}, targets {ima.get('target_latents')}); {RANDOM}: "
+            f"{ima.get('max_translation')}, targets {ima.get('target_latents')}, saturation penalty "
+            f"{ima.get('saturation_penalty') or 0}); {RANDOM}: "
             "each action uniform in that range, blind to z*; baseline: zero actions. "
             "Probes: linear (and a 2x256 MLP for the class), on the frozen encoder after each "
             f"stage, {r0['probe_sizes'][0]} moving-MNIST train / {r0['probe_sizes'][1]} test images. "
@@ -115,6 +116,10 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
         ("moving-MNIST position R^2 (linear)", lambda st: st["probes"]["position_r2"]),
         ("spread of sprite positions seen (std, px)", lambda st: st["position_spread_px"]),
         ("sprite at the canvas edge (fraction of steps)", lambda st: st["at_edge"]),
+        (
+            "saturated policy outputs (|pre-tanh| > 2, fraction)",
+            lambda st: st.get("saturated") if st.get("saturated") is not None else float("nan"),
+        ),
         ("env steps (incl. episode starts)", lambda st: st["env_steps"]),
         ("learner train steps", lambda st: st["train_steps"]),
     ]

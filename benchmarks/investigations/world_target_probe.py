@@ -45,7 +45,10 @@ import cli_args
 import common
 
 OUT = common.RESULTS / "rl_lifelong_3d" / "target_probe"
-LIFELONG_WORLD = '{"open_arena": true, "arena_size": 6, "num_obstacles": 2, "min_target_distance": 1.5, "max_episode_steps": 200}'
+LIFELONG_WORLD = (
+    '{"open_arena": true, "arena_size": 6, "num_obstacles": 2, '
+    '"min_target_distance": 1.5, "max_episode_steps": 200}'
+)
 """The 3-D life-long table's world (docs/findings.md section 6)."""
 VARIANTS: dict[str, dict[str, Any]] = {
     "vase": {},
