@@ -14,7 +14,8 @@ and the 2x256 MLP of A.6 (``vase_rl.probing.offline_probe.fit_probe``), R^2 on t
 the target's egocentric factors (image x and proximity exp(-d / 3 m) inside the 60-degree view cone, 0
 outside: ``bench3d_common.view_factors``, occlusion ignored), the nearest obstacle's, and whether the
 target is in the view cone (accuracy). The references are measured the same way in every run: the
-untrained encoder of the same seed (step 0) and raw pixels at the learner's 32x32 input.
+untrained encoder of the same seed (step 0) and raw pixels at the learner's input size (32x32; 64x64 for
+``vase-64px``).
 
 One JSON per (variant, seed) in ``benchmarks/results/rl_lifelong_3d/target_probe/runs/``; ``--summarise``
 writes ``target_probe.md`` and ``target_probe.png`` beside it.
@@ -54,11 +55,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase": {},
     "vase-cmax100": {"loss": {"c_max": 100.0}},
     "vase-gaussian": {"model": {"likelihood": "gaussian"}},
+    "vase-64px": {"model": {"image_size": 64}},
 }
 """variant -> ``VASEConfig.with_overrides`` sections on top of the cpu preset with ``AGENT_LOOP`` and RGB
 input. ``vase`` is the life-long table's learner; ``vase-cmax100`` gives eq. 3's capacity 4x the cpu
 preset's 25 nats; ``vase-gaussian`` the fixed-variance Gaussian likelihood of A.1 (std 0.1) in place of
-the cpu preset's Bernoulli."""
+the cpu preset's Bernoulli; ``vase-64px`` reads the levels' 64x64 frames at full size (the cpu preset
+area-resizes them to 32x32, where the target covers a quarter as many pixels)."""
 FACTORS = ("target", "obstacle")
 """Egocentric factor groups probed (``bench3d_common.state_factors``)."""
 PROBES = ("linear", "mlp")
@@ -223,8 +226,10 @@ def summarise(args: Args) -> str:
         f"training pool, {a['probe_episodes']} held-out episodes for the probes (the last "
         f"{a['test_episodes']} for testing); world `{a['world']}`. The learner (cpu preset, `AGENT_LOOP`, RGB, "
         "the variant's overrides) trains offline on i.i.d. batches of the pool; `untrained` is its step 0, "
-        "`pixels` its 32x32 input. R^2 of the target's and the nearest obstacle's (image x, proximity) "
-        "(0 outside the view cone); in-view accuracy in %. Mean +- std over seeds "
+        "`pixels` its input (32x32, 64x64 for `vase-64px`). R^2 of the target's and the nearest obstacle's "
+        "(image x, proximity) (0 outside the view cone); in-view accuracy in % (the target is in view in "
+        f"{100 * np.mean([r['in_view_fraction'] for r in records]) if records else 0:.0f} % of the probe "
+        "frames: always answering 'not in view' scores 100 minus that). Mean +- std over seeds "
         f"{sorted({r['seed'] for r in records})}; hardware: "
         f"{records[0]['hardware']['cpu'] if records else '-'}, one torch thread, "
         f"{np.mean([r['cpu_s'] for r in records]) if records else 0:.0f} CPU s per run.",
