@@ -15,7 +15,8 @@ it); ``vase-no-view``: that without the input view (``ModelConfig.env_input_view
 before the view joined it); and, each measured against ``vase-no-view`` and so without the view:
 ``vase-brief-sync`` (every switch syncing the anchor, as before ``STEADY_ANCHOR``), ``vase-ramp`` (the held
 decoder released over 250 steps, ``ModelConfig.young_decoder_release_steps``); ``vase-bounded``:
-:data:`LOOP_BEFORE_SETTLED` and ``BOUNDED``, the gradient-norm bound).
+:data:`LOOP_BEFORE_SETTLED` and ``BOUNDED``, the gradient-norm bound); ``vase-64px``: ``AGENT_LOOP`` reading
+64x64 frames (the MiniWorld levels' size, which PPO on pixels reads) instead of the cpu preset's 32x32).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
 
@@ -43,6 +44,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "vase-bounded": {**LOOP_BEFORE_SETTLED, **BOUNDED},
     "vase-ramp": {**LOOP_BEFORE_SETTLED, "model": {**NO_VIEW, "young_decoder_release_steps": 250}},
+    "vase-64px": {**AGENT_LOOP, "model": {**AGENT_LOOP["model"], "image_size": 64}},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
