@@ -117,8 +117,8 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
         ("spread of sprite positions seen (std, px)", lambda st: st["position_spread_px"]),
         ("sprite at the canvas edge (fraction of steps)", lambda st: st["at_edge"]),
         (
-            "saturated policy outputs (|pre-tanh| > 2, fraction)",
-            lambda st: st.get("saturated") if st.get("saturated") is not None else float("nan"),
+            "saturated policy outputs (pre-tanh beyond +-2, fraction)",
+            lambda st: st.get("saturated"),
         ),
         ("env steps (incl. episode starts)", lambda st: st["env_steps"]),
         ("learner train steps", lambda st: st["train_steps"]),
@@ -127,9 +127,9 @@ def _world_lines(records: list[dict[str, Any]]) -> list[str]:
         for label, fn in metrics:
             cells, per_seed = [], []
             for c in by:
-                vals = [fn(r["stages"][k]) for r in by[c]]
+                vals = [v for v in (fn(r["stages"][k]) for r in by[c]) if v is not None]  # None: not measured
                 cells.append(f"{np.mean(vals):.3g} ± {np.std(vals):.2g}" if vals else "-")
-                per_seed.append(f"{c[:3]}: " + ", ".join(f"{v:.3g}" for v in vals))
+                per_seed.append(f"{c[:3]}: " + (", ".join(f"{v:.3g}" for v in vals) or "-"))
             lines.append(f"| {stage} | {label} | " + " | ".join(cells) + " | " + "; ".join(per_seed) + " |")
     lines += ["", "Last inferred environment / environments allocated after each stage, per run:", ""]
     for r in records:
