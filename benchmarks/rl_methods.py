@@ -16,7 +16,8 @@ before the view joined it); and, each measured against ``vase-no-view`` and so w
 ``vase-brief-sync`` (every switch syncing the anchor, as before ``STEADY_ANCHOR``), ``vase-ramp`` (the held
 decoder released over 250 steps, ``ModelConfig.young_decoder_release_steps``); ``vase-bounded``:
 :data:`LOOP_BEFORE_SETTLED` and ``BOUNDED``, the gradient-norm bound); ``vase-64px``: ``AGENT_LOOP`` reading
-64x64 frames (the MiniWorld levels' size, which PPO on pixels reads) instead of the cpu preset's 32x32).
+64x64 frames (the MiniWorld levels' size, which PPO on pixels reads) instead of the cpu preset's 32x32);
+``vase-cmax100``: ``AGENT_LOOP`` with eq. 3's capacity at 100 nats, 4x the cpu preset's).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
 
@@ -45,6 +46,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-bounded": {**LOOP_BEFORE_SETTLED, **BOUNDED},
     "vase-ramp": {**LOOP_BEFORE_SETTLED, "model": {**NO_VIEW, "young_decoder_release_steps": 250}},
     "vase-64px": {**AGENT_LOOP, "model": {**AGENT_LOOP["model"], "image_size": 64}},
+    "vase-cmax100": {**AGENT_LOOP, "loss": {"c_max": 100.0}},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
