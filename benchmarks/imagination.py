@@ -131,7 +131,7 @@ class Args(cli_args.SequenceArgs, cli_args.JobsArgs):
     """In-world: ``ImaginationConfig.saturation_penalty`` of the acting policy. With 0 (the paper's loss)
     the policy saturated at a constant corner move in the static-MNIST stage of evaluation seed 2; on
     validation seeds 100-103, 0.1 cut the saturated fraction of its outputs in moving Fashion from
-    0.45-0.79 to 0.27-0.29 and left moving-MNIST identity as it was (docs/findings.md section 12)."""
+    0.45-0.79 to 0.10-0.29 and left moving-MNIST identity as it was (docs/findings.md section 12)."""
     world_probe_train: int = 2000
     """In-world: moving-MNIST train-split images the offline linear probes are fit on."""
     world_probe_test: int = 1000
