@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -154,6 +155,31 @@ def state_factors(info: dict[str, Any]) -> dict[str, list[float]]:
         seen = [view_factors(p - pos, yaw) for p in np.asarray(info["object_pos"], dtype=float)]
         out["obstacle"] = max(seen, key=lambda v: v[1])  # largest proximity; (0, 0) when none is in view
     return out
+
+
+def random_episodes(env: Any, first_seed: int, episodes: int, steps: int) -> dict[str, Any]:
+    """Uniform-random-policy episodes of ``env``: frames (N, H, W, C) uint8, :func:`state_factors` groups
+    (name -> (N, k)) and episode ids (N,). Episode i resets with seed ``first_seed + i`` and draws its
+    actions from an RNG with the same seed (so two MiniWorld levels give the same states frame for frame);
+    it ends after ``steps`` steps or when the env ends it. ``env`` is not closed."""
+    frames, episode = [], []
+    factors: dict[str, list[list[float]]] = defaultdict(list)
+    for i in range(episodes):
+        rng = np.random.default_rng(first_seed + i)
+        obs, info = env.reset(seed=first_seed + i)
+        for _ in range(steps):
+            frames.append(obs)
+            episode.append(i)
+            for k, v in state_factors(info).items():
+                factors[k].append(v)
+            obs, _, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
+            if terminated or truncated:
+                break
+    return {
+        "frames": np.stack(frames),
+        "episode": np.array(episode),
+        "factors": {k: np.array(v) for k, v in factors.items()},
+    }
 
 
 # ------------------------------------------------------------------------------------ VASE config

@@ -31,7 +31,6 @@ import dataclasses
 import itertools
 import os
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,25 +80,10 @@ def collect_episodes(args: Args, level: str) -> dict[str, Any]:
     MiniWorld levels give the same states frame for frame.
     """
     env = args.make_level(level)
-    frames, episode = [], []
-    factors: dict[str, list[list[float]]] = defaultdict(list)
-    for i in range(args.probe_episodes):
-        rng = np.random.default_rng(100_000 + i)
-        obs, info = env.reset(seed=100_000 + i)
-        for _ in range(args.probe_episode_steps):
-            frames.append(obs)
-            episode.append(i)
-            for k, v in b3d.state_factors(info).items():
-                factors[k].append(v)
-            obs, _, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
-            if terminated or truncated:
-                break
-    env.close()
-    return {
-        "frames": np.stack(frames),
-        "episode": np.array(episode),
-        "factors": {k: np.array(v) for k, v in factors.items()},
-    }
+    try:
+        return b3d.random_episodes(env, 100_000, args.probe_episodes, args.probe_episode_steps)
+    finally:
+        env.close()
 
 
 def train_phase(args: Args, learner: Any, level: str, seed: int) -> dict[str, Any]:

@@ -91,21 +91,12 @@ class Args(cli_args.JobsArgs):
 def collect(args: Args, first_seed: int, episodes: int) -> dict[str, np.ndarray]:
     """Random-policy outdoor episodes: frames (n, 64, 64, 3) uint8, factor groups, in-view flag, episode id."""
     env = b3d.LevelsArgs(world=args.world).make_level("outdoor")
-    frames, episode, factors = [], [], defaultdict(list)
-    for i in range(episodes):
-        rng = np.random.default_rng(first_seed + i)
-        obs, info = env.reset(seed=first_seed + i)
-        for _ in range(args.episode_steps):
-            frames.append(obs)
-            episode.append(i)
-            for k, v in b3d.state_factors(info).items():
-                factors[k].append(v)
-            obs, _, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
-            if terminated or truncated:
-                break
-    env.close()
-    out = {"frames": np.stack(frames), "episode": np.array(episode)}
-    out.update({k: np.asarray(v, np.float64) for k, v in factors.items() if k in FACTORS})
+    try:
+        got = b3d.random_episodes(env, first_seed, episodes, args.episode_steps)
+    finally:
+        env.close()
+    out = {"frames": got["frames"], "episode": got["episode"]}
+    out.update({k: np.asarray(v, np.float64) for k, v in got["factors"].items() if k in FACTORS})
     out["in_view"] = (out["target"][:, 1] > 0).astype(np.int64)
     return out
 
