@@ -17,7 +17,9 @@ before the view joined it); and, each measured against ``vase-no-view`` and so w
 decoder released over 250 steps, ``ModelConfig.young_decoder_release_steps``); ``vase-bounded``:
 :data:`LOOP_BEFORE_SETTLED` and ``BOUNDED``, the gradient-norm bound); ``vase-64px``: ``AGENT_LOOP`` reading
 64x64 frames (the MiniWorld levels' size, which PPO on pixels reads) instead of the cpu preset's 32x32);
-``vase-cmax100``: ``AGENT_LOOP`` with eq. 3's capacity at 100 nats, 4x the cpu preset's).
+``vase-cmax100``: ``AGENT_LOOP`` with eq. 3's capacity at 100 nats, 4x the cpu preset's;
+``vase-cmax100-tol``: that with eq. 6's mask test letting 10 % of the used latents differ,
+``InferenceConfig.mask_tolerance``).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
 
@@ -47,6 +49,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-ramp": {**LOOP_BEFORE_SETTLED, "model": {**NO_VIEW, "young_decoder_release_steps": 250}},
     "vase-64px": {**AGENT_LOOP, "model": {**AGENT_LOOP["model"], "image_size": 64}},
     "vase-cmax100": {**AGENT_LOOP, "loss": {"c_max": 100.0}},
+    "vase-cmax100-tol": {
+        **AGENT_LOOP,
+        "loss": {"c_max": 100.0},
+        "inference": {**AGENT_LOOP["inference"], "mask_tolerance": 0.1},
+    },
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""

@@ -104,6 +104,24 @@ def test_environment_check_names_the_failure():
     assert Failure.MASK == "mask"  # the strings the log writes
 
 
+def test_mask_tolerance_lets_a_few_used_latents_differ():
+    used, stored = torch.ones(24, dtype=torch.bool), torch.ones(24, dtype=torch.bool)
+    one_off, three_off = stored.clone(), stored.clone()
+    one_off[5] = False
+    three_off[:3] = False
+    assert environment_check(10.0, 10.0, 1.5, one_off, stored, used) is Failure.MASK  # the paper: exact
+    assert environment_check(10.0, 10.0, 1.5, one_off, stored, used, mask_tolerance=0.1) is None  # 2 of 24
+    assert environment_check(10.0, 10.0, 1.5, three_off, stored, used, mask_tolerance=0.1) is Failure.MASK
+    few = torch.zeros(24, dtype=torch.bool)
+    few[:5] = True  # 5 used latents: floor(0.1 * 5) = 0, the exact test again
+    assert environment_check(10.0, 10.0, 1.5, one_off, stored, few, mask_tolerance=0.1) is None  # z5 unused
+    assert environment_check(10.0, 10.0, 1.5, three_off, stored, few, mask_tolerance=0.1) is Failure.MASK
+    assert InferenceConfig.paper(mask_tolerance=0.3).mask_tolerance == 0.3
+    assert InferenceConfig().mask_tolerance == 0.0 and InferenceConfig.paper().mask_tolerance == 0.0
+    with pytest.raises(ValueError, match="mask_tolerance"):
+        InferenceConfig(mask_tolerance=1.0)
+
+
 def test_the_first_batch_allocates_environment_zero():
     inf = EnvironmentInference(InferenceConfig.paper(), MASK, Ablation(), EnvironmentMemory.empty(3, N))
     d = inf.decide(7, TYPICAL, proposes(0, 3), 50.0, lambda s: 50.0)

@@ -302,9 +302,19 @@ class InferenceConfig:
     """While an environment is young (its first ``grace_steps`` steps) its losses fall fast: L~_s and its
     atypicality average use the shorter decay min(young_recon_ema, recon_ema) (0.9: ~10 steps) so that L~_s
     stays close to the current loss. None = the paper (always ``recon_ema``)."""
+    mask_tolerance: float = 0.0
+    """Mask test of eq. 6 with slack: the batch's mask may differ from the candidate's on up to
+    ``floor(mask_tolerance * |u_s|)`` of the latents the candidate uses before the test fails (0: one latent
+    fails it, the paper). An environment that uses every latent (3-D frames at 4x the cpu preset's capacity
+    use all 24) fails the exact test whenever one latent's atypicality crosses lambda1 on a batch, and
+    allocates spurious environments within one look (docs/findings.md section 6)."""
     on_overflow: Literal["error", "merge"] = "error"
     """What to do when a new environment would exceed max_environments: raise (the paper has no bound to
     handle), or reuse the existing environment whose loss on the batch is closest to its L~_s ("merge")."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mask_tolerance < 1.0:
+            raise ValueError(f"InferenceConfig.mask_tolerance must be in [0, 1), got {self.mask_tolerance}")
 
     @classmethod
     def paper(cls, **overrides: Any) -> InferenceConfig:
@@ -329,6 +339,7 @@ class InferenceConfig:
             "kappa_low": 0.0,
             "young_recon_ema": None,
             "on_overflow": "error",
+            "mask_tolerance": 0.0,
         }
         return cls(**{**plain, **overrides})
 

@@ -204,6 +204,7 @@ def environment_check(
     stored_mask: torch.Tensor,
     used: torch.Tensor,
     kappa_low: float = 0.0,
+    mask_tolerance: float = 0.0,
 ) -> Failure | None:
     """One candidate test of eq. 6 / Algorithm 1; returns None if the batch belongs to the candidate.
 
@@ -215,7 +216,8 @@ def environment_check(
     Otherwise the reason for rejection is returned (a :class:`Failure`, equal to the strings
     ``"reconstruction"`` / ``"mask"``), and Algorithm 1 allocates environment m+1. With ``kappa_low > 0``
     (beyond the paper) a loss far *below* the average, ``L_shat(x) < L~_shat / kappa_low``, rejects too
-    (``"too-likely"``).
+    (``"too-likely"``). With ``mask_tolerance > 0`` (beyond the paper) test (ii) fails only when the masks
+    differ on more than ``floor(mask_tolerance * |u_shat|)`` used latents.
 
     recon, recon_avg: nats per image; batch_mask, stored_mask, used: (N,) bool.
 
@@ -229,7 +231,8 @@ def environment_check(
         return Failure.TOO_LIKELY
     if batch_mask is not None:
         used = used.to(batch_mask.device)
-        if bool(((batch_mask != stored_mask.to(batch_mask.device)) & used).any()):
+        differ = int(((batch_mask != stored_mask.to(batch_mask.device)) & used).sum())
+        if differ > math.floor(mask_tolerance * int(used.sum())):
             return Failure.MASK
     return None
 
@@ -390,6 +393,7 @@ class EnvironmentInference:
             mem.masks[env],
             mem.used[env],
             ic.kappa_low,
+            ic.mask_tolerance,
         )
         return CandidateCheck(env, recon, failure)
 
