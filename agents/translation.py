@@ -194,8 +194,12 @@ class TranslationPolicy(nn.Module):
         """The output before the tanh: (B, 2); ``forward`` is ``max_translation * tanh`` of it."""
         return self.fc(torch.cat([self.convs(x).flatten(1), z_star], dim=1))
 
+    def squash(self, pre: torch.Tensor) -> torch.Tensor:
+        """Translations from pre-activations: ``max_translation * tanh(pre)``."""
+        return self.max_translation * torch.tanh(pre)
+
     def forward(self, x: torch.Tensor, z_star: torch.Tensor) -> torch.Tensor:
-        return self.max_translation * torch.tanh(self.pre_activation(x, z_star))
+        return self.squash(self.pre_activation(x, z_star))
 
 
 # ------------------------------------------------------------------------------------ the loss
@@ -373,7 +377,7 @@ class ImaginationExplorer:
         self.policy.train()
         z = self._targets(x, z_star)
         pre = self.policy.pre_activation(x, z)
-        t = self.policy.max_translation * torch.tanh(pre)
+        t = self.policy.squash(pre)
         mask = self.target_mask(x)
         loss = agent_loss(self.learner.model.encoder, translate(x, t), z, mask, self.generator)
         if not bool(torch.isfinite(loss)):
