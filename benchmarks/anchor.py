@@ -29,7 +29,6 @@ from typing import Any
 
 import cli_args
 import common
-import numpy as np
 import paper_common as pc
 import paper_tables as pt
 
@@ -105,28 +104,6 @@ def drift_of(record: dict[str, Any], stage: int) -> float | None:
     return rows[0] if rows else None
 
 
-def stage_mlp(record: dict[str, Any], stage: int, factor: str) -> float | None:
-    """The offline MLP probe of ``factor`` at the end of stage ``stage`` (VASE)."""
-    quality = record["evaluation"].get("quality") or {}
-    for row in quality.get("stages", []):
-        if row["stage"] == stage:
-            return row["scores"].get("vase", {}).get(factor, {}).get("mlp")
-    return None
-
-
-def interval(values: list[float | None], scale: float = 1.0, digits: int = 2) -> str:
-    """mean, and the 90% bootstrap interval of the mean when there are >= 3 values."""
-    v = np.array([x for x in values if x is not None], dtype=float) * scale
-    if v.size == 0:
-        return "n/a"
-    if v.size < 3:
-        return f"{v.mean():.{digits}f} (n={v.size})"
-    rng = np.random.default_rng(0)
-    means = rng.choice(v, size=(10_000, v.size), replace=True).mean(1)
-    lo, hi = np.quantile(means, [0.05, 0.95])
-    return f"{v.mean():.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def summarise(args: Args) -> None:
     """``anchor.md``: Table 1's forgetting columns, drift and stage-end probes per anchor."""
     out = pc.RESULTS / EXPERIMENT
@@ -139,15 +116,15 @@ def summarise(args: Args) -> None:
     for variant, records in done.items():
         if not records:
             continue
-        cells = [interval([c.value(r) for r in records], c.scale, 1) for c in columns]
-        drift = [interval([drift_of(r, k) for r in records]) for k in (0, 1)]
+        cells = [pt.interval([c.value(r) for r in records], c.scale, 1) for c in columns]
+        drift = [pt.interval([drift_of(r, k) for r in records]) for k in (0, 1)]
         envs = sorted({r["n_envs"] for r in records})
         lines.append([variant, len(records), *cells, *drift, ",".join(map(str, envs))])
     per_seed = [
         [
             v,
             r["spec"]["seed"],
-            *[pt.fmt(stage_mlp(r, k, "class")) for k in range(3)],
+            *[pt.fmt(pt.stage_mlp(r, k, "class")) for k in range(3)],
             pt.fmt(drift_of(r, 0), digits=3),
             pt.fmt(drift_of(r, 1), digits=3),
         ]

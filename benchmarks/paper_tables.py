@@ -145,6 +145,28 @@ def offline_probe_table(results: Sequence[dict[str, Any]], probe: str = "mlp") -
     return common.markdown_table(header, lines)
 
 
+def stage_mlp(record: dict[str, Any], stage: int, factor: str) -> float | None:
+    """The offline MLP probe of ``factor`` at the end of stage ``stage`` (VASE); None where not probed."""
+    quality = record["evaluation"].get("quality") or {}
+    for row in quality.get("stages", []):
+        if row["stage"] == stage:
+            return row["scores"].get("vase", {}).get(factor, {}).get("mlp")
+    return None
+
+
+def interval(values: list[float | None], scale: float = 1.0, digits: int = 2) -> str:
+    """mean, and the 90% bootstrap interval of the mean when there are >= 3 values."""
+    v = np.array([x for x in values if x is not None], dtype=float) * scale
+    if v.size == 0:
+        return "n/a"
+    if v.size < 3:
+        return f"{v.mean():.{digits}f} (n={v.size})"
+    rng = np.random.default_rng(0)
+    means = rng.choice(v, size=(10_000, v.size), replace=True).mean(1)
+    lo, hi = np.quantile(means, [0.05, 0.95])
+    return f"{v.mean():.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def provenance(results: Sequence[dict[str, Any]]) -> str:
     """Preset, steps per dataset, seeds, wall time and hardware of a set of runs (one markdown paragraph)."""
     if not results:

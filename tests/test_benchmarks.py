@@ -534,6 +534,12 @@ CASES = [
         ("data",),
     ),
     Case(
+        "investigations/mask_capacity",
+        ("--variants", "lambda-1-2", *TINY_PAPER),
+        check_paper("mask_capacity/lambda-1-2", "SDA_dis_s0", "mask_capacity.md"),
+        ("data",),
+    ),
+    Case(
         "imagination",
         (
             "--steps-per-env",

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import shapes_batches, straight_and_resumed, tiny_config
@@ -119,7 +120,8 @@ def test_nan_loss_stops_training_without_applying_the_update(monkeypatch):
     learner.train_step(batch)
     before = _params(learner)
     nan = float("nan")
-    monkeypatch.setattr(learner, "reconstruction_nll", lambda z, env, x: torch.full((z.shape[0],), nan))
+    nans = lambda z, env, x: torch.full((z.shape[0],), nan)  # noqa: E731
+    monkeypatch.setattr(learner, "_reconstruction_terms", lambda z, env, x: (nans(z, env, x),) * 2)
     with pytest.raises(NonFiniteLossError, match="not applied"):
         learner.train_step(batch)
     assert _same(before, _params(learner))
@@ -260,3 +262,17 @@ def test_local_collectives_are_the_identity():
     assert c.on_leader(lambda: 5, shared) == 5
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(c.randn(t, g1), torch.randn(3, 2, generator=g2))
+
+
+def test_rarity_power_weights_the_training_loss_only():
+    """LossConfig.rarity_power changes the loss of a step, not the reported NLL that eq. 6 tests."""
+    cfg = tiny_config(model={"channels": 3})
+    x = np.zeros((16, 16, 16, 3), np.uint8)
+    x[..., 2] = 255
+    x[:, 6:9, 6:9] = (255, 0, 0)  # a small red square on blue
+    plain = ContinualLearner(cfg, device="cpu")
+    rare = ContinualLearner(cfg.with_overrides(loss={"rarity_power": 0.5}), device="cpu")
+    rare.load_state_dict(plain.state_dict())
+    a, b = plain.train_step(x), rare.train_step(x)
+    assert a.recon == pytest.approx(b.recon, rel=1e-6) and a.env == b.env
+    assert a.loss != pytest.approx(b.loss, rel=1e-3)

@@ -9,6 +9,7 @@ from vase_rl.core.config import LossConfig
 from vase_rl.core.losses import (
     capacity_loss,
     capacity_schedule,
+    colour_rarity_weights,
     decoder_proximity,
     gaussian_kl,
     mdl_loss,
@@ -77,3 +78,21 @@ def test_mdl_loss_is_eq3_or_the_entangled_elbo():
     assert float(mdl_loss(nll, kl, 8.0, LossConfig(gamma=10.0, capacity_mode="upper"))[1]) == 0.0
     loss, reg = mdl_loss(nll, kl, 2.0, LossConfig(entangled=True, beta_vae=1.0))  # no capacity target
     assert (float(loss), float(reg)) == (115.0, 5.0)
+
+
+def test_colour_rarity_weights_favour_the_rare_colour_and_keep_mean_one():
+    x = torch.zeros(2, 3, 8, 8)
+    x[:, 2] = 1.0  # a blue batch ...
+    x[0, :, 3, 3] = torch.tensor([1.0, 0.0, 0.0])  # ... with one red pixel in 128
+    w = colour_rarity_weights(x, 0.5)
+    assert w.shape == (2, 1, 8, 8) and float(w.mean()) == pytest.approx(1.0)
+    # f = 1/128 against 127/128: the ratio of weights is sqrt(127)
+    assert float(w[0, 0, 3, 3] / w[0, 0, 0, 0]) == pytest.approx(math.sqrt(127.0), rel=1e-5)
+    assert torch.equal(colour_rarity_weights(x, 0.0), torch.ones(2, 1, 8, 8))
+    # the weighted NLL scales each pixel's term: all-0.5 logits -> log 2 per pixel and channel
+    nll = reconstruction_nll(torch.zeros_like(x), x, "bernoulli", weight=w)
+    assert torch.allclose(nll, 3 * math.log(2.0) * w.flatten(1).sum(1))
+    with pytest.raises(ValueError, match="rarity power"):
+        colour_rarity_weights(x, -1.0)
+    with pytest.raises(ValueError, match="rarity_power"):
+        LossConfig(rarity_power=-0.5)

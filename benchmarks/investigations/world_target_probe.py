@@ -56,12 +56,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-cmax100": {"loss": {"c_max": 100.0}},
     "vase-gaussian": {"model": {"likelihood": "gaussian"}},
     "vase-64px": {"model": {"image_size": 64}},
+    "vase-cmax100-tol": {"loss": {"c_max": 100.0}, "inference": {"mask_tolerance": 0.1}},
+    "vase-rarity": {"loss": {"rarity_power": 0.5}},
+    "vase-cmax100-rarity": {"loss": {"c_max": 100.0, "rarity_power": 0.5}},
 }
 """variant -> ``VASEConfig.with_overrides`` sections on top of the cpu preset with ``AGENT_LOOP`` and RGB
 input. ``vase`` is the life-long table's learner; ``vase-cmax100`` gives eq. 3's capacity 4x the cpu
 preset's 25 nats; ``vase-gaussian`` the fixed-variance Gaussian likelihood of A.1 (std 0.1) in place of
 the cpu preset's Bernoulli; ``vase-64px`` reads the levels' 64x64 frames at full size (the cpu preset
-area-resizes them to 32x32, where the target covers a quarter as many pixels)."""
+area-resizes them to 32x32, where the target covers a quarter as many pixels); ``vase-cmax100-tol`` the
+life-long table's variant (4x capacity, eq. 6's mask tolerance 0.1); ``vase-rarity`` weights the
+reconstruction's pixels by their colour's rarity in the batch (``LossConfig.rarity_power`` 0.5: the
+target's red pixels weigh ~10x the sky's), ``vase-cmax100-rarity`` that with 4x capacity."""
 FACTORS = ("target", "obstacle")
 """Egocentric factor groups probed (``bench3d_common.state_factors``)."""
 PROBES = ("linear", "mlp")

@@ -175,6 +175,15 @@ class LossConfig:
     """Entangled baseline: loss = recon + beta_vae * KL, no capacity target (paper's beta=1)."""
     beta_vae: float = 1.0
     """KL weight of the entangled baseline."""
+    rarity_power: float = 0.0
+    """Weights each pixel's reconstruction term by its colour's rarity in the batch, f^-power scaled to
+    mean 1 (:func:`vase_rl.core.losses.colour_rarity_weights`), in the training loss only (eq. 6's tests
+    and the reported NLL stay the paper's sum). 0 = the paper: every pixel alike. For small objects of a
+    colour seen nowhere else (the 3-D levels' target) that the capacity budget otherwise leaves out."""
+
+    def __post_init__(self) -> None:
+        if self.rarity_power < 0:
+            raise ValueError(f"LossConfig.rarity_power must be >= 0, got {self.rarity_power}")
 
 
 @dataclass(frozen=True)
@@ -690,8 +699,8 @@ def get_preset(name: str) -> VASEConfig:
 def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
     """The rules of ``cfg`` that depart from the paper: every :class:`InferenceConfig` / :class:`MaskConfig`
     field whose value differs from :meth:`InferenceConfig.paper` / :meth:`MaskConfig.paper`, and
-    :attr:`DreamConfig.anchor` when it is not the paper's every-tau sync and :attr:`DreamConfig.shared_reading`
-    when it is on, as
+    :attr:`DreamConfig.anchor` when it is not the paper's every-tau sync, :attr:`DreamConfig.shared_reading`
+    and :attr:`LossConfig.rarity_power` when they are on, as
     ``"section.field"`` for a rule switched on and ``"section.field=value"`` otherwise. The paper's own
     hyperparameters (kappa, the L~_s decay, lambda0/lambda1, the noise-tolerance test's T, steps, learning
     rate and period) are values, not rules, and are never listed.
@@ -708,6 +717,8 @@ def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
     ('dream.anchor=on-switch',)
     >>> rules_beyond_paper(paper_preset().with_overrides(dream={"shared_reading": 1000.0}))
     ('dream.shared_reading=1000',)
+    >>> rules_beyond_paper(paper_preset().with_overrides(loss={"rarity_power": 0.5}))
+    ('loss.rarity_power=0.5',)
     """
     values = {
         "kappa",
@@ -731,4 +742,6 @@ def rules_beyond_paper(cfg: VASEConfig) -> tuple[str, ...]:
         out.append(f"dream.anchor={cfg.dream.anchor}")
     if cfg.dream.shared_reading > 0:
         out.append(f"dream.shared_reading={cfg.dream.shared_reading:g}")
+    if cfg.loss.rarity_power > 0:
+        out.append(f"loss.rarity_power={cfg.loss.rarity_power:g}")
     return tuple(out)

@@ -22,6 +22,7 @@ from vase_rl.core.inference import Decision, EnvironmentInference, EnvironmentMe
 from vase_rl.core.latents import applied_mask, atypicality, noise_tolerance, used_latents
 from vase_rl.core.losses import (
     capacity_schedule,
+    colour_rarity_weights,
     environment_classifier_loss,
     gaussian_kl,
     mdl_loss,
@@ -247,9 +248,21 @@ class ContinualLearner(Checkpointable):
 
     def reconstruction_nll(self, z: torch.Tensor, env: int, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z, s=env) per image (B,) for latents z (B, N) and images x (B, C, H, W)."""
-        mc = self.config.model
+        return self._reconstruction_terms(z, env, x)[0]
+
+    def _reconstruction_terms(
+        self, z: torch.Tensor, env: int, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(-log p(x|z, s=env), the training loss's reconstruction term) per image, one decoder pass: the
+        same tensor unless ``LossConfig.rarity_power`` weights the loss's pixels by colour rarity."""
+        mc, power = self.config.model, self.config.loss.rarity_power
         envs = torch.full((z.shape[0],), env, device=self.device, dtype=torch.long)
-        return reconstruction_nll(self.model.decoder(z, envs), x, mc.likelihood, mc.gaussian_std)
+        out = self.model.decoder(z, envs)
+        nll = reconstruction_nll(out, x, mc.likelihood, mc.gaussian_std)
+        if power == 0:
+            return nll, nll
+        weight = colour_rarity_weights(x, power)
+        return nll, reconstruction_nll(out, x, mc.likelihood, mc.gaussian_std, weight)
 
     def batch_mask(self, alpha: torch.Tensor, env: int | None) -> torch.Tensor:
         """a(x) of a batch with atypicality alpha (N,): eq. 5 + A.2 hysteresis relative to ``env``'s mask, the
@@ -313,7 +326,7 @@ class ContinualLearner(Checkpointable):
         z = self.sample_z(mu, logvar)
         alpha = atypicality(coll.gather(z))  # eq. 4 (on the global batch)
         active = self.applied_mask(prev)
-        nll = self.reconstruction_nll(self.masked(z, active), max(prev, 0), x)
+        nll, nll_fit = self._reconstruction_terms(self.masked(z, active), max(prev, 0), x)
         counting = self.inference.fail_streak > 0
         decision = self._infer(z.detach(), hidden, x, alpha, float(nll.detach().mean()))  # eq. 6 / Alg. 1
         env, n_seen = decision.env, self.memory.n_seen
@@ -328,14 +341,14 @@ class ContinualLearner(Checkpointable):
                 z = self.sample_z(mu, logvar)
                 alpha = atypicality(coll.gather(z))  # eq. 4 as env reads the batch
             active = self.applied_mask(env)  # a^s, eq. 2
-            nll = self.reconstruction_nll(self.masked(z, active), env, x)
+            nll, nll_fit = self._reconstruction_terms(self.masked(z, active), env, x)
         mask = self.batch_mask(alpha, env)  # a(x), eq. 5 + A.2
         if not decision.trains:  # a pending batch: not trained on until eq. 6 has decided
             self.step += 1
             scalars = coll.mean([NAN, float(nll.detach().mean()), NAN, 0.0, 0.0])
             return self._result(decision, alpha, active, mask, scalars)
         kl = (gaussian_kl(mu, logvar) * active.to(mu.dtype)).sum(1)
-        loss, reg = mdl_loss(nll, coll.gather_with_grad(kl), self.capacity, cfg.loss)  # eq. 3
+        loss, reg = mdl_loss(nll_fit, coll.gather_with_grad(kl), self.capacity, cfg.loss)  # eq. 3
         envs = torch.full((x.shape[0],), env, device=self.device, dtype=torch.long)
         cls_loss = environment_classifier_loss(self.model.classifier(hidden, n_seen), envs)  # A.1
         past = past_environments(env, n_seen, self.step, cfg.ablation.infer_env)

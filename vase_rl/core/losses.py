@@ -28,14 +28,19 @@ def capacity_schedule(step: int, c_max: float, delta_c: float, c_start: float = 
 
 
 def reconstruction_nll(
-    output: torch.Tensor, x: torch.Tensor, likelihood: Likelihood, gaussian_std: float = 0.1
+    output: torch.Tensor,
+    x: torch.Tensor,
+    likelihood: Likelihood,
+    gaussian_std: float = 0.1,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """-log p_theta(x|z,s) per image, summed over pixels (first term of eq. 3).
 
     output: (B, C, H, W) decoder logits (Bernoulli) or means (Gaussian); x: (B, C, H, W) in [0, 1].
     Returns (B,) nats. The Bernoulli NLL is the binary cross-entropy with soft targets (grey pixels
     are allowed, as in the paper's use of a Bernoulli decoder on grey-level images); the Gaussian NLL
-    omits its additive constant so that it stays >= 0.
+    omits its additive constant so that it stays >= 0. ``weight`` (broadcastable to x, e.g.
+    :func:`colour_rarity_weights`) scales each pixel's term before the sum; None = the paper's sum.
     """
     if likelihood == "bernoulli":
         nll = F.binary_cross_entropy_with_logits(output, x, reduction="none")
@@ -43,7 +48,33 @@ def reconstruction_nll(
         # the per-pixel constant 0.5*log(2*pi*sigma^2) is dropped: it carries no gradient, and with it
         # the NLL of a small sigma is negative, which breaks eq. 6's ratio test L <= kappa * L~
         nll = 0.5 * (output - x) ** 2 / gaussian_std**2
+    if weight is not None:
+        nll = nll * weight
     return nll.flatten(1).sum(1)
+
+
+def colour_rarity_weights(x: torch.Tensor, power: float, levels: int = 4) -> torch.Tensor:
+    """Per-pixel weights of the reconstruction term that favour the batch's rare colours
+    (``LossConfig.rarity_power``; not in the paper, whose sum weighs every pixel alike).
+
+    Each pixel's colour is quantised to ``levels`` values per channel; a pixel whose quantised colour
+    covers a fraction f of the batch's pixels gets weight f^-power, and the weights are scaled to mean 1
+    over the batch, so the term keeps its size in nats while a small object of a colour seen nowhere else
+    (the 3-D levels' red target: ~0.3 % of a 32x32 frame) weighs as much as a wall. power 0 gives all 1.
+    x: (B, C, H, W) in [0, 1]; returns (B, 1, H, W), no gradient.
+    """
+    if power < 0:
+        raise ValueError(f"rarity power must be >= 0, got {power}")
+    if levels < 2:
+        raise ValueError(f"levels must be >= 2, got {levels}")
+    with torch.no_grad():
+        q = (x.clamp(0, 1) * (levels - 1)).round().long()
+        code = torch.zeros_like(q[:, 0])
+        for c in range(q.shape[1]):
+            code = code * levels + q[:, c]
+        counts = torch.bincount(code.flatten(), minlength=levels ** q.shape[1]).to(x.dtype)
+        w = (counts[code] / code.numel()) ** -power
+        return (w / w.mean()).unsqueeze(1)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
