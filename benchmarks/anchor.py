@@ -59,7 +59,7 @@ the same with the held decoder's gradients zeroed, ``ModelConfig.young_decoder_h
 
 
 @dataclass
-class Args(pc.VaseArgs):
+class Args(pc.VariantArgs):
     """The demo sequence, SDA, both anchors, evaluation seeds 0-2, the cpu preset's full budget."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -67,29 +67,10 @@ class Args(pc.VaseArgs):
     variants: tuple[str, ...] = tuple(VARIANTS)
     """Variants to run, of every-tau, on-switch, on-switch+pick, pick-held-grads, pick-ramp, steady and inherit."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        pc.check_choices("variants", self.variants, tuple(VARIANTS))
-
-
-def specs(args: Args) -> list[pc.RunSpec]:
-    """Seed-major: both anchors of seed 0 first, so a cut-short session compares them at >= 1 seed."""
-    return [
-        spec
-        for seed in args.seeds
-        for variant in args.variants
-        for spec in pc.make_specs(
-            f"{EXPERIMENT}/{variant}",
-            Args(**{**vars(args), "seeds": (seed,)}),
-            pc.TABLE1_SEQUENCE,
-            VARIANTS[variant],
-        )
-    ]
-
 
 def run(args: Args) -> None:
     """Train and evaluate every (anchor, seed) without a result JSON."""
-    pc.run_all(specs(args), args.runs_dir, args.jobs)
+    pc.run_all(pc.variant_specs(EXPERIMENT, args, VARIANTS), args.runs_dir, args.jobs)
 
 
 def drift_of(record: dict[str, Any], stage: int) -> float | None:

@@ -278,6 +278,34 @@ class VaseArgs(ExperimentArgs):
     modes: tuple[str, ...] = ("dis",)
 
 
+@dataclass
+class VariantArgs(VaseArgs):
+    """:class:`VaseArgs` plus ``variants``: named config overrides of one experiment (a script's
+    ``VARIANTS``), each run as its own sub-experiment ``EXPERIMENT/VARIANT`` by :func:`variant_specs`."""
+
+    variants: tuple[str, ...] = ()
+    """Variants to run (the script's ``VARIANTS``; its ``Args`` sets them all as the default)."""
+
+
+def variant_specs(
+    experiment: str,
+    args: VariantArgs,
+    variants: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    sequence: Sequence[str] = TABLE1_SEQUENCE,
+) -> list[RunSpec]:
+    """Specs of every (seed, variant) in ``args``, seed-major so a cut-short sitting compares every variant at
+    >= 1 seed; ``variants``: variant -> config overrides; a ValueError names unknown variants."""
+    check_choices("variants", args.variants, tuple(variants))
+    return [
+        spec
+        for seed in args.seeds
+        for variant in args.variants
+        for spec in make_specs(
+            f"{experiment}/{variant}", dataclasses.replace(args, seeds=(seed,)), sequence, variants[variant]
+        )
+    ]
+
+
 def run_then_summarise(
     args: ExperimentArgs, run: Callable[[Any], None], summarise: Callable[[Any], None]
 ) -> None:

@@ -44,7 +44,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 @dataclass
-class Args(pc.VaseArgs):
+class Args(pc.VariantArgs):
     """SDA on Table 1's sequence, validation seeds, the cpu preset's full budget."""
 
     seeds: tuple[int, ...] = (100, 101)
@@ -52,29 +52,10 @@ class Args(pc.VaseArgs):
     variants: tuple[str, ...] = tuple(VARIANTS)
     """Variants to run (:data:`VARIANTS`)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        pc.check_choices("variants", self.variants, tuple(VARIANTS))
-
-
-def specs(args: Args) -> list[pc.RunSpec]:
-    """Seed-major, so a cut-short sitting compares every variant at >= 1 seed."""
-    return [
-        spec
-        for seed in args.seeds
-        for variant in args.variants
-        for spec in pc.make_specs(
-            f"{EXPERIMENT}/{variant}",
-            Args(**{**vars(args), "seeds": (seed,)}),
-            pc.TABLE1_SEQUENCE,
-            VARIANTS[variant],
-        )
-    ]
-
 
 def run(args: Args) -> None:
     """Train and evaluate every (variant, seed) without a result JSON."""
-    pc.run_all(specs(args), args.runs_dir, args.jobs)
+    pc.run_all(pc.variant_specs(EXPERIMENT, args, VARIANTS), args.runs_dir, args.jobs)
 
 
 def dataset_max(record: dict[str, Any], dataset: str) -> float | None:
