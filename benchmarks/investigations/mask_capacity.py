@@ -39,8 +39,12 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {},
     "lambda-1-2": {"mask": {"lambda0": 1.0, "lambda1": 2.0}},
     "lambda-2-4": {"mask": {"lambda0": 2.0, "lambda1": 4.0}},
+    "inherit": {"model": {"new_env_code": "inherit"}},
 }
-"""variant -> mask overrides on top of the cpu preset's SDA row (``cpu``: its lambda0 / lambda1 = 0.5 / 1.0)."""
+"""variant -> overrides on top of the cpu preset's SDA row (``cpu``: its lambda0 / lambda1 = 0.5 / 1.0;
+``lambda-*``: looser mask thresholds; ``inherit``: MNIST's new environment starts from the old one's
+decoder code, ``ModelConfig.new_env_code``, the other reading of the gap: a new environment learns
+slower)."""
 
 
 @dataclass
