@@ -117,6 +117,7 @@ matrix) and ``rl_lifelong_curves.png``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -205,6 +206,15 @@ class Args(rlc.SpriteRLArgs):
     """Folder of the sequence runs' JSONs (summary, table and figures go to its parent)."""
     ref_dir: str = str(FOLDER / "references")
     """Folder of the reference runs' JSONs."""
+    pretrain_frames: int = 0
+    """A diagnosis, not the benchmark's protocol: before PPO's first step the learner trains on this many
+    reward-free frames of the first stage's look under uniform random actions (through the wrapper, a round
+    every ``pretrain_train_every`` frames); 0 = off. With ``pretrain_freeze`` PPO then reads a fixed code:
+    what separates the code's content from its moving under PPO."""
+    pretrain_train_every: int = 8
+    """Frames per learner round during the pretraining (8: 4,096 learner steps in 32,768 frames)."""
+    pretrain_freeze: bool = False
+    """Freeze the learner after the pretraining."""
     save_learner_dir: str = ""
     """If set, a folder (outside ``benchmarks/results``: checkpoints are not results) where each sequence
     run's learner is saved at the end of every stage, ``<method>_seed<seed>_stage<s>.pt``, for offline
@@ -218,6 +228,11 @@ def check_args(args: Args) -> list[int]:
         raise ValueError(f"unknown methods or kinds {unknown}; choose from {rlm.ALL_METHODS} and {KINDS}")
     if not args.stages:
         raise ValueError("--stages is empty")
+    if args.pretrain_frames < 0 or args.pretrain_train_every < 1:
+        raise ValueError(
+            f"pretrain_frames must be >= 0 and pretrain_train_every >= 1, got {args.pretrain_frames} "
+            f"and {args.pretrain_train_every}"
+        )
     rollout = args.n_envs * args.ppo_n_steps
     at = [*args.curve_at, args.steps_per_look]
     if any(b <= a for a, b in zip([0, *at], at, strict=False)) or any(x % rollout for x in at):
@@ -252,6 +267,8 @@ def train_stages(
 
     at = check_args(args)
     learner, record = rlc.new_run(args, method, seed, overrides(method, args.stages))
+    if learner is not None and args.pretrain_frames > 0:
+        pretrain(args, learner, stages[0], seed)
     timer = rlc.CostTimer()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     tb = os.path.join(args.out_dir, "tb") if args.tensorboard else None
@@ -445,6 +462,19 @@ def run(args: Args, method: str, seed: int) -> dict[str, Any]:
     record = train_stages(args, method, seed, list(args.stages), looks(args.stages), save=True)
     record["kind"] = "sequence"
     return record
+
+
+def pretrain(args: Args, learner: Any, env_id: str, seed: int) -> None:
+    """``args.pretrain_frames`` reward-free random-action frames of ``env_id`` (env seeds 40,000+) through
+    the learning wrapper, a learner round every ``args.pretrain_train_every`` frames; then frozen if
+    ``args.pretrain_freeze``."""
+    venv = rlc.agent_env(
+        dataclasses.replace(args, train_every=args.pretrain_train_every), env_id, 40_000 + seed, learner, True
+    )
+    rlc.roll_out(venv, args.pretrain_frames, rlc.random_actor(venv, seed))
+    venv.close()
+    if args.pretrain_freeze:
+        learner.freeze()
 
 
 def run_reference(args: Args, key: str, seed: int) -> dict[str, Any]:

@@ -814,7 +814,11 @@ def check_lifelong_3d(r: Path) -> None:
         assert summary[m]["seeds"] == 1 and set(summary[m]["average_performance"]) >= {"mean", "ci90"}
         rec = load(folder / "runs" / f"{m}_seed0.json")
         assert len(rec["R"]) == 3 and rec["args"]["world"] == '{"max_episode_steps": 20}'
-    assert load(folder / "runs" / "vase_seed0.json")["vase_config"]["model"]["channels"] == 3
+    vase = load(folder / "runs" / "vase_seed0.json")
+    assert vase["vase_config"]["model"]["channels"] == 3
+    # --pretrain-frames 1280 at a round every 64: the 1,024-frame warm-up, then 4 rounds; frozen after it
+    steps = [stage["learner_steps"] for stage in vase["learner"]]
+    assert steps[0] > 0 and steps == [steps[0]] * 3 and vase["learner"][0]["train_steps"] == 0
     text = (folder / "rl_lifelong.md").read_text()
     assert "RGB MiniWorld frames" in text and """--world '{"max_episode_steps": 20}'""" in text
     from vase_rl.core.learner import ContinualLearner  # --save-learner-dir: one checkpoint per stage
@@ -834,6 +838,7 @@ CASES.append(
             *("--stages", "vase_rl/WorldOutdoor-v0", "vase_rl/WorldIndoor-v0", "vase_rl/WorldOutdoor-v0"),
             *("--world", '{{"max_episode_steps": 20}}'),  # str.format-escaped: {"max_episode_steps": 20}
             *("--save-learner-dir", "{tmp}/learners"),
+            *("--pretrain-frames", "1280", "--pretrain-train-every", "64", "--pretrain-freeze"),
         ),
         check_lifelong_3d,
         ("gl", "sb3"),
