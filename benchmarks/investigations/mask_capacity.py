@@ -40,11 +40,13 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "lambda-1-2": {"mask": {"lambda0": 1.0, "lambda1": 2.0}},
     "lambda-2-4": {"mask": {"lambda0": 2.0, "lambda1": 4.0}},
     "inherit": {"model": {"new_env_code": "inherit"}},
+    "dream-0.1x": {"dream": {"alpha": 100.0, "beta": 2.0}},
 }
 """variant -> overrides on top of the cpu preset's SDA row (``cpu``: its lambda0 / lambda1 = 0.5 / 1.0;
 ``lambda-*``: looser mask thresholds; ``inherit``: MNIST's new environment starts from the old one's
 decoder code, ``ModelConfig.new_env_code``, the other reading of the gap: a new environment learns
-slower)."""
+slower; ``dream-0.1x``: dreaming's proximity weights alpha, beta at a tenth, eq. 9: does the anchor to the
+past environment slow the new one?)."""
 
 
 @dataclass
