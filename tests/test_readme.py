@@ -153,7 +153,12 @@ def test_the_preset_table_lists_exactly_the_rules_beyond_the_paper() -> None:
 
 def test_every_rule_beyond_the_paper_has_its_line_in_the_paper_to_code_table() -> None:
     text = section(README, "Paper -> code")
-    classes = {"inference": "InferenceConfig", "mask": "MaskConfig", "dream": "DreamConfig", "loss": "LossConfig"}
+    classes = {
+        "inference": "InferenceConfig",
+        "mask": "MaskConfig",
+        "dream": "DreamConfig",
+        "loss": "LossConfig",
+    }
     names = sorted(f"{classes[r.split('.')[0]]}.{r.split('.')[1]}" for r in rule_fields())
     assert [name for name in names if f"`{name}" not in text] == []
 
