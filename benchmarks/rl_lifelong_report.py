@@ -246,7 +246,7 @@ def summarise(args: Any) -> str:
     common.write_json(folder / "summary.json", summary)
     plot_matrices(summary, by_method, folder)
     plot_curves(by_method, refs, random, folder / "rl_lifelong_curves.png")
-    text = markdown(summary, by_method, a, budget_flags(args, a))
+    text = markdown(summary, by_method, a, budget_flags(args, a), refs)
     common.write_text(folder / "rl_lifelong.md", text)
     return text
 
@@ -287,11 +287,32 @@ def budget_flags(args: Any, a: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def reference_rows(refs: list[dict[str, Any]]) -> list[list[str]]:
+    """Per (method, look) of the single-look references: seeds, each seed's final raw return, their mean."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in sorted(refs, key=lambda r: (r["method"], r["look"], int(r["seed"]))):
+        groups.setdefault((r["method"], r["look"]), []).append(r)
+    return [
+        [
+            m,
+            short(look),
+            " ".join(str(r["seed"]) for r in rs),
+            " / ".join(f"{float(r['final']):.2f}" for r in rs),
+            f"{np.mean([float(r['final']) for r in rs]):.2f}",
+        ]
+        for (m, look), rs in groups.items()
+    ]
+
+
 def markdown(
-    summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], a: dict[str, Any], flags: str = ""
+    summary: dict[str, Any],
+    by_method: dict[str, list[dict[str, Any]]],
+    a: dict[str, Any],
+    flags: str = "",
+    refs: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The report: metrics per method, per-look tables, cost split, figures; ``flags``: the runs' non-default
-    command-line flags (:func:`budget_flags`)."""
+    """The report: metrics per method, per-look tables, single-look references (``refs``), cost split,
+    figures; ``flags``: the runs' non-default command-line flags (:func:`budget_flags`)."""
     methods = [m for m in by_method if m in summary]
     names = [short(e) for e in a["stages"]]
     records = [r for rs in by_method.values() for r in rs]
@@ -409,6 +430,14 @@ def markdown(
             "frames under at the end of the sequence (a query on 64 fixed frames; '*' = it would allocate).",
             "",
             common.markdown_table(["method", "seed", "environments per stage", "look -> environment"], rows),
+            "",
+        ]
+    rows = reference_rows(refs or [])
+    if rows:
+        md += [
+            "## Single-look references (raw return at the end of the look's only stage)",
+            "",
+            common.markdown_table(["method", "look", "seeds", "final return per seed", "mean"], rows),
             "",
         ]
     parts = ("env", "encode", "learn", "ppo_update", "evaluation", "other")

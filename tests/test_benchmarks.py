@@ -313,6 +313,12 @@ def check_paper(experiment: str, key: str, md: str) -> Callable[[Path], None]:
     return check
 
 
+def check_mask_capacity(r: Path) -> None:
+    check_paper("mask_capacity/lambda-1-2", "SDA_dis_s0", "mask_capacity.md")(r)
+    md = (r / "paper" / "mask_capacity" / "mask_capacity.md").read_text()
+    assert "| lambda-1-2 | 1 evaluation (0) |" in md  # evaluation seeds in rows of their own
+
+
 def check_fig2(r: Path) -> None:
     for key in ("SDA_dis_s0", "none_dis_s0"):  # the missing Table 1 runs were trained first
         assert load(r / "paper" / "table1" / "runs" / f"{key}.json")["spec"]["steps_per_env"] == 4
@@ -536,7 +542,7 @@ CASES = [
     Case(
         "investigations/mask_capacity",
         ("--variants", "lambda-1-2", *TINY_PAPER),
-        check_paper("mask_capacity/lambda-1-2", "SDA_dis_s0", "mask_capacity.md"),
+        check_mask_capacity,
         ("data",),
     ),
     Case(
@@ -781,6 +787,7 @@ def check_lifelong(r: Path) -> None:
     assert len(summary["vase"]["forgetting_split"]) == 4 and summary["pixels"]["forgetting_split"] is None
     md = (folder / "rl_lifelong.md").read_text()
     assert "| vase | 1 (1) |" in md and "| vase | 0 | " in md and "## Whose forgetting" in md
+    assert "## Single-look references" in md
     for png in ("R_vase.png", "R_pixels.png", "rl_lifelong_curves.png"):
         assert (folder / png).stat().st_size > 0
 

@@ -168,3 +168,17 @@ def test_budget_split_is_checked(ll: Any) -> None:
         ll.check_args(ll.Args(steps_per_look=1000))
     with pytest.raises(ValueError, match="unknown methods"):
         ll.check_args(ll.Args(methods=("vase", "dqn")))
+
+
+def test_reference_rows_list_each_seeds_final_and_the_mean(rep: Any) -> None:
+    """The report's single-look reference table: one row per (method, look), seeds in order, their final
+    raw returns and the mean -- also for a folder that holds references only."""
+    refs = [
+        {"method": "vase", "look": B, "seed": 101, "final": 0.5},
+        {"method": "vase", "look": B, "seed": 100, "final": 0.25},
+        {"method": "pixels", "look": A, "seed": 100, "final": 1.0},
+    ]
+    assert rep.reference_rows(refs) == [
+        ["pixels", "A", "100", "1.00", "1.00"],
+        ["vase", "B", "100 101", "0.25 / 0.50", "0.38"],
+    ]
