@@ -116,7 +116,8 @@ def summarise(args: Args) -> None:
         pt.provenance([r for records in done.values() for r in records]),
         "",
         (
-            "Mean over seeds, validation (100+) and evaluation (0-4) seeds apart (the 90% bootstrap interval of the mean at >= 3 seeds). Columns as Table 1 "
+            "Mean over seeds, validation (100+) and evaluation (0-4) seeds apart (the 90% bootstrap interval "
+            "of the mean at >= 3 seeds). Columns as Table 1 "
             "(A.6 probes trained alongside; 'max' is the best value while the dataset was trained, 'change' "
             "the difference to the worst value afterwards, averaged over datasets), then each dataset's A.6 "
             "maximum and the offline 2x256 MLP probe of the frozen mu(x) at the end of its stage."
