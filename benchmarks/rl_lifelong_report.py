@@ -223,7 +223,8 @@ def summarise(args: Any) -> str:
     by_method = common.by_method(records, rlm.ALL_METHODS)
     refs = load_references(args.ref_dir)
     random = common.load_json(Path(args.out_dir) / "random.json", {})
-    a = records[0]["args"] if records else dataclasses.asdict(args)
+    first = records or refs  # a folder of references alone takes its protocol from them
+    a = first[0]["args"] if first else dataclasses.asdict(args)
     stages = list(a["stages"])
     summary: dict[str, Any] = {
         "protocol": {
@@ -245,7 +246,8 @@ def summarise(args: Any) -> str:
     folder = Path(args.out_dir).parent
     common.write_json(folder / "summary.json", summary)
     plot_matrices(summary, by_method, folder)
-    plot_curves(by_method, refs, random, folder / "rl_lifelong_curves.png")
+    if by_method:  # a folder of references alone has no sequence to draw
+        plot_curves(by_method, refs, random, folder / "rl_lifelong_curves.png")
     text = markdown(summary, by_method, a, budget_flags(args, a), refs)
     common.write_text(folder / "rl_lifelong.md", text)
     return text
@@ -283,8 +285,28 @@ def budget_flags(args: Any, a: dict[str, Any]) -> str:
         if (tuple(value) if isinstance(value, list) else value) != default:
             shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
             shown = f"'{shown}'" if f.name == "world" else shown
-            out.append(f" --{f.name.replace('_', '-')} {shown}")
+            flag = f.name.replace("_", "-")
+            if isinstance(value, bool):  # argparse's BooleanOptionalAction: --flag / --no-flag
+                out.append(f" --{flag}" if value else f" --no-{flag}")
+            else:
+                out.append(f" --{flag} {shown}")
     return "".join(out)
+
+
+def raw_rows(by_method: dict[str, list[dict[str, Any]]], stages: list[str]) -> list[list[str]]:
+    """Per method and stage: each look's raw return at the end of the stage (R's row), the mean over seeds
+    and each seed's value in seed order -- the numbers the normalised metrics start from."""
+    first = [stages.index(e) for e in looks(stages)]
+    rows = []
+    for m, rs in by_method.items():
+        rs = sorted(rs, key=lambda r: int(r["seed"]))
+        for i, env_id in enumerate(stages):
+            cells = []
+            for j in first:
+                v = [float(r["R"][i][j]) for r in rs]
+                cells.append(f"{np.mean(v):.2f} ({' / '.join(f'{x:.2f}' for x in v)})")
+            rows.append([m, f"{i} ({short(env_id)})", *cells])
+    return rows
 
 
 def reference_rows(refs: list[dict[str, Any]]) -> list[list[str]]:
@@ -357,6 +379,14 @@ def markdown(
                 ]
                 for m in methods
             ],
+        ),
+        "",
+    ]
+    md += [
+        "## Raw returns at the end of each stage (mean over seeds (each seed))",
+        "",
+        common.markdown_table(
+            ["method", "stage", *(short(e) for e in looks(a["stages"]))], raw_rows(by_method, a["stages"])
         ),
         "",
     ]
@@ -453,7 +483,7 @@ def markdown(
         "",
         *[f"![R matrix of {m}](R_{m}.png)" for m in methods],
         "",
-        "![curves](rl_lifelong_curves.png)",
+        "![curves](rl_lifelong_curves.png)" if methods else "",
         "",
     ]
     return "\n".join(md)

@@ -182,3 +182,21 @@ def test_reference_rows_list_each_seeds_final_and_the_mean(rep: Any) -> None:
         ["pixels", "A", "100", "1.00", "1.00"],
         ["vase", "B", "100 101", "0.25 / 0.50", "0.38"],
     ]
+
+
+def test_raw_rows_read_each_stage_end_per_look_with_every_seed(rep: Any) -> None:
+    """The raw-return table: one row per (method, stage), one column per distinct look (a revisit's column
+    is its first visit's), the seed mean then each seed's value in seed order."""
+    r1 = {"seed": 1, "R": [[0.5, 0.1, 0.5], [0.3, 0.9, 0.3], [0.7, 0.8, 0.7]]}
+    r0 = {"seed": 0, "R": [[0.25, 0.0, 0.25], [0.1, 0.5, 0.1], [0.5, 0.6, 0.5]]}
+    rows = rep.raw_rows({"vase": [r1, r0]}, [A, B, A])
+    assert rows[0] == ["vase", "0 (A)", "0.38 (0.25 / 0.50)", "0.05 (0.00 / 0.10)"]
+    assert rows[2] == ["vase", "2 (A)", "0.60 (0.50 / 0.70)", "0.70 (0.60 / 0.80)"]
+    assert len(rows) == 3
+
+
+def test_budget_flags_write_booleans_as_argparse_reads_them(ll: Any, rep: Any) -> None:
+    """The report's command line reproduces the runs: a boolean as ``--flag`` / ``--no-flag``, never
+    ``--flag True``; defaults are left out."""
+    flags = rep.budget_flags(ll.Args(), {"pretrain_frames": 32768, "pretrain_freeze": True})
+    assert flags == " --pretrain-frames 32768 --pretrain-freeze"
