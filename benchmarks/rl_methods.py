@@ -21,7 +21,8 @@ decoder released over 250 steps, ``ModelConfig.young_decoder_release_steps``); `
 ``vase-cmax100-tol``: that with eq. 6's mask test letting 10 % of the used latents differ,
 ``InferenceConfig.mask_tolerance``); ``vase-rarity``: ``AGENT_LOOP`` with the reconstruction's pixels
 weighted by their colour's rarity in the batch, ``LossConfig.rarity_power`` 0.5; ``vase-cmax100-rarity``: that
-with eq. 3's capacity at 100 nats).
+with eq. 3's capacity at 100 nats; ``vase-rarity-dream-0.1x``: ``vase-rarity`` with dreaming's eq. 9 weights
+alpha, beta at a tenth).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
 
@@ -58,6 +59,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "vase-rarity": {**AGENT_LOOP, "loss": {"rarity_power": 0.5}},
     "vase-cmax100-rarity": {**AGENT_LOOP, "loss": {"c_max": 100.0, "rarity_power": 0.5}},
+    "vase-rarity-dream-0.1x": {
+        **AGENT_LOOP,
+        "loss": {"rarity_power": 0.5},
+        "dream": {**AGENT_LOOP["dream"], "alpha": 100.0, "beta": 2.0},
+    },
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""
