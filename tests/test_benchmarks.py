@@ -877,12 +877,18 @@ def check_reuse(r: Path) -> None:
 def check_world_target_probe(r: Path) -> None:
     folder = r / "rl_lifelong_3d" / "target_probe"
     rec = load(folder / "runs" / "vase-cmax100_seed0.json")
-    assert set(rec["scores"]) == {"pixels", "untrained", "step2"} and rec["envs"] >= 1
+    assert set(rec["scores"]) == {"pixels", "untrained", "outdoor3", "step2"}
+    assert rec["envs_before"] >= 1 and rec["envs"] >= rec["envs_before"] and len(rec["used"]) == rec["envs"]
     for rep in rec["scores"].values():
         assert set(rep) == {"linear", "mlp"}
         assert all(0.0 <= p["in_view_acc"] <= 100.0 and p["target"] <= 1.0 for p in rep.values())
     assert rec["frames"]["probe_test"] > 0 and 0.0 <= rec["in_view_fraction"] <= 1.0
-    assert "| vase-cmax100 | step2 | mlp | 1 |" in (folder / "target_probe.md").read_text()
+    md = (folder / "target_probe.md").read_text()
+    assert (
+        "# Where is the target? Probes of 3-D indoor frames" in md
+        and "| vase-cmax100 | outdoor3 | mlp | 1 |" in md
+    )
+    assert "Before this level the learner trained 3 steps on random-policy outdoor" in md
     assert (folder / "target_probe.png").stat().st_size > 0
 
 
@@ -967,6 +973,12 @@ CASES += [
             "8",
             "--checkpoints",
             "2",
+            "--level",
+            "indoor",
+            "--before",
+            "outdoor",
+            "--before-steps",
+            "3",
             "--seeds",
             "0",
             "--methods",

@@ -22,6 +22,14 @@ writes ``target_probe.md`` and ``target_probe.png`` beside it.
 
     python benchmarks/investigations/world_target_probe.py --seeds 100 101
     python benchmarks/investigations/world_target_probe.py --summarise
+
+Does a longer first look cost the second look's code? ``--level indoor --before outdoor --before-steps N``
+trains N steps on outdoor first (the life-long run's outdoor stage takes ~1,000 learner steps online,
+~5,000 after a 32,768-frame warm-up), then probes the indoor code as it learns (its own ``--out-dir``):
+
+    python benchmarks/investigations/world_target_probe.py --methods vase-rarity --level indoor \
+        --before outdoor --before-steps 5000 --checkpoints 250 1000 --seeds 100 101 102 \
+        --out-dir benchmarks/results/rl_lifelong_3d/target_probe/indoor_after_5000/runs
 """
 
 from __future__ import annotations
@@ -78,7 +86,14 @@ class Args(cli_args.JobsArgs):
     methods: tuple[str, ...] = tuple(VARIANTS)
     """Variants to run (:data:`VARIANTS`)."""
     world: str = LIFELONG_WORLD
-    """JSON dict of ``WorldConfig`` overrides of the outdoor level."""
+    """JSON dict of ``WorldConfig`` overrides of the MiniWorld levels."""
+    level: str = "outdoor"
+    """The level whose frames train the learner and are probed (``bench3d_common.level_spec``)."""
+    before: str = ""
+    """A level the learner trains on first, for ``before_steps`` steps (the life-long sequence's earlier
+    look); its frames come from the same seeds' random-policy episodes. Empty: none."""
+    before_steps: int = 0
+    """Learner steps on ``before``'s pool before ``level``'s; the checkpoints count ``level``'s steps."""
     pool_episodes: int = 160
     """Random-policy episodes of the training pool (env seeds 20,000+i)."""
     probe_episodes: int = 80
@@ -94,9 +109,10 @@ class Args(cli_args.JobsArgs):
     """Folder of the per-run JSONs."""
 
 
-def collect(args: Args, first_seed: int, episodes: int) -> dict[str, np.ndarray]:
-    """Random-policy outdoor episodes: frames (n, 64, 64, 3) uint8, factor groups, in-view flag, episode id."""
-    env = b3d.LevelsArgs(world=args.world).make_level("outdoor")
+def collect(args: Args, first_seed: int, episodes: int, level: str = "") -> dict[str, np.ndarray]:
+    """Random-policy episodes of ``level`` (default ``args.level``): frames (n, 64, 64, 3) uint8, factor
+    groups, in-view flag, episode id."""
+    env = b3d.LevelsArgs(world=args.world).make_level(level or args.level)
     try:
         got = b3d.random_episodes(env, first_seed, episodes, args.episode_steps)
     finally:
@@ -128,7 +144,12 @@ def probe_scores(train: np.ndarray, test: np.ndarray, data: dict[str, np.ndarray
 
 
 def run(args: Args, variant: str, seed: int) -> dict[str, Any]:
-    """Train the variant offline on the pool, probing its codes at step 0 and at every checkpoint."""
+    """Train the variant offline on the pool, probing its codes at step 0 and at every checkpoint.
+
+    With ``before``, the learner first trains ``before_steps`` on that level's pool (eq. 6 then meets
+    ``level`` as a new look) and the codes are also probed at the end of it (``before<steps>``)."""
+    if args.before and args.before_steps <= 0:
+        raise ValueError(f"--before {args.before!r} needs --before-steps > 0, got {args.before_steps}")
     torch.set_num_threads(1)
     cpu0 = time.process_time()
     pool = collect(args, 20_000 + 1000 * seed, args.pool_episodes)["frames"]
@@ -141,15 +162,23 @@ def run(args: Args, variant: str, seed: int) -> dict[str, Any]:
     frames = data["frames"]
     pixels = learner.preprocess(frames).flatten(1).numpy()
     scores = {"pixels": probe_scores(pixels[~split], pixels[split], data, split)}
+    codes = encode_codes(learner.encode, frames)
+    scores["untrained"] = probe_scores(codes[~split], codes[split], data, split)
+    envs_before = 0
+    if args.before:
+        before_pool = collect(args, 20_000 + 1000 * seed, args.pool_episodes, args.before)["frames"]
+        for _ in range(args.before_steps):
+            learner.train_step(before_pool[rng.integers(0, len(before_pool), config.batch_size)])
+        envs_before = learner.memory.n_seen
+        codes = encode_codes(learner.encode, frames)
+        scores[f"{args.before}{args.before_steps}"] = probe_scores(codes[~split], codes[split], data, split)
     step = 0
-    for target in (0, *args.checkpoints):
+    for target in args.checkpoints:
         while step < target:
             learner.train_step(pool[rng.integers(0, len(pool), config.batch_size)])
             step += 1
         codes = encode_codes(learner.encode, frames)
-        scores["untrained" if target == 0 else f"step{target}"] = probe_scores(
-            codes[~split], codes[split], data, split
-        )
+        scores[f"step{target}"] = probe_scores(codes[~split], codes[split], data, split)
     memory = learner.memory
     return common.run_record(
         args,
@@ -159,6 +188,7 @@ def run(args: Args, variant: str, seed: int) -> dict[str, Any]:
         frames={"pool": len(pool), "probe_train": int((~split).sum()), "probe_test": int(split.sum())},
         in_view_fraction=float(data["in_view"].mean()),
         envs=memory.n_seen,
+        envs_before=envs_before,
         used=[int(u.sum()) for u in memory.used[: memory.n_seen]],
         scores=scores,
         cpu_s=time.process_time() - cpu0,
@@ -209,17 +239,19 @@ def summarise(args: Args) -> str:
         ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel("target R^2 (MLP probe, held-out)")
-    ax.set_title("Where is the target? Outdoor frames, random policy")
+    level = records[0]["args"].get("level", "outdoor") if records else args.level
+    ax.set_title(f"Where is the target? {level} frames, random policy")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(Path(args.out_dir).parent / "target_probe.png", dpi=120)
     plt.close(fig)
     a = records[0]["args"] if records else vars(args)
     text = [
-        "# Where is the target? Probes of 3-D outdoor frames",
+        f"# Where is the target? Probes of 3-D {a.get('level', 'outdoor')} frames",
         "",
         f"Produced by `python benchmarks/investigations/world_target_probe.py` (then `--summarise`). "
-        f"Each run: {a['pool_episodes']} random-policy outdoor episodes of {a['episode_steps']} steps as the "
+        f"Each run: {a['pool_episodes']} random-policy {a.get('level', 'outdoor')} episodes of "
+        f"{a['episode_steps']} steps as the "
         f"training pool, {a['probe_episodes']} held-out episodes for the probes (the last "
         f"{a['test_episodes']} for testing); world `{a['world']}`. The learner (cpu preset, `AGENT_LOOP`, RGB, "
         "the variant's overrides) trains offline on i.i.d. batches of the pool; `untrained` is its step 0, "
@@ -233,6 +265,21 @@ def summarise(args: Args) -> str:
         "",
         common.markdown_table(["variant", "codes", "probe", "seeds", *cols], rows),
         "",
+    ]
+    if a.get("before"):
+        text += [
+            f"Before this level the learner trained {a['before_steps']} steps on random-policy {a['before']} "
+            f"episodes of the same seeds (codes `{a['before']}{a['before_steps']}`: this level's frames read by "
+            f"that learner); `stepN` counts this level's steps after it. Environments eq. 6 held after "
+            f"{a['before']} / at the end, and latents used per environment, per run: "
+            + "; ".join(
+                f"{r['method']} seed {r['seed']}: {r['envs_before']} / {r['envs']} {r['used']}"
+                for r in records
+            )
+            + ".",
+            "",
+        ]
+    text += [
         "![target probe](target_probe.png)",
         "",
     ]
