@@ -9,6 +9,7 @@
   (:func:`check_budget`);
 * evaluation (:func:`evaluate`, :func:`random_returns`), reward-free rollouts (:func:`roll_out`) and the
   learning-curve callback;
+* the names of looks (:func:`looks`, :func:`short`);
 * where a run's time goes (:class:`CostTimer`, :func:`timed_venv`, :func:`update_timer`): CPU and wall
   seconds of env stepping, the VASE wrapper, PPO updates and evaluation, measured around those parts.
 
@@ -169,6 +170,16 @@ def new_run(
     set_random_seed(seed)
     learner, vase_config = make_learner(method, seed, overrides)
     return learner, common.run_record(args, method, seed, vase_config=vase_config)
+
+
+def looks(stages: tuple[str, ...] | list[str]) -> list[str]:
+    """The distinct env ids of ``stages``, in first-seen order."""
+    return list(dict.fromkeys(stages))
+
+
+def short(env_id: str) -> str:
+    """``vase_rl/MovingFashion-v0`` -> ``MovingFashion``."""
+    return env_id.split("/")[-1].rsplit("-v", 1)[0]
 
 
 def is_world(env_id: str) -> bool:

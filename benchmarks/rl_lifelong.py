@@ -129,7 +129,8 @@ import common
 import numpy as np
 import rl_common as rlc
 import rl_methods as rlm
-from rl_lifelong_report import SEP, looks, ref_key, short, summarise
+from rl_common import looks, short
+from rl_lifelong_report import SEP, ref_key, summarise
 
 from vase_rl.core.config import AGENT_LOOP
 

@@ -1,6 +1,7 @@
 """The life-long RL benchmark's summary (``benchmarks/rl_lifelong.py`` runs, this module reports): Continual
-World's metrics over the run records (``cl_metrics``), ``summary.json``, the markdown table and the figures;
-and the naming of looks and reference runs both share. The protocol and the metrics' definitions are in
+World's metrics over the run records (``cl_metrics``), ``summary.json`` and the markdown table, with the
+figures of ``rl_lifelong_plots.py``; and the naming of reference runs both share (looks are named by
+``rl_common.short``). The protocol and the metrics' definitions are in
 ``rl_lifelong.py``'s docstring."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import common
 import numpy as np
 import rl_common as rlc
+import rl_lifelong_plots as plots
 import rl_methods as rlm
 import rl_report
 from cl_metrics import (
@@ -26,19 +28,10 @@ from cl_metrics import (
     stage_auc,
     stage_points,
 )
+from rl_common import looks, short
 
 SEP = "__"
 """Separates the method from the look in a reference run's name (``vase__MovingFashion``)."""
-
-
-def looks(stages: tuple[str, ...] | list[str]) -> list[str]:
-    """The distinct env ids of ``stages``, in first-seen order."""
-    return list(dict.fromkeys(stages))
-
-
-def short(env_id: str) -> str:
-    """``vase_rl/MovingFashion-v0`` -> ``MovingFashion``."""
-    return env_id.split("/")[-1].rsplit("-v", 1)[0]
 
 
 def ref_key(method: str, env_id: str) -> str:
@@ -245,9 +238,9 @@ def summarise(args: Any) -> str:
         summary[m] = method_summary(rs, [r for r in refs if r["method"] == m], random, args.bootstrap)
     folder = Path(args.out_dir).parent
     common.write_json(folder / "summary.json", summary)
-    plot_matrices(summary, by_method, folder)
+    plots.plot_matrices(summary, by_method, folder)
     if by_method:  # a folder of references alone has no sequence to draw
-        plot_curves(by_method, refs, random, folder / "rl_lifelong_curves.png")
+        plots.plot_curves(by_method, refs, random, folder / "rl_lifelong_curves.png")
     text = markdown(summary, by_method, a, budget_flags(args, a), refs)
     common.write_text(folder / "rl_lifelong.md", text)
     return text
@@ -501,65 +494,3 @@ def inference_rows(by_method: dict[str, list[dict[str, Any]]]) -> list[list[str]
             filed = ", ".join(f"{k}: {v['env']}{'*' if v['allocated'] else ''}" for k, v in final.items())
             rows.append([m, str(r["seed"]), ", ".join(str(x["envs_inferred"]) for x in stages), filed or "-"])
     return rows
-
-
-def plot_matrices(summary: dict[str, Any], by_method: dict[str, list[dict[str, Any]]], folder: Path) -> None:
-    """``R_<method>.png``: the seed-mean R matrix, normalised when the references are there (else raw)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    for m in by_method:
-        s = summary[m]
-        norm = s.get("R_normalised_mean") is not None
-        r = np.array(s["R_normalised_mean"] if norm else s["R_raw_mean"], dtype=float)
-        names = [short(e) for e in by_method[m][0]["stages"]]
-        fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
-        im = ax.imshow(r, cmap="viridis")
-        for (i, j), v in np.ndenumerate(r):
-            ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", color="w")
-        ax.set_xticks(range(len(names)), [f"{j}: {n}" for j, n in enumerate(names)], rotation=30, ha="right")
-        ax.set_yticks(range(len(names)), [f"after {i}: {n}" for i, n in enumerate(names)])
-        ax.set_title(f"{m}\n{'normalised' if norm else 'raw'} return, mean of {s['seeds']} seed(s)")
-        fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        fig.savefig(folder / f"R_{m}.png", dpi=110)
-        plt.close(fig)
-
-
-def plot_curves(
-    by_method: dict[str, list[dict[str, Any]]],
-    refs: list[dict[str, Any]],
-    random: dict[str, float],
-    path: Path,
-) -> None:
-    """One panel per method (at most 4 per row): each look's seed-mean return (normalised when its reference
-    is there) at every evaluation through the sequence; dotted lines at the stage boundaries."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = max(1, len(by_method))
-    cols = min(n, 4)  # a grid of at most 4 columns: 7 methods in one row are unreadable
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    for ax, (m, rs) in zip(axes.flat, by_method.items(), strict=False):
-        evals = rs[0]["evaluations"]
-        steps = [e["env_steps"] for e in evals]
-        for env_id in looks(rs[0]["stages"]):
-            y = np.array([[e["returns"][env_id] for e in r["evaluations"]] for r in rs]).mean(0)
-            finals = [r["final"] for r in refs if r["method"] == m and r["look"] == env_id]
-            if finals and env_id in random:
-                y = normalise(y, random[env_id], np.mean(finals))
-            ax.plot(steps, y, marker=".", label=short(env_id))
-        for k in range(1, len(rs[0]["stages"])):
-            ax.axvline(k * rs[0]["args"]["steps_per_look"], color="grey", linestyle=":")
-        ax.set(title=m, xlabel="env steps", ylabel="return (normalised where referenced)")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

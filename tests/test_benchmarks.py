@@ -42,6 +42,7 @@ HELPERS = (
     "rl_methods",
     "cl_metrics",
     "rl_lifelong_report",
+    "rl_lifelong_plots",
     "imagination_report",
 )
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in HELPERS)
