@@ -43,6 +43,8 @@ HELPERS = (
     "cl_metrics",
     "rl_lifelong_report",
     "rl_lifelong_plots",
+    "speed_report",
+    "wrapper_speed_report",
     "imagination_report",
 )
 SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if p.stem not in HELPERS)
