@@ -67,6 +67,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-cmax100-tol": {"loss": {"c_max": 100.0}, "inference": {"mask_tolerance": 0.1}},
     "vase-rarity": {"loss": {"rarity_power": 0.5}},
     "vase-cmax100-rarity": {"loss": {"c_max": 100.0, "rarity_power": 0.5}},
+    "vase-rarity-dream-0.1x": {"loss": {"rarity_power": 0.5}, "dream": {"alpha": 100.0, "beta": 2.0}},
+    "vase-rarity-no-dream": {"loss": {"rarity_power": 0.5}, "ablation": {"dream": False}},
+    "vase-rarity-no-mask": {"loss": {"rarity_power": 0.5}, "ablation": {"mask": False}},
+    "vase-rarity-no-infer": {"loss": {"rarity_power": 0.5}, "ablation": {"infer_env": False}},
 }
 """variant -> ``VASEConfig.with_overrides`` sections on top of the cpu preset with ``AGENT_LOOP`` and RGB
 input. ``vase`` is the life-long table's learner; ``vase-cmax100`` gives eq. 3's capacity 4x the cpu
@@ -75,7 +79,10 @@ the cpu preset's Bernoulli; ``vase-64px`` reads the levels' 64x64 frames at full
 area-resizes them to 32x32, where the target covers a quarter as many pixels); ``vase-cmax100-tol`` the
 life-long table's variant (4x capacity, eq. 6's mask tolerance 0.1); ``vase-rarity`` weights the
 reconstruction's pixels by their colour's rarity in the batch (``LossConfig.rarity_power`` 0.5: the
-target's red pixels weigh ~10x the sky's), ``vase-cmax100-rarity`` that with 4x capacity."""
+target's red pixels weigh ~10x the sky's), ``vase-cmax100-rarity`` that with 4x capacity; and, for a second
+look after a first (``--before``), ``vase-rarity`` with dreaming's eq. 9 weights at a tenth
+(``-dream-0.1x``) or without one of VASE's parts (``-no-dream``, ``-no-mask``, ``-no-infer``: ablation D, A,
+S off)."""
 FACTORS = ("target", "obstacle")
 """Egocentric factor groups probed (``bench3d_common.state_factors``)."""
 PROBES = ("linear", "mlp")
