@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vase_rl.core.config import AGENT_LOOP, get_preset
+from vase_rl.core.config import AGENT_LOOP, PAPER_LOOP, get_preset
 from vase_rl.core.learner import ContinualLearner
 from vase_rl.probing.offline_probe import encode_codes, fit_probe
 
@@ -71,6 +71,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-rarity-no-dream": {"loss": {"rarity_power": 0.5}, "ablation": {"dream": False}},
     "vase-rarity-no-mask": {"loss": {"rarity_power": 0.5}, "ablation": {"mask": False}},
     "vase-rarity-no-infer": {"loss": {"rarity_power": 0.5}, "ablation": {"infer_env": False}},
+    "vase-rarity-no-hold": {"loss": {"rarity_power": 0.5}, "model": {"young_decoder_frozen_steps": 0}},
+    "vase-rarity-paper-model": {"loss": {"rarity_power": 0.5}, "model": PAPER_LOOP["model"]},
 }
 """variant -> ``VASEConfig.with_overrides`` sections on top of the cpu preset with ``AGENT_LOOP`` and RGB
 input. ``vase`` is the life-long table's learner; ``vase-cmax100`` gives eq. 3's capacity 4x the cpu
@@ -82,7 +84,9 @@ reconstruction's pixels by their colour's rarity in the batch (``LossConfig.rari
 target's red pixels weigh ~10x the sky's), ``vase-cmax100-rarity`` that with 4x capacity; and, for a second
 look after a first (``--before``), ``vase-rarity`` with dreaming's eq. 9 weights at a tenth
 (``-dream-0.1x``) or without one of VASE's parts (``-no-dream``, ``-no-mask``, ``-no-infer``: ablation D, A,
-S off)."""
+S off), without the young decoder's hold (``-no-hold``: ``ModelConfig.young_decoder_frozen_steps`` 0) or with
+the paper's new-environment model (``-paper-model``: ``PAPER_LOOP``'s model section: a random code at the
+decoder's input, no sign pick, no view, no hold)."""
 FACTORS = ("target", "obstacle")
 """Egocentric factor groups probed (``bench3d_common.state_factors``)."""
 PROBES = ("linear", "mlp")
