@@ -236,7 +236,7 @@ def summarise(args: Args) -> str:
                 )
                 if probe == "mlp":
                     bars[variant][rep] = (np.mean(vals["target"]), np.std(vals["target"]))
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(10, 3.5))
     width = 0.8 / max(len(bars), 1)
     for i, (variant, reps) in enumerate(bars.items()):
         names = list(reps)
@@ -252,7 +252,7 @@ def summarise(args: Args) -> str:
     ax.set_ylabel("target R^2 (MLP probe, held-out)")
     level = records[0]["args"].get("level", "outdoor") if records else args.level
     ax.set_title(f"Where is the target? {level} frames, random policy")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not on them
     fig.tight_layout()
     fig.savefig(Path(args.out_dir).parent / "target_probe.png", dpi=120)
     plt.close(fig)
