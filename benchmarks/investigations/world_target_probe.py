@@ -171,25 +171,29 @@ def run(args: Args, variant: str, seed: int) -> dict[str, Any]:
     learner = ContinualLearner(config, device="cpu")
     rng = np.random.default_rng(seed)
     frames = data["frames"]
-    pixels = learner.preprocess(frames).flatten(1).numpy()
-    scores = {"pixels": probe_scores(pixels[~split], pixels[split], data, split)}
-    codes = encode_codes(learner.encode, frames)
-    scores["untrained"] = probe_scores(codes[~split], codes[split], data, split)
+    scores: dict[str, Any] = {}
+
+    def read(key: str, x: np.ndarray) -> None:  # probe scores of features x of the probe frames
+        scores[key] = probe_scores(x[~split], x[split], data, split)
+
+    def train(frames_pool: np.ndarray, steps: int) -> None:  # i.i.d. batches of a pool
+        for _ in range(steps):
+            learner.train_step(frames_pool[rng.integers(0, len(frames_pool), config.batch_size)])
+
+    read("pixels", learner.preprocess(frames).flatten(1).numpy())
+    read("untrained", encode_codes(learner.encode, frames))
     envs_before = 0
     if args.before:
-        before_pool = collect(args, 20_000 + 1000 * seed, args.pool_episodes, args.before)["frames"]
-        for _ in range(args.before_steps):
-            learner.train_step(before_pool[rng.integers(0, len(before_pool), config.batch_size)])
+        train(
+            collect(args, 20_000 + 1000 * seed, args.pool_episodes, args.before)["frames"], args.before_steps
+        )
         envs_before = learner.memory.n_seen
-        codes = encode_codes(learner.encode, frames)
-        scores[f"{args.before}{args.before_steps}"] = probe_scores(codes[~split], codes[split], data, split)
+        read(f"{args.before}{args.before_steps}", encode_codes(learner.encode, frames))
     step = 0
     for target in args.checkpoints:
-        while step < target:
-            learner.train_step(pool[rng.integers(0, len(pool), config.batch_size)])
-            step += 1
-        codes = encode_codes(learner.encode, frames)
-        scores[f"step{target}"] = probe_scores(codes[~split], codes[split], data, split)
+        train(pool, target - step)
+        step = max(step, target)
+        read(f"step{target}", encode_codes(learner.encode, frames))
     memory = learner.memory
     return common.run_record(
         args,
