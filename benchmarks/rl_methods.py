@@ -38,6 +38,9 @@ LOOP_BEFORE_SETTLED: dict[str, Any] = {**AGENT_LOOP, "dream": STEADY_ANCHOR}
 """``AGENT_LOOP`` before the settled anchor joined it (a switch syncs to the model as it is then): the
 finished runs of ``vase-current-sync`` and of the variants measured against it."""
 
+DREAM_TENTH: dict[str, Any] = {**AGENT_LOOP["dream"], "alpha": 100.0, "beta": 2.0}
+"""``AGENT_LOOP``'s dreaming with eq. 9's weights alpha, beta at a tenth of the paper's 1000 / 20."""
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "vase-paper-anchor": PAPER_LOOP,
     "vase-on-switch": {**PAPER_LOOP, "dream": {"anchor": "on-switch"}},
@@ -61,7 +64,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "vase-rarity": {**AGENT_LOOP, "loss": {"rarity_power": 0.5}},
     "vase-cmax100-rarity": {**AGENT_LOOP, "loss": {"c_max": 100.0, "rarity_power": 0.5}},
-    "vase-dream-0.1x": {**AGENT_LOOP, "dream": {**AGENT_LOOP["dream"], "alpha": 100.0, "beta": 2.0}},
+    "vase-dream-0.1x": {**AGENT_LOOP, "dream": DREAM_TENTH},
     "vase-rarity-no-hold": {
         **AGENT_LOOP,
         "loss": {"rarity_power": 0.5},
@@ -70,7 +73,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-rarity-dream-0.1x": {
         **AGENT_LOOP,
         "loss": {"rarity_power": 0.5},
-        "dream": {**AGENT_LOOP["dream"], "alpha": 100.0, "beta": 2.0},
+        "dream": DREAM_TENTH,
     },
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
