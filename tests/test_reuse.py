@@ -194,6 +194,58 @@ def test_young_environment_trains_its_own_decoder_weights_only() -> None:
     assert not torch.equal(decoder.fc2.weight, before["fc2.weight"])
 
 
+def _brightened_second_look(hold_for: str) -> ContinualLearner:
+    """Env 0 trained on shapes, env 1 allocated by the same shapes brightened (the sign pick keeps +1 or
+    flips: whichever reconstructs better), the shared decoder held 5 steps for ``hold_for``'s environments."""
+    cfg = tiny_config(
+        model={
+            "new_env_code": "inherit",
+            "env_conditioning": "input+output",
+            "new_env_sign": "pick",
+            "young_decoder_frozen_steps": 5,
+            "young_decoder_hold_for": hold_for,
+        },
+        inference={"patience": 2},
+        dream={"tau": 20, "batch_size": 16},
+    )
+    learner = ContinualLearner(cfg, device="cpu")
+    batches = shapes_batches(60, 16, seed=3)
+    for i, b in enumerate(batches):
+        learner.train_step(b if i < 40 else np.clip(b.astype(int) + 96, 0, 255).astype(b.dtype))
+        if learner.memory.n_seen == 2:
+            break
+    assert learner.memory.n_seen == 2 and learner.current_env == 1
+    return learner
+
+
+def test_hold_for_flipped_holds_only_a_contrast_inverted_environment() -> None:
+    inverted = _allocate_two(
+        "inherit",
+        "input+output",
+        new_env_sign="pick",
+        young_decoder_frozen_steps=5,
+        young_decoder_hold_for="flipped",
+    )
+    picked = inverted.model.decoder.picked_sign
+    assert picked is not None and picked.tolist()[:2] == [1.0, -1.0]
+    assert inverted._young_decoder_hold(1) is not None  # picked negative: held as with "every"
+    brightened = _brightened_second_look("flipped")
+    picked = brightened.model.decoder.picked_sign
+    assert picked is not None and picked.tolist()[:2] == [1.0, 1.0]  # the brighter look kept the sign
+    assert brightened._young_decoder_hold(1) is None  # so its shared decoder is not held
+    assert _brightened_second_look("every")._young_decoder_hold(1) is not None
+    fc2 = brightened.model.decoder.fc2.weight.detach().clone()
+    brightened.train_step(np.clip(shapes_batches(1, 16, seed=4)[0].astype(int) + 96, 0, 255).astype(np.uint8))
+    assert not torch.equal(brightened.model.decoder.fc2.weight, fc2)  # it trains from its first steps
+    resumed = ContinualLearner(brightened.config, device="cpu")
+    resumed.load_state_dict(brightened.state_dict())
+    assert torch.equal(resumed.model.decoder.picked_sign, brightened.model.decoder.picked_sign)
+    plain = _allocate_two("inherit", "input+output", new_env_sign="pick")
+    assert (
+        "decoder.picked_sign" not in plain.model.state_dict()
+    )  # off by default: the state_dict is unchanged
+
+
 def _held_momentum(hold: str, steps: int) -> tuple[float, float]:
     """The largest |Adam first moment| of the shared ``fc2.weight`` just after environment 1's allocation and
     after ``steps`` more held steps (the weights themselves stay put either way)."""
@@ -339,6 +391,10 @@ def test_bad_reuse_options_are_rejected_by_name() -> None:
         ModelConfig(env_input_view="pick")
     with pytest.raises(ValueError, match="young_decoder_hold must be 'weights' or 'gradients'"):
         ModelConfig(young_decoder_hold="moments")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="young_decoder_hold_for='flipped' needs new_env_sign='pick'"):
+        ModelConfig(young_decoder_hold_for="flipped")
+    with pytest.raises(ValueError, match="young_decoder_hold_for must be 'every' or 'flipped'"):
+        ModelConfig(young_decoder_hold_for="inverted")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="young_decoder_frozen_steps must be >= 0"):
         ModelConfig(young_decoder_frozen_steps=-1)
     with pytest.raises(ValueError, match="young_decoder_release_steps must be >= 0"):

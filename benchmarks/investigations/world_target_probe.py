@@ -72,6 +72,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-rarity-no-mask": {"loss": {"rarity_power": 0.5}, "ablation": {"mask": False}},
     "vase-rarity-no-infer": {"loss": {"rarity_power": 0.5}, "ablation": {"infer_env": False}},
     "vase-rarity-no-hold": {"loss": {"rarity_power": 0.5}, "model": {"young_decoder_frozen_steps": 0}},
+    "vase-rarity-hold-flipped": {
+        "loss": {"rarity_power": 0.5},
+        "model": {"young_decoder_hold_for": "flipped"},
+    },
     "vase-rarity-paper-model": {"loss": {"rarity_power": 0.5}, "model": PAPER_LOOP["model"]},
 }
 """variant -> ``VASEConfig.with_overrides`` sections on top of the cpu preset with ``AGENT_LOOP`` and RGB
@@ -84,7 +88,9 @@ reconstruction's pixels by their colour's rarity in the batch (``LossConfig.rari
 target's red pixels weigh ~10x the sky's), ``vase-cmax100-rarity`` that with 4x capacity; and, for a second
 look after a first (``--before``), ``vase-rarity`` with dreaming's eq. 9 weights at a tenth
 (``-dream-0.1x``) or without one of VASE's parts (``-no-dream``, ``-no-mask``, ``-no-infer``: ablation D, A,
-S off), without the young decoder's hold (``-no-hold``: ``ModelConfig.young_decoder_frozen_steps`` 0) or with
+S off), without the young decoder's hold (``-no-hold``: ``ModelConfig.young_decoder_frozen_steps`` 0), with
+it only for an environment whose sign the pick flipped (``-hold-flipped``: ``ModelConfig.young_decoder_hold_for``
+"flipped") or with
 the paper's new-environment model (``-paper-model``: ``PAPER_LOOP``'s model section: a random code at the
 decoder's input, no sign pick, no view, no hold)."""
 FACTORS = ("target", "obstacle")
@@ -194,7 +200,7 @@ def run(args: Args, variant: str, seed: int) -> dict[str, Any]:
         train(pool, target - step)
         step = max(step, target)
         read(f"step{target}", encode_codes(learner.encode, frames))
-    memory = learner.memory
+    memory, signs = learner.memory, learner.model.encoder.input_sign
     return common.run_record(
         args,
         variant,
@@ -205,6 +211,7 @@ def run(args: Args, variant: str, seed: int) -> dict[str, Any]:
         envs=memory.n_seen,
         envs_before=envs_before,
         used=[int(u.sum()) for u in memory.used[: memory.n_seen]],
+        signs=[] if signs is None else [int(v) for v in signs[: memory.n_seen]],
         scores=scores,
         cpu_s=time.process_time() - cpu0,
     )
@@ -286,9 +293,10 @@ def summarise(args: Args) -> str:
             f"Before this level the learner trained {a['before_steps']} steps on random-policy {a['before']} "
             f"episodes of the same seeds (codes `{a['before']}{a['before_steps']}`: this level's frames read by "
             f"that learner); `stepN` counts this level's steps after it. Environments eq. 6 held after "
-            f"{a['before']} / at the end, and latents used per environment, per run: "
+            f"{a['before']} / at the end, latents used per environment (and the input signs the pick set), per run: "
             + "; ".join(
                 f"{r['method']} seed {r['seed']}: {r['envs_before']} / {r['envs']} {r['used']}"
+                + (f" signs {r['signs']}" if r.get("signs") else "")
                 for r in records
             )
             + ".",

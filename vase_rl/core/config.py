@@ -113,6 +113,12 @@ class ModelConfig:
     kept for the whole hold (Adam's moments), and the young environment's reconstruction jumps (45 -> 70-77
     nats within 3 steps, seed 0 of the anchor benchmark), which eq. 6 can take for a new environment. Beyond
     the paper."""
+    young_decoder_hold_for: Literal["every", "flipped"] = "every"
+    """Which young environments ``young_decoder_frozen_steps`` holds the shared decoder for: "every" one
+    allocated after the first, or "flipped": only those whose output sign ``new_env_sign="pick"`` picked
+    negative at allocation (a contrast inversion of the look they were allocated from; the decoder keeps
+    the picks in ``Decoder.picked_sign``), so a new look that changes colours or textures but not polarity
+    trains the shared decoder from its first step. Beyond the paper."""
     young_decoder_hold: Literal["weights", "gradients"] = "weights"
     """How ``young_decoder_frozen_steps`` holds the shared decoder: "weights" puts its weights back after
     every step, while the optimizer's moments of those weights keep accumulating the young environment's
@@ -136,6 +142,7 @@ class ModelConfig:
             "new_env_sign": ("keep", "pick"),
             "env_input_view": ("raw", "pick"),
             "young_decoder_hold": ("weights", "gradients"),
+            "young_decoder_hold_for": ("every", "flipped"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -148,6 +155,8 @@ class ModelConfig:
             raise ValueError("new_env_sign='pick' needs env_conditioning='input+output' (the scale it picks)")
         if self.env_input_view == "pick" and self.new_env_sign != "pick":
             raise ValueError("env_input_view='pick' needs new_env_sign='pick' (the sign it follows)")
+        if self.young_decoder_hold_for == "flipped" and self.new_env_sign != "pick":
+            raise ValueError("young_decoder_hold_for='flipped' needs new_env_sign='pick' (the sign it reads)")
         for name in ("young_decoder_frozen_steps", "young_decoder_release_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -459,15 +459,21 @@ class ContinualLearner(Checkpointable):
         signs = self.model.encoder.input_sign
         if signs is not None:  # env_input_view="pick": the encoder reads target inverted iff it renders so
             signs[target] = best[1] * signs[source]
+        if decoder.picked_sign is not None:  # young_decoder_hold_for="flipped": the hold reads the pick
+            decoder.picked_sign[target] = best[1]
 
     def _young_decoder_hold(self, env: int) -> tuple[dict[str, torch.Tensor], float] | None:
         """(the decoder's weights before this step, the fraction of the step its shared part keeps) while
         ``ModelConfig.young_decoder_frozen_steps`` holds it (fraction 0; ``env`` allocated after the first
-        and younger than that) or ``young_decoder_release_steps`` releases it (fraction (k + 1) / R in the
-        k-th of R steps after the hold), else None."""
+        and younger than that; with ``young_decoder_hold_for="flipped"`` only if its sign was picked negative)
+        or ``young_decoder_release_steps`` releases it (fraction (k + 1) / R in the k-th of R steps after the
+        hold), else None."""
         mc = self.config.model
         hold, n = mc.young_decoder_frozen_steps, int(self.memory.steps[env])
         if hold <= 0 or env <= 0 or n >= hold + mc.young_decoder_release_steps:
+            return None
+        picked = self.model.decoder.picked_sign
+        if picked is not None and float(picked[env]) > 0:  # hold_for="flipped" and env kept the sign
             return None
         keep = 0.0 if n < hold else (n - hold + 1) / mc.young_decoder_release_steps
         return {name: p.detach().clone() for name, p in self.model.decoder.named_parameters()}, keep

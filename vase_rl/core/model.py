@@ -87,6 +87,11 @@ class Decoder(nn.Module):
         if cfg.env_conditioning == "input+output":  # per-environment affine of the output channels
             self.env_scale = nn.Parameter(torch.ones(cfg.max_environments, cfg.channels))
             self.env_bias = nn.Parameter(torch.zeros(cfg.max_environments, cfg.channels))
+        self.picked_sign: torch.Tensor | None  # ModelConfig.young_decoder_hold_for="flipped": +1 / -1 per env
+        self.register_buffer(
+            "picked_sign",
+            torch.ones(cfg.max_environments) if cfg.young_decoder_hold_for == "flipped" else None,
+        )
 
     def forward(self, z: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
         one_hot = F.one_hot(env, self.cfg.max_environments).to(z.dtype)
