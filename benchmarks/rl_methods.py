@@ -25,8 +25,8 @@ with eq. 3's capacity at 100 nats; ``vase-rarity-dream-0.1x``: ``vase-rarity`` w
 alpha, beta at a tenth; ``vase-rarity-no-hold``: ``vase-rarity`` without the young decoder's hold,
 ``ModelConfig.young_decoder_frozen_steps`` 0; ``vase-rarity-hold-flipped``: ``vase-rarity`` holding it only
 for an environment whose sign the pick flipped, ``ModelConfig.young_decoder_hold_for`` "flipped";
-``vase-hold-flipped``: ``AGENT_LOOP`` so; ``vase-dream-0.1x``: ``AGENT_LOOP`` with eq. 9's weights at a tenth, the
-weights at which Table 1's maximum accuracy meets CCI-VAE's).
+``vase-no-hold``, ``vase-hold-flipped``: ``AGENT_LOOP`` so; ``vase-dream-0.1x``: ``AGENT_LOOP`` with eq. 9's
+weights at a tenth, the weights at which Table 1's maximum accuracy meets CCI-VAE's).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
 
@@ -70,6 +70,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "vase-rarity-no-hold": {
         **AGENT_LOOP,
         "loss": {"rarity_power": 0.5},
+        "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 0},
+    },
+    "vase-no-hold": {
+        **AGENT_LOOP,
         "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 0},
     },
     "vase-hold-flipped": {
