@@ -23,10 +23,8 @@ decoder released over 250 steps, ``ModelConfig.young_decoder_release_steps``); `
 weighted by their colour's rarity in the batch, ``LossConfig.rarity_power`` 0.5; ``vase-cmax100-rarity``: that
 with eq. 3's capacity at 100 nats; ``vase-rarity-dream-0.1x``: ``vase-rarity`` with dreaming's eq. 9 weights
 alpha, beta at a tenth; ``vase-rarity-no-hold``: ``vase-rarity`` without the young decoder's hold,
-``ModelConfig.young_decoder_frozen_steps`` 0; ``vase-rarity-hold-flipped``: ``vase-rarity`` holding it only
-for an environment whose sign the pick flipped, ``ModelConfig.young_decoder_hold_for`` "flipped";
-``vase-no-hold``, ``vase-hold-flipped``: ``AGENT_LOOP`` so; ``vase-dream-0.1x``: ``AGENT_LOOP`` with eq. 9's
-weights at a tenth, the weights at which Table 1's maximum accuracy meets CCI-VAE's).
+``ModelConfig.young_decoder_frozen_steps`` 0; ``vase-dream-0.1x``: ``AGENT_LOOP`` with them at a tenth, the
+weights at which Table 1's maximum accuracy meets CCI-VAE's).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
 
@@ -71,19 +69,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         **AGENT_LOOP,
         "loss": {"rarity_power": 0.5},
         "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 0},
-    },
-    "vase-no-hold": {
-        **AGENT_LOOP,
-        "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 0},
-    },
-    "vase-hold-flipped": {
-        **AGENT_LOOP,
-        "model": {**AGENT_LOOP["model"], "young_decoder_hold_for": "flipped"},
-    },
-    "vase-rarity-hold-flipped": {
-        **AGENT_LOOP,
-        "loss": {"rarity_power": 0.5},
-        "model": {**AGENT_LOOP["model"], "young_decoder_hold_for": "flipped"},
     },
     "vase-rarity-dream-0.1x": {
         **AGENT_LOOP,
