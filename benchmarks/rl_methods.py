@@ -23,7 +23,8 @@ decoder released over 250 steps, ``ModelConfig.young_decoder_release_steps``); `
 weighted by their colour's rarity in the batch, ``LossConfig.rarity_power`` 0.5; ``vase-cmax100-rarity``: that
 with eq. 3's capacity at 100 nats; ``vase-rarity-dream-0.1x``: ``vase-rarity`` with dreaming's eq. 9 weights
 alpha, beta at a tenth; ``vase-rarity-no-hold``: ``vase-rarity`` without the young decoder's hold,
-``ModelConfig.young_decoder_frozen_steps`` 0; ``vase-dream-0.1x``: ``AGENT_LOOP`` with them at a tenth, the
+``ModelConfig.young_decoder_frozen_steps`` 0; ``vase-rarity-hold-250``: with it for 250 steps instead of 1,000;
+``vase-dream-0.1x``: ``AGENT_LOOP`` with them at a tenth, the
 weights at which Table 1's maximum accuracy meets CCI-VAE's).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
@@ -69,6 +70,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         **AGENT_LOOP,
         "loss": {"rarity_power": 0.5},
         "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 0},
+    },
+    "vase-rarity-hold-250": {
+        **AGENT_LOOP,
+        "loss": {"rarity_power": 0.5},
+        "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 250},
     },
     "vase-rarity-dream-0.1x": {
         **AGENT_LOOP,
