@@ -31,6 +31,7 @@ from vase_rl.core.losses import (
 from vase_rl.core.model import VASEModel, read_in_view
 from vase_rl.core.preprocess import to_model_input
 from vase_rl.core.step_result import StepResult
+from vase_rl.core.young_decoder import restore_shared, young_hold, zero_shared_grads
 
 NAN = float("nan")
 
@@ -369,12 +370,11 @@ class ContinualLearner(Checkpointable):
         loss = loss + cls_loss if cfg.ablation.infer_env else loss
         young = self._young_decoder_hold(env)
         hold_grads = young is not None and young[1] == 0.0 and cfg.model.young_decoder_hold == "gradients"
-        optimizer_step(
-            self, loss, nll, kl, (lambda: self._zero_shared_decoder_grads(env)) if hold_grads else None
-        )
+        decoder = self.model.decoder
+        optimizer_step(self, loss, nll, kl, (lambda: zero_shared_grads(decoder, env)) if hold_grads else None)
         if young is not None:
             held, keep = young
-            self._restore_shared_decoder(held, env, keep=keep)
+            restore_shared(decoder, held, env, keep=keep)
         scalars = coll.mean([float(t.detach()) for t in (loss, nll.mean(), kl.mean(), reg, cls_loss)])
         self.inference.record(env, mask, scalars[1], alpha)  # a^s and L~_s
         self.visit_steps += 1
@@ -463,55 +463,8 @@ class ContinualLearner(Checkpointable):
             decoder.picked_sign[target] = best[1]
 
     def _young_decoder_hold(self, env: int) -> tuple[dict[str, torch.Tensor], float] | None:
-        """(the decoder's weights before this step, the fraction of the step its shared part keeps) while
-        ``ModelConfig.young_decoder_frozen_steps`` holds it (fraction 0; ``env`` allocated after the first
-        and younger than that; with ``young_decoder_hold_for="flipped"`` only if its sign was picked negative)
-        or ``young_decoder_release_steps`` releases it (fraction (k + 1) / R in the k-th of R steps after the
-        hold), else None."""
-        mc = self.config.model
-        hold, n = mc.young_decoder_frozen_steps, int(self.memory.steps[env])
-        if hold <= 0 or env <= 0 or n >= hold + mc.young_decoder_release_steps:
-            return None
-        picked = self.model.decoder.picked_sign
-        if picked is not None and float(picked[env]) > 0:  # hold_for="flipped" and env kept the sign
-            return None
-        keep = 0.0 if n < hold else (n - hold + 1) / mc.young_decoder_release_steps
-        return {name: p.detach().clone() for name, p in self.model.decoder.named_parameters()}, keep
-
-    def _own_index(self, name: str, env: int) -> tuple[Any, ...] | None:
-        """The entries of decoder parameter ``name`` that belong to environment ``env`` alone (its code column,
-        its output affine), or None for a shared parameter."""
-        if name == "fc1.weight":
-            return (slice(None), self.config.model.latent_dim + env)
-        if name in ("env_scale", "env_bias"):
-            return (env,)
-        return None
-
-    def _pull_shared(
-        self, name: str, t: torch.Tensor, toward: torch.Tensor | float, keep: float, env: int
-    ) -> None:
-        """In place: ``t`` (decoder parameter ``name`` or its gradient) <- keep * t + (1 - keep) * toward, except
-        the entries environment ``env`` owns alone, which stay as they are."""
-        own = self._own_index(name, env)
-        kept = None if own is None else t[own].clone()
-        t.mul_(keep).add_(toward, alpha=1.0 - keep)
-        if kept is not None:
-            t[own] = kept
-
-    @torch.no_grad()
-    def _restore_shared_decoder(self, held: dict[str, torch.Tensor], env: int, keep: float = 0.0) -> None:
-        """Move the decoder back towards ``held`` so that its shared part keeps the fraction ``keep`` of this
-        step's update (0: put back); environment ``env``'s own code column and output affine keep all of it."""
-        for name, p in self.model.decoder.named_parameters():
-            self._pull_shared(name, p, held[name], keep, env)
-
-    @torch.no_grad()
-    def _zero_shared_decoder_grads(self, env: int) -> None:
-        """``ModelConfig.young_decoder_hold == "gradients"``: zero the gradients of the decoder's shared
-        entries (all but environment ``env``'s own), so the optimizer's moments of the held weights decay."""
-        for name, p in self.model.decoder.named_parameters():
-            if p.grad is not None:
-                self._pull_shared(name, p.grad, 0.0, 0.0, env)
+        """:func:`~vase_rl.core.young_decoder.young_hold` of environment ``env`` in this step."""
+        return young_hold(self.model.decoder, self.config.model, env, int(self.memory.steps[env]))
 
     def _classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """q(s|x) averaged over the batch (max_environments,) from the encoder's hidden layer (B, hidden)."""
