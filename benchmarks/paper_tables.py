@@ -271,9 +271,9 @@ def plot_forgetting(results: Sequence[dict[str, Any]], path: Path, title: str) -
         ("accuracy", 1.0, "object-ID change (points)"),
         ("position_mse", 1e4, "position MSE change (1e-4)"),
     )
-    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 0.9 * len(groups) + 2) * 2, 4.2), squeeze=False)
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.0, 0.6 * len(groups) + 2), 7.5), squeeze=False)
     labels = [f"{row}\n{'dis' if mode == 'dis' else 'ent'}" for row, mode in groups]
-    for ax, (metric, scale, name) in zip(axes[0], panels, strict=True):
+    for ax, (metric, scale, name) in zip(axes[:, 0], panels, strict=True):
         for i, runs in enumerate(groups.values()):
             v = (
                 np.array([x for r in runs if (x := forgetting_value(r, metric, "mean_change")) is not None])
@@ -291,8 +291,8 @@ def plot_forgetting(results: Sequence[dict[str, Any]], path: Path, title: str) -
         ax.set_xticks(range(len(labels)), labels, fontsize=8)
         ax.set_ylabel(name)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(title + ": forgetting per row (bar: mean; whisker: 90 % bootstrap interval; dots: seeds)")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.suptitle(title + ": forgetting per row\n(bar: mean; whisker: 90 % bootstrap interval; dots: seeds)")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
