@@ -24,8 +24,8 @@ weighted by their colour's rarity in the batch, ``LossConfig.rarity_power`` 0.5;
 with eq. 3's capacity at 100 nats; ``vase-rarity-dream-0.1x``: ``vase-rarity`` with dreaming's eq. 9 weights
 alpha, beta at a tenth; ``vase-rarity-no-hold``: ``vase-rarity`` without the young decoder's hold,
 ``ModelConfig.young_decoder_frozen_steps`` 0; ``vase-rarity-hold-250``: with it for 250 steps instead of 1,000;
-``vase-dream-0.1x``: ``AGENT_LOOP`` with them at a tenth, the
-weights at which Table 1's maximum accuracy meets CCI-VAE's).
+``vase-dream-0.1x``: ``AGENT_LOOP`` with eq. 9's weights at a tenth, the weights at which Table 1's maximum
+accuracy meets CCI-VAE's).
 :func:`stale_config` tells a finished run whose method has changed since.
 """
 
@@ -41,6 +41,9 @@ finished runs of ``vase-current-sync`` and of the variants measured against it."
 
 DREAM_TENTH: dict[str, Any] = {**AGENT_LOOP["dream"], "alpha": 100.0, "beta": 2.0}
 """``AGENT_LOOP``'s dreaming with eq. 9's weights alpha, beta at a tenth of the paper's 1000 / 20."""
+
+RARITY: dict[str, Any] = {**AGENT_LOOP, "loss": {"rarity_power": 0.5}}
+"""``AGENT_LOOP`` with the reconstruction's pixels weighted by their colour's rarity (``vase-rarity``)."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "vase-paper-anchor": PAPER_LOOP,
@@ -63,24 +66,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "loss": {"c_max": 100.0},
         "inference": {**AGENT_LOOP["inference"], "mask_tolerance": 0.1},
     },
-    "vase-rarity": {**AGENT_LOOP, "loss": {"rarity_power": 0.5}},
+    "vase-rarity": RARITY,
     "vase-cmax100-rarity": {**AGENT_LOOP, "loss": {"c_max": 100.0, "rarity_power": 0.5}},
     "vase-dream-0.1x": {**AGENT_LOOP, "dream": DREAM_TENTH},
-    "vase-rarity-no-hold": {
-        **AGENT_LOOP,
-        "loss": {"rarity_power": 0.5},
-        "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 0},
-    },
-    "vase-rarity-hold-250": {
-        **AGENT_LOOP,
-        "loss": {"rarity_power": 0.5},
-        "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 250},
-    },
-    "vase-rarity-dream-0.1x": {
-        **AGENT_LOOP,
-        "loss": {"rarity_power": 0.5},
-        "dream": DREAM_TENTH,
-    },
+    "vase-rarity-no-hold": {**RARITY, "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 0}},
+    "vase-rarity-hold-250": {**RARITY, "model": {**AGENT_LOOP["model"], "young_decoder_frozen_steps": 250}},
+    "vase-rarity-dream-0.1x": {**RARITY, "dream": DREAM_TENTH},
 }
 """The cpu preset's variants by name: ``VASEConfig.with_overrides`` sections on top of it, explicit whatever
 the preset's defaults (``vase_rl.core.config.PAPER_LOOP``: the paper's anchor and reuse)."""

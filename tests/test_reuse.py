@@ -241,9 +241,8 @@ def test_hold_for_flipped_holds_only_a_contrast_inverted_environment() -> None:
     resumed.load_state_dict(brightened.state_dict())
     assert torch.equal(resumed.model.decoder.picked_sign, brightened.model.decoder.picked_sign)
     plain = _allocate_two("inherit", "input+output", new_env_sign="pick")
-    assert (
-        "decoder.picked_sign" not in plain.model.state_dict()
-    )  # off by default: the state_dict is unchanged
+    # off by default: the state_dict is unchanged
+    assert "decoder.picked_sign" not in plain.model.state_dict()
 
 
 def _held_momentum(hold: str, steps: int) -> tuple[float, float]:
